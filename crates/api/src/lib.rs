@@ -1,0 +1,1 @@
+//! The IronCore networking API types (no I/O).

@@ -1,0 +1,1 @@
+//! A generic Kubernetes-style API server over the revisioned store.

@@ -1,0 +1,1 @@
+//! The pure packet pipeline of ironnet's dataplane (no I/O).

@@ -1,0 +1,1 @@
+//! ironnet's dataplane service: dpservice-compatible gRPC API over TAP ports.

@@ -1,0 +1,1 @@
+//! metalbond: route distribution between hypervisors (wire-compatible with IronCore metalbond).

@@ -133,7 +133,12 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(error_type: ErrorType, path: &Path, bad_value: Option<Value>, detail: impl Into<String>) -> Self {
-        FieldError { error_type, field: path.0.clone(), bad_value, detail: detail.into() }
+        FieldError {
+            error_type,
+            field: path.0.clone(),
+            bad_value,
+            detail: detail.into(),
+        }
     }
 
     /// The field is missing.
@@ -174,12 +179,22 @@ impl FieldError {
 
     /// The string is longer than `max` bytes.
     pub fn too_long(path: &Path, max: usize) -> Self {
-        Self::new(ErrorType::TooLong, path, None, format!("may not be more than {max} bytes"))
+        Self::new(
+            ErrorType::TooLong,
+            path,
+            None,
+            format!("may not be more than {max} bytes"),
+        )
     }
 
     /// The list has `actual` items, more than `max`.
     pub fn too_many(path: &Path, actual: usize, max: usize) -> Self {
-        Self::new(ErrorType::TooMany, path, Some(Value::from(actual)), format!("must have at most {max} items"))
+        Self::new(
+            ErrorType::TooMany,
+            path,
+            Some(Value::from(actual)),
+            format!("must have at most {max} items"),
+        )
     }
 
     /// The value has the wrong JSON type.
@@ -315,7 +330,10 @@ mod tests {
     fn paths_render_like_kubernetes() {
         let p = Path::new("spec").child("ports").index(2).child("port");
         assert_eq!(p.as_str(), "spec.ports[2].port");
-        assert_eq!(Path::new("metadata").child("labels").key("app").as_str(), "metadata.labels[app]");
+        assert_eq!(
+            Path::new("metadata").child("labels").key("app").as_str(),
+            "metadata.labels[app]"
+        );
         assert_eq!(Path::default().child("spec").as_str(), "spec");
     }
 
@@ -326,8 +344,14 @@ mod tests {
             FieldError::invalid(&p, "abc", "must be a number").to_string(),
             r#"spec.id: Invalid value: "abc": must be a number"#
         );
-        assert_eq!(FieldError::invalid(&p, 7, "").to_string(), "spec.id: Invalid value: 7");
-        assert_eq!(FieldError::required(&p, "").to_string(), "spec.id: Required value");
+        assert_eq!(
+            FieldError::invalid(&p, 7, "").to_string(),
+            "spec.id: Invalid value: 7"
+        );
+        assert_eq!(
+            FieldError::required(&p, "").to_string(),
+            "spec.id: Required value"
+        );
         assert_eq!(
             FieldError::forbidden(&p, "field is immutable").to_string(),
             "spec.id: Forbidden: field is immutable"
@@ -336,7 +360,10 @@ mod tests {
             FieldError::not_supported(&p, "Foo", &["Public", "Internal"]).to_string(),
             r#"spec.id: Unsupported value: "Foo": supported values: "Public", "Internal""#
         );
-        assert_eq!(FieldError::duplicate(&p, "x").to_string(), r#"spec.id: Duplicate value: "x""#);
+        assert_eq!(
+            FieldError::duplicate(&p, "x").to_string(),
+            r#"spec.id: Duplicate value: "x""#
+        );
         assert_eq!(
             FieldError::too_long(&p, 63).to_string(),
             "spec.id: Too long: may not be more than 63 bytes"
@@ -345,7 +372,10 @@ mod tests {
             FieldError::too_many(&p, 20, 15).to_string(),
             "spec.id: Too many: 20: must have at most 15 items"
         );
-        assert_eq!(FieldError::required(&p, "").error_type.reason(), "FieldValueRequired");
+        assert_eq!(
+            FieldError::required(&p, "").error_type.reason(),
+            "FieldValueRequired"
+        );
     }
 
     #[test]

@@ -14,9 +14,18 @@
 //! Backends implement [`Store`]; every backend passes the same conformance suite.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+
+mod codec;
+pub mod embedded;
+mod hub;
+mod validate;
+
+pub use validate::MAX_TXN_BYTES;
 
 /// A store revision. Revision 0 is "before the first write"; the first write gets revision 1.
 pub type Revision = u64;
@@ -226,4 +235,97 @@ pub trait Store: Send + Sync + 'static {
 
     /// Discards history before `revision` (latest values are kept).
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
+}
+
+/// The result of a conditional single-key write from [`StoreExt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conditional {
+    /// The condition held. For a create or update: the new key-value; for a delete: the value
+    /// that was removed.
+    Applied(KeyValue),
+    /// The condition failed; nothing was written. The key's current value (`None`: absent),
+    /// like the else-branch of an etcd `Txn`.
+    Conflict(Option<KeyValue>),
+}
+
+/// Single-key conditional writes built on [`Store::txn`], in the shapes kube-apiserver uses.
+#[async_trait::async_trait]
+pub trait StoreExt: Store {
+    /// Creates `key` if it does not exist.
+    async fn create(&self, key: &str, value: Bytes) -> Result<Conditional, StoreError> {
+        self.update(key, value, 0).await
+    }
+
+    /// Writes `key` if its `mod_revision` equals `expected_mod_revision` (0: it must not exist).
+    async fn update(&self, key: &str, value: Bytes, expected_mod_revision: Revision) -> Result<Conditional, StoreError> {
+        let txn = Txn {
+            compares: vec![Compare { key: key.to_owned(), mod_revision: expected_mod_revision }],
+            ops: vec![Op::Put { key: key.to_owned(), value }],
+        };
+        match self.txn(txn).await? {
+            TxnOutcome::Succeeded { mut results, .. } => results
+                .pop()
+                .flatten()
+                .map(Conditional::Applied)
+                .ok_or_else(|| StoreError::Backend("put returned no key-value".into())),
+            TxnOutcome::Failed { mut current } => Ok(Conditional::Conflict(current.pop().flatten())),
+        }
+    }
+
+    /// Writes `key` unconditionally; returns the new key-value.
+    async fn put(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
+        let txn = Txn { compares: vec![], ops: vec![Op::Put { key: key.to_owned(), value }] };
+        match self.txn(txn).await? {
+            TxnOutcome::Succeeded { mut results, .. } => {
+                results.pop().flatten().ok_or_else(|| StoreError::Backend("put returned no key-value".into()))
+            }
+            TxnOutcome::Failed { .. } => Err(StoreError::Backend("unconditional put failed a compare".into())),
+        }
+    }
+
+    /// Deletes `key` if its `mod_revision` equals `expected_mod_revision` (which must be > 0);
+    /// returns the removed value.
+    async fn delete(&self, key: &str, expected_mod_revision: Revision) -> Result<Conditional, StoreError> {
+        if expected_mod_revision == 0 {
+            return Err(StoreError::InvalidRequest("delete needs the expected mod_revision (> 0)".into()));
+        }
+        let txn = Txn {
+            compares: vec![Compare { key: key.to_owned(), mod_revision: expected_mod_revision }],
+            ops: vec![Op::Delete { key: key.to_owned() }],
+        };
+        match self.txn(txn).await? {
+            TxnOutcome::Succeeded { mut results, .. } => results
+                .pop()
+                .flatten()
+                .map(Conditional::Applied)
+                .ok_or_else(|| StoreError::Backend("delete of an existing key removed nothing".into())),
+            TxnOutcome::Failed { mut current } => Ok(Conditional::Conflict(current.pop().flatten())),
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+/// Which backend [`open`] creates.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// The embedded redb store in one file.
+    Embedded {
+        /// The database file (created if missing).
+        path: PathBuf,
+        /// Retention, watch window and batching settings.
+        options: embedded::EmbeddedOptions,
+    },
+}
+
+/// Opens the configured backend.
+pub async fn open(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Embedded { path, options } => {
+            let store = tokio::task::spawn_blocking(move || embedded::EmbeddedStore::open(path, options))
+                .await
+                .map_err(|e| StoreError::Backend(format!("open task failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+    }
 }

@@ -1,0 +1,163 @@
+//! Reads from a redb MVCC snapshot: gets, lists (at the current or an older revision) and
+//! history for watches.
+//!
+//! Older revisions are reconstructed from the `log` table instead of keeping an MVCC index: the
+//! state of a key at revision `r` is its current value unless an event after `r` touched it, in
+//! which case it is the *previous value* recorded with the first such event. This keeps writes
+//! to one `kv` row plus one `log` row per revision, and makes a read at an old revision cost
+//! O(changes since then) on top of the current-state scan.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use redb::ReadTransaction;
+
+use super::tables::{DbError, KV, LOG, MetaRevisions, read_meta};
+use crate::codec::{decode_kv, decode_log};
+use crate::{Event, KeyValue, ListOptions, ListPage, Revision, StoreError};
+
+/// Checks that `requested` is readable given the snapshot's revisions.
+pub fn check_revision(requested: Revision, meta: MetaRevisions) -> Result<(), StoreError> {
+    if requested < meta.compact {
+        return Err(StoreError::Compacted { requested, compact_revision: meta.compact });
+    }
+    if requested > meta.current {
+        return Err(StoreError::FutureRevision { requested, current: meta.current });
+    }
+    Ok(())
+}
+
+/// For every key under `prefix` (and after `start_after`) changed after `revision`, its state at
+/// `revision` (`None`: absent then).
+fn overlay(
+    txn: &ReadTransaction,
+    prefix: &str,
+    start_after: Option<&str>,
+    revision: Revision,
+) -> Result<BTreeMap<String, Option<KeyValue>>, DbError> {
+    let log = txn.open_table(LOG)?;
+    let mut states = BTreeMap::new();
+    for entry in log.range(revision + 1..)? {
+        let (rev, raw) = entry?;
+        for event in decode_log(rev.value(), raw.value())? {
+            let key = &event.kv.key;
+            if !key.starts_with(prefix) || start_after.is_some_and(|s| key.as_str() <= s) {
+                continue;
+            }
+            if !states.contains_key(key) {
+                states.insert(event.kv.key.clone(), event.prev);
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// Reads one key at the snapshot's current revision or at `revision`.
+pub fn get(txn: &ReadTransaction, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>, DbError> {
+    let meta = read_meta(txn)?;
+    let kv = txn.open_table(KV)?;
+    let current = kv.get(key)?.map(|g| decode_kv(key, g.value())).transpose()?;
+    match revision {
+        None => Ok(current),
+        Some(r) => {
+            check_revision(r, meta)?;
+            if r == meta.current {
+                return Ok(current);
+            }
+            let log = txn.open_table(LOG)?;
+            for entry in log.range(r + 1..)? {
+                let (rev, raw) = entry?;
+                if let Some(event) = decode_log(rev.value(), raw.value())?.into_iter().find(|e| e.kv.key == key) {
+                    return Ok(event.prev);
+                }
+            }
+            Ok(current)
+        }
+    }
+}
+
+/// Lists keys under `prefix` consistently at one revision; see [`crate::Store::list`].
+pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Result<ListPage, DbError> {
+    let meta = read_meta(txn)?;
+    let revision = options.revision.unwrap_or(meta.current);
+    check_revision(revision, meta)?;
+    let limit = options.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let start_after = options.start_after.as_deref();
+    let mut changed = if revision < meta.current {
+        overlay(txn, prefix, start_after, revision)?
+    } else {
+        BTreeMap::new()
+    }
+    .into_iter()
+    .peekable();
+
+    let kv = txn.open_table(KV)?;
+    let lower = match start_after {
+        Some(s) if s >= prefix => Bound::Excluded(s),
+        _ => Bound::Included(prefix),
+    };
+    let mut current = kv.range::<&str>((lower, Bound::Unbounded))?.peekable();
+    let mut items = Vec::new();
+    let mut more = false;
+    loop {
+        // The next key in order from either source; the overlay (state at `revision`) wins.
+        let next_current = match current.peek() {
+            Some(Ok((k, _))) if k.value().starts_with(prefix) => Some(k.value().to_owned()),
+            Some(Ok(_)) | None => None,
+            Some(Err(_)) => {
+                let Some(Err(e)) = current.next() else { unreachable!("peeked an error") };
+                return Err(e.into());
+            }
+        };
+        let next_changed = changed.peek().map(|(k, _)| k.clone());
+        let item = match (next_current, next_changed) {
+            (None, None) => break,
+            (Some(c), Some(o)) if c == o => {
+                current.next();
+                changed.next().and_then(|(_, state)| state)
+            }
+            (Some(c), Some(o)) if o < c => changed.next().and_then(|(_, state)| state),
+            (Some(c), _) => {
+                let Some(Ok((_, v))) = current.next() else { unreachable!("peeked a value") };
+                Some(decode_kv(&c, v.value())?)
+            }
+            (None, Some(_)) => changed.next().and_then(|(_, state)| state),
+        };
+        if let Some(item) = item {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(item);
+        }
+    }
+    Ok(ListPage { items, revision, more })
+}
+
+/// Reads the events of revisions in `(after, until]` under `prefix`, at most `max_revisions`
+/// revisions; returns them and the revision through which they are complete.
+pub fn history(
+    txn: &ReadTransaction,
+    prefix: &str,
+    after: Revision,
+    until: Revision,
+    max_revisions: usize,
+) -> Result<(Vec<Event>, Revision), DbError> {
+    let meta = read_meta(txn)?;
+    if after < meta.compact {
+        return Err(StoreError::Compacted { requested: after, compact_revision: meta.compact }.into());
+    }
+    let until = until.min(meta.current);
+    let log = txn.open_table(LOG)?;
+    let mut events = Vec::new();
+    let mut through = until;
+    for (n, entry) in log.range(after + 1..=until)?.enumerate() {
+        let (rev, raw) = entry?;
+        if n == max_revisions {
+            through = rev.value() - 1;
+            break;
+        }
+        events.extend(decode_log(rev.value(), raw.value())?.into_iter().filter(|e| e.kv.key.starts_with(prefix)));
+    }
+    Ok((events, through.max(after)))
+}

@@ -1,0 +1,272 @@
+//! The single writer: group commit of queued transactions into one durable redb write
+//! transaction, revision assignment, compaction, and publication to the watch hub.
+//!
+//! It runs on a dedicated OS thread because a redb commit blocks on `fsync`. Callers enqueue
+//! requests on an unbounded channel and await a oneshot reply; the queue is bounded in practice
+//! by the number of concurrent callers, each of which has at most one request in flight.
+
+use std::mem;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Instant;
+
+use redb::{Database, ReadableTable, Table};
+use tokio::sync::oneshot;
+
+use super::compaction::{CommitTimeline, RetentionPolicy};
+use super::tables::{DbError, KV, LOG, META, META_COMPACT, META_CURRENT};
+use crate::codec::{decode_kv, encode_kv, encode_log, kv_mod_revision};
+use crate::hub::{RevisionEvents, WatchHub};
+use crate::{Event, EventKind, KeyValue, Op, Revision, StoreError, Txn, TxnOutcome};
+
+/// A request to the writer.
+#[derive(Debug)]
+pub enum Request {
+    /// Run a (validated) transaction.
+    Txn {
+        /// The transaction.
+        txn: Txn,
+        /// Its encoded size, for batch sizing.
+        size: usize,
+        /// Where the outcome goes once durable.
+        reply: oneshot::Sender<Result<TxnOutcome, StoreError>>,
+    },
+    /// Compact history before `revision`.
+    Compact {
+        /// The new compaction revision.
+        revision: Revision,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// Revisions shared with readers for cheap `current_revision`/`compact_revision` calls.
+#[derive(Debug, Default)]
+pub struct SharedRevisions {
+    /// Latest committed revision.
+    pub current: AtomicU64,
+    /// Compaction revision.
+    pub compact: AtomicU64,
+}
+
+/// Group-commit limits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Maximum transactions per commit.
+    pub max_txns: usize,
+    /// Maximum bytes of keys and values per commit (a larger single transaction still commits).
+    pub max_bytes: usize,
+}
+
+type PendingTxn = (Txn, oneshot::Sender<Result<TxnOutcome, StoreError>>);
+
+/// The writer's state; see the module documentation.
+pub struct Writer {
+    /// The database (shared with readers).
+    pub db: Arc<Database>,
+    /// Where committed events are published.
+    pub hub: Arc<WatchHub>,
+    /// Revisions mirrored for readers.
+    pub shared: Arc<SharedRevisions>,
+    /// Latest committed revision.
+    pub current: Revision,
+    /// Compaction revision.
+    pub compact: Revision,
+    /// Retention policy for automatic compaction.
+    pub policy: RetentionPolicy,
+    /// Group-commit limits.
+    pub batch: BatchLimits,
+}
+
+impl Writer {
+    /// Serves requests until every sender is dropped, then ends all watches.
+    pub fn run(mut self, rx: Receiver<Request>) {
+        let mut timeline = CommitTimeline::default();
+        timeline.record(Instant::now(), self.current);
+        let mut last_check = Instant::now();
+        loop {
+            let first = match rx.recv_timeout(self.policy.check_interval) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => {
+                    last_check = Instant::now();
+                    self.auto_compact(&mut timeline);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut queue = vec![first];
+            let mut bytes = 0;
+            while queue.len() < self.batch.max_txns && bytes < self.batch.max_bytes {
+                match rx.try_recv() {
+                    Ok(request) => {
+                        if let Request::Txn { size, .. } = &request {
+                            bytes += size;
+                        }
+                        queue.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut txns: Vec<PendingTxn> = Vec::new();
+            for request in queue {
+                match request {
+                    Request::Txn { txn, reply, .. } => txns.push((txn, reply)),
+                    Request::Compact { revision, reply } => {
+                        self.commit_txns(mem::take(&mut txns), &mut timeline);
+                        let _ = reply.send(self.compact_to(revision));
+                    }
+                }
+            }
+            self.commit_txns(txns, &mut timeline);
+            if last_check.elapsed() >= self.policy.check_interval {
+                last_check = Instant::now();
+                self.auto_compact(&mut timeline);
+            }
+        }
+        self.hub.close();
+    }
+
+    fn auto_compact(&mut self, timeline: &mut CommitTimeline) {
+        if let Some(target) = timeline.target(&self.policy, Instant::now(), self.current, self.compact)
+            && let Err(error) = self.compact_to(target)
+        {
+            tracing::warn!(%error, target, "automatic compaction failed");
+        }
+    }
+
+    /// Applies `txns` in order in one write transaction and commits it durably.
+    fn commit_txns(&mut self, txns: Vec<PendingTxn>, timeline: &mut CommitTimeline) {
+        if txns.is_empty() {
+            return;
+        }
+        let result = (|| -> Result<_, DbError> {
+            let wtxn = self.db.begin_write()?;
+            let mut outcomes = Vec::with_capacity(txns.len());
+            let mut published = Vec::new();
+            let mut next = self.current + 1;
+            {
+                let mut kv = wtxn.open_table(KV)?;
+                let mut log = wtxn.open_table(LOG)?;
+                for (txn, _) in &txns {
+                    let (outcome, events) = apply(&mut kv, txn, next)?;
+                    if !events.is_empty() {
+                        log.insert(next, encode_log(&events).as_slice())?;
+                        published.push(RevisionEvents { revision: next, events });
+                        next += 1;
+                    }
+                    outcomes.push(outcome);
+                }
+                wtxn.open_table(META)?.insert(META_CURRENT, next - 1)?;
+            }
+            wtxn.commit()?;
+            Ok((outcomes, published, next - 1))
+        })();
+        match result {
+            Ok((outcomes, published, current)) => {
+                self.current = current;
+                self.shared.current.store(current, Ordering::Release);
+                timeline.record(Instant::now(), current);
+                self.hub.publish(published, current);
+                for ((_, reply), outcome) in txns.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "store commit failed; the batch was rolled back");
+                let error = StoreError::from(error);
+                for (_, reply) in txns {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Sets the compaction revision and deletes the history before it.
+    fn compact_to(&mut self, revision: Revision) -> Result<(), StoreError> {
+        if revision <= self.compact {
+            return Err(StoreError::Compacted { requested: revision, compact_revision: self.compact });
+        }
+        if revision > self.current {
+            return Err(StoreError::FutureRevision { requested: revision, current: self.current });
+        }
+        (|| -> Result<(), DbError> {
+            let wtxn = self.db.begin_write()?;
+            {
+                let mut log = wtxn.open_table(LOG)?;
+                log.retain_in(..=revision, |_, _| false)?;
+                wtxn.open_table(META)?.insert(META_COMPACT, revision)?;
+            }
+            wtxn.commit()?;
+            Ok(())
+        })()?;
+        self.compact = revision;
+        self.shared.compact.store(revision, Ordering::Release);
+        self.hub.set_compact_revision(revision);
+        tracing::debug!(revision, "compacted store history");
+        Ok(())
+    }
+}
+
+/// Applies one transaction at revision `rev` to the `kv` table; returns the outcome and the
+/// events (empty when nothing changed, in which case `rev` is not used).
+fn apply(
+    kv: &mut Table<'_, &str, &[u8]>,
+    txn: &Txn,
+    rev: Revision,
+) -> Result<(TxnOutcome, Vec<Event>), DbError> {
+    let mut holds = true;
+    for compare in &txn.compares {
+        let actual = match kv.get(compare.key.as_str())? {
+            Some(raw) => kv_mod_revision(raw.value())?,
+            None => 0,
+        };
+        holds &= actual == compare.mod_revision;
+    }
+    if !holds {
+        let mut current = Vec::with_capacity(txn.compares.len());
+        for compare in &txn.compares {
+            let kv = kv.get(compare.key.as_str())?.map(|raw| decode_kv(&compare.key, raw.value())).transpose()?;
+            current.push(kv);
+        }
+        return Ok((TxnOutcome::Failed { current }, Vec::new()));
+    }
+    let mut events = Vec::with_capacity(txn.ops.len());
+    let mut results = Vec::with_capacity(txn.ops.len());
+    for op in &txn.ops {
+        match op {
+            Op::Put { key, value } => {
+                let prev = kv.get(key.as_str())?.map(|raw| decode_kv(key, raw.value())).transpose()?;
+                let new = KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
+                    mod_revision: rev,
+                    version: prev.as_ref().map_or(1, |p| p.version + 1),
+                };
+                kv.insert(key.as_str(), encode_kv(&new).as_slice())?;
+                events.push(Event { kind: EventKind::Put, kv: new.clone(), prev });
+                results.push(Some(new));
+            }
+            Op::Delete { key } => {
+                let prev = kv.remove(key.as_str())?.map(|raw| decode_kv(key, raw.value())).transpose()?;
+                if let Some(prev) = &prev {
+                    events.push(Event {
+                        kind: EventKind::Delete,
+                        kv: KeyValue {
+                            key: key.clone(),
+                            value: bytes::Bytes::new(),
+                            create_revision: 0,
+                            mod_revision: rev,
+                            version: 0,
+                        },
+                        prev: Some(prev.clone()),
+                    });
+                }
+                results.push(prev);
+            }
+        }
+    }
+    let revision = if events.is_empty() { rev - 1 } else { rev };
+    Ok((TxnOutcome::Succeeded { revision, results }, events))
+}

@@ -6,5 +6,6 @@ pub mod proto {
     tonic::include_proto!("dpdkironcore.v1");
 }
 
+pub mod config;
 pub mod tap;
 pub mod validate;

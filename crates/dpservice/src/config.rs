@@ -1,0 +1,236 @@
+//! Command-line configuration of the service, modelled on dpservice's options (spec §B.20), plus
+//! the TAP-specific port options ironnet needs because it creates its ports itself.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use crate::tap::{MAX_IFNAME_LEN, parse_mac};
+
+/// Why a port specification or the configuration as a whole was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--vf` / `--pfN` value could not be parsed.
+    #[error("invalid port specification {spec:?}: {reason}")]
+    BadPortSpec {
+        /// The offending value.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two ports share a TAP name, MAC or device name.
+    #[error("duplicate {what} {value:?}")]
+    Duplicate {
+        /// `TAP name`, `MAC` or `device name`.
+        what: &'static str,
+        /// The duplicated value.
+        value: String,
+    },
+}
+
+/// One port: the TAP netdev name, the port's own MAC (source of frames the dataplane sends),
+/// the MAC of the netdev (the VM's NIC or the router's interface), and for VFs the device name
+/// clients pass in `CreateInterface.device_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// TAP netdev name.
+    pub tap: String,
+    /// The dataplane's own MAC on this port.
+    pub mac: [u8; 6],
+    /// The MAC given to the TAP netdev (the peer: VM NIC or underlay router).
+    pub peer_mac: [u8; 6],
+    /// Name under which gRPC clients address the port.
+    pub device: String,
+}
+
+/// A deterministic, locally administered MAC pair derived from a TAP name, so that ports are
+/// stable across restarts without configuration: own `02:..`, peer `06:..`.
+fn derived_macs(name: &str) -> ([u8; 6], [u8; 6]) {
+    // FNV-1a: tiny, stable, and good enough to spread names over 40 bits.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    ([0x02, b[0], b[1], b[2], b[3], b[4]], [0x06, b[0], b[1], b[2], b[3], b[4]])
+}
+
+impl PortSpec {
+    /// Parses `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]`. Unset MACs are derived from the
+    /// name; the device name defaults to the TAP name.
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let bad = |reason: &str| ConfigError::BadPortSpec { spec: spec.to_owned(), reason: reason.to_owned() };
+        let mut parts = spec.split(',');
+        let tap = parts.next().unwrap_or_default().to_owned();
+        if tap.is_empty() || tap.len() > MAX_IFNAME_LEN || tap.contains('=') {
+            return Err(bad("the TAP name must be 1..=15 characters and come first"));
+        }
+        let (mut mac, mut peer_mac) = derived_macs(&tap);
+        let mut device = tap.clone();
+        for part in parts {
+            let (key, value) = part.split_once('=').ok_or_else(|| bad("options are key=value"))?;
+            let parse_unicast = |v: &str| {
+                parse_mac(v).filter(|m| m[0] & 1 == 0 && *m != [0; 6]).ok_or_else(|| bad("bad unicast MAC"))
+            };
+            match key {
+                "mac" => mac = parse_unicast(value)?,
+                "peer-mac" => peer_mac = parse_unicast(value)?,
+                "device" if !value.is_empty() && value.len() <= crate::validate::MAX_ID_LEN => {
+                    device = value.to_owned()
+                }
+                "device" => return Err(bad("device name must be 1..=63 characters")),
+                _ => return Err(bad("unknown option (mac, peer-mac, device)")),
+            }
+        }
+        if mac == peer_mac {
+            return Err(bad("mac and peer-mac must differ"));
+        }
+        Ok(PortSpec { tap, mac, peer_mac, device })
+    }
+}
+
+fn parse_port(s: &str) -> Result<PortSpec, String> {
+    PortSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_mac_arg(s: &str) -> Result<[u8; 6], String> {
+    parse_mac(s).ok_or_else(|| format!("invalid MAC {s:?}"))
+}
+
+/// `ironnet dpservice` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DpServiceArgs {
+    /// First uplink: `NAME[,mac=MAC][,peer-mac=MAC]` (the TAP towards the underlay router).
+    #[arg(long, value_parser = parse_port)]
+    pub pf0: PortSpec,
+    /// Optional second uplink, same syntax as --pf0.
+    #[arg(long, value_parser = parse_port)]
+    pub pf1: Option<PortSpec>,
+    /// A VM port: `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]`; repeatable, in port order.
+    #[arg(long = "vf", value_parser = parse_port)]
+    pub vfs: Vec<PortSpec>,
+    /// Host underlay IPv6 address; its /64 prefixes every generated underlay address.
+    #[arg(long)]
+    pub ipv6: Ipv6Addr,
+    /// MAC of the underlay router (destination of encapsulated frames). Default: pf0's peer MAC,
+    /// i.e. whatever owns the kernel side of the pf0 TAP.
+    #[arg(long, value_parser = parse_mac_arg)]
+    pub router_mac: Option<[u8; 6]>,
+    /// gRPC listen port (on [::]).
+    #[arg(long, default_value_t = 1337, value_parser = clap::value_parser!(u16).range(1024..=65535))]
+    pub grpc_port: u16,
+    /// DHCP option 26 (MTU), 68..=1500.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(68..=1500))]
+    pub dhcp_mtu: u16,
+    /// DHCP DNS server (option 6); repeatable.
+    #[arg(long)]
+    pub dhcp_dns: Vec<Ipv4Addr>,
+    /// DHCPv6 DNS server (option 23); repeatable.
+    #[arg(long)]
+    pub dhcpv6_dns: Vec<Ipv6Addr>,
+    /// Idle timeout of flows other than established TCP, in seconds (1..=300).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub flow_timeout: u64,
+    /// Share of IPv4 egress flows sent via pf0, in percent (0..=100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub wcmp: u8,
+    /// Answer neighbour/router solicitations and send router advertisements on VM ports.
+    #[arg(long)]
+    pub enable_ipv6_overlay: bool,
+    /// Compute firewall verdicts but never drop (dpservice's behaviour).
+    #[arg(long)]
+    pub no_firewall_enforcement: bool,
+}
+
+impl DpServiceArgs {
+    /// Checks what clap cannot: names, MACs and device names are unique across all ports.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ports: Vec<&PortSpec> = std::iter::once(&self.pf0).chain(&self.pf1).chain(&self.vfs).collect();
+        let mut names = std::collections::HashSet::new();
+        let mut macs = std::collections::HashSet::new();
+        let mut devices = std::collections::HashSet::new();
+        for p in &ports {
+            if !names.insert(p.tap.as_str()) {
+                return Err(ConfigError::Duplicate { what: "TAP name", value: p.tap.clone() });
+            }
+            for m in [p.mac, p.peer_mac] {
+                if !macs.insert(m) {
+                    return Err(ConfigError::Duplicate { what: "MAC", value: crate::tap::format_mac(m) });
+                }
+            }
+            if !devices.insert(p.device.as_str()) {
+                return Err(ConfigError::Duplicate { what: "device name", value: p.device.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The flow timeout as a duration.
+    pub fn flow_timeout(&self) -> Duration {
+        Duration::from_secs(self.flow_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DpServiceArgs,
+    }
+
+    #[test]
+    fn port_specs() {
+        let p = PortSpec::parse("vm1tap,mac=02:00:00:00:00:0a,device=net_tap2").unwrap();
+        assert_eq!(p.tap, "vm1tap");
+        assert_eq!(p.mac, [2, 0, 0, 0, 0, 0x0a]);
+        assert_eq!(p.device, "net_tap2");
+        assert_eq!(p.peer_mac, derived_macs("vm1tap").1);
+        let d = PortSpec::parse("pf0").unwrap();
+        assert_eq!(d.device, "pf0");
+        assert_ne!(d.mac, d.peer_mac);
+        assert_eq!(d, PortSpec::parse("pf0").unwrap(), "derived MACs are stable");
+        for bad in [
+            "",
+            "a234567890123456",
+            "x,mac=01:00:00:00:00:01",
+            "x,mac=zz",
+            "x,foo=1",
+            "x,device=",
+            "x,mac",
+            "x,mac=02:00:00:00:00:01,peer-mac=02:00:00:00:00:01",
+        ] {
+            assert!(PortSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_with_upstream_defaults_and_ranges() {
+        let cli = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "v0", "--vf", "v1"]).unwrap();
+        let a = cli.args;
+        assert_eq!(a.grpc_port, 1337);
+        assert_eq!(a.dhcp_mtu, 1500);
+        assert_eq!(a.flow_timeout(), Duration::from_secs(30));
+        assert_eq!(a.wcmp, 100);
+        assert_eq!(a.vfs.len(), 2);
+        assert!(a.validate().is_ok());
+        for bad in [
+            vec!["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--dhcp-mtu", "67"],
+            vec!["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--grpc-port", "80"],
+            vec!["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--wcmp", "101"],
+            vec!["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--flow-timeout", "0"],
+            vec!["x", "--pf0", "up0", "--ipv6", "10.0.0.1"],
+            vec!["x", "--ipv6", "fc00:1::1"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+        }
+        let dup = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "up0"]).unwrap();
+        assert!(matches!(dup.args.validate(), Err(ConfigError::Duplicate { what: "TAP name", .. })));
+        let dup = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "a,device=d", "--vf", "b,device=d"])
+            .unwrap();
+        assert!(matches!(dup.args.validate(), Err(ConfigError::Duplicate { what: "device name", .. })));
+    }
+}

@@ -1,0 +1,212 @@
+//! Connection drivers: the socket side of a session (reading, timers, batched writing, redialling).
+//!
+//! Each connection has a reader task (this module's [`run_session`]) that decodes frames, drives the
+//! [`Session`] state machine and hands route messages to the engine, and a writer task that drains the peer's
+//! outgoing queue. The writer batches queued frames into one write of at most `max_write_bytes` (never splitting a
+//! frame), so a burst of updates costs few syscalls while a lone message still goes out immediately.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{CodecError, MessageCodec};
+use crate::engine::PeerId;
+use crate::instance::Core;
+use crate::session::{ConnectionState, Direction, Session, SessionError};
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The protocol state machine reset the session (timeout, unexpected message).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A frame could not be decoded, or the socket failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// Closed locally (reset, peer removal or shutdown).
+    #[error("connection closed locally")]
+    Cancelled,
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>, max_write: usize) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(256);
+    let mut buf: Vec<u8> = Vec::with_capacity(max_write);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        for frame in batch.drain(..) {
+            if buf.len() + frame.len() > max_write && !buf.is_empty() {
+                if wr.write_all(&buf).await.is_err() {
+                    return;
+                }
+                buf.clear();
+            }
+            buf.extend_from_slice(&frame);
+        }
+        // The queue is drained (or the batch limit reached): flush what we have.
+        if !buf.is_empty() {
+            if wr.write_all(&buf).await.is_err() {
+                return;
+            }
+            buf.clear();
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Runs one session on an open connection until it ends, then cleans up the peer's routes.
+///
+/// `cancel` closes the connection from our side (reset or removal).
+pub(crate) async fn run_session(
+    core: Arc<Core>,
+    id: PeerId,
+    stream: TcpStream,
+    direction: Direction,
+    cancel: CancellationToken,
+) -> ConnectionError {
+    // Like Go's default: every write goes out at once instead of waiting for an ACK (Nagle).
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(write_loop(wr, rx, core.config.max_write_bytes));
+    let mut session = Session::new(direction, core.config.timers(), Instant::now());
+    {
+        let mut engine = core.lock();
+        if let Some(peer) = engine.peers.get_mut(&id) {
+            peer.tx = Some(tx.clone());
+            peer.conn_cancel = Some(cancel.clone());
+            peer.state = ConnectionState::Connecting;
+        }
+        if let Some(hello) = session.start() {
+            send(&tx, &hello);
+            engine.set_state(id, session.state());
+        }
+    }
+    core.notify();
+    let mut frames = FramedRead::with_capacity(rd, MessageCodec, 64 * 1024);
+    let error = loop {
+        let deadline = tokio::time::Instant::from_std(session.next_deadline());
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break ConnectionError::Cancelled,
+            item = frames.next() => {
+                let msg = match item {
+                    None => break ConnectionError::Closed,
+                    Some(Err(e)) => break e.into(),
+                    Some(Ok(msg)) => msg,
+                };
+                let before = session.state();
+                let step = match session.on_message(msg, Instant::now()) {
+                    Ok(step) => step,
+                    Err(e) => break e.into(),
+                };
+                if let Some(reply) = &step.reply {
+                    send(&tx, reply);
+                }
+                if step.established || step.deliver.is_some() || session.state() != before {
+                    let mut engine = core.lock();
+                    if step.established {
+                        engine.established(id, session.peer_is_server());
+                    } else if session.state() != before {
+                        engine.set_state(id, session.state());
+                    }
+                    if let Some(msg) = step.deliver {
+                        engine.deliver(id, msg);
+                    }
+                }
+                if session.state() != before {
+                    core.notify();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => match session.poll(Instant::now()) {
+                Ok(Some(keepalive)) => send(&tx, &keepalive),
+                Ok(None) => {}
+                Err(e) => break e.into(),
+            },
+        }
+    };
+    writer.abort();
+    let next_state = match direction {
+        Direction::Incoming => ConnectionState::Closed,
+        Direction::Outgoing => ConnectionState::Retry,
+    };
+    core.lock().peer_down(id, next_state);
+    core.notify();
+    error
+}
+
+fn send(tx: &mpsc::UnboundedSender<Bytes>, msg: &crate::codec::Message) {
+    match msg.to_frame() {
+        Ok(frame) => {
+            let _ = tx.send(frame);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot encode protocol message"),
+    }
+}
+
+/// Dials `addr` (optionally from `local`) until `stop` is cancelled, running a session on every connection and
+/// waiting a random `retry_min..=retry_max` between attempts.
+pub(crate) async fn run_outgoing(
+    core: Arc<Core>,
+    id: PeerId,
+    addr: String,
+    local: Option<std::net::IpAddr>,
+    stop: CancellationToken,
+) {
+    loop {
+        core.lock().set_state(id, ConnectionState::Connecting);
+        core.notify();
+        let dial = tokio::time::timeout(core.config.connect_timeout, dial(&addr, local));
+        let result = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = dial => r,
+        };
+        match result {
+            Ok(Ok(stream)) => {
+                tracing::info!(peer = %addr, "connected");
+                let error = run_session(core.clone(), id, stream, Direction::Outgoing, stop.child_token()).await;
+                tracing::info!(peer = %addr, %error, "session ended");
+            }
+            Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connect failed"),
+            Err(_) => tracing::debug!(peer = %addr, "connect timed out"),
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        core.lock().set_state(id, ConnectionState::Retry);
+        core.notify();
+        let delay = core.config.retry_delay();
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    core.lock().set_state(id, ConnectionState::Closed);
+    core.notify();
+}
+
+async fn dial(addr: &str, local: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local) = local else { return TcpStream::connect(addr).await };
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"));
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        match socket.connect(target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

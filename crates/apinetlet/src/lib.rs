@@ -1,0 +1,1 @@
+//! apinetlet: translates `networking.ironcore.dev` objects into `core.apinet.ironcore.dev` objects.

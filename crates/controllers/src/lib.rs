@@ -1,0 +1,15 @@
+//! ironnet's control-plane reconcilers.
+//!
+//! Every controller is a thin kube-rs shell over a pure decision function in this crate: the decision
+//! functions take plain views of the objects involved and return what has to be written, so they can be tested
+//! exhaustively without an API server.
+
+pub mod ephemeral;
+pub mod lb_routing;
+pub mod nat;
+pub mod net;
+pub mod peering;
+pub mod protection;
+pub mod release;
+pub mod scheduler;
+pub mod selector;

@@ -1,0 +1,152 @@
+//! `Network` (`core.apinet.ironcore.dev`): a network with its VNI (`spec.id`, allocated by the API server).
+
+use std::collections::BTreeMap;
+
+use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::IPPrefix;
+use crate::kind::ApiKind;
+use crate::validation::{self, NameRule, meta};
+
+use super::{INVALID_VNI, parse_vni};
+
+/// The spec field the VNI allocator fills when empty (JSON path).
+pub const ALLOCATED_ID_FIELD: &str = "spec.id";
+
+/// A prefix exported to a peer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PeeringPrefix {
+    /// Name of the prefix entry.
+    #[serde(default)]
+    pub name: String,
+    /// The prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<IPPrefix>,
+}
+
+/// A peering with another apinet Network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkPeering {
+    /// Name of the peering.
+    #[serde(default)]
+    pub name: String,
+    /// VNI of the peer Network.
+    #[serde(default)]
+    pub id: String,
+    /// Prefixes of this Network exported to the peer; empty exports everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<PeeringPrefix>,
+}
+
+/// The desired state of an apinet Network.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "core.apinet.ironcore.dev",
+    version = "v1alpha1",
+    kind = "Network",
+    plural = "networks",
+    namespaced,
+    status = "NetworkStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"ID","type":"string","jsonPath":".spec.id"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    selectable = ".spec.id"
+)]
+pub struct NetworkSpec {
+    /// The VNI, as a canonical decimal string; allocated by the API server when empty. Immutable.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Peerings with other Networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peerings: Vec<NetworkPeering>,
+}
+
+/// The state of a peering on one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum NetworkPeeringState {
+    /// Not (yet) in place.
+    Pending,
+    /// In place.
+    Ready,
+    /// Failed.
+    Error,
+}
+
+/// The observed state of a peering on one partition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkPeeringStatus {
+    /// VNI of the peer.
+    #[serde(default)]
+    pub id: i32,
+    /// State of the peering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<NetworkPeeringState>,
+}
+
+/// The observed state of an apinet Network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkStatus {
+    /// Peering states keyed by partition name; written by metalnetlet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peerings: BTreeMap<String, Vec<NetworkPeeringStatus>>,
+}
+
+/// Validates a spec at `path`: `id` (when set) and peer ids are canonical VNIs, peering names unique.
+pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if !spec.id.is_empty() && parse_vni(&spec.id).is_none_or(|v| v <= 0) {
+        errs.push(FieldError::invalid(&path.child("id"), spec.id.as_str(), INVALID_VNI));
+    }
+    for (i, peering) in spec.peerings.iter().enumerate() {
+        let p = path.child("peerings").index(i);
+        if spec.peerings[..i].iter().any(|e| e.name == peering.name) {
+            errs.push(FieldError::duplicate(&p.child("name"), peering.name.as_str()));
+        }
+        if parse_vni(&peering.id).is_none_or(|v| v <= 0) {
+            errs.push(FieldError::invalid(&p.child("id"), peering.id.as_str(), INVALID_VNI));
+        }
+        for (j, prefix) in peering.prefixes.iter().enumerate() {
+            if prefix.prefix.is_none() {
+                errs.push(FieldError::required(&p.child("prefixes").index(j).child("prefix"), ""));
+            }
+        }
+    }
+    errs
+}
+
+/// Validates a new Network: metadata (DNS label name) and spec.
+pub fn validate_create(net: &Network) -> ErrorList {
+    let mut errs = meta::validate_object_meta(&net.metadata, true, NameRule::Label);
+    errs.extend(validate_spec(&net.spec, &Path::new("spec")));
+    errs
+}
+
+/// Validates an update: `spec.id` is immutable.
+pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
+    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
+    errs.extend(validation::immutable(&new.spec.id, &old.spec.id, &Path::new("spec").child("id")));
+    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
+    errs
+}
+
+/// Validates a `/status` update: metadata, and the spec unchanged.
+pub fn validate_status_update(new: &Network, old: &Network) -> ErrorList {
+    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
+    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
+    errs
+}
+
+impl ApiKind for Network {
+    fn validate_create(&self) -> ErrorList {
+        validate_create(self)
+    }
+    fn validate_update(&self, old: &Self) -> ErrorList {
+        validate_update(self, old)
+    }
+    fn validate_status_update(&self, old: &Self) -> ErrorList {
+        validate_status_update(self, old)
+    }
+}

@@ -1,0 +1,88 @@
+//! `NetworkID` (cluster-scoped): the claim on one VNI, named by the canonical VNI.
+
+use ironnet_apimachinery::field::{ErrorList, Path};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::kind::ApiKind;
+use crate::validation::{self, NameRule, meta};
+
+use super::{INVALID_VNI, parse_vni};
+
+/// Default lowest allocatable VNI (`--min-vni`).
+pub const DEFAULT_MIN_VNI: i32 = 200;
+/// Default highest allocatable VNI (`--max-vni`, 2^24 - 1).
+pub const DEFAULT_MAX_VNI: i32 = 16_777_215;
+
+/// The object claiming a NetworkID or IPAddress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimRef {
+    /// API group of the claimer, e.g. `core.apinet.ironcore.dev`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Resource of the claimer, e.g. `networks`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource: String,
+    /// Namespace of the claimer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Name of the claimer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// UID of the claimer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+}
+
+/// The claim on a VNI.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "core.apinet.ironcore.dev",
+    version = "v1alpha1",
+    kind = "NetworkID",
+    plural = "networkids",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"ClaimRef","type":"string","jsonPath":".spec.claimRef.name"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkIDSpec {
+    /// The Network holding the VNI. Immutable.
+    #[serde(default)]
+    pub claim_ref: ClaimRef,
+}
+
+/// The NetworkID name of a VNI string: the canonical decimal form, or `None` if `id` is not an int32.
+/// `"0300"` → `"300"`.
+pub fn canonical_name(id: &str) -> Option<String> {
+    id.parse::<i32>().ok().map(|v| v.to_string())
+}
+
+fn vni_name(name: &str) -> Vec<String> {
+    if parse_vni(name).is_some() { Vec::new() } else { vec![INVALID_VNI.to_owned()] }
+}
+
+/// The name rule of NetworkID: a canonical VNI.
+pub const NAME_RULE: NameRule = NameRule::Custom(vni_name);
+
+/// Validates a new NetworkID: the name is a canonical VNI.
+pub fn validate_create(id: &NetworkID) -> ErrorList {
+    meta::validate_object_meta(&id.metadata, false, NAME_RULE)
+}
+
+/// Validates an update: `spec.claimRef` is immutable.
+pub fn validate_update(new: &NetworkID, old: &NetworkID) -> ErrorList {
+    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, false, NAME_RULE);
+    errs.extend(validation::immutable(&new.spec.claim_ref, &old.spec.claim_ref, &Path::new("spec").child("claimRef")));
+    errs
+}
+
+impl ApiKind for NetworkID {
+    fn validate_create(&self) -> ErrorList {
+        validate_create(self)
+    }
+    fn validate_update(&self, old: &Self) -> ErrorList {
+        validate_update(self, old)
+    }
+}

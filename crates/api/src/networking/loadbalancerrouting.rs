@@ -1,0 +1,100 @@
+//! `LoadBalancerRouting` (`networking.ironcore.dev/v1alpha1`): the NetworkInterfaces a LoadBalancer routes to.
+//! Fields sit at the top level; the object has the LoadBalancer's name and is controlled by it.
+
+use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{IP, LocalUIDReference};
+use crate::kind::ApiKind;
+use crate::validation::{self, NameRule, meta};
+
+/// The NetworkInterface behind a destination.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadBalancerTargetRef {
+    /// UID of the NetworkInterface.
+    #[serde(default)]
+    pub uid: String,
+    /// Name of the NetworkInterface.
+    #[serde(default)]
+    pub name: String,
+    /// Provider ID of the NetworkInterface.
+    #[serde(default, rename = "providerID")]
+    pub provider_id: String,
+}
+
+/// One routing destination.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerDestination {
+    /// The destination IP. Required.
+    #[serde(default)]
+    pub ip: Option<IP>,
+    /// The NetworkInterface the IP belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<LoadBalancerTargetRef>,
+}
+
+/// The top-level fields of a LoadBalancerRouting.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "networking.ironcore.dev",
+    version = "v1alpha1",
+    kind = "LoadBalancerRouting",
+    plural = "loadbalancerroutings",
+    namespaced,
+    no_spec,
+    shortname = "lbr",
+    shortname = "lbrt",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Targets","type":"string","jsonPath":".destinations[*].ip"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerRoutingFields {
+    /// The Network of the routing (name and UID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_ref: Option<LocalUIDReference>,
+    /// The destinations traffic is routed to.
+    #[serde(default)]
+    pub destinations: Vec<LoadBalancerDestination>,
+}
+
+/// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP and target name.
+pub fn validate_create(lbr: &LoadBalancerRouting) -> ErrorList {
+    let mut errs = meta::validate_object_meta(&lbr.metadata, true, NameRule::Subdomain);
+    errs.extend(validate_fields(&lbr.spec));
+    errs
+}
+
+fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
+    let mut errs = ErrorList::new();
+    for (i, d) in fields.destinations.iter().enumerate() {
+        let p = Path::new("destinations").index(i);
+        if d.ip.is_none() {
+            errs.push(FieldError::invalid(&p.child("ip"), serde_json::Value::Null, "must specify a valid ip"));
+        }
+        if let Some(t) = &d.target_ref {
+            errs.extend(validation::subdomain(&p.child("targetRef").child("name"), &t.name));
+        }
+    }
+    errs
+}
+
+/// Validates an update: metadata and the new object's fields.
+pub fn validate_update(new: &LoadBalancerRouting, old: &LoadBalancerRouting) -> ErrorList {
+    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
+    errs.extend(validate_fields(&new.spec));
+    errs
+}
+
+impl ApiKind for LoadBalancerRouting {
+    const NO_SPEC: bool = true;
+    fn validate_create(&self) -> ErrorList {
+        validate_create(self)
+    }
+    fn validate_update(&self, old: &Self) -> ErrorList {
+        validate_update(self, old)
+    }
+}

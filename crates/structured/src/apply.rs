@@ -273,7 +273,8 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
             time: previous_time,
         },
     );
-    let merged = prune(schema, merged, &managers, last_set.as_ref()).map_err(ApplyError::InvalidLive)?;
+    let mut merged = prune(schema, merged, &managers, last_set.as_ref()).map_err(ApplyError::InvalidLive)?;
+    schema.restore_applied_nulls(&applied, &mut merged);
 
     let compare =
         filtered_compare(schema, &live, &merged, req.reset_fields).map_err(ApplyError::InvalidLive)?;

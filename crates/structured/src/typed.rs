@@ -485,6 +485,45 @@ impl Schema {
         }
     }
 
+    /// Where `applied` sets a field to `null` and `merged` holds an empty object or list there
+    /// (the applier's own former content was pruned away), makes `merged` hold `null` too, so
+    /// that the result is what was applied and re-applying it is a no-op.
+    pub(crate) fn restore_applied_nulls(&self, applied: &Value, merged: &mut Value) {
+        self.applied_nulls_walk(self.root(), applied, merged);
+    }
+
+    fn applied_nulls_walk(&self, id: NodeId, applied: &Value, merged: &mut Value) {
+        match (self.shape(id, Some(applied)), merged) {
+            (Shape::Map(obj, Some(a)), Value::Object(m)) => {
+                for (k, av) in a {
+                    let Some(mv) = m.get_mut(k) else { continue };
+                    let emptied =
+                        mv.as_object().is_some_and(Map::is_empty) || mv.as_array().is_some_and(Vec::is_empty);
+                    if av.is_null() && emptied {
+                        *mv = Value::Null;
+                    } else {
+                        self.applied_nulls_walk(self.map_field(obj, k), av, mv);
+                    }
+                }
+            }
+            (Shape::List(list, Some(a)), Value::Array(m)) => {
+                for av in a {
+                    let Ok(pe) = self.item_element(list, av, &FieldPath::default()) else {
+                        continue;
+                    };
+                    let found = m.iter_mut().find(|mv| {
+                        self.item_element(list, mv, &FieldPath::default())
+                            .is_ok_and(|p| p == pe)
+                    });
+                    if let Some(mv) = found {
+                        self.applied_nulls_walk(list.items, av, mv);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// `set` plus, as members, every declared (struct) field that has members below it
     /// (structured-merge-diff's `EnsureNamedFieldsAreMembers`), so that removing the set removes
     /// emptied structs too.

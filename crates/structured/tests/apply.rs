@@ -208,10 +208,10 @@ fn fields_no_longer_applied_are_removed() {
         json!({"size": 3, "ports": [{"name": "b", "port": 2}], "tags": ["t2"], "env": {"B": "2"}})
     );
     assert_eq!(second.managed_fields[0].time, Some(Time(at(1))));
-    // Applying `spec: null` keeps the (now owned) struct but drops everything else the manager
-    // applied under it.
+    // Applying `spec: null` drops everything the manager applied under spec and leaves the
+    // null it asked for.
     let third = do_apply(&s, Some(&second.object), &obj(json!(null)), "kubectl", false, 2).unwrap();
-    assert_eq!(third.object.get("spec"), Some(&json!({})));
+    assert_eq!(third.object.get("spec"), Some(&Value::Null));
     assert_eq!(summary(&third.object)[0].2, r#"{"f:spec":{}}"#);
 }
 

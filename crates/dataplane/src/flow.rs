@@ -1,0 +1,424 @@
+//! Connection tracking (spec §B.10): a flow table keyed by both directions' 5-tuples, TCP state and idle aging.
+//!
+//! Flows live in a slab (`Vec<Flow>` plus a free list) and a hash index maps each direction's [`FlowKey`] to
+//! `slot << 1 | direction`. A flow is created once and then only read and touched on the fast path, so the
+//! established-flow path does one hash probe and no allocation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::port::PortId;
+
+/// A direction of a flow: the one that created it, or the opposite one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowDir {
+    /// Same direction as the first packet.
+    Original,
+    /// Opposite direction.
+    Reply,
+}
+
+/// One direction's identity. Addresses are big-endian bytes; IPv4 addresses occupy the last 4 bytes with
+/// `v6 = false`. Byte arrays (not `u128`) keep the key 4-byte aligned: 44 bytes, which matters at a million flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    /// Source address.
+    pub src: [u8; 16],
+    /// Destination address.
+    pub dst: [u8; 16],
+    /// VNI.
+    pub vni: u32,
+    /// Source port, or the ICMP echo identifier.
+    pub src_port: u16,
+    /// Destination port, or the ICMP echo identifier.
+    pub dst_port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// IPv6 addresses.
+    pub v6: bool,
+}
+
+impl FlowKey {
+    /// The key of an IPv4 packet.
+    #[inline]
+    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, src_port: u16, dst_port: u16, vni: u32) -> Self {
+        FlowKey {
+            src: u128::from(u32::from(src)).to_be_bytes(),
+            dst: u128::from(u32::from(dst)).to_be_bytes(),
+            vni,
+            src_port,
+            dst_port,
+            proto,
+            v6: false,
+        }
+    }
+
+    /// The key of an IPv6 packet.
+    #[inline]
+    pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, src_port: u16, dst_port: u16, vni: u32) -> Self {
+        FlowKey {
+            src: src.octets(),
+            dst: dst.octets(),
+            vni,
+            src_port,
+            dst_port,
+            proto,
+            v6: true,
+        }
+    }
+
+    /// The key of the opposite direction (addresses and ports swapped).
+    #[inline]
+    pub fn reversed(&self) -> Self {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            ..*self
+        }
+    }
+
+    /// Source address as an `IpAddr`.
+    pub fn src_ip(&self) -> IpAddr {
+        to_ip(self.src, self.v6)
+    }
+
+    /// Destination address as an `IpAddr`.
+    pub fn dst_ip(&self) -> IpAddr {
+        to_ip(self.dst, self.v6)
+    }
+}
+
+fn to_ip(a: [u8; 16], v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(a))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
+    }
+}
+
+/// TCP connection state as dpservice tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    /// Nothing seen (or not TCP).
+    None,
+    /// SYN seen.
+    NewSyn,
+    /// SYN+ACK seen from the opposite direction.
+    NewSynAck,
+    /// Handshake completed: long timeout.
+    Established,
+    /// FIN seen in ESTABLISHED.
+    FinWait,
+    /// RST or FIN outside ESTABLISHED.
+    RstFin,
+}
+
+impl TcpState {
+    /// The state after a segment with `flags` travelling in `dir`.
+    pub fn next(self, dir: FlowDir, flags: u8) -> TcpState {
+        use crate::packet::l4::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+        if flags & TCP_RST != 0 {
+            return TcpState::RstFin;
+        }
+        if flags & TCP_FIN != 0 {
+            return if self == TcpState::Established {
+                TcpState::FinWait
+            } else {
+                TcpState::RstFin
+            };
+        }
+        let syn = flags & TCP_SYN != 0;
+        let ack = flags & TCP_ACK != 0;
+        match self {
+            TcpState::None | TcpState::RstFin if syn && !ack => TcpState::NewSyn,
+            TcpState::NewSyn if syn && ack && dir == FlowDir::Reply => TcpState::NewSynAck,
+            TcpState::NewSynAck if ack && !syn && dir == FlowDir::Original => TcpState::Established,
+            s => s,
+        }
+    }
+}
+
+/// A NAT rewrite applied to packets of one direction (IPv4 only: VIP and NAT are IPv4 features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    /// New source address and port (port = ICMP identifier for echo).
+    pub src: Option<(Ipv4Addr, u16)>,
+    /// New destination address and port.
+    pub dst: Option<(Ipv4Addr, u16)>,
+}
+
+/// What the pipeline does with a flow's packets beyond routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// Routed in its VNI (with optional NAT rewrites).
+    Routed,
+    /// Forwarded by a load balancer to a backend underlay (one-way).
+    LbForward {
+        /// The selected backend.
+        backend: Ipv6Addr,
+    },
+    /// Relayed to a neighbour NAT's underlay (one-way).
+    NeighborRelay {
+        /// The neighbour's underlay.
+        underlay: Ipv6Addr,
+    },
+}
+
+/// What created a flow's NAT state, so deleting the configuration flushes exactly its flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatTag {
+    /// No NAT.
+    None,
+    /// Source NAT by the interface's VIP.
+    Vip,
+    /// Destination NAT to a VIP (inbound).
+    VipInbound,
+    /// Source NAT by the interface's NAT IP (a port was allocated).
+    Nat,
+}
+
+/// A tracked connection.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Original and reply keys.
+    pub keys: [FlowKey; 2],
+    /// Rewrites for original and reply packets.
+    pub rewrite: [Rewrite; 2],
+    /// Forwarding kind.
+    pub kind: FlowKind,
+    /// NAT provenance.
+    pub nat: NatTag,
+    /// The local VF port whose configuration the flow depends on (for flushing), if any.
+    pub port: Option<PortId>,
+    /// Whether the firewall accepted the flow.
+    pub allowed: bool,
+    /// TCP state.
+    pub tcp: TcpState,
+    /// Last packet time (ns).
+    pub last_seen: u64,
+    /// Uplink index (0 = pf0, 1 = pf1) chosen by WCMP when the flow was created.
+    pub uplink: u8,
+    live: bool,
+}
+
+impl Flow {
+    /// A new flow with the given keys, no rewrites, routed, accepted.
+    pub fn new(original: FlowKey, reply: FlowKey, now: u64) -> Self {
+        Flow {
+            keys: [original, reply],
+            rewrite: [Rewrite::default(); 2],
+            kind: FlowKind::Routed,
+            nat: NatTag::None,
+            port: None,
+            allowed: true,
+            tcp: TcpState::None,
+            last_seen: now,
+            uplink: 0,
+            live: true,
+        }
+    }
+}
+
+/// Index of a flow in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowId(u32);
+
+/// The connection-tracking table.
+#[derive(Debug)]
+pub struct FlowTable {
+    index: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    slab: Vec<Flow>,
+    free: Vec<u32>,
+    capacity: usize,
+    live: usize,
+}
+
+/// Why a flow could not be inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    /// The table holds `capacity` flows.
+    #[error("flow table full")]
+    Full,
+    /// One of the keys is already tracked.
+    #[error("flow key collision")]
+    Collision,
+}
+
+impl FlowTable {
+    /// An empty table for up to `capacity` flows.
+    pub fn new(capacity: usize) -> Self {
+        FlowTable {
+            index: HashMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            capacity,
+            live: 0,
+        }
+    }
+
+    /// Number of live flows.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// A hash of `key` that is the same for both directions' keys of a flow only if the caller passes the original
+    /// key; used for load-balancer and WCMP selection, stable across runs (fixed seed).
+    pub fn stable_hash(key: &FlowKey) -> u64 {
+        foldhash::fast::FixedState::with_seed(0x1f2e_3d4c_5b6a_7988).hash_one(key)
+    }
+
+    /// Looks up a packet's key: the flow and the direction the packet travels in.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(FlowId, FlowDir)> {
+        self.index.get(key).map(|&v| {
+            (
+                FlowId(v >> 1),
+                if v & 1 == 0 {
+                    FlowDir::Original
+                } else {
+                    FlowDir::Reply
+                },
+            )
+        })
+    }
+
+    /// The flow.
+    #[inline]
+    pub fn get(&self, id: FlowId) -> &Flow {
+        &self.slab[id.0 as usize]
+    }
+
+    /// The flow, mutable.
+    #[inline]
+    pub fn get_mut(&mut self, id: FlowId) -> &mut Flow {
+        &mut self.slab[id.0 as usize]
+    }
+
+    /// Inserts `flow` under both keys. Identical keys (a flow to itself) are indexed once.
+    pub fn insert(&mut self, flow: Flow) -> Result<FlowId, FlowError> {
+        if self.live >= self.capacity {
+            return Err(FlowError::Full);
+        }
+        let [k0, k1] = flow.keys;
+        if self.index.contains_key(&k0) || (k1 != k0 && self.index.contains_key(&k1)) {
+            return Err(FlowError::Collision);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = flow;
+                s
+            }
+            None => {
+                self.slab.push(flow);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.index.insert(k0, slot << 1);
+        if k1 != k0 {
+            self.index.insert(k1, slot << 1 | 1);
+        }
+        self.live += 1;
+        Ok(FlowId(slot))
+    }
+
+    /// Removes the flow, returning it.
+    pub fn remove(&mut self, id: FlowId) -> Flow {
+        let f = &mut self.slab[id.0 as usize];
+        let out = f.clone();
+        f.live = false;
+        for k in &out.keys {
+            if self.index.get(k).is_some_and(|v| v >> 1 == id.0) {
+                self.index.remove(k);
+            }
+        }
+        self.free.push(id.0);
+        self.live -= 1;
+        out
+    }
+
+    /// Removes every live flow for which `pred` is true, returning them.
+    pub fn drain_where(&mut self, mut pred: impl FnMut(&Flow) -> bool) -> Vec<Flow> {
+        let ids: Vec<FlowId> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.live && pred(f))
+            .map(|(i, _)| FlowId(i as u32))
+            .collect();
+        ids.into_iter().map(|id| self.remove(id)).collect()
+    }
+
+    /// Bytes of heap memory held by the table (index and slab), an estimate from capacities.
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(FlowKey, u32)>() + 1;
+        self.index.capacity() * entry
+            + self.slab.capacity() * std::mem::size_of::<Flow>()
+            + self.free.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sp: u16) -> FlowKey {
+        FlowKey::v4(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            6,
+            sp,
+            80,
+            7,
+        )
+    }
+
+    #[test]
+    fn both_directions_find_the_flow_and_removal_frees_the_slot() {
+        let mut t = FlowTable::new(2);
+        let k = key(1000);
+        let id = t.insert(Flow::new(k, k.reversed(), 0)).unwrap();
+        assert_eq!(t.lookup(&k), Some((id, FlowDir::Original)));
+        assert_eq!(t.lookup(&k.reversed()), Some((id, FlowDir::Reply)));
+        assert_eq!(
+            t.insert(Flow::new(k, key(5).reversed(), 0)),
+            Err(FlowError::Collision)
+        );
+        t.insert(Flow::new(key(1), key(1).reversed(), 0)).unwrap();
+        assert_eq!(
+            t.insert(Flow::new(key(2), key(2).reversed(), 0)),
+            Err(FlowError::Full)
+        );
+        t.remove(id);
+        assert_eq!(t.lookup(&k), None);
+        assert_eq!(t.len(), 1);
+        let id2 = t.insert(Flow::new(key(2), key(2).reversed(), 0)).unwrap();
+        assert_eq!(id2, id, "slot reused");
+    }
+
+    #[test]
+    fn tcp_handshake_reaches_established_and_fin_rst_leave_it() {
+        use crate::packet::l4::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+        let s = TcpState::None.next(FlowDir::Original, TCP_SYN);
+        assert_eq!(s, TcpState::NewSyn);
+        // SYN+ACK from the same direction does not advance.
+        assert_eq!(s.next(FlowDir::Original, TCP_SYN | TCP_ACK), TcpState::NewSyn);
+        let s = s.next(FlowDir::Reply, TCP_SYN | TCP_ACK);
+        assert_eq!(s, TcpState::NewSynAck);
+        let s = s.next(FlowDir::Original, TCP_ACK);
+        assert_eq!(s, TcpState::Established);
+        assert_eq!(s.next(FlowDir::Reply, TCP_FIN | TCP_ACK), TcpState::FinWait);
+        assert_eq!(s.next(FlowDir::Reply, TCP_RST), TcpState::RstFin);
+        assert_eq!(
+            TcpState::NewSyn.next(FlowDir::Original, TCP_FIN),
+            TcpState::RstFin
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Internet checksum (RFC 1071) and incremental updates (RFC 1624) for NAT rewrites.
+
+/// One's-complement sum of `data` (as big-endian 16-bit words, odd trailing byte padded with zero) added to
+/// `initial`, not yet folded or complemented.
+#[inline]
+pub fn sum(data: &[u8], initial: u32) -> u32 {
+    let mut acc = u64::from(initial);
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [b] = chunks.remainder() {
+        acc += u64::from(u16::from_be_bytes([*b, 0]));
+    }
+    while acc > 0xffff_ffff {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    }
+    acc as u32
+}
+
+/// Folds a 32-bit sum to 16 bits and complements it: the checksum field value.
+#[inline]
+pub fn finish(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// The checksum of `data`.
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(sum(data, 0))
+}
+
+/// Sum of the IPv4 pseudo header for an upper-layer packet of `len` bytes.
+pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u16) -> u32 {
+    sum(&src, 0) + sum(&dst, 0) + u32::from(proto) + u32::from(len)
+}
+
+/// Sum of the IPv6 pseudo header for an upper-layer packet of `len` bytes.
+pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], next_header: u8, len: u32) -> u32 {
+    let s = sum(&src, 0) as u64
+        + sum(&dst, 0) as u64
+        + u64::from(next_header)
+        + u64::from(len >> 16)
+        + u64::from(len & 0xffff);
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
+}
+
+/// RFC 1624 eqn. 3: the new checksum after a 16-bit word of the covered data changed from `old` to `new`.
+#[inline]
+pub fn update16(check: u16, old: u16, new: u16) -> u16 {
+    let s = u32::from(!check) + u32::from(!old) + u32::from(new);
+    finish(s)
+}
+
+/// The new checksum after a 32-bit value (e.g. an IPv4 address) of the covered data changed.
+#[inline]
+pub fn update32(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let c = update16(
+        check,
+        u16::from_be_bytes([old[0], old[1]]),
+        u16::from_be_bytes([new[0], new[1]]),
+    );
+    update16(
+        c,
+        u16::from_be_bytes([old[2], old[3]]),
+        u16::from_be_bytes([new[2], new[3]]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3 example words 0001 f203 f4f5 f6f7 sum to ddf2.
+        assert_eq!(
+            finish(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0)),
+            !0xddf2
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn incremental_update_equals_recomputation(mut data in proptest::collection::vec(any::<u8>(), 8..64),
+                                                   at in 0usize..3, new in any::<[u8; 4]>()) {
+            let off = at * 2;
+            let before = checksum(&data);
+            let old = [data[off], data[off + 1], data[off + 2], data[off + 3]];
+            data[off..off + 4].copy_from_slice(&new);
+            let after = checksum(&data);
+            let inc = update32(before, old, new);
+            // 0x0000 and 0xffff are the same value in one's complement.
+            prop_assert!(inc == after || (inc == 0xffff && after == 0) || (inc == 0 && after == 0xffff));
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Extraction of the flow key and L4 facts from an IP packet at a given offset (spec §B.6 step 3, §B.10).
+
+use std::net::Ipv4Addr;
+
+use crate::batch::Packet;
+use crate::flow::FlowKey;
+use crate::packet::icmp::{self, IcmpPacket};
+use crate::packet::ipv4::{self, Ipv4Packet};
+use crate::packet::ipv6::{self, Ipv6Packet};
+use crate::packet::l4::{TcpPacket, UdpPacket};
+use crate::packet::{be16, ipv6::NH_ICMPV6};
+use crate::stats::DropReason;
+
+/// A packet the host answers itself instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// DHCPv4 (UDP to port 67).
+    Dhcp,
+    /// DHCPv6 (UDP to port 547).
+    Dhcpv6,
+    /// ICMPv6 neighbour solicitation.
+    NeighborSolicit,
+    /// ICMPv6 router solicitation.
+    RouterSolicit,
+}
+
+/// What kind of ICMP message a packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IcmpKind {
+    /// Not ICMP.
+    None,
+    /// Echo request.
+    EchoRequest,
+    /// Echo reply.
+    EchoReply,
+    /// Destination unreachable; the embedded IP header starts at this frame offset.
+    Error { inner: usize },
+}
+
+/// Facts about an IP packet needed for forwarding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parsed {
+    /// The flow key (for ICMP errors: the key of the flow the embedded packet belongs to, in the error's direction).
+    pub(crate) key: FlowKey,
+    /// Frame offset of the L4 header.
+    pub(crate) l4: usize,
+    /// ICMP classification.
+    pub(crate) icmp: IcmpKind,
+    /// TCP flags (0 for other protocols).
+    pub(crate) tcp_flags: u8,
+    /// ICMP type and code (for firewall matching).
+    pub(crate) icmp_type_code: (u8, u8),
+    /// Set if a host service should answer the packet.
+    pub(crate) service: Option<Service>,
+}
+
+/// Parses the IP packet at `l3` (IPv6 if `v6`), drops trailing padding, and extracts the flow key in `vni`.
+/// `services` enables recognition of DHCP/ND packets (VM ports only).
+pub(crate) fn parse(
+    pkt: &mut Packet,
+    l3: usize,
+    v6: bool,
+    vni: u32,
+    services: bool,
+) -> Result<Parsed, DropReason> {
+    let data = pkt.data().get(l3..).ok_or(DropReason::Malformed)?;
+    let (proto, l4_rel, end_rel, src, dst) = if v6 {
+        let p = Ipv6Packet::new_checked(data).map_err(|_| DropReason::Malformed)?;
+        let end = ipv6::HEADER_LEN + p.payload_len();
+        (
+            p.next_header(),
+            ipv6::HEADER_LEN,
+            end,
+            p.src().octets(),
+            p.dst().octets(),
+        )
+    } else {
+        let p = Ipv4Packet::new_checked(data).map_err(|_| DropReason::Malformed)?;
+        if p.is_later_fragment() {
+            return Err(DropReason::UnsupportedProtocol);
+        }
+        let m = |a: Ipv4Addr| u128::from(u32::from(a)).to_be_bytes();
+        (
+            p.protocol(),
+            p.header_len(),
+            p.total_len(),
+            m(p.src()),
+            m(p.dst()),
+        )
+    };
+    pkt.truncate(l3 + end_rel);
+    let data = &pkt.data()[l3..];
+    let l4data = &data[l4_rel..];
+    let mut out = Parsed {
+        key: FlowKey {
+            src,
+            dst,
+            vni,
+            src_port: 0,
+            dst_port: 0,
+            proto,
+            v6,
+        },
+        l4: l3 + l4_rel,
+        icmp: IcmpKind::None,
+        tcp_flags: 0,
+        icmp_type_code: (0, 0),
+        service: None,
+    };
+    match proto {
+        ipv4::PROTO_TCP => {
+            let t = TcpPacket::new_checked(l4data).map_err(|_| DropReason::Malformed)?;
+            out.key.src_port = t.src_port();
+            out.key.dst_port = t.dst_port();
+            out.tcp_flags = t.flags();
+        }
+        ipv4::PROTO_UDP => {
+            let u = UdpPacket::new_checked(l4data).map_err(|_| DropReason::Malformed)?;
+            out.key.src_port = u.src_port();
+            out.key.dst_port = u.dst_port();
+            if services && ((!v6 && u.dst_port() == 67) || (v6 && u.dst_port() == 547)) {
+                out.service = Some(if v6 { Service::Dhcpv6 } else { Service::Dhcp });
+            }
+        }
+        ipv4::PROTO_ICMP if !v6 => {
+            let i = IcmpPacket::new_checked(l4data).map_err(|_| DropReason::Malformed)?;
+            out.icmp_type_code = (i.msg_type(), i.code());
+            match i.msg_type() {
+                icmp::V4_ECHO_REQUEST | icmp::V4_ECHO_REPLY => {
+                    out.key.src_port = i.echo_id();
+                    out.key.dst_port = i.echo_id();
+                    out.icmp = if i.msg_type() == icmp::V4_ECHO_REQUEST {
+                        IcmpKind::EchoRequest
+                    } else {
+                        IcmpKind::EchoReply
+                    };
+                }
+                icmp::V4_DEST_UNREACH if matches!(i.code(), 2..=4) => {
+                    let inner = l4_rel + icmp::HEADER_LEN;
+                    out.key = embedded_key_v4(&data[inner..], vni)?;
+                    out.icmp = IcmpKind::Error { inner: l3 + inner };
+                }
+                _ => return Err(DropReason::UnsupportedIcmp),
+            }
+        }
+        NH_ICMPV6 if v6 => {
+            let i = IcmpPacket::new_checked(l4data).map_err(|_| DropReason::Malformed)?;
+            out.icmp_type_code = (i.msg_type(), i.code());
+            match i.msg_type() {
+                icmp::V6_ECHO_REQUEST | icmp::V6_ECHO_REPLY => {
+                    out.key.src_port = i.echo_id();
+                    out.key.dst_port = i.echo_id();
+                    out.icmp = if i.msg_type() == icmp::V6_ECHO_REQUEST {
+                        IcmpKind::EchoRequest
+                    } else {
+                        IcmpKind::EchoReply
+                    };
+                }
+                icmp::V6_NEIGHBOR_SOLICIT if services => out.service = Some(Service::NeighborSolicit),
+                icmp::V6_ROUTER_SOLICIT if services => out.service = Some(Service::RouterSolicit),
+                _ => return Err(DropReason::UnsupportedIcmp),
+            }
+        }
+        _ => return Err(DropReason::UnsupportedProtocol),
+    }
+    Ok(out)
+}
+
+/// The key, in the ICMP error's direction, of the flow an embedded (truncated) IPv4 packet belongs to: the
+/// embedded packet travelled the opposite way, so its addresses and ports are swapped.
+fn embedded_key_v4(b: &[u8], vni: u32) -> Result<FlowKey, DropReason> {
+    if b.len() < ipv4::MIN_HEADER_LEN || b[0] >> 4 != 4 {
+        return Err(DropReason::Malformed);
+    }
+    let hl = usize::from(b[0] & 0x0f) * 4;
+    if hl < ipv4::MIN_HEADER_LEN || b.len() < hl + 8 {
+        return Err(DropReason::Malformed);
+    }
+    let src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+    let dst = Ipv4Addr::new(b[16], b[17], b[18], b[19]);
+    let proto = b[9];
+    let l4 = &b[hl..];
+    let (sp, dp) = match proto {
+        ipv4::PROTO_TCP | ipv4::PROTO_UDP => (be16(l4, 0), be16(l4, 2)),
+        ipv4::PROTO_ICMP if matches!(l4[0], icmp::V4_ECHO_REQUEST | icmp::V4_ECHO_REPLY) => {
+            (be16(l4, 4), be16(l4, 4))
+        }
+        _ => return Err(DropReason::UnsupportedIcmp),
+    };
+    Ok(FlowKey::v4(dst, src, proto, dp, sp, vni))
+}

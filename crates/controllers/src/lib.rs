@@ -4,11 +4,14 @@
 //! functions take plain views of the objects involved and return what has to be written, so they can be tested
 //! exhaustively without an API server.
 
+pub mod daemonset;
 pub mod ephemeral;
 pub mod lb_routing;
+pub mod leader;
 pub mod nat;
 pub mod net;
 pub mod peering;
+pub mod policy;
 pub mod protection;
 pub mod release;
 pub mod scheduler;

@@ -1,0 +1,363 @@
+//! LoadBalancer → DaemonSet → Instances (ironcore-net §4.5, §4.6).
+//!
+//! Unlike upstream, the DaemonSet keeps the LoadBalancer template's `affinity` and `topologySpreadConstraints`
+//! and the selector's `matchExpressions`, so the zone anti-affinity that apinetlet sets takes effect.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::scheduler::{NodeSelector, NodeView, node_affinity_matches};
+
+/// The API version of core.apinet.ironcore.dev objects.
+pub const APINET_API_VERSION: &str = "core.apinet.ironcore.dev/v1alpha1";
+/// Label carrying the template hash on instances created by a DaemonSet.
+pub const CONTROLLER_REVISION_HASH: &str = "apinet.ironcore.dev/controller-revision-hash";
+
+/// Name of the DaemonSet of LoadBalancer `lb`.
+pub fn daemonset_name(lb: &str) -> String {
+    format!("lb-{lb}")
+}
+
+/// The load-balancer fields the DaemonSet is derived from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadBalancerView {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// `spec.type` (`Public` / `Internal`).
+    pub lb_type: String,
+    /// `spec.networkRef.name`.
+    pub network: String,
+    /// `spec.ips[].ip` (null for unallocated entries).
+    pub ips: Vec<Value>,
+    /// `spec.ports`, verbatim.
+    pub ports: Vec<Value>,
+    /// `spec.selector`, verbatim.
+    pub selector: Value,
+    /// `spec.template`, verbatim.
+    pub template: Value,
+}
+
+/// The server-side-apply body of the DaemonSet for `lb`.
+pub fn desired_daemonset(lb: &LoadBalancerView) -> Value {
+    let mut template_spec = lb.template.get("spec").cloned().unwrap_or_else(|| json!({}));
+    if !template_spec.is_object() {
+        template_spec = json!({});
+    }
+    let spec = template_spec.as_object_mut().expect("object ensured above");
+    spec.insert("type".into(), json!("LoadBalancer"));
+    spec.insert("loadBalancerType".into(), json!(lb.lb_type));
+    spec.insert("networkRef".into(), json!({ "name": lb.network }));
+    spec.insert("ips".into(), json!(lb.ips));
+    if lb.ports.is_empty() {
+        spec.remove("loadBalancerPorts");
+    } else {
+        spec.insert("loadBalancerPorts".into(), json!(lb.ports));
+    }
+    spec.remove("nodeRef");
+    let mut selector = json!({});
+    for key in ["matchLabels", "matchExpressions"] {
+        if let Some(v) = lb.selector.get(key).filter(|v| !v.is_null()) {
+            selector[key] = v.clone();
+        }
+    }
+    let mut template_meta = json!({});
+    if let Some(labels) = lb.template.pointer("/metadata/labels").filter(|v| !v.is_null()) {
+        template_meta["labels"] = labels.clone();
+    }
+    json!({
+        "apiVersion": APINET_API_VERSION,
+        "kind": "DaemonSet",
+        "metadata": {
+            "namespace": lb.namespace,
+            "name": daemonset_name(&lb.name),
+            "ownerReferences": [{
+                "apiVersion": APINET_API_VERSION,
+                "kind": "LoadBalancer",
+                "name": lb.name,
+                "uid": lb.uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {
+            "nodeSelector": selector,
+            "template": { "metadata": template_meta, "spec": template_spec },
+        },
+    })
+}
+
+/// A node-affinity that pins an instance to `node`.
+pub fn pin_to_node(node: &str) -> Value {
+    json!({
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{
+                "matchFields": [{ "key": "metadata.name", "operator": "In", "values": [node] }],
+            }],
+        },
+    })
+}
+
+/// The node an instance spec is pinned to: `nodeRef.name`, else a single `metadata.name In [node]` field term.
+pub fn pinned_node(instance_spec: &Value) -> Option<String> {
+    if let Some(n) = instance_spec.pointer("/nodeRef/name").and_then(Value::as_str) {
+        return Some(n.to_owned());
+    }
+    let terms = instance_spec
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
+        .as_array()?;
+    let [term] = terms.as_slice() else { return None };
+    let fields = term.get("matchFields")?.as_array()?;
+    let [field] = fields.as_slice() else { return None };
+    let values = field.get("values")?.as_array()?;
+    match (
+        field.get("key")?.as_str()?,
+        field.get("operator")?.as_str()?,
+        values.as_slice(),
+    ) {
+        ("metadata.name", "In", [v]) => v.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The spec of an instance on `node`: the template spec with its required node affinity replaced by a pin.
+pub fn instance_spec_for_node(template_spec: &Value, node: &str) -> Value {
+    let mut spec = if template_spec.is_object() {
+        template_spec.clone()
+    } else {
+        json!({})
+    };
+    let affinity = spec
+        .as_object_mut()
+        .expect("object")
+        .entry("affinity")
+        .or_insert_with(|| json!({}));
+    if !affinity.is_object() {
+        *affinity = json!({});
+    }
+    affinity["nodeAffinity"] = pin_to_node(node);
+    spec
+}
+
+/// An instance owned by (or matching) the DaemonSet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceState {
+    /// Name.
+    pub name: String,
+    /// The node it runs on or is pinned to.
+    pub node: Option<String>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+    /// Creation ordering key (RFC 3339 creation timestamp); older instances are kept.
+    pub created: String,
+    /// `spec.ips`.
+    pub ips: Value,
+    /// `spec.loadBalancerPorts`.
+    pub ports: Value,
+}
+
+/// What the DaemonSet reconciler has to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstancePlan {
+    /// Nodes that need a new instance.
+    pub create: Vec<String>,
+    /// Instances to delete (duplicates, instances on unsuitable or vanished nodes).
+    pub delete: Vec<String>,
+    /// Instances whose `ips` / `loadBalancerPorts` differ from the template.
+    pub update: Vec<String>,
+}
+
+/// Plans instances so that exactly one non-deleting instance runs on every node that satisfies the template's
+/// required node affinity.
+pub fn plan_instances(
+    template_affinity: Option<&NodeSelector>,
+    template_ips: &Value,
+    template_ports: &Value,
+    nodes: &[NodeView],
+    instances: &[InstanceState],
+) -> InstancePlan {
+    let mut plan = InstancePlan::default();
+    let mut by_node: BTreeMap<&str, Vec<&InstanceState>> = BTreeMap::new();
+    for inst in instances {
+        match inst.node.as_deref() {
+            Some(n) => by_node.entry(n).or_default().push(inst),
+            None if !inst.deleting => plan.delete.push(inst.name.clone()),
+            None => {}
+        }
+    }
+    for node in nodes {
+        let should_run = template_affinity.is_none_or(|a| node_affinity_matches(a, node));
+        let mut on_node: Vec<&InstanceState> = by_node
+            .remove(node.name.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.deleting)
+            .collect();
+        if !should_run {
+            plan.delete.extend(on_node.iter().map(|i| i.name.clone()));
+            continue;
+        }
+        on_node.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
+        let mut rest = on_node.into_iter();
+        match rest.next() {
+            None => plan.create.push(node.name.clone()),
+            Some(keep) => {
+                if &keep.ips != template_ips || &keep.ports != template_ports {
+                    plan.update.push(keep.name.clone());
+                }
+            }
+        }
+        plan.delete.extend(rest.map(|i| i.name.clone()));
+    }
+    // Instances on nodes that no longer exist.
+    for insts in by_node.into_values() {
+        plan.delete
+            .extend(insts.into_iter().filter(|i| !i.deleting).map(|i| i.name.clone()));
+    }
+    plan.delete.sort();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{NodeSelectorRequirement, NodeSelectorTerm};
+
+    fn lb() -> LoadBalancerView {
+        LoadBalancerView {
+            namespace: "ns".into(),
+            name: "lb".into(),
+            uid: "lb-uid".into(),
+            lb_type: "Public".into(),
+            network: "net".into(),
+            ips: vec![json!("10.0.0.1")],
+            ports: vec![],
+            selector: json!({"matchLabels": {"foo": "bar"}}),
+            template: json!({"metadata": {"labels": {"foo": "bar"}}, "spec": {}}),
+        }
+    }
+
+    #[test]
+    fn conformance_daemonset_shape() {
+        let ds = desired_daemonset(&lb());
+        assert_eq!(ds["metadata"]["name"], "lb-lb");
+        assert_eq!(
+            ds["spec"],
+            json!({
+                "nodeSelector": {"matchLabels": {"foo": "bar"}},
+                "template": {
+                    "metadata": {"labels": {"foo": "bar"}},
+                    "spec": {"type": "LoadBalancer", "loadBalancerType": "Public", "networkRef": {"name": "net"}, "ips": ["10.0.0.1"]},
+                },
+            })
+        );
+        assert_eq!(ds["metadata"]["ownerReferences"][0]["controller"], true);
+    }
+
+    #[test]
+    fn template_constraints_and_ports_are_kept() {
+        let mut l = lb();
+        l.ports = vec![json!({"protocol": "TCP", "port": 80})];
+        l.selector =
+            json!({"matchLabels": {"foo": "bar"}, "matchExpressions": [{"key": "x", "operator": "Exists"}]});
+        l.template["spec"] = json!({
+            "affinity": {"instanceAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"foo": "bar"}}, "topologyKey": "topology.core.apinet.ironcore.dev/zone"}]}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}],
+        });
+        let ds = desired_daemonset(&l);
+        let spec = &ds["spec"]["template"]["spec"];
+        assert_eq!(
+            spec["loadBalancerPorts"],
+            json!([{"protocol": "TCP", "port": 80}])
+        );
+        assert!(spec["affinity"]["instanceAntiAffinity"].is_object());
+        assert_eq!(spec["topologySpreadConstraints"][0]["maxSkew"], 1);
+        assert_eq!(ds["spec"]["nodeSelector"]["matchExpressions"][0]["key"], "x");
+    }
+
+    #[test]
+    fn pins_round_trip() {
+        let spec = instance_spec_for_node(&json!({"affinity": {"instanceAntiAffinity": {}}}), "node-1");
+        assert_eq!(pinned_node(&spec).as_deref(), Some("node-1"));
+        assert!(spec["affinity"]["instanceAntiAffinity"].is_object());
+        assert_eq!(
+            pinned_node(&json!({"nodeRef": {"name": "n2"}})).as_deref(),
+            Some("n2")
+        );
+        assert_eq!(pinned_node(&json!({})), None);
+    }
+
+    fn inst(name: &str, node: Option<&str>, created: &str) -> InstanceState {
+        InstanceState {
+            name: name.into(),
+            node: node.map(Into::into),
+            deleting: false,
+            created: created.into(),
+            ips: json!(["10.0.0.1"]),
+            ports: Value::Null,
+        }
+    }
+
+    fn node(name: &str) -> NodeView {
+        NodeView {
+            name: name.into(),
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn one_instance_per_node() {
+        let ips = json!(["10.0.0.1"]);
+        let nodes = [node("a"), node("b")];
+        let plan = plan_instances(None, &ips, &Value::Null, &nodes, &[]);
+        assert_eq!(plan.create, ["a", "b"]);
+        let existing = [
+            inst("a-new", Some("a"), "2026-01-02T00:00:00Z"),
+            inst("a-old", Some("a"), "2026-01-01T00:00:00Z"),
+            inst("gone", Some("c"), "2026-01-01T00:00:00Z"),
+            inst("unpinned", None, "2026-01-01T00:00:00Z"),
+        ];
+        let plan = plan_instances(None, &ips, &Value::Null, &nodes, &existing);
+        assert_eq!(plan.create, ["b"]);
+        assert_eq!(plan.delete, ["a-new", "gone", "unpinned"]);
+        assert!(plan.update.is_empty());
+        let plan = plan_instances(
+            None,
+            &json!(["192.168.178.1"]),
+            &Value::Null,
+            &nodes,
+            &existing[1..2],
+        );
+        assert_eq!(plan.update, ["a-old"]);
+    }
+
+    #[test]
+    fn template_node_affinity_limits_nodes_and_deleting_instances_are_replaced() {
+        let only_a = NodeSelector {
+            terms: vec![NodeSelectorTerm {
+                match_fields: vec![NodeSelectorRequirement {
+                    key: "metadata.name".into(),
+                    operator: "In".into(),
+                    values: vec!["a".into()],
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut deleting = inst("a1", Some("a"), "t");
+        deleting.deleting = true;
+        let plan = plan_instances(
+            Some(&only_a),
+            &json!(["10.0.0.1"]),
+            &Value::Null,
+            &[node("a"), node("b")],
+            &[deleting, inst("b1", Some("b"), "t")],
+        );
+        assert_eq!(plan.create, ["a"]);
+        assert_eq!(plan.delete, ["b1"]);
+    }
+}

@@ -115,13 +115,25 @@ pub fn decode_log(revision: Revision, raw: &[u8]) -> Result<Vec<Event>, CorruptR
                 let mod_revision = r.u64()?;
                 let version = r.u64()?;
                 let value = Bytes::copy_from_slice(r.bytes()?);
-                Some(KeyValue { key: key.clone(), value, create_revision, mod_revision, version })
+                Some(KeyValue {
+                    key: key.clone(),
+                    value,
+                    create_revision,
+                    mod_revision,
+                    version,
+                })
             }
             _ => return Err(r.corrupt("bad prev flag")),
         };
         events.push(Event {
             kind,
-            kv: KeyValue { key, value, create_revision, mod_revision: revision, version },
+            kv: KeyValue {
+                key,
+                value,
+                create_revision,
+                mod_revision: revision,
+                version,
+            },
             prev,
         });
     }
@@ -148,7 +160,10 @@ impl<'a> Reader<'a> {
     }
 
     fn corrupt(&self, reason: &'static str) -> CorruptRecord {
-        CorruptRecord { table: self.table, reason }
+        CorruptRecord {
+            table: self.table,
+            reason,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptRecord> {
@@ -191,7 +206,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn kv(key: &str, value: &[u8], c: u64, m: u64, v: u64) -> KeyValue {
-        KeyValue { key: key.into(), value: Bytes::copy_from_slice(value), create_revision: c, mod_revision: m, version: v }
+        KeyValue {
+            key: key.into(),
+            value: Bytes::copy_from_slice(value),
+            create_revision: c,
+            mod_revision: m,
+            version: v,
+        }
     }
 
     #[test]
@@ -206,9 +227,21 @@ mod tests {
     #[test]
     fn log_round_trip() {
         let events = vec![
-            Event { kind: EventKind::Put, kv: kv("/a", b"new", 5, 9, 2), prev: Some(kv("/a", b"old", 5, 5, 1)) },
-            Event { kind: EventKind::Delete, kv: kv("/b", b"", 0, 9, 0), prev: Some(kv("/b", b"x", 2, 4, 3)) },
-            Event { kind: EventKind::Put, kv: kv("/c", b"c", 9, 9, 1), prev: None },
+            Event {
+                kind: EventKind::Put,
+                kv: kv("/a", b"new", 5, 9, 2),
+                prev: Some(kv("/a", b"old", 5, 5, 1)),
+            },
+            Event {
+                kind: EventKind::Delete,
+                kv: kv("/b", b"", 0, 9, 0),
+                prev: Some(kv("/b", b"x", 2, 4, 3)),
+            },
+            Event {
+                kind: EventKind::Put,
+                kv: kv("/c", b"c", 9, 9, 1),
+                prev: None,
+            },
         ];
         let raw = encode_log(&events);
         assert_eq!(decode_log(9, &raw).unwrap(), events);

@@ -29,7 +29,9 @@ impl RevisionEvents {
     fn approx_bytes(&self) -> usize {
         self.events
             .iter()
-            .map(|e| 128 + 2 * e.kv.key.len() + e.kv.value.len() + e.prev.as_ref().map_or(0, |p| p.value.len()))
+            .map(|e| {
+                128 + 2 * e.kv.key.len() + e.kv.value.len() + e.prev.as_ref().map_or(0, |p| p.value.len())
+            })
             .sum()
     }
 }
@@ -61,7 +63,11 @@ pub struct HubLimits {
 
 impl Default for HubLimits {
     fn default() -> Self {
-        Self { max_revisions: 10_000, max_bytes: 64 << 20, progress_interval: Duration::from_secs(1) }
+        Self {
+            max_revisions: 10_000,
+            max_bytes: 64 << 20,
+            progress_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -95,7 +101,10 @@ enum Collected {
     /// Events after the cursor (possibly none) and the revision the cursor may advance to.
     Events(Vec<Event>, Revision),
     /// The cursor is before the ring: history must be read from `ring_start` backwards.
-    Behind { ring_start: Revision, compact_revision: Revision },
+    Behind {
+        ring_start: Revision,
+        compact_revision: Revision,
+    },
     Failed(StoreError),
     Closed,
 }
@@ -164,11 +173,6 @@ impl WatchHub {
         self.progress_tx.send_modify(|_| {});
     }
 
-    /// The highest revision whose events are all published.
-    pub fn progress(&self) -> Revision {
-        self.state.lock().progress
-    }
-
     /// The oldest revision the ring can serve a watch from (events after it are in memory).
     pub fn ring_start(&self) -> Revision {
         self.state.lock().ring_start
@@ -183,7 +187,10 @@ impl WatchHub {
             return Collected::Failed(error.clone());
         }
         if cursor < state.ring_start {
-            return Collected::Behind { ring_start: state.ring_start, compact_revision: state.compact_revision };
+            return Collected::Behind {
+                ring_start: state.ring_start,
+                compact_revision: state.compact_revision,
+            };
         }
         let start = state.ring.partition_point(|r| r.revision <= cursor);
         let mut events = Vec::new();
@@ -195,7 +202,12 @@ impl WatchHub {
                 // Stop at a revision boundary: everything before `rev` is complete.
                 return Collected::Events(events, rev.revision - 1);
             }
-            events.extend(rev.events.iter().filter(|e| e.kv.key.starts_with(prefix)).cloned());
+            events.extend(
+                rev.events
+                    .iter()
+                    .filter(|e| e.kv.key.starts_with(prefix))
+                    .cloned(),
+            );
         }
         Collected::Events(events, state.progress.max(cursor))
     }
@@ -260,7 +272,10 @@ impl Subscription {
                         return Some(Ok(self.respond(events)));
                     }
                 }
-                Collected::Behind { ring_start, compact_revision } => {
+                Collected::Behind {
+                    ring_start,
+                    compact_revision,
+                } => {
                     let Some(history) = self.history.clone() else {
                         self.done = true;
                         return Some(Err(StoreError::Compacted {
@@ -311,6 +326,9 @@ impl Subscription {
 
     fn respond(&mut self, events: Vec<Event>) -> WatchResponse {
         self.last_sent = Instant::now();
-        WatchResponse { events, revision: self.cursor }
+        WatchResponse {
+            events,
+            revision: self.cursor,
+        }
     }
 }

@@ -22,7 +22,9 @@ use futures::stream::BoxStream;
 
 mod codec;
 pub mod embedded;
+pub mod etcd;
 mod hub;
+pub mod testing;
 mod validate;
 
 pub use validate::MAX_TXN_BYTES;
@@ -257,10 +259,21 @@ pub trait StoreExt: Store {
     }
 
     /// Writes `key` if its `mod_revision` equals `expected_mod_revision` (0: it must not exist).
-    async fn update(&self, key: &str, value: Bytes, expected_mod_revision: Revision) -> Result<Conditional, StoreError> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected_mod_revision: Revision,
+    ) -> Result<Conditional, StoreError> {
         let txn = Txn {
-            compares: vec![Compare { key: key.to_owned(), mod_revision: expected_mod_revision }],
-            ops: vec![Op::Put { key: key.to_owned(), value }],
+            compares: vec![Compare {
+                key: key.to_owned(),
+                mod_revision: expected_mod_revision,
+            }],
+            ops: vec![Op::Put {
+                key: key.to_owned(),
+                value,
+            }],
         };
         match self.txn(txn).await? {
             TxnOutcome::Succeeded { mut results, .. } => results
@@ -274,12 +287,21 @@ pub trait StoreExt: Store {
 
     /// Writes `key` unconditionally; returns the new key-value.
     async fn put(&self, key: &str, value: Bytes) -> Result<KeyValue, StoreError> {
-        let txn = Txn { compares: vec![], ops: vec![Op::Put { key: key.to_owned(), value }] };
+        let txn = Txn {
+            compares: vec![],
+            ops: vec![Op::Put {
+                key: key.to_owned(),
+                value,
+            }],
+        };
         match self.txn(txn).await? {
-            TxnOutcome::Succeeded { mut results, .. } => {
-                results.pop().flatten().ok_or_else(|| StoreError::Backend("put returned no key-value".into()))
+            TxnOutcome::Succeeded { mut results, .. } => results
+                .pop()
+                .flatten()
+                .ok_or_else(|| StoreError::Backend("put returned no key-value".into())),
+            TxnOutcome::Failed { .. } => {
+                Err(StoreError::Backend("unconditional put failed a compare".into()))
             }
-            TxnOutcome::Failed { .. } => Err(StoreError::Backend("unconditional put failed a compare".into())),
         }
     }
 
@@ -287,10 +309,15 @@ pub trait StoreExt: Store {
     /// returns the removed value.
     async fn delete(&self, key: &str, expected_mod_revision: Revision) -> Result<Conditional, StoreError> {
         if expected_mod_revision == 0 {
-            return Err(StoreError::InvalidRequest("delete needs the expected mod_revision (> 0)".into()));
+            return Err(StoreError::InvalidRequest(
+                "delete needs the expected mod_revision (> 0)".into(),
+            ));
         }
         let txn = Txn {
-            compares: vec![Compare { key: key.to_owned(), mod_revision: expected_mod_revision }],
+            compares: vec![Compare {
+                key: key.to_owned(),
+                mod_revision: expected_mod_revision,
+            }],
             ops: vec![Op::Delete { key: key.to_owned() }],
         };
         match self.txn(txn).await? {
@@ -316,6 +343,13 @@ pub enum StoreConfig {
         /// Retention, watch window and batching settings.
         options: embedded::EmbeddedOptions,
     },
+    /// An etcd v3 cluster.
+    Etcd {
+        /// Client URLs, e.g. `http://127.0.0.1:2379`.
+        endpoints: Vec<String>,
+        /// Prefix of every key in etcd, e.g. `/ironnet`.
+        key_prefix: String,
+    },
 }
 
 /// Opens the configured backend.
@@ -326,6 +360,16 @@ pub async fn open(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
                 .await
                 .map_err(|e| StoreError::Backend(format!("open task failed: {e}")))??;
             Ok(Arc::new(store))
+        }
+        StoreConfig::Etcd {
+            endpoints,
+            key_prefix,
+        } => {
+            let options = etcd::EtcdOptions {
+                key_prefix,
+                ..Default::default()
+            };
+            Ok(Arc::new(etcd::EtcdStore::connect(endpoints, options).await?))
         }
     }
 }

@@ -15,7 +15,10 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
         return Err(StoreError::InvalidRequest("empty key".into()));
     }
     if key.len() > 64 * 1024 {
-        return Err(StoreError::InvalidRequest(format!("key of {} bytes is too long", key.len())));
+        return Err(StoreError::InvalidRequest(format!(
+            "key of {} bytes is too long",
+            key.len()
+        )));
     }
     if key.contains('\0') {
         return Err(StoreError::InvalidRequest("key contains a NUL byte".into()));
@@ -42,7 +45,9 @@ pub fn validate_txn(txn: &Txn, limit: usize) -> Result<usize, StoreError> {
         validate_key(key)?;
         size += key.len();
         if !keys.insert(key.as_str()) {
-            return Err(StoreError::InvalidRequest(format!("more than one op on key {key:?}")));
+            return Err(StoreError::InvalidRequest(format!(
+                "more than one op on key {key:?}"
+            )));
         }
     }
     if size > limit {
@@ -57,18 +62,45 @@ mod tests {
     use crate::Compare;
 
     fn put(key: &str, len: usize) -> Op {
-        Op::Put { key: key.into(), value: vec![0u8; len].into() }
+        Op::Put {
+            key: key.into(),
+            value: vec![0u8; len].into(),
+        }
     }
 
     #[test]
     fn rejects_bad_transactions() {
-        let dup = Txn { compares: vec![], ops: vec![put("/a", 1), Op::Delete { key: "/a".into() }] };
-        assert!(matches!(validate_txn(&dup, MAX_TXN_BYTES), Err(StoreError::InvalidRequest(_))));
-        let empty = Txn { compares: vec![Compare { key: String::new(), mod_revision: 0 }], ops: vec![] };
-        assert!(matches!(validate_txn(&empty, MAX_TXN_BYTES), Err(StoreError::InvalidRequest(_))));
-        let big = Txn { compares: vec![], ops: vec![put("/a", MAX_TXN_BYTES)] };
-        assert!(matches!(validate_txn(&big, MAX_TXN_BYTES), Err(StoreError::ValueTooLarge { .. })));
-        let ok = Txn { compares: vec![], ops: vec![put("/a", 1 << 20), put("/b", 3)] };
+        let dup = Txn {
+            compares: vec![],
+            ops: vec![put("/a", 1), Op::Delete { key: "/a".into() }],
+        };
+        assert!(matches!(
+            validate_txn(&dup, MAX_TXN_BYTES),
+            Err(StoreError::InvalidRequest(_))
+        ));
+        let empty = Txn {
+            compares: vec![Compare {
+                key: String::new(),
+                mod_revision: 0,
+            }],
+            ops: vec![],
+        };
+        assert!(matches!(
+            validate_txn(&empty, MAX_TXN_BYTES),
+            Err(StoreError::InvalidRequest(_))
+        ));
+        let big = Txn {
+            compares: vec![],
+            ops: vec![put("/a", MAX_TXN_BYTES)],
+        };
+        assert!(matches!(
+            validate_txn(&big, MAX_TXN_BYTES),
+            Err(StoreError::ValueTooLarge { .. })
+        ));
+        let ok = Txn {
+            compares: vec![],
+            ops: vec![put("/a", 1 << 20), put("/b", 3)],
+        };
         assert_eq!(validate_txn(&ok, MAX_TXN_BYTES).unwrap(), (1 << 20) + 3 + 4);
     }
 }

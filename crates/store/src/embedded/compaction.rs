@@ -84,7 +84,11 @@ mod tests {
 
     #[test]
     fn count_bound() {
-        let policy = RetentionPolicy { max_revisions: Some(10), max_age: None, check_interval: Duration::ZERO };
+        let policy = RetentionPolicy {
+            max_revisions: Some(10),
+            max_age: None,
+            check_interval: Duration::ZERO,
+        };
         let mut t = CommitTimeline::default();
         let now = Instant::now();
         assert_eq!(t.target(&policy, now, 5, 0), None);
@@ -94,8 +98,11 @@ mod tests {
 
     #[test]
     fn age_bound_uses_injected_time() {
-        let policy =
-            RetentionPolicy { max_revisions: None, max_age: Some(Duration::from_secs(60)), check_interval: Duration::ZERO };
+        let policy = RetentionPolicy {
+            max_revisions: None,
+            max_age: Some(Duration::from_secs(60)),
+            check_interval: Duration::ZERO,
+        };
         let mut t = CommitTimeline::default();
         let t0 = Instant::now();
         t.record(t0, 10);
@@ -119,9 +126,15 @@ mod tests {
         let mut t = CommitTimeline::default();
         let t0 = Instant::now();
         t.record(t0, 500);
-        assert_eq!(t.target(&policy, t0 + Duration::from_secs(61), 1000, 0), Some(900));
+        assert_eq!(
+            t.target(&policy, t0 + Duration::from_secs(61), 1000, 0),
+            Some(900)
+        );
         let mut t = CommitTimeline::default();
         t.record(t0, 950);
-        assert_eq!(t.target(&policy, t0 + Duration::from_secs(61), 1000, 0), Some(950));
+        assert_eq!(
+            t.target(&policy, t0 + Duration::from_secs(61), 1000, 0),
+            Some(950)
+        );
     }
 }

@@ -67,7 +67,11 @@ impl Default for EmbeddedOptions {
 
 impl EmbeddedOptions {
     fn validate(&self) -> Result<(), StoreError> {
-        let bad = |what: &str| Err(StoreError::InvalidRequest(format!("invalid embedded store options: {what}")));
+        let bad = |what: &str| {
+            Err(StoreError::InvalidRequest(format!(
+                "invalid embedded store options: {what}"
+            )))
+        };
         if self.watch_window_revisions == 0 {
             return bad("watch_window_revisions must be > 0");
         }
@@ -137,7 +141,10 @@ impl EmbeddedStore {
             current: revisions.current,
             compact: revisions.compact,
             policy: options.retention,
-            batch: BatchLimits { max_txns: options.max_batch_txns, max_bytes: 16 << 20 },
+            batch: BatchLimits {
+                max_txns: options.max_batch_txns,
+                max_bytes: 16 << 20,
+            },
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -165,7 +172,9 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
+            let txn = db
+                .begin_read()
+                .map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
             f(&txn)
         })
         .await
@@ -204,8 +213,13 @@ impl HistoryReader for LogHistory {
         until: Revision,
         max_revisions: usize,
     ) -> Result<(Vec<Event>, Revision), StoreError> {
-        let db = self.db.upgrade().ok_or_else(|| StoreError::Unavailable("store is shut down".into()))?;
-        let txn = db.begin_read().map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
+        let db = self
+            .db
+            .upgrade()
+            .ok_or_else(|| StoreError::Unavailable("store is shut down".into()))?;
+        let txn = db
+            .begin_read()
+            .map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
         Ok(read::history(&txn, prefix, after, until, max_revisions)?)
     }
 }
@@ -235,19 +249,23 @@ impl Store for EmbeddedStore {
         let size = validate_txn(&txn, self.max_txn_bytes)?;
         let (reply, rx) = oneshot::channel();
         self.send(Request::Txn { txn, size, reply })?;
-        rx.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        let meta = self.read(|txn| tables::read_meta(txn)).await?;
+        let meta = self.read(tables::read_meta).await?;
         read::check_revision(after, meta)?;
-        let history: Arc<dyn HistoryReader> = Arc::new(LogHistory { db: Arc::downgrade(&self.db) });
+        let history: Arc<dyn HistoryReader> = Arc::new(LogHistory {
+            db: Arc::downgrade(&self.db),
+        });
         Ok(self.hub.subscribe(prefix.to_owned(), after, Some(history)))
     }
 
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Compact { revision, reply })?;
-        rx.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
 }

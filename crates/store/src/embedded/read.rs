@@ -19,10 +19,16 @@ use crate::{Event, KeyValue, ListOptions, ListPage, Revision, StoreError};
 /// Checks that `requested` is readable given the snapshot's revisions.
 pub fn check_revision(requested: Revision, meta: MetaRevisions) -> Result<(), StoreError> {
     if requested < meta.compact {
-        return Err(StoreError::Compacted { requested, compact_revision: meta.compact });
+        return Err(StoreError::Compacted {
+            requested,
+            compact_revision: meta.compact,
+        });
     }
     if requested > meta.current {
-        return Err(StoreError::FutureRevision { requested, current: meta.current });
+        return Err(StoreError::FutureRevision {
+            requested,
+            current: meta.current,
+        });
     }
     Ok(())
 }
@@ -53,7 +59,11 @@ fn overlay(
 }
 
 /// Reads one key at the snapshot's current revision or at `revision`.
-pub fn get(txn: &ReadTransaction, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>, DbError> {
+pub fn get(
+    txn: &ReadTransaction,
+    key: &str,
+    revision: Option<Revision>,
+) -> Result<Option<KeyValue>, DbError> {
     let meta = read_meta(txn)?;
     let kv = txn.open_table(KV)?;
     let current = kv.get(key)?.map(|g| decode_kv(key, g.value())).transpose()?;
@@ -67,7 +77,10 @@ pub fn get(txn: &ReadTransaction, key: &str, revision: Option<Revision>) -> Resu
             let log = txn.open_table(LOG)?;
             for entry in log.range(r + 1..)? {
                 let (rev, raw) = entry?;
-                if let Some(event) = decode_log(rev.value(), raw.value())?.into_iter().find(|e| e.kv.key == key) {
+                if let Some(event) = decode_log(rev.value(), raw.value())?
+                    .into_iter()
+                    .find(|e| e.kv.key == key)
+                {
                     return Ok(event.prev);
                 }
             }
@@ -105,7 +118,9 @@ pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Resul
             Some(Ok((k, _))) if k.value().starts_with(prefix) => Some(k.value().to_owned()),
             Some(Ok(_)) | None => None,
             Some(Err(_)) => {
-                let Some(Err(e)) = current.next() else { unreachable!("peeked an error") };
+                let Some(Err(e)) = current.next() else {
+                    unreachable!("peeked an error")
+                };
                 return Err(e.into());
             }
         };
@@ -118,7 +133,9 @@ pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Resul
             }
             (Some(c), Some(o)) if o < c => changed.next().and_then(|(_, state)| state),
             (Some(c), _) => {
-                let Some(Ok((_, v))) = current.next() else { unreachable!("peeked a value") };
+                let Some(Ok((_, v))) = current.next() else {
+                    unreachable!("peeked a value")
+                };
                 Some(decode_kv(&c, v.value())?)
             }
             (None, Some(_)) => changed.next().and_then(|(_, state)| state),
@@ -131,7 +148,11 @@ pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Resul
             items.push(item);
         }
     }
-    Ok(ListPage { items, revision, more })
+    Ok(ListPage {
+        items,
+        revision,
+        more,
+    })
 }
 
 /// Reads the events of revisions in `(after, until]` under `prefix`, at most `max_revisions`
@@ -145,7 +166,11 @@ pub fn history(
 ) -> Result<(Vec<Event>, Revision), DbError> {
     let meta = read_meta(txn)?;
     if after < meta.compact {
-        return Err(StoreError::Compacted { requested: after, compact_revision: meta.compact }.into());
+        return Err(StoreError::Compacted {
+            requested: after,
+            compact_revision: meta.compact,
+        }
+        .into());
     }
     let until = until.min(meta.current);
     let log = txn.open_table(LOG)?;
@@ -157,7 +182,11 @@ pub fn history(
             through = rev.value() - 1;
             break;
         }
-        events.extend(decode_log(rev.value(), raw.value())?.into_iter().filter(|e| e.kv.key.starts_with(prefix)));
+        events.extend(
+            decode_log(rev.value(), raw.value())?
+                .into_iter()
+                .filter(|e| e.kv.key.starts_with(prefix)),
+        );
     }
     Ok((events, through.max(after)))
 }

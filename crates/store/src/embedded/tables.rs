@@ -46,7 +46,12 @@ macro_rules! redb_from {
         }
     )*};
 }
-redb_from!(redb::TableError, redb::StorageError, redb::TransactionError, redb::CommitError);
+redb_from!(
+    redb::TableError,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError
+);
 
 impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
@@ -70,7 +75,10 @@ pub struct MetaRevisions {
 pub fn read_meta(txn: &redb::ReadTransaction) -> Result<MetaRevisions, DbError> {
     let meta = txn.open_table(META)?;
     let get = |k: &str| -> Result<u64, DbError> { Ok(meta.get(k)?.map(|g| g.value()).unwrap_or(0)) };
-    Ok(MetaRevisions { current: get(META_CURRENT)?, compact: get(META_COMPACT)? })
+    Ok(MetaRevisions {
+        current: get(META_CURRENT)?,
+        compact: get(META_COMPACT)?,
+    })
 }
 
 /// Creates the schema in a new file or validates an existing one, returning its revisions.
@@ -87,7 +95,10 @@ pub fn initialize(db: &redb::Database, path: &std::path::Path) -> Result<MetaRev
         .collect();
     let revisions = {
         let mut meta = wtxn.open_table(META).map_err(|e| fail(e.into()))?;
-        let format = meta.get(META_FORMAT).map_err(|e| fail(e.into()))?.map(|g| g.value());
+        let format = meta
+            .get(META_FORMAT)
+            .map_err(|e| fail(e.into()))?
+            .map(|g| g.value());
         match format {
             None => {
                 if let Some(foreign) = existing.iter().find(|n| *n != META.name()) {
@@ -96,7 +107,8 @@ pub fn initialize(db: &redb::Database, path: &std::path::Path) -> Result<MetaRev
                         path.display()
                     )));
                 }
-                meta.insert(META_FORMAT, FORMAT_VERSION).map_err(|e| fail(e.into()))?;
+                meta.insert(META_FORMAT, FORMAT_VERSION)
+                    .map_err(|e| fail(e.into()))?;
                 meta.insert(META_CURRENT, 0).map_err(|e| fail(e.into()))?;
                 meta.insert(META_COMPACT, 0).map_err(|e| fail(e.into()))?;
             }
@@ -116,9 +128,16 @@ pub fn initialize(db: &redb::Database, path: &std::path::Path) -> Result<MetaRev
             Some(_) => {}
         }
         let get = |k: &str| -> Result<u64, StoreError> {
-            Ok(meta.get(k).map_err(|e| fail(e.into()))?.map(|g| g.value()).unwrap_or(0))
+            Ok(meta
+                .get(k)
+                .map_err(|e| fail(e.into()))?
+                .map(|g| g.value())
+                .unwrap_or(0))
         };
-        MetaRevisions { current: get(META_CURRENT)?, compact: get(META_COMPACT)? }
+        MetaRevisions {
+            current: get(META_CURRENT)?,
+            compact: get(META_COMPACT)?,
+        }
     };
     wtxn.open_table(KV).map_err(|e| fail(e.into()))?;
     wtxn.open_table(LOG).map_err(|e| fail(e.into()))?;

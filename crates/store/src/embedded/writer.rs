@@ -152,7 +152,10 @@ impl Writer {
                     let (outcome, events) = apply(&mut kv, txn, next)?;
                     if !events.is_empty() {
                         log.insert(next, encode_log(&events).as_slice())?;
-                        published.push(RevisionEvents { revision: next, events });
+                        published.push(RevisionEvents {
+                            revision: next,
+                            events,
+                        });
                         next += 1;
                     }
                     outcomes.push(outcome);
@@ -185,10 +188,16 @@ impl Writer {
     /// Sets the compaction revision and deletes the history before it.
     fn compact_to(&mut self, revision: Revision) -> Result<(), StoreError> {
         if revision <= self.compact {
-            return Err(StoreError::Compacted { requested: revision, compact_revision: self.compact });
+            return Err(StoreError::Compacted {
+                requested: revision,
+                compact_revision: self.compact,
+            });
         }
         if revision > self.current {
-            return Err(StoreError::FutureRevision { requested: revision, current: self.current });
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current: self.current,
+            });
         }
         (|| -> Result<(), DbError> {
             let wtxn = self.db.begin_write()?;
@@ -226,7 +235,10 @@ fn apply(
     if !holds {
         let mut current = Vec::with_capacity(txn.compares.len());
         for compare in &txn.compares {
-            let kv = kv.get(compare.key.as_str())?.map(|raw| decode_kv(&compare.key, raw.value())).transpose()?;
+            let kv = kv
+                .get(compare.key.as_str())?
+                .map(|raw| decode_kv(&compare.key, raw.value()))
+                .transpose()?;
             current.push(kv);
         }
         return Ok((TxnOutcome::Failed { current }, Vec::new()));
@@ -236,7 +248,10 @@ fn apply(
     for op in &txn.ops {
         match op {
             Op::Put { key, value } => {
-                let prev = kv.get(key.as_str())?.map(|raw| decode_kv(key, raw.value())).transpose()?;
+                let prev = kv
+                    .get(key.as_str())?
+                    .map(|raw| decode_kv(key, raw.value()))
+                    .transpose()?;
                 let new = KeyValue {
                     key: key.clone(),
                     value: value.clone(),
@@ -245,11 +260,18 @@ fn apply(
                     version: prev.as_ref().map_or(1, |p| p.version + 1),
                 };
                 kv.insert(key.as_str(), encode_kv(&new).as_slice())?;
-                events.push(Event { kind: EventKind::Put, kv: new.clone(), prev });
+                events.push(Event {
+                    kind: EventKind::Put,
+                    kv: new.clone(),
+                    prev,
+                });
                 results.push(Some(new));
             }
             Op::Delete { key } => {
-                let prev = kv.remove(key.as_str())?.map(|raw| decode_kv(key, raw.value())).transpose()?;
+                let prev = kv
+                    .remove(key.as_str())?
+                    .map(|raw| decode_kv(key, raw.value()))
+                    .transpose()?;
                 if let Some(prev) = &prev {
                     events.push(Event {
                         kind: EventKind::Delete,

@@ -73,10 +73,17 @@ pub struct ClientArgs {
 ///
 /// `config` supplies everything the command line does not set (tests pass short timers); the `--keepalive` flag
 /// overrides its keepalive interval.
-pub async fn run(cmd: MetalbondCommand, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(
+    cmd: MetalbondCommand,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     match cmd {
         MetalbondCommand::Server(args) => {
-            let mb = MetalBond::new(Config { keepalive_interval: args.keepalive, ..config })?;
+            let mb = MetalBond::new(Config {
+                keepalive_interval: args.keepalive,
+                ..config
+            })?;
             let addr = mb.start_server(args.listen).await?;
             tracing::info!(%addr, "metalbond server listening");
             if let Some(http) = args.http {
@@ -88,7 +95,10 @@ pub async fn run(cmd: MetalbondCommand, config: Config, shutdown: impl Future<Ou
             Ok(())
         }
         MetalbondCommand::Client(args) => {
-            let mb = MetalBond::new(Config { keepalive_interval: args.keepalive, ..config })?;
+            let mb = MetalBond::new(Config {
+                keepalive_interval: args.keepalive,
+                ..config
+            })?;
             let mut events = mb.route_events();
             // Registered before the peers are added, so they are sent on ESTABLISHED like upstream.
             for vni in &args.subscribe {
@@ -100,7 +110,10 @@ pub async fn run(cmd: MetalbondCommand, config: Config, shutdown: impl Future<Ou
             for server in &args.servers {
                 mb.add_peer(server)?;
             }
-            if let Err(e) = mb.wait_established(ESTABLISH_TIMEOUT.min(config_timeout(mb.config()))).await {
+            if let Err(e) = mb
+                .wait_established(ESTABLISH_TIMEOUT.min(config_timeout(mb.config())))
+                .await
+            {
                 mb.shutdown();
                 return Err(e);
             }

@@ -164,9 +164,14 @@ impl Message {
     /// On error nothing is appended.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
         let payload_len = match self {
-            Self::Hello { keepalive_interval, is_server } => {
-                pb::Hello { keepalive_interval: *keepalive_interval, is_server: *is_server }.encoded_len()
+            Self::Hello {
+                keepalive_interval,
+                is_server,
+            } => pb::Hello {
+                keepalive_interval: *keepalive_interval,
+                is_server: *is_server,
             }
+            .encoded_len(),
             Self::Keepalive => 0,
             Self::Subscribe(vni) | Self::Unsubscribe(vni) => pb::Subscription { vni: *vni }.encoded_len(),
             Self::Update(action, route) => update_to_pb(*action, route).encoded_len(),
@@ -180,9 +185,14 @@ impl Message {
         dst.put_u16(payload_len as u16);
         dst.put_u8(self.message_type().wire_value());
         match self {
-            Self::Hello { keepalive_interval, is_server } => {
-                pb::Hello { keepalive_interval: *keepalive_interval, is_server: *is_server }.encode_raw(dst)
+            Self::Hello {
+                keepalive_interval,
+                is_server,
+            } => pb::Hello {
+                keepalive_interval: *keepalive_interval,
+                is_server: *is_server,
             }
+            .encode_raw(dst),
             Self::Keepalive => {}
             Self::Subscribe(vni) | Self::Unsubscribe(vni) => pb::Subscription { vni: *vni }.encode_raw(dst),
             Self::Update(action, route) => update_to_pb(*action, route).encode_raw(dst),
@@ -203,14 +213,19 @@ impl Message {
         match kind {
             MessageType::Hello => {
                 let hello = pb::Hello::decode(payload).map_err(pb_err)?;
-                Ok(Self::Hello { keepalive_interval: hello.keepalive_interval, is_server: hello.is_server })
+                Ok(Self::Hello {
+                    keepalive_interval: hello.keepalive_interval,
+                    is_server: hello.is_server,
+                })
             }
             MessageType::Keepalive if payload.is_empty() => Ok(Self::Keepalive),
             MessageType::Keepalive => Err(CodecError::KeepalivePayload(payload.len())),
-            MessageType::Subscribe => Ok(Self::Subscribe(pb::Subscription::decode(payload).map_err(pb_err)?.vni)),
-            MessageType::Unsubscribe => {
-                Ok(Self::Unsubscribe(pb::Subscription::decode(payload).map_err(pb_err)?.vni))
-            }
+            MessageType::Subscribe => Ok(Self::Subscribe(
+                pb::Subscription::decode(payload).map_err(pb_err)?.vni,
+            )),
+            MessageType::Unsubscribe => Ok(Self::Unsubscribe(
+                pb::Subscription::decode(payload).map_err(pb_err)?.vni,
+            )),
             MessageType::Update => update_from_pb(pb::Update::decode(payload).map_err(pb_err)?),
         }
     }
@@ -252,14 +267,21 @@ fn update_to_pb(action: Action, route: &Route) -> pb::Update {
 
 fn addr_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(|o| IpAddr::V4(Ipv4Addr::from(o))),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(|o| IpAddr::V6(Ipv6Addr::from(o))),
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|o| IpAddr::V6(Ipv6Addr::from(o))),
         _ => None,
     }
 }
 
 fn update_from_pb(update: pb::Update) -> Result<Message, CodecError> {
-    let invalid = |reason| CodecError::Invalid { kind: MessageType::Update, reason };
+    let invalid = |reason| CodecError::Invalid {
+        kind: MessageType::Update,
+        reason,
+    };
     let action = match update.action {
         0 => Action::Add,
         1 => Action::Remove,
@@ -267,16 +289,22 @@ fn update_from_pb(update: pb::Update) -> Result<Message, CodecError> {
     };
     let dest = update.destination.ok_or_else(|| invalid("missing destination"))?;
     // The family follows from the address length, as in upstream; `ipVersion` is only a tag.
-    let prefix_addr = addr_from_bytes(&dest.prefix).ok_or_else(|| invalid("destination prefix is not 4 or 16 bytes"))?;
+    let prefix_addr =
+        addr_from_bytes(&dest.prefix).ok_or_else(|| invalid("destination prefix is not 4 or 16 bytes"))?;
     let prefix_len = u8::try_from(dest.prefix_length).map_err(|_| invalid("prefix length out of range"))?;
-    let destination = IpNet::new(prefix_addr, prefix_len).map_err(|_| invalid("prefix length out of range"))?;
+    let destination =
+        IpNet::new(prefix_addr, prefix_len).map_err(|_| invalid("prefix length out of range"))?;
     let hop = update.next_hop.ok_or_else(|| invalid("missing next hop"))?;
-    let target = addr_from_bytes(&hop.target_address).ok_or_else(|| invalid("target address is not 4 or 16 bytes"))?;
+    let target =
+        addr_from_bytes(&hop.target_address).ok_or_else(|| invalid("target address is not 4 or 16 bytes"))?;
     let kind = NextHopType::from_wire(hop.r#type).ok_or_else(|| invalid("unknown next hop type"))?;
     let from = u16::try_from(hop.nat_port_range_from).map_err(|_| invalid("NAT port out of range"))?;
     let to = u16::try_from(hop.nat_port_range_to).map_err(|_| invalid("NAT port out of range"))?;
     let next_hop = NextHop::from_parts(target, hop.target_vni, kind, from, to);
-    Ok(Message::Update(action, Route::new(update.vni, destination, next_hop)))
+    Ok(Message::Update(
+        action,
+        Route::new(update.vni, destination, next_hop),
+    ))
 }
 
 /// A zero-copy view of one complete, header-validated frame at the start of a buffer.
@@ -307,7 +335,9 @@ impl<'a> FrameView<'a> {
             return Err(CodecError::TooLong(len));
         }
         let kind = MessageType::from_wire(header[3]).ok_or(CodecError::UnknownType(header[3]))?;
-        Ok(buf.get(HEADER_LEN..HEADER_LEN + len).map(|payload| Self { kind, payload }))
+        Ok(buf
+            .get(HEADER_LEN..HEADER_LEN + len)
+            .map(|payload| Self { kind, payload }))
     }
 
     /// The message type.
@@ -366,12 +396,18 @@ mod tests {
     use tokio_util::codec::Decoder;
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
     }
 
     fn example_update() -> (Message, Vec<u8>) {
         let target: Ipv6Addr = "fc00:1::d0".parse().unwrap();
-        let route = Route::new(100, "10.0.0.1/32".parse().unwrap(), NextHop::standard(IpAddr::V6(target)));
+        let route = Route::new(
+            100,
+            "10.0.0.1/32".parse().unwrap(),
+            NextHop::standard(IpAddr::V6(target)),
+        );
         let mut bytes = hex("01 00 20 05 10 64 1a 08 12 04 0a 00 00 01 18 20 22 12 0a 10");
         bytes.extend_from_slice(&target.octets());
         (Message::Update(Action::Add, route), bytes)
@@ -379,8 +415,20 @@ mod tests {
 
     fn examples() -> Vec<(Message, Vec<u8>)> {
         vec![
-            (Message::Hello { keepalive_interval: 3, is_server: false }, hex("01 00 02 01 08 03")),
-            (Message::Hello { keepalive_interval: 3, is_server: true }, hex("01 00 04 01 08 03 10 01")),
+            (
+                Message::Hello {
+                    keepalive_interval: 3,
+                    is_server: false,
+                },
+                hex("01 00 02 01 08 03"),
+            ),
+            (
+                Message::Hello {
+                    keepalive_interval: 3,
+                    is_server: true,
+                },
+                hex("01 00 04 01 08 03 10 01"),
+            ),
             (Message::Keepalive, hex("01 00 00 02")),
             (Message::Subscribe(100), hex("01 00 02 03 08 64")),
             (Message::Unsubscribe(100), hex("01 00 02 04 08 64")),
@@ -424,7 +472,14 @@ mod tests {
     #[test]
     fn nat_ports_are_sent_only_for_nat() {
         let target: IpAddr = "fc00::5".parse().unwrap();
-        let nat = Message::Update(Action::Add, Route::new(1, "1.1.1.1/32".parse().unwrap(), NextHop::nat(target, 1, 2).unwrap()));
+        let nat = Message::Update(
+            Action::Add,
+            Route::new(
+                1,
+                "1.1.1.1/32".parse().unwrap(),
+                NextHop::nat(target, 1, 2).unwrap(),
+            ),
+        );
         let frame = nat.to_frame().unwrap();
         // ... 18 01 (type NAT) 20 01 (from) 28 02 (to) at the end.
         assert!(frame.ends_with(&hex("18 01 20 01 28 02")));
@@ -459,12 +514,24 @@ mod tests {
     #[test]
     fn bad_headers_are_rejected_early() {
         assert!(matches!(FrameView::parse(&[2]), Err(CodecError::Version(2))));
-        assert!(matches!(FrameView::parse(&[1, 0x04, 0xa5, 5]), Err(CodecError::TooLong(1189))));
-        assert!(matches!(FrameView::parse(&[1, 0, 0, 9]), Err(CodecError::UnknownType(9))));
-        assert!(matches!(FrameView::parse(&[1, 0, 0, 0]), Err(CodecError::UnknownType(0))));
+        assert!(matches!(
+            FrameView::parse(&[1, 0x04, 0xa5, 5]),
+            Err(CodecError::TooLong(1189))
+        ));
+        assert!(matches!(
+            FrameView::parse(&[1, 0, 0, 9]),
+            Err(CodecError::UnknownType(9))
+        ));
+        assert!(matches!(
+            FrameView::parse(&[1, 0, 0, 0]),
+            Err(CodecError::UnknownType(0))
+        ));
         assert!(FrameView::parse(&[1, 0, 4, 5, 0]).unwrap().is_none());
         let mut buf = BytesMut::from(&[1u8, 0, 1, 2, 0][..]);
-        assert!(matches!(MessageCodec.decode(&mut buf), Err(CodecError::KeepalivePayload(1))));
+        assert!(matches!(
+            MessageCodec.decode(&mut buf),
+            Err(CodecError::KeepalivePayload(1))
+        ));
     }
 
     #[test]
@@ -496,11 +563,17 @@ mod tests {
         for case in cases {
             let payload = case.encode_to_vec();
             assert!(
-                matches!(Message::decode(MessageType::Update, &payload), Err(CodecError::Invalid { .. })),
+                matches!(
+                    Message::decode(MessageType::Update, &payload),
+                    Err(CodecError::Invalid { .. })
+                ),
                 "{case:?}"
             );
         }
-        assert!(matches!(Message::decode(MessageType::Hello, &[0xff]), Err(CodecError::Protobuf { .. })));
+        assert!(matches!(
+            Message::decode(MessageType::Hello, &[0xff]),
+            Err(CodecError::Protobuf { .. })
+        ));
     }
 
     impl Message {

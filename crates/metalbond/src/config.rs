@@ -62,7 +62,10 @@ impl Config {
     /// Checks the invariants the instance relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.retry_min > self.retry_max {
-            return Err(ConfigError::RetryRange { min: self.retry_min, max: self.retry_max });
+            return Err(ConfigError::RetryRange {
+                min: self.retry_min,
+                max: self.retry_max,
+            });
         }
         if self.time_unit.is_zero() {
             return Err(ConfigError::ZeroTimeUnit);
@@ -103,11 +106,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        let c = Config { retry_min: Duration::from_secs(2), retry_max: Duration::from_secs(1), ..Config::default() };
+        let c = Config {
+            retry_min: Duration::from_secs(2),
+            retry_max: Duration::from_secs(1),
+            ..Config::default()
+        };
         assert!(matches!(c.validate(), Err(ConfigError::RetryRange { .. })));
-        let c = Config { time_unit: Duration::ZERO, ..Config::default() };
+        let c = Config {
+            time_unit: Duration::ZERO,
+            ..Config::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeUnit));
-        let c = Config { max_write_bytes: 100, ..Config::default() };
+        let c = Config {
+            max_write_bytes: 100,
+            ..Config::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::WriteBatchTooSmall(100)));
     }
 }

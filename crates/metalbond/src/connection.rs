@@ -173,7 +173,8 @@ pub(crate) async fn run_outgoing(
         match result {
             Ok(Ok(stream)) => {
                 tracing::info!(peer = %addr, "connected");
-                let error = run_session(core.clone(), id, stream, Direction::Outgoing, stop.child_token()).await;
+                let error =
+                    run_session(core.clone(), id, stream, Direction::Outgoing, stop.child_token()).await;
                 tracing::info!(peer = %addr, %error, "session ended");
             }
             Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connect failed"),
@@ -195,13 +196,22 @@ pub(crate) async fn run_outgoing(
 }
 
 async fn dial(addr: &str, local: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
-    let Some(local) = local else { return TcpStream::connect(addr).await };
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"));
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{addr} resolves to no address"),
+    );
     for target in tokio::net::lookup_host(addr).await? {
         if target.is_ipv4() != local.is_ipv4() {
             continue;
         }
-        let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        let socket = if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
         socket.bind(std::net::SocketAddr::new(local, 0))?;
         match socket.connect(target).await {
             Ok(s) => return Ok(s),

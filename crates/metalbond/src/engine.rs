@@ -150,7 +150,9 @@ impl Engine {
     /// The peer's session became ESTABLISHED: replay our subscriptions (outgoing sessions only) and all our
     /// announcements, regardless of the peer's subscriptions (as upstream).
     pub fn established(&mut self, id: PeerId, is_server: bool) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         peer.state = ConnectionState::Established;
         peer.is_server = is_server;
         let peer = &self.peers[&id];
@@ -167,7 +169,9 @@ impl Engine {
     /// The peer's session left ESTABLISHED (or never reached it): it stops being a subscriber and every route
     /// learned from it is removed (and the removal redistributed) in every VNI.
     pub fn peer_down(&mut self, id: PeerId, state: ConnectionState) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         peer.state = state;
         peer.tx = None;
         peer.conn_cancel = None;
@@ -211,11 +215,15 @@ impl Engine {
     /// server-to-server.
     fn visible_to(&self, sub: PeerId, providers: &[PeerId]) -> bool {
         let sub_is_server = self.is_server(sub);
-        providers.iter().any(|p| *p != sub && !(sub_is_server && self.is_server(*p)))
+        providers
+            .iter()
+            .any(|p| *p != sub && !(sub_is_server && self.is_server(*p)))
     }
 
     fn peer_subscribed(&mut self, id: PeerId, vni: Vni) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         // Upstream returns an error here and leaves its subscriber lock held (deadlock); a duplicate
         // subscription is simply idempotent.
         if !peer.subscribed.insert(vni) {
@@ -290,7 +298,9 @@ impl Engine {
     /// the route becomes visible to it, a REMOVE when it stops being visible. `others` are the providers other
     /// than `origin` (before an ADD, after a REMOVE).
     fn redistribute(&self, action: Action, origin: PeerId, route: &Route, others: &[PeerId]) {
-        let Some(subs) = self.subscribers.get(&route.vni) else { return };
+        let Some(subs) = self.subscribers.get(&route.vni) else {
+            return;
+        };
         let origin_is_server = self.is_server(origin);
         let mut encoded: Option<Bytes> = None;
         for sub in subs {
@@ -310,7 +320,11 @@ impl Engine {
     /// Sends `msg` to every established peer.
     fn broadcast(&self, msg: &Message) {
         let bytes = frame(msg);
-        for peer in self.peers.values().filter(|p| p.state == ConnectionState::Established) {
+        for peer in self
+            .peers
+            .values()
+            .filter(|p| p.state == ConnectionState::Established)
+        {
             peer.send(&bytes);
         }
     }
@@ -341,8 +355,11 @@ impl Engine {
                 peer.send(&bytes);
             }
         }
-        let stale: Vec<(Route, Vec<PeerId>)> =
-            self.received.routes_in(vni).map(|(r, providers)| (r, providers.to_vec())).collect();
+        let stale: Vec<(Route, Vec<PeerId>)> = self
+            .received
+            .routes_in(vni)
+            .map(|(r, providers)| (r, providers.to_vec()))
+            .collect();
         for (route, providers) in stale {
             for id in providers {
                 if let Some(p) = self.peers.get_mut(&id) {

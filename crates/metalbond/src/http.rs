@@ -41,7 +41,10 @@ struct DestinationKey {
 }
 
 fn destination_key(dest: &IpNet) -> String {
-    let key = DestinationKey { ip_version: if matches!(dest, IpNet::V4(_)) { 4 } else { 6 }, prefix: *dest };
+    let key = DestinationKey {
+        ip_version: if matches!(dest, IpNet::V4(_)) { 4 } else { 6 },
+        prefix: *dest,
+    };
     serde_json::to_string(&key).unwrap_or_else(|_| dest.to_string())
 }
 
@@ -52,11 +55,18 @@ impl RoutesDocument {
         for (vni, dests) in mb.route_table() {
             let entry = vnet.entry(vni.to_string()).or_default();
             for (dest, hops) in dests {
-                entry.insert(destination_key(&dest), hops.iter().map(NextHopJson::from).collect());
+                entry.insert(
+                    destination_key(&dest),
+                    hops.iter().map(NextHopJson::from).collect(),
+                );
             }
         }
         let date = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
-        Self { date, vnet, metalbond_version: VERSION.to_owned() }
+        Self {
+            date,
+            vnet,
+            metalbond_version: VERSION.to_owned(),
+        }
     }
 
     fn to_html(&self, mb: &MetalBond) -> String {
@@ -64,9 +74,16 @@ impl RoutesDocument {
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>metalbond</title>\
              <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style></head><body>\n",
         );
-        let _ = writeln!(html, "<h1>metalbond route table</h1><p>{} &middot; {}</p>", self.date, VERSION);
+        let _ = writeln!(
+            html,
+            "<h1>metalbond route table</h1><p>{} &middot; {}</p>",
+            self.date, VERSION
+        );
         for (vni, dests) in mb.route_table() {
-            let _ = writeln!(html, "<h2>VNI {vni}</h2><table><tr><th>Destination</th><th>Next hops</th></tr>");
+            let _ = writeln!(
+                html,
+                "<h2>VNI {vni}</h2><table><tr><th>Destination</th><th>Next hops</th></tr>"
+            );
             for (dest, hops) in dests {
                 let hops: Vec<String> = hops.iter().map(|h| h.to_string()).collect();
                 let _ = writeln!(html, "<tr><td>{dest}</td><td>{}</td></tr>", hops.join("<br>"));

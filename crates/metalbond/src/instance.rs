@@ -76,7 +76,12 @@ impl MetalBond {
     pub fn new(config: Config) -> Result<Self, Error> {
         config.validate()?;
         let (changes, _) = watch::channel(0);
-        let core = Core { engine: Mutex::new(Engine::default()), config, changes, shutdown: CancellationToken::new() };
+        let core = Core {
+            engine: Mutex::new(Engine::default()),
+            config,
+            changes,
+            shutdown: CancellationToken::new(),
+        };
         Ok(Self { core: Arc::new(core) })
     }
 
@@ -113,7 +118,11 @@ impl MetalBond {
                     }
                 };
                 let stop = core.shutdown.child_token();
-                let id = core.lock().add_peer(PeerEntry::new(remote.to_string(), Direction::Incoming, stop.clone()));
+                let id = core.lock().add_peer(PeerEntry::new(
+                    remote.to_string(),
+                    Direction::Incoming,
+                    stop.clone(),
+                ));
                 tracing::info!(peer = %remote, "accepted");
                 let core = core.clone();
                 tokio::spawn(async move {
@@ -149,7 +158,10 @@ impl MetalBond {
     pub fn remove_peer(&self, addr: &str) -> Result<(), Error> {
         let entry = {
             let mut engine = self.core.lock();
-            let id = *engine.by_addr.get(addr).ok_or_else(|| Error::UnknownPeer(addr.to_owned()))?;
+            let id = *engine
+                .by_addr
+                .get(addr)
+                .ok_or_else(|| Error::UnknownPeer(addr.to_owned()))?;
             engine.remove_peer(id)
         };
         if let Some(entry) = entry {
@@ -163,7 +175,10 @@ impl MetalBond {
     /// goes to RETRY and redials after the retry delay.
     pub fn reset_peer(&self, addr: &str) -> Result<(), Error> {
         let engine = self.core.lock();
-        let id = engine.by_addr.get(addr).ok_or_else(|| Error::UnknownPeer(addr.to_owned()))?;
+        let id = engine
+            .by_addr
+            .get(addr)
+            .ok_or_else(|| Error::UnknownPeer(addr.to_owned()))?;
         if let Some(cancel) = engine.peers.get(id).and_then(|p| p.conn_cancel.as_ref()) {
             cancel.cancel();
         }
@@ -173,7 +188,11 @@ impl MetalBond {
     /// The state of the peer with this address, `None` if there is no such peer.
     pub fn peer_state(&self, addr: &str) -> Option<ConnectionState> {
         let engine = self.core.lock();
-        engine.by_addr.get(addr).and_then(|id| engine.peers.get(id)).map(|p| p.state)
+        engine
+            .by_addr
+            .get(addr)
+            .and_then(|id| engine.peers.get(id))
+            .map(|p| p.state)
     }
 
     /// Every peer's address and state, sorted by address.
@@ -204,19 +223,37 @@ impl MetalBond {
 
     /// Waits until every peer is ESTABLISHED (true at once without peers), or fails after `timeout`.
     pub async fn wait_established(&self, timeout: Duration) -> Result<(), Error> {
-        self.wait_until(timeout, |engine| engine.peers.values().all(|p| p.state == ConnectionState::Established))
-            .await
-    }
-
-    /// Waits until the peer with address `addr` is in `state`, or fails after `timeout`.
-    pub async fn wait_peer_state(&self, addr: &str, state: ConnectionState, timeout: Duration) -> Result<(), Error> {
         self.wait_until(timeout, |engine| {
-            engine.by_addr.get(addr).and_then(|id| engine.peers.get(id)).is_some_and(|p| p.state == state)
+            engine
+                .peers
+                .values()
+                .all(|p| p.state == ConnectionState::Established)
         })
         .await
     }
 
-    async fn wait_until(&self, timeout: Duration, mut done: impl FnMut(&Engine) -> bool) -> Result<(), Error> {
+    /// Waits until the peer with address `addr` is in `state`, or fails after `timeout`.
+    pub async fn wait_peer_state(
+        &self,
+        addr: &str,
+        state: ConnectionState,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.wait_until(timeout, |engine| {
+            engine
+                .by_addr
+                .get(addr)
+                .and_then(|id| engine.peers.get(id))
+                .is_some_and(|p| p.state == state)
+        })
+        .await
+    }
+
+    async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Engine) -> bool,
+    ) -> Result<(), Error> {
         let mut changes = self.core.changes.subscribe();
         let wait = async {
             loop {
@@ -229,7 +266,9 @@ impl MetalBond {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.map_err(|_| Error::EstablishTimeout(timeout))
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| Error::EstablishTimeout(timeout))
     }
 
     /// Subscribes to `vni` on every server (now if established, else as soon as it is).
@@ -313,7 +352,11 @@ impl MetalBond {
         let engine = self.core.lock();
         let mut out: BTreeMap<Vni, BTreeMap<IpNet, Vec<NextHop>>> = BTreeMap::new();
         for (route, _) in engine.received.routes() {
-            out.entry(route.vni).or_default().entry(route.destination).or_default().push(route.next_hop);
+            out.entry(route.vni)
+                .or_default()
+                .entry(route.destination)
+                .or_default()
+                .push(route.next_hop);
         }
         for hops in out.values_mut().flat_map(|d| d.values_mut()) {
             hops.sort();

@@ -107,12 +107,21 @@ pub struct NextHop {
 impl NextHop {
     /// A STANDARD next hop to `target` (target VNI 0, as metalnet always uses).
     pub fn standard(target: IpAddr) -> Self {
-        Self { target, target_vni: 0, kind: NextHopType::Standard, nat_port_from: 0, nat_port_to: 0 }
+        Self {
+            target,
+            target_vni: 0,
+            kind: NextHopType::Standard,
+            nat_port_from: 0,
+            nat_port_to: 0,
+        }
     }
 
     /// A LOADBALANCER_TARGET next hop: `target` serves the destination load balancer IP.
     pub fn load_balancer_target(target: IpAddr) -> Self {
-        Self { kind: NextHopType::LoadBalancerTarget, ..Self::standard(target) }
+        Self {
+            kind: NextHopType::LoadBalancerTarget,
+            ..Self::standard(target)
+        }
     }
 
     /// A NAT next hop: `target` owns the destination NAT IP for ports `[from, to)`.
@@ -122,14 +131,29 @@ impl NextHop {
         if from >= to {
             return Err(RouteError::EmptyNatRange { from, to });
         }
-        Ok(Self { kind: NextHopType::Nat, nat_port_from: from, nat_port_to: to, ..Self::standard(target) })
+        Ok(Self {
+            kind: NextHopType::Nat,
+            nat_port_from: from,
+            nat_port_to: to,
+            ..Self::standard(target)
+        })
     }
 
     /// A next hop from raw parts as they arrive from a peer. Port fields are kept only for NAT next hops (upstream
     /// only sends them for NAT); for other types they are zeroed so that identity does not depend on garbage.
     pub fn from_parts(target: IpAddr, target_vni: Vni, kind: NextHopType, from: u16, to: u16) -> Self {
-        let (nat_port_from, nat_port_to) = if kind == NextHopType::Nat { (from, to) } else { (0, 0) };
-        Self { target, target_vni, kind, nat_port_from, nat_port_to }
+        let (nat_port_from, nat_port_to) = if kind == NextHopType::Nat {
+            (from, to)
+        } else {
+            (0, 0)
+        };
+        Self {
+            target,
+            target_vni,
+            kind,
+            nat_port_from,
+            nat_port_to,
+        }
     }
 
     /// Returns the same next hop with `target_vni` set (the VNI the target address lives in; 0 = same VNI).
@@ -190,7 +214,11 @@ pub struct Route {
 impl Route {
     /// A route from its parts.
     pub fn new(vni: Vni, destination: IpNet, next_hop: NextHop) -> Self {
-        Self { vni, destination, next_hop }
+        Self {
+            vni,
+            destination,
+            next_hop,
+        }
     }
 }
 
@@ -208,14 +236,23 @@ impl FromStr for Route {
     type Err = RouteError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| RouteError::InvalidSpec { spec: spec.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| RouteError::InvalidSpec {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
         let parts: Vec<&str> = spec.split('#').collect();
         if !(3..=6).contains(&parts.len()) || parts.len() == 5 {
             return Err(invalid("expected VNI#PREFIX#NEXTHOP[#STD|LB|NAT][#FROM#TO]"));
         }
-        let vni: Vni = parts[0].parse().map_err(|_| invalid("VNI is not an unsigned 32-bit number"))?;
-        let destination: IpNet = parts[1].parse().map_err(|_| invalid("PREFIX is not an IP prefix (ADDR/LEN)"))?;
-        let target: IpAddr = parts[2].parse().map_err(|_| invalid("NEXTHOP is not an IP address"))?;
+        let vni: Vni = parts[0]
+            .parse()
+            .map_err(|_| invalid("VNI is not an unsigned 32-bit number"))?;
+        let destination: IpNet = parts[1]
+            .parse()
+            .map_err(|_| invalid("PREFIX is not an IP prefix (ADDR/LEN)"))?;
+        let target: IpAddr = parts[2]
+            .parse()
+            .map_err(|_| invalid("NEXTHOP is not an IP address"))?;
         let kind = match parts.get(3).map(|t| t.to_ascii_lowercase()) {
             None => NextHopType::Standard,
             Some(t) if t.contains("nat") => NextHopType::Nat,
@@ -225,7 +262,10 @@ impl FromStr for Route {
         };
         let next_hop = match (kind, parts.len()) {
             (NextHopType::Nat, 6) => {
-                let port = |s: &str| s.parse::<u16>().map_err(|_| invalid("NAT ports must be numbers 0..=65535"));
+                let port = |s: &str| {
+                    s.parse::<u16>()
+                        .map_err(|_| invalid("NAT ports must be numbers 0..=65535"))
+                };
                 NextHop::nat(target, port(parts[4])?, port(parts[5])?)?
             }
             (NextHopType::Nat, _) => return Err(invalid("NAT requires #FROM#TO")),

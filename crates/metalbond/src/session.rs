@@ -85,7 +85,14 @@ pub struct SessionTimers {
 impl SessionTimers {
     /// Timers with `keepalive_interval` wire seconds (0 means upstream's default of 5) and real seconds.
     pub fn new(keepalive_interval: u32) -> Self {
-        Self { keepalive_interval: if keepalive_interval == 0 { 5 } else { keepalive_interval }, unit: Duration::from_secs(1) }
+        Self {
+            keepalive_interval: if keepalive_interval == 0 {
+                5
+            } else {
+                keepalive_interval
+            },
+            unit: Duration::from_secs(1),
+        }
     }
 
     /// The same wire interval, with one wire second lasting `unit` (must be non-zero).
@@ -133,7 +140,10 @@ impl Session {
         Self {
             direction,
             state: ConnectionState::Connecting,
-            timers: SessionTimers { keepalive_interval: own, ..timers },
+            timers: SessionTimers {
+                keepalive_interval: own,
+                ..timers
+            },
             negotiated: own,
             peer_is_server: false,
             hold_deadline: now + timers.hold(own),
@@ -161,7 +171,10 @@ impl Session {
         match (self.direction, self.state) {
             (Direction::Outgoing, ConnectionState::Connecting) => {
                 self.state = ConnectionState::HelloSent;
-                Some(Message::Hello { keepalive_interval: self.timers.keepalive_interval, is_server: false })
+                Some(Message::Hello {
+                    keepalive_interval: self.timers.keepalive_interval,
+                    is_server: false,
+                })
             }
             _ => None,
         }
@@ -169,12 +182,21 @@ impl Session {
 
     /// Feeds one received message at `now`.
     pub fn on_message(&mut self, msg: Message, now: Instant) -> Result<Step, SessionError> {
-        let unexpected = |state| SessionError::Unexpected { kind: msg.message_type(), state };
+        let unexpected = |state| SessionError::Unexpected {
+            kind: msg.message_type(),
+            state,
+        };
         let mut step = Step::default();
         match (&msg, self.direction, self.state) {
-            (Message::Hello { keepalive_interval, is_server }, dir, state)
-                if (dir == Direction::Outgoing && state == ConnectionState::HelloSent)
-                    || (dir == Direction::Incoming && state == ConnectionState::Connecting) =>
+            (
+                Message::Hello {
+                    keepalive_interval,
+                    is_server,
+                },
+                dir,
+                state,
+            ) if (dir == Direction::Outgoing && state == ConnectionState::HelloSent)
+                || (dir == Direction::Incoming && state == ConnectionState::Connecting) =>
             {
                 if *keepalive_interval < 1 {
                     return Err(SessionError::BadKeepaliveInterval(*keepalive_interval));
@@ -188,7 +210,10 @@ impl Session {
                     step.reply = Some(Message::Keepalive);
                 } else {
                     self.state = ConnectionState::HelloSent;
-                    step.reply = Some(Message::Hello { keepalive_interval: self.negotiated, is_server: true });
+                    step.reply = Some(Message::Hello {
+                        keepalive_interval: self.negotiated,
+                        is_server: true,
+                    });
                 }
             }
             (Message::Keepalive, dir, state) => {
@@ -207,7 +232,11 @@ impl Session {
                     step.reply = Some(Message::Keepalive);
                 }
             }
-            (Message::Subscribe(_) | Message::Unsubscribe(_) | Message::Update(..), _, ConnectionState::Established) => {
+            (
+                Message::Subscribe(_) | Message::Unsubscribe(_) | Message::Update(..),
+                _,
+                ConnectionState::Established,
+            ) => {
                 step.deliver = Some(msg);
             }
             (_, _, state) => return Err(unexpected(state)),
@@ -237,7 +266,8 @@ impl Session {
 
     /// When [`poll`](Self::poll) next has something to do.
     pub fn next_deadline(&self) -> Instant {
-        self.next_keepalive.map_or(self.hold_deadline, |k| k.min(self.hold_deadline))
+        self.next_keepalive
+            .map_or(self.hold_deadline, |k| k.min(self.hold_deadline))
     }
 }
 
@@ -259,10 +289,22 @@ mod tests {
         let t0 = Instant::now();
         let (mut c, mut s) = pair(5, 3, t0);
         let hello = c.start().unwrap();
-        assert_eq!(hello, Message::Hello { keepalive_interval: 5, is_server: false });
+        assert_eq!(
+            hello,
+            Message::Hello {
+                keepalive_interval: 5,
+                is_server: false
+            }
+        );
         assert_eq!(c.state(), ConnectionState::HelloSent);
         let step = s.on_message(hello, t0).unwrap();
-        assert_eq!(step.reply, Some(Message::Hello { keepalive_interval: 3, is_server: true }));
+        assert_eq!(
+            step.reply,
+            Some(Message::Hello {
+                keepalive_interval: 3,
+                is_server: true
+            })
+        );
         assert_eq!(s.state(), ConnectionState::HelloSent);
         let step = c.on_message(step.reply.unwrap(), t0).unwrap();
         assert!(c.peer_is_server());
@@ -283,7 +325,14 @@ mod tests {
         let t0 = Instant::now();
         let (mut c, _) = pair(2, 2, t0);
         c.start();
-        c.on_message(Message::Hello { keepalive_interval: 2, is_server: true }, t0).unwrap();
+        c.on_message(
+            Message::Hello {
+                keepalive_interval: 2,
+                is_server: true,
+            },
+            t0,
+        )
+        .unwrap();
         c.on_message(Message::Keepalive, t0).unwrap();
         assert_eq!(c.next_deadline(), t0 + 2 * S);
         assert_eq!(c.poll(t0 + S), Ok(None));
@@ -299,7 +348,14 @@ mod tests {
     fn keepalive_resets_the_hold_timer() {
         let t0 = Instant::now();
         let (_, mut s) = pair(1, 4, t0);
-        s.on_message(Message::Hello { keepalive_interval: 4, is_server: false }, t0).unwrap();
+        s.on_message(
+            Message::Hello {
+                keepalive_interval: 4,
+                is_server: false,
+            },
+            t0,
+        )
+        .unwrap();
         s.on_message(Message::Keepalive, t0).unwrap();
         for i in 1..10u32 {
             s.on_message(Message::Keepalive, t0 + i * 9 * S).unwrap();
@@ -321,31 +377,85 @@ mod tests {
         let t0 = Instant::now();
         let upd = Message::Update(
             crate::codec::Action::Add,
-            Route::new(1, "10.0.0.1/32".parse().unwrap(), NextHop::standard("fc00::1".parse().unwrap())),
+            Route::new(
+                1,
+                "10.0.0.1/32".parse().unwrap(),
+                NextHop::standard("fc00::1".parse().unwrap()),
+            ),
         );
         let (mut c, mut s) = pair(1, 1, t0);
-        assert!(matches!(s.on_message(Message::Keepalive, t0), Err(SessionError::Unexpected { .. })));
-        assert!(matches!(s.on_message(upd.clone(), t0), Err(SessionError::Unexpected { .. })));
-        assert!(matches!(s.on_message(Message::Subscribe(1), t0), Err(SessionError::Unexpected { .. })));
+        assert!(matches!(
+            s.on_message(Message::Keepalive, t0),
+            Err(SessionError::Unexpected { .. })
+        ));
+        assert!(matches!(
+            s.on_message(upd.clone(), t0),
+            Err(SessionError::Unexpected { .. })
+        ));
+        assert!(matches!(
+            s.on_message(Message::Subscribe(1), t0),
+            Err(SessionError::Unexpected { .. })
+        ));
         assert_eq!(
-            s.on_message(Message::Hello { keepalive_interval: 0, is_server: false }, t0),
+            s.on_message(
+                Message::Hello {
+                    keepalive_interval: 0,
+                    is_server: false
+                },
+                t0
+            ),
             Err(SessionError::BadKeepaliveInterval(0))
         );
         c.start();
-        assert!(matches!(c.on_message(Message::Keepalive, t0), Err(SessionError::Unexpected { .. })));
+        assert!(matches!(
+            c.on_message(Message::Keepalive, t0),
+            Err(SessionError::Unexpected { .. })
+        ));
         let (mut c, _) = pair(1, 1, t0);
         // A HELLO before we sent ours, and a second HELLO, are both violations.
-        assert!(c.on_message(Message::Hello { keepalive_interval: 1, is_server: true }, t0).is_err());
+        assert!(
+            c.on_message(
+                Message::Hello {
+                    keepalive_interval: 1,
+                    is_server: true
+                },
+                t0
+            )
+            .is_err()
+        );
         c.start();
-        c.on_message(Message::Hello { keepalive_interval: 1, is_server: true }, t0).unwrap();
-        assert!(c.on_message(Message::Hello { keepalive_interval: 1, is_server: true }, t0).is_err());
+        c.on_message(
+            Message::Hello {
+                keepalive_interval: 1,
+                is_server: true,
+            },
+            t0,
+        )
+        .unwrap();
+        assert!(
+            c.on_message(
+                Message::Hello {
+                    keepalive_interval: 1,
+                    is_server: true
+                },
+                t0
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn established_sessions_deliver_route_messages() {
         let t0 = Instant::now();
         let (_, mut s) = pair(1, 1, t0);
-        s.on_message(Message::Hello { keepalive_interval: 1, is_server: false }, t0).unwrap();
+        s.on_message(
+            Message::Hello {
+                keepalive_interval: 1,
+                is_server: false,
+            },
+            t0,
+        )
+        .unwrap();
         s.on_message(Message::Keepalive, t0).unwrap();
         let step = s.on_message(Message::Subscribe(7), t0).unwrap();
         assert_eq!(step.deliver, Some(Message::Subscribe(7)));
@@ -358,7 +468,14 @@ mod tests {
         let ms = Duration::from_millis(10);
         let mut c = Session::new(Direction::Outgoing, SessionTimers::new(2).with_unit(ms), t0);
         c.start();
-        c.on_message(Message::Hello { keepalive_interval: 2, is_server: true }, t0).unwrap();
+        c.on_message(
+            Message::Hello {
+                keepalive_interval: 2,
+                is_server: true,
+            },
+            t0,
+        )
+        .unwrap();
         assert_eq!(c.next_deadline(), t0 + 2 * ms);
         assert_eq!(c.poll(t0 + 5 * ms), Err(SessionError::Timeout));
     }

@@ -39,7 +39,10 @@ pub struct RouteTable<P> {
 
 impl<P> Default for RouteTable<P> {
     fn default() -> Self {
-        Self { vnis: HashMap::new(), len: 0 }
+        Self {
+            vnis: HashMap::new(),
+            len: 0,
+        }
     }
 }
 
@@ -126,7 +129,8 @@ impl<P: Copy + Eq> RouteTable<P> {
     pub fn routes_in(&self, vni: Vni) -> impl Iterator<Item = (Route, &[P])> + '_ {
         self.vnis.get(&vni).into_iter().flat_map(move |dests| {
             dests.iter().flat_map(move |(dest, hops)| {
-                hops.iter().map(move |(hop, providers)| (Route::new(vni, *dest, *hop), providers.as_slice()))
+                hops.iter()
+                    .map(move |(hop, providers)| (Route::new(vni, *dest, *hop), providers.as_slice()))
             })
         })
     }
@@ -161,7 +165,11 @@ mod tests {
     use std::collections::HashSet;
 
     fn route(vni: Vni, dest: &str, hop: &str) -> Route {
-        Route::new(vni, dest.parse().unwrap(), NextHop::standard(hop.parse().unwrap()))
+        Route::new(
+            vni,
+            dest.parse().unwrap(),
+            NextHop::standard(hop.parse().unwrap()),
+        )
     }
 
     #[test]
@@ -185,9 +193,18 @@ mod tests {
     fn removal_errors_name_the_missing_level() {
         let mut t = RouteTable::new();
         t.add(&route(1, "10.0.0.1/32", "fc00::1"), ()).unwrap();
-        assert_eq!(t.remove(&route(2, "10.0.0.1/32", "fc00::1"), ()), Err(TableError::VniNotFound));
-        assert_eq!(t.remove(&route(1, "10.0.0.2/32", "fc00::1"), ()), Err(TableError::DestinationNotFound));
-        assert_eq!(t.remove(&route(1, "10.0.0.1/32", "fc00::2"), ()), Err(TableError::NextHopNotFound));
+        assert_eq!(
+            t.remove(&route(2, "10.0.0.1/32", "fc00::1"), ()),
+            Err(TableError::VniNotFound)
+        );
+        assert_eq!(
+            t.remove(&route(1, "10.0.0.2/32", "fc00::1"), ()),
+            Err(TableError::DestinationNotFound)
+        );
+        assert_eq!(
+            t.remove(&route(1, "10.0.0.1/32", "fc00::2"), ()),
+            Err(TableError::NextHopNotFound)
+        );
         assert_eq!(TableError::VniNotFound.to_string(), "vni does not exist");
     }
 

@@ -1,0 +1,155 @@
+//! Bad input: the decoder never panics on arbitrary bytes, and a bad frame closes only the session that sent it.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use ironnet_metalbond::{Action, Message, MessageCodec, NextHop, Route};
+use proptest::prelude::*;
+use tokio_util::codec::Decoder;
+
+/// Feeds `bytes` to a decoder in `chunks`, as a connection would; returns the messages decoded before the first
+/// error and whether an error occurred.
+fn decode_stream(bytes: &[u8], chunks: &[usize]) -> (Vec<Message>, bool) {
+    let mut codec = MessageCodec;
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut sizes = chunks.iter().copied().cycle();
+    while !rest.is_empty() {
+        let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                Err(_) => return (out, true),
+            }
+        }
+    }
+    (out, false)
+}
+
+fn arb_route() -> impl Strategy<Value = Route> {
+    (
+        any::<u32>(),
+        any::<[u8; 4]>(),
+        0u8..=32,
+        any::<[u8; 16]>(),
+        0u8..3,
+        any::<u16>(),
+        any::<u16>(),
+    )
+        .prop_map(|(vni, p, len, hop, kind, a, b)| {
+            let dest = ipnet::IpNet::new(std::net::IpAddr::from(p), len).unwrap();
+            let target = std::net::IpAddr::from(hop);
+            let next_hop = match kind {
+                0 => NextHop::standard(target),
+                1 => NextHop::load_balancer_target(target),
+                _ => NextHop::nat(target, a.min(b), a.max(b).max(1)).unwrap_or(NextHop::standard(target)),
+            };
+            Route::new(vni, dest, next_hop)
+        })
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (1u32..1000, any::<bool>()).prop_map(|(k, s)| Message::Hello {
+            keepalive_interval: k,
+            is_server: s
+        }),
+        Just(Message::Keepalive),
+        any::<u32>().prop_map(Message::Subscribe),
+        any::<u32>().prop_map(Message::Unsubscribe),
+        (any::<bool>(), arb_route())
+            .prop_map(|(add, r)| Message::Update(if add { Action::Add } else { Action::Remove }, r)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes in arbitrary chunks: no panic, and what decodes before an error is a prefix of what the
+    /// same bytes decode to in one piece.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512),
+                                   chunks in prop::collection::vec(1usize..64, 1..8)) {
+        let (whole, whole_err) = decode_stream(&bytes, &[usize::MAX]);
+        let (split, split_err) = decode_stream(&bytes, &chunks);
+        prop_assert_eq!(whole_err, split_err);
+        prop_assert_eq!(whole, split);
+    }
+
+    /// Valid streams decode to exactly the messages sent, however the bytes are split.
+    #[test]
+    fn valid_streams_survive_any_split(msgs in prop::collection::vec(arb_message(), 0..20),
+                                       chunks in prop::collection::vec(1usize..40, 1..8)) {
+        let mut stream = BytesMut::new();
+        for m in &msgs {
+            m.encode(&mut stream).unwrap();
+        }
+        let (out, err) = decode_stream(&stream, &chunks);
+        prop_assert!(!err);
+        prop_assert_eq!(out, msgs);
+    }
+
+    /// Valid frames with corrupted bytes: never a panic (an error or a different valid message is fine).
+    #[test]
+    fn corrupted_frames_never_panic(msg in arb_message(), flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let mut frame = msg.to_frame().unwrap().to_vec();
+        for (pos, val) in flips {
+            let i = pos % frame.len();
+            frame[i] = val;
+        }
+        let _ = decode_stream(&frame, &[3]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_frame_closes_only_that_session() {
+    let (srv, addr) = server_with_keepalive(50).await;
+    let good = client(&[&addr]).await;
+    good.subscribe(1).unwrap();
+    let announcer = client(&[&addr]).await;
+    let bad_frames: [&[u8]; 7] = [
+        &[2, 0, 0, 2],                         // version 2
+        &[1, 0x04, 0xa5, 5],                   // payload 1189 > 1188
+        &[1, 0, 0, 6],                         // unknown type
+        &[1, 0, 2, 5, 0xff, 0xff],             // undecodable protobuf
+        &[1, 0, 1, 2, 0],                      // KEEPALIVE with payload
+        &[1, 0, 4, 5, 0x1a, 0x02, 0x12, 0x01], // UPDATE with a malformed destination
+        &[1, 0, 2, 1, 8, 1],                   // second HELLO
+    ];
+    for (i, bad) in bad_frames.iter().enumerate() {
+        let mut raw = RawPeer::connect(&addr).await;
+        raw.handshake_as_client(50).await;
+        raw.send_raw(bad).await;
+        assert!(
+            raw.closed_within(SOON).await,
+            "bad frame {i} did not close the session"
+        );
+        let r = Route::new(
+            1,
+            format!("10.1.0.{i}/32").parse().unwrap(),
+            NextHop::standard("fc00::1".parse().unwrap()),
+        );
+        announcer.announce(r).unwrap();
+        eventually("the good client keeps receiving", || good.has_route(&r)).await;
+    }
+    // A HELLO with keepalive 0 before the session starts is refused too.
+    let mut raw = RawPeer::connect(&addr).await;
+    raw.send(&Message::Hello {
+        keepalive_interval: 0,
+        is_server: false,
+    })
+    .await;
+    assert!(raw.closed_within(SOON).await);
+    consistently("good sessions stay up", Duration::from_millis(200), || {
+        established_peers(&srv).len() == 2
+    })
+    .await;
+    srv.shutdown();
+}

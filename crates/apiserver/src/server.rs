@@ -1,0 +1,467 @@
+//! The server: builder, shared state, HTTP routing and response encoding.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ironnet_store::Store;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::definition::ResourceDefinition;
+use crate::error::ApiError;
+use crate::meta::{SharedClock, SystemClock};
+use crate::registry::{RegisteredKind, Registry, RegistryError};
+use crate::request::{Output, Query, Target, negotiate, parse_path};
+use crate::strategy::Strategy;
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// How often admission hooks are re-run when a side-effect compare fails.
+    pub max_admission_retries: usize,
+    /// Namespaces created at startup.
+    pub initial_namespaces: Vec<String>,
+    /// How often the garbage collector and namespace controller rescan everything (besides reacting to events).
+    pub resync_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bookmark_interval: Duration::from_secs(60),
+            max_admission_retries: 8,
+            initial_namespaces: vec![
+                "default".into(),
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Errors building a server.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Two kinds share a group/version/plural.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Bootstrapping (creating the initial namespaces) failed.
+    #[error("bootstrapping the store failed: {0}")]
+    Bootstrap(ApiError),
+}
+
+/// Collects kinds and settings for an [`ApiServer`].
+pub struct ApiServerBuilder {
+    store: Arc<dyn Store>,
+    registry: Registry,
+    clock: SharedClock,
+    config: ServerConfig,
+    controllers: bool,
+}
+
+impl std::fmt::Debug for ApiServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServerBuilder")
+            .field("registry", &self.registry)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ApiServerBuilder {
+    /// A builder over `store` with the built-in kinds (Namespace, Event, Lease) registered.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let mut registry = Registry::new();
+        crate::builtin::register_builtins(&mut registry);
+        ApiServerBuilder {
+            store,
+            registry,
+            clock: Arc::new(SystemClock),
+            config: ServerConfig::default(),
+            controllers: true,
+        }
+    }
+
+    /// Registers a kind.
+    pub fn register(
+        mut self,
+        def: ResourceDefinition,
+        strategy: Arc<dyn Strategy>,
+    ) -> Result<Self, RegistryError> {
+        self.registry.register(def, strategy)?;
+        Ok(self)
+    }
+
+    /// Replaces the clock (tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the configuration.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Whether to run the garbage collector and namespace controller (default: yes).
+    pub fn controllers(mut self, enabled: bool) -> Self {
+        self.controllers = enabled;
+        self
+    }
+
+    /// Creates the initial namespaces (if missing) and starts the background controllers.
+    /// Must be called inside a tokio runtime.
+    pub async fn build(self) -> Result<ApiServer, BuildError> {
+        let server = Arc::new(Server {
+            store: self.store,
+            registry: Arc::new(self.registry),
+            clock: self.clock,
+            config: self.config,
+            gc_index: Default::default(),
+            foreground_owners: Default::default(),
+        });
+        server.bootstrap().await.map_err(BuildError::Bootstrap)?;
+        let mut tasks = Vec::new();
+        if self.controllers {
+            tasks.push(tokio::spawn(crate::gc::run(server.clone())));
+            tasks.push(tokio::spawn(crate::namespace::run(server.clone())));
+        }
+        Ok(ApiServer {
+            server,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A running API server: an axum `Router` to serve or embed. Background controllers stop when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct ApiServer {
+    server: Arc<Server>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer").finish_non_exhaustive()
+    }
+}
+
+impl ApiServer {
+    /// A builder over `store`.
+    pub fn builder(store: Arc<dyn Store>) -> ApiServerBuilder {
+        ApiServerBuilder::new(store)
+    }
+
+    /// The HTTP service (usable with `kube::Client::new` in process, or served over TCP).
+    pub fn router(&self) -> axum::Router {
+        let server = self.server.clone();
+        axum::Router::new().fallback(move |req: Request<Body>| {
+            let server = server.clone();
+            async move { server.handle(req).await }
+        })
+    }
+
+    /// Serves HTTP/1.1 and h2c on `listener` until the future is dropped.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.serve_with_shutdown(listener, std::future::pending()).await
+    }
+
+    /// Serves HTTP/1.1 and h2c on `listener` until `shutdown` completes; then stops accepting
+    /// and closes every open connection (including long-running watches), so the store can be
+    /// reopened right away.
+    pub async fn serve_with_shutdown(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        let mut connections = tokio::task::JoinSet::new();
+        let service = hyper_util::service::TowerToHyperService::new(self.router());
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = service.clone();
+                    connections.spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// The registry of served kinds.
+    pub fn registry(&self) -> &Registry {
+        &self.server.registry
+    }
+}
+
+/// Shared state of one server.
+pub(crate) struct Server {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: ServerConfig,
+    /// The garbage collector's owner → dependents index.
+    pub(crate) gc_index: parking_lot::Mutex<crate::gc::GcIndex>,
+    /// Owners being deleted in the foreground: uid → store key.
+    pub(crate) foreground_owners: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// One response body plus the `Warning` headers to attach.
+pub(crate) struct Reply {
+    pub(crate) code: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) content_type: &'static str,
+}
+
+impl Reply {
+    pub(crate) fn new(code: StatusCode, body: Value) -> Self {
+        Reply {
+            code,
+            body,
+            warnings: Vec::new(),
+            content_type: "application/json",
+        }
+    }
+
+    /// Encodes per `output` (JSON, or YAML when asked for).
+    pub(crate) fn into_response(self, output: Output) -> Response {
+        let (bytes, ct) = if output == Output::Yaml {
+            match serde_saphyr::to_string(&self.body) {
+                Ok(s) => (Bytes::from(s), "application/yaml"),
+                Err(e) => return ApiError::internal(e.to_string()).into_response(),
+            }
+        } else {
+            (
+                Bytes::from(serde_json::to_vec(&self.body).unwrap_or_default()),
+                self.content_type,
+            )
+        };
+        let mut resp = (self.code, bytes).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        for w in self.warnings {
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Everything a handler needs about one request.
+pub(crate) struct Call {
+    pub(crate) kind: Arc<RegisteredKind>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) subresource: Option<String>,
+    pub(crate) query: Query,
+    pub(crate) output: Output,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Bytes,
+    /// `fieldManager`, or the user agent's product name (like kube-apiserver's default).
+    pub(crate) field_manager: String,
+}
+
+impl Call {
+    pub(crate) fn def(&self) -> &ResourceDefinition {
+        &self.kind.def
+    }
+    pub(crate) fn gr(&self) -> crate::error::GroupResource {
+        crate::error::GroupResource::new(&self.kind.def.group, &self.kind.def.plural)
+    }
+    pub(crate) fn is_status(&self) -> bool {
+        self.subresource.as_deref() == Some("status")
+    }
+}
+
+impl Server {
+    async fn handle(self: Arc<Self>, req: Request<Body>) -> Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = Query::parse(req.uri().query());
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let field_manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => m.to_owned(),
+            None => req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("unknown")
+                .to_owned(),
+        };
+        if field_manager.len() > 128 {
+            return ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                &ironnet_apimachinery::field::FieldError::too_long(
+                    &ironnet_apimachinery::field::Path::new("fieldManager"),
+                    128,
+                )
+                .into(),
+            )
+            .into_response();
+        }
+        let output = match negotiate(accept.as_deref()) {
+            Ok(o) => o,
+            Err(e) => return e.into_response(),
+        };
+        match path.as_str() {
+            "/healthz" | "/livez" | "/readyz" => return self.health().await,
+            "/version" => return Reply::new(StatusCode::OK, version()).into_response(Output::Json),
+            "/openapi/v3" => return crate::openapi::root(&self.registry),
+            p if p.starts_with("/openapi/v3/") => {
+                return crate::openapi::document(&self.registry, &p["/openapi/v3/".len()..]);
+            }
+            _ => {}
+        }
+        let Some(target) = parse_path(&path) else {
+            return ApiError::path_not_found().into_response();
+        };
+        let resource = match target {
+            Target::Resource(r) => r,
+            discovery => {
+                if method != Method::GET {
+                    return ApiError::method_not_allowed().into_response();
+                }
+                return crate::discovery::serve(&self.registry, &discovery, output);
+            }
+        };
+        let Some(kind) = self
+            .registry
+            .get(&resource.group, &resource.version, &resource.plural)
+            .cloned()
+        else {
+            return ApiError::path_not_found().into_response();
+        };
+        if resource.namespace.is_some() && !kind.def.namespaced() {
+            return ApiError::path_not_found().into_response();
+        }
+        if let Some(sub) = &resource.subresource
+            && !(sub == "status" && (kind.def.status_subresource || kind.def.plural == "namespaces"))
+        {
+            return ApiError::path_not_found().into_response();
+        }
+        let body = match read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        };
+        let call = Call {
+            kind,
+            namespace: resource.namespace,
+            name: resource.name,
+            subresource: resource.subresource,
+            query,
+            output,
+            content_type,
+            body,
+            field_manager,
+        };
+        if output == Output::AggregatedDiscovery {
+            return ApiError::not_acceptable().into_response();
+        }
+        let result = match (&method, call.name.is_some()) {
+            (&Method::GET, false) if call.query.flag("watch").unwrap_or(false) => {
+                return self.watch(call).await;
+            }
+            (&Method::GET, false) => self.list(&call).await,
+            (&Method::GET, true) => self.get(&call).await,
+            (&Method::POST, false) => self.create(&call).await,
+            (&Method::PUT, true) => self.update(&call).await,
+            (&Method::PATCH, true) => self.patch(&call).await,
+            (&Method::DELETE, true) => self.delete(&call).await,
+            (&Method::DELETE, false) => self.delete_collection(&call).await,
+            _ => Err(ApiError::method_not_allowed()),
+        };
+        match result {
+            Ok(reply) => reply.into_response(output),
+            Err(e) => e.into_response(),
+        }
+    }
+
+    async fn health(&self) -> Response {
+        match self.store.current_revision().await {
+            Ok(_) => (StatusCode::OK, "ok").into_response(),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
+        }
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": concat!("v1.32.0-ironnet-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+/// Reads the whole body, failing with 413 beyond the limit.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, crate::body::MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::too_large(crate::body::MAX_BODY_BYTES))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+    }
+}

@@ -1,0 +1,128 @@
+//! Per-kind behaviour: defaulting, validation and admission hooks that join the object's store transaction.
+
+use std::sync::Arc;
+
+use ironnet_apimachinery::field::ErrorList;
+use ironnet_store::{Compare, Op, Store};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::registry::Registry;
+
+/// Extra conditions and writes an admission hook adds to the object's own store transaction.
+///
+/// All of them commit atomically with the object write, or none does. If the transaction fails
+/// only because one of `compares` no longer holds and `retryable` is set, the server re-runs the
+/// hook (a bounded number of times) against fresh store state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideEffects {
+    /// Conditions on other keys.
+    pub compares: Vec<Compare>,
+    /// Writes to other keys.
+    pub ops: Vec<Op>,
+    /// Whether a failed compare should re-run the hook.
+    pub retryable: bool,
+}
+
+impl SideEffects {
+    /// No side effects.
+    pub fn none() -> Self {
+        SideEffects::default()
+    }
+}
+
+/// What an admission hook may look at: the store (read-only by convention: writes go through
+/// [`SideEffects`]), the registry (key layout of other kinds) and whether the request is a dry run.
+#[derive(Clone)]
+pub struct AdmissionContext {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    dry_run: bool,
+}
+
+impl std::fmt::Debug for AdmissionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionContext")
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdmissionContext {
+    /// A context over `store` and `registry`.
+    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, dry_run: bool) -> Self {
+        AdmissionContext {
+            store,
+            registry,
+            dry_run,
+        }
+    }
+
+    /// The store, for reads (`get`, `list`). Side effects must be returned, not written here.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The registry of served kinds, e.g. to compute another kind's store key.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether this request is a dry run: side effects will be computed but never committed.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
+/// Per-kind behaviour over JSON objects. Every method has a no-op default.
+///
+/// Order on create: `default` → `validate_create` → `admit_create`; on update of the main
+/// resource: `default` → `validate_update` → `admit_update`; on update of `/status`:
+/// `validate_status_update` → `admit_update`; on delete: `admit_delete` (when the object is
+/// actually removed from the store).
+#[async_trait::async_trait]
+pub trait Strategy: Send + Sync + 'static {
+    /// Fills in defaults; called before validation on create and on main-resource updates.
+    fn default(&self, _obj: &mut Value) {}
+
+    /// Validates a new object.
+    fn validate_create(&self, _obj: &Value) -> ErrorList {
+        ErrorList::new()
+    }
+
+    /// Validates an update of the main resource (spec and metadata).
+    fn validate_update(&self, _new: &Value, _old: &Value) -> ErrorList {
+        ErrorList::new()
+    }
+
+    /// Validates an update through `/status`.
+    fn validate_status_update(&self, _new: &Value, _old: &Value) -> ErrorList {
+        ErrorList::new()
+    }
+
+    /// Admission on create; may modify the object and add side effects to its transaction.
+    async fn admit_create(&self, _ctx: &AdmissionContext, _obj: &mut Value) -> Result<SideEffects, ApiError> {
+        Ok(SideEffects::none())
+    }
+
+    /// Admission on update (main resource or status).
+    async fn admit_update(
+        &self,
+        _ctx: &AdmissionContext,
+        _new: &mut Value,
+        _old: &Value,
+    ) -> Result<SideEffects, ApiError> {
+        Ok(SideEffects::none())
+    }
+
+    /// Admission on the final removal of an object from the store.
+    async fn admit_delete(&self, _ctx: &AdmissionContext, _old: &Value) -> Result<SideEffects, ApiError> {
+        Ok(SideEffects::none())
+    }
+}
+
+/// A strategy that does nothing: every object is valid and has no side effects.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultStrategy;
+
+impl Strategy for DefaultStrategy {}

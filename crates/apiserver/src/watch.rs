@@ -1,0 +1,343 @@
+//! WATCH: newline-delimited JSON events from the store's watch, with selectors, initial events
+//! (`resourceVersion` ""/"0" and KEP-3157 `sendInitialEvents`), BOOKMARKs, `timeoutSeconds`,
+//! Table/metadata projections and "too old" reported in-stream as an ERROR event with code 410.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use ironnet_store::{EventKind, Revision, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::definition::ResourceDefinition;
+use crate::error::ApiError;
+use crate::handlers::decode_stored;
+use crate::handlers::read::Selectors;
+use crate::request::{Output, Query};
+use crate::server::{Call, Server};
+use crate::table::{IncludeObject, TableConvertor, partial_object_metadata};
+
+/// Annotation on the BOOKMARK that ends the initial events of a streaming list.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// Synthetic ADDED events for the current state, then changes.
+    WithInitialState {
+        /// End the initial events with an annotated BOOKMARK (KEP-3157).
+        bookmark_end: bool,
+    },
+    /// Changes after this revision.
+    After(Revision),
+    /// Changes after the current revision.
+    Now,
+}
+
+fn parse_start(q: &Query) -> Result<Start, ApiError> {
+    let rv = q.get("resourceVersion").unwrap_or("");
+    let send_initial = match q.get("sendInitialEvents") {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sendInitialEvents {other:?}"
+            )));
+        }
+    };
+    if let Some(send) = send_initial {
+        if q.get("resourceVersionMatch") != Some("NotOlderThan") {
+            return Err(ApiError::bad_request(
+                "sendInitialEvents: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if send && !q.flag("allowWatchBookmarks")? {
+            return Err(ApiError::bad_request(
+                "allowWatchBookmarks: Forbidden: allowWatchBookmarks is required when sendInitialEvents is set",
+            ));
+        }
+        if send {
+            return Ok(Start::WithInitialState { bookmark_end: true });
+        }
+    } else if q.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
+    }
+    match rv {
+        "" | "0" if send_initial.is_none() => Ok(Start::WithInitialState { bookmark_end: false }),
+        "" | "0" => Ok(Start::Now),
+        n => n.parse().map(Start::After).map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid resourceVersion {n:?}: must be a decimal integer"
+            ))
+        }),
+    }
+}
+
+/// Encodes watch events for one watcher in the negotiated representation.
+struct Encoder {
+    output: Output,
+    table: Option<(TableConvertor, IncludeObject)>,
+    headers_sent: bool,
+    def: ResourceDefinition,
+}
+
+impl Encoder {
+    fn event(&mut self, type_: &str, obj: Value, now: jiff::Timestamp) -> Bytes {
+        let object = match (&self.output, &self.table) {
+            (Output::Table, Some((t, include))) => {
+                let rv = crate::meta::meta_str(&obj, "resourceVersion").to_owned();
+                let table = t.table(
+                    &[obj],
+                    json!({"resourceVersion": rv}),
+                    *include,
+                    !self.headers_sent,
+                    now,
+                );
+                self.headers_sent = true;
+                table
+            }
+            (Output::PartialMetadata, _) => partial_object_metadata(&obj),
+            _ => obj,
+        };
+        line(type_, object)
+    }
+
+    fn bookmark(&self, rv: Revision, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({INITIAL_EVENTS_END: "true"});
+        }
+        line(
+            "BOOKMARK",
+            json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}),
+        )
+    }
+}
+
+fn line(type_: &str, object: Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    line("ERROR", e.to_status())
+}
+
+impl Server {
+    /// Serves a watch request as a streaming response.
+    pub(crate) async fn watch(self: std::sync::Arc<Self>, call: Call) -> Response {
+        match self.start_watch(call).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
+    }
+
+    async fn start_watch(self: std::sync::Arc<Self>, call: Call) -> Result<Response, ApiError> {
+        if call.name.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let def = call.def().clone();
+        let sel = Selectors::parse(&def, &call.query)?;
+        let start = parse_start(&call.query)?;
+        let bookmarks = call.query.flag("allowWatchBookmarks")?;
+        let timeout = call
+            .query
+            .int("timeoutSeconds")?
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64));
+        let table = match call.output {
+            Output::Table => Some((TableConvertor::new(&def), crate::handlers::include_object(&call)?)),
+            _ => None,
+        };
+        let mut encoder = Encoder {
+            output: call.output,
+            table,
+            headers_sent: false,
+            def: def.clone(),
+        };
+        let namespace = call.namespace.clone();
+        let prefix = sel.prefix(&def, namespace.as_deref());
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        // Initial state is read before responding so that errors (e.g. a bad revision) become HTTP errors.
+        let mut initial = Vec::new();
+        let after = match start {
+            Start::WithInitialState { bookmark_end } => {
+                let mut q = Query::default();
+                q.remove("limit");
+                let listed = self.list_objects(&def, namespace.as_deref(), &sel, &q).await?;
+                let now = self.clock.now();
+                for obj in listed.items {
+                    initial.push(encoder.event("ADDED", obj, now));
+                }
+                if bookmark_end {
+                    initial.push(encoder.bookmark(listed.revision, true));
+                }
+                listed.revision
+            }
+            Start::After(rv) => rv,
+            Start::Now => self.store.current_revision().await?,
+        };
+        let server = self.clone();
+        let bookmark_interval = self.config.bookmark_interval;
+        tokio::spawn(async move {
+            for b in initial {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            let mut stream = match server.store.watch(&prefix, after).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(error_line(&watch_error(e))).await;
+                    return;
+                }
+            };
+            let mut last_rv = after;
+            let mut next_bookmark = tokio::time::Instant::now() + bookmark_interval;
+            loop {
+                let sleep_until = match deadline {
+                    Some(d) if d < next_bookmark || !bookmarks => d,
+                    _ => next_bookmark,
+                };
+                tokio::select! {
+                    item = stream.next() => {
+                        let Some(item) = item else { return };
+                        match item {
+                            Ok(resp) => {
+                                let now = server.clock.now();
+                                for ev in resp.events {
+                                    let Some(bytes) = convert(&mut encoder, &sel, ev, now) else { continue };
+                                    if tx.send(bytes).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                last_rv = last_rv.max(resp.revision);
+                            }
+                            Err(e) => {
+                                let _ = tx.send(error_line(&watch_error(e))).await;
+                                return;
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(sleep_until) => {
+                        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                            return;
+                        }
+                        if bookmarks && tx.send(encoder.bookmark(last_rv, false)).await.is_err() {
+                            return;
+                        }
+                        next_bookmark = tokio::time::Instant::now() + bookmark_interval;
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        let body =
+            Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
+        let mut resp = (StatusCode::OK, body).into_response();
+        let ct = match call.output {
+            Output::Table => "application/json;as=Table;v=v1;g=meta.k8s.io",
+            _ => "application/json",
+        };
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+        Ok(resp)
+    }
+}
+
+fn watch_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Compacted {
+            requested,
+            compact_revision,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compact_revision})"
+        )),
+        other => ApiError::from(other),
+    }
+}
+
+/// Converts one store event to a watch event line, applying the selectors the way
+/// kube-apiserver's cacher does (objects moving into or out of the selection become ADDED/DELETED).
+fn convert(
+    encoder: &mut Encoder,
+    sel: &Selectors,
+    ev: ironnet_store::Event,
+    now: jiff::Timestamp,
+) -> Option<Bytes> {
+    let prev = ev.prev.as_ref().and_then(|p| decode_stored(p).ok());
+    let prev_matches = prev.as_ref().is_some_and(|p| sel.matches(p));
+    match ev.kind {
+        EventKind::Put => {
+            let obj = decode_stored(&ev.kv).ok()?;
+            let now_matches = sel.matches(&obj);
+            match (prev_matches, now_matches) {
+                (_, true) if prev.is_none() => Some(encoder.event("ADDED", obj, now)),
+                (true, true) => Some(encoder.event("MODIFIED", obj, now)),
+                (false, true) => Some(encoder.event("ADDED", obj, now)),
+                (true, false) => Some(encoder.event("DELETED", obj, now)),
+                (false, false) => None,
+            }
+        }
+        EventKind::Delete => {
+            let mut obj = prev?;
+            if !prev_matches {
+                return None;
+            }
+            crate::meta::set_resource_version(&mut obj, ev.kv.mod_revision);
+            Some(encoder.event("DELETED", obj, now))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_semantics() {
+        let q = |s: &str| Query::parse(Some(s));
+        assert_eq!(
+            parse_start(&q("")).unwrap(),
+            Start::WithInitialState { bookmark_end: false }
+        );
+        assert_eq!(
+            parse_start(&q("resourceVersion=0")).unwrap(),
+            Start::WithInitialState { bookmark_end: false }
+        );
+        assert_eq!(parse_start(&q("resourceVersion=7")).unwrap(), Start::After(7));
+        assert_eq!(
+            parse_start(&q(
+                "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+            ))
+            .unwrap(),
+            Start::WithInitialState { bookmark_end: true }
+        );
+        assert_eq!(
+            parse_start(&q("sendInitialEvents=true&allowWatchBookmarks=true"))
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            parse_start(&q("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"))
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(parse_start(&q("resourceVersion=abc")).unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the API server: raw HTTP, kube-rs (in process and over TCP) and kubectl.
+
+mod common;
+mod http_api;
+mod kube_rs;

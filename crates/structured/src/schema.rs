@@ -126,6 +126,8 @@ pub(crate) struct ListNode {
 /// The shape of a node.
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
+    /// The same shape as another node (a nullable use of a shared, possibly recursive, `$ref`).
+    Alias(NodeId),
     Any,
     Scalar(ScalarTypes),
     Object(ObjectNode),
@@ -208,6 +210,7 @@ impl Schema {
                 nullable: true,
             }],
             refs: HashMap::new(),
+            depth: 0,
         };
         let root = b.build_id(schema, "#")?;
         let meta = b.build_id(&OBJECT_META, "metadata")?;
@@ -241,8 +244,23 @@ impl Schema {
         self.root
     }
 
+    /// The node `id` describes, with aliases followed.
     pub(crate) fn node(&self, id: NodeId) -> &Node {
+        let mut id = id;
+        // Aliases only ever point at nodes built from a pure `$ref`, never at other aliases, but
+        // bound the walk anyway.
+        for _ in 0..8 {
+            match self.nodes[id].kind {
+                Kind::Alias(target) => id = target,
+                _ => break,
+            }
+        }
         &self.nodes[id]
+    }
+
+    /// Whether `null` is a valid value for node `id` (the alias itself or its target says so).
+    pub(crate) fn is_nullable(&self, id: NodeId) -> bool {
+        self.nodes[id].nullable || self.node(id).nullable
     }
 
     /// The node for field `name` of object node `obj`: the declared property, else the
@@ -271,10 +289,15 @@ fn unreachable_schema() -> Schema {
 
 const MAX_DEPTH: usize = 64;
 
+/// Nesting bound for building nodes: real CRD schemas are a few dozen levels deep; recursion
+/// through non-shareable `$ref`s would otherwise overflow the stack.
+const MAX_BUILD_DEPTH: usize = 64;
+
 struct Builder<'a> {
     document: &'a Value,
     nodes: Vec<Node>,
     refs: HashMap<String, NodeId>,
+    depth: usize,
 }
 
 impl Builder<'_> {
@@ -341,6 +364,16 @@ impl Builder<'_> {
     }
 
     fn build_node(&mut self, s: &Value, at: &str) -> Result<Node, SchemaError> {
+        if self.depth > MAX_BUILD_DEPTH {
+            return Err(SchemaError::TooDeep { at: at.to_owned() });
+        }
+        self.depth += 1;
+        let node = self.build_node_inner(s, at);
+        self.depth -= 1;
+        node
+    }
+
+    fn build_node_inner(&mut self, s: &Value, at: &str) -> Result<Node, SchemaError> {
         if s == &Value::Bool(true) || s == &Value::Bool(false) {
             return Ok(Node {
                 kind: Kind::Any,
@@ -380,6 +413,25 @@ impl Builder<'_> {
             }
         }
         let no_type = types == ScalarTypes::default() && !is_object && !is_array;
+        let raw_variants: Vec<&Value> = ["anyOf", "oneOf"]
+            .iter()
+            .filter_map(|k| flat.get(*k).and_then(Value::as_array))
+            .flatten()
+            .filter(|v| v.get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        if no_type
+            && !flat.contains_key("properties")
+            && let [only] = raw_variants.as_slice()
+            && pure_ref(only).is_some()
+        {
+            // `Option<T>` of a named (possibly recursive) type: share T's node.
+            let only = (*only).clone();
+            let target = self.build_id(&only, at)?;
+            return Ok(Node {
+                kind: Kind::Alias(target),
+                nullable,
+            });
+        }
         if no_type && !variants.is_empty() {
             let all_objects = variants.iter().all(|v| {
                 v.get("type").and_then(Value::as_str) == Some("object") || v.contains_key("properties")
@@ -518,7 +570,11 @@ impl Builder<'_> {
                         "map lists need non-empty x-kubernetes-list-map-keys".into(),
                     ));
                 }
-                if !matches!(self.nodes[items].kind, Kind::Object(_) | Kind::Any) {
+                let items_kind = match self.nodes[items].kind {
+                    Kind::Alias(target) => &self.nodes[target].kind,
+                    ref k => k,
+                };
+                if !matches!(items_kind, Kind::Object(_) | Kind::Any | Kind::Alias(_)) {
                     return Err(invalid("map lists need object items".into()));
                 }
                 ListType::Map(keys)
@@ -654,7 +710,7 @@ mod tests {
                 ..
             })
         ));
-        assert!(s.node(spec.fields["parent"]).nullable);
+        assert!(s.is_nullable(spec.fields["parent"]));
         assert!(object(&s, spec.fields["parent"]).fields.contains_key("port"));
         assert!(object(&s, spec.fields["sel"]).atomic);
     }
@@ -694,6 +750,17 @@ mod tests {
             Schema::from_openapi(
                 &json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"$ref": "#/$defs/A", "type": "object"}}})
             ),
+            Err(SchemaError::TooDeep { .. })
+        ));
+        // Recursion through a `$ref` that cannot be shared (it has siblings) is cut off, not a
+        // stack overflow.
+        let inline_recursion = json!({
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/A"}},
+            "$defs": {"A": {"type": "object", "properties": {"child": {"allOf": [{"$ref": "#/$defs/A"}], "maxProperties": 1}}}}
+        });
+        assert!(matches!(
+            Schema::from_openapi(&inline_recursion),
             Err(SchemaError::TooDeep { .. })
         ));
     }

@@ -99,7 +99,7 @@ impl Schema {
                     let Some(c) = self.field_of(obj, k) else {
                         return true;
                     };
-                    if v.is_null() && !self.node(c).nullable {
+                    if v.is_null() && !self.is_nullable(c) {
                         out.push(child.to_string());
                         return false;
                     }
@@ -119,14 +119,14 @@ impl Schema {
     fn types_walk(&self, id: NodeId, value: &Value, path: &Path, errs: &mut ErrorList) {
         let node = self.node(id);
         let expected = match &node.kind {
-            Kind::Any => return,
+            Kind::Any | Kind::Alias(_) => return,
             Kind::Scalar(t) => t.names(),
             Kind::Object(_) => "object".to_owned(),
             Kind::List(_) => "array".to_owned(),
         };
         let actual = json_type(value);
         let ok = match (&node.kind, value) {
-            (_, Value::Null) => node.nullable,
+            (_, Value::Null) => self.is_nullable(id),
             (Kind::Scalar(t), Value::String(_)) => t.string,
             (Kind::Scalar(t), Value::Bool(_)) => t.boolean,
             (Kind::Scalar(t), Value::Number(n)) => {

@@ -539,7 +539,7 @@ impl Schema {
         let (obj, items) = match &self.node(id).kind {
             Kind::Object(o) => (Some(o), ANY),
             Kind::List(l) => (None, l.items),
-            Kind::Any | Kind::Scalar(_) => (None, ANY),
+            Kind::Any | Kind::Scalar(_) | Kind::Alias(_) => (None, ANY),
         };
         for (pe, child) in set.children() {
             let child_id = match pe {

@@ -1,0 +1,217 @@
+//! Tricky cases without kube-rs: ObjectMeta merge semantics, status-subresource appliers,
+//! embedded resources, untyped objects and schemars-style schemas.
+
+use ironnet_structured::{
+    ApplyError, ApplyRequest, ApplyResult, ManagedFieldsEntry, Schema, apply, reset_fields,
+};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+const V1: &str = "test.ironnet.dev/v1";
+
+fn managed(object: &Value) -> Vec<ManagedFieldsEntry> {
+    object
+        .pointer("/metadata/managedFields")
+        .map(|v| serde_json::from_value(v.clone()).unwrap())
+        .unwrap_or_default()
+}
+
+fn fields_of(object: &Value, manager: &str) -> String {
+    let e = managed(object)
+        .into_iter()
+        .find(|e| e.manager.as_deref() == Some(manager))
+        .expect("manager present");
+    serde_json::to_string(&e.fields_v1.unwrap().0).unwrap()
+}
+
+fn run(
+    s: &Schema,
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    subresource: Option<&str>,
+) -> Result<ApplyResult, ApplyError> {
+    let mf = live.map(managed).unwrap_or_default();
+    let reset = reset_fields(subresource, true);
+    apply(ApplyRequest {
+        live,
+        applied,
+        manager,
+        subresource,
+        force: false,
+        schema: s,
+        managed_fields: &mf,
+        api_version: V1,
+        now: Timestamp::from_second(1_700_000_000).unwrap(),
+        reset_fields: reset.as_ref(),
+    })
+}
+
+fn base(meta: Value) -> Value {
+    let mut m = json!({"name": "t"});
+    m.as_object_mut()
+        .unwrap()
+        .extend(meta.as_object().unwrap().clone());
+    json!({"apiVersion": V1, "kind": "Thing", "metadata": m})
+}
+
+#[test]
+fn object_meta_labels_finalizers_and_owner_references_merge_granularly() {
+    let s = Schema::untyped();
+    let owner = |uid: &str| json!({"apiVersion": "v1", "kind": "X", "name": uid, "uid": uid});
+    let a = run(
+        &s,
+        None,
+        &base(json!({"labels": {"a": "1"}, "finalizers": ["x"], "ownerReferences": [owner("u1")]})),
+        "a",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        fields_of(&a.object, "a"),
+        r#"{"f:metadata":{"f:finalizers":{"v:\"x\"":{}},"f:labels":{"f:a":{}},"f:ownerReferences":{"k:{\"uid\":\"u1\"}":{".":{},"f:apiVersion":{},"f:kind":{},"f:name":{},"f:uid":{}}}}}"#
+    );
+    let b = run(
+        &s,
+        Some(&a.object),
+        &base(json!({"labels": {"b": "2"}, "finalizers": ["y"], "ownerReferences": [owner("u2")]})),
+        "b",
+        None,
+    )
+    .unwrap();
+    assert_eq!(b.object["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+    assert_eq!(b.object["metadata"]["finalizers"], json!(["x", "y"]));
+    assert_eq!(
+        b.object["metadata"]["ownerReferences"],
+        json!([owner("u1"), owner("u2")])
+    );
+    let a2 = run(
+        &s,
+        Some(&b.object),
+        &base(json!({"finalizers": ["x"]})),
+        "a",
+        None,
+    )
+    .unwrap();
+    assert_eq!(a2.object["metadata"]["labels"], json!({"b": "2"}));
+    assert_eq!(a2.object["metadata"]["ownerReferences"], json!([owner("u2")]));
+    assert_eq!(
+        a2.object["metadata"]["name"],
+        json!("t"),
+        "identifying metadata is never pruned"
+    );
+}
+
+#[test]
+fn status_appliers_are_separate_managers_and_cannot_touch_spec() {
+    let s = Schema::untyped();
+    let mut cfg = base(json!({}));
+    cfg["spec"] = json!({"size": 1});
+    let created = run(&s, None, &cfg, "kubectl", None).unwrap();
+    let mut status = base(json!({}));
+    status["status"] = json!({"phase": "Ready"});
+    status["spec"] = json!({"size": 99});
+    let st = run(&s, Some(&created.object), &status, "controller", Some("status")).unwrap();
+    assert_eq!(st.object["spec"], json!({"size": 1}), "spec is reset on /status");
+    assert_eq!(st.object["status"], json!({"phase": "Ready"}));
+    let e = managed(&st.object)
+        .into_iter()
+        .find(|e| e.manager.as_deref() == Some("controller"))
+        .unwrap();
+    assert_eq!(e.subresource.as_deref(), Some("status"));
+    // Untyped, `status` is a map entry rather than a struct field, so it is a member itself.
+    assert_eq!(
+        fields_of(&st.object, "controller"),
+        r#"{"f:status":{".":{},"f:phase":{}}}"#
+    );
+    // The same manager name on the main resource is a different manager: it conflicts.
+    let mut other = base(json!({}));
+    other["status"] = json!({"phase": "Failed"});
+    other["spec"] = json!({"size": 1});
+    let via_main = run(&s, Some(&st.object), &other, "kubectl", None).unwrap();
+    assert_eq!(
+        via_main.object["status"],
+        json!({"phase": "Ready"}),
+        "status is reset on the main resource"
+    );
+    let mut status2 = base(json!({}));
+    status2["status"] = json!({"phase": "Gone"});
+    let err = run(&s, Some(&st.object), &status2, "other", Some("status")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "controller" with subresource "status": .status.phase"#
+    );
+}
+
+#[test]
+fn embedded_resources_get_object_meta_semantics() {
+    let s = Schema::from_openapi(&json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"template": {
+            "type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true
+        }}}}
+    }))
+    .unwrap();
+    let mut cfg = base(json!({}));
+    cfg["spec"] = json!({"template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"a": "1"}, "bogus": 1}, "spec": {"x": [1]}}});
+    assert_eq!(s.unknown_fields(&cfg), vec!["spec.template.metadata.bogus"]);
+    let a = run(&s, None, &cfg, "a", None).unwrap();
+    assert_eq!(
+        fields_of(&a.object, "a"),
+        r#"{"f:spec":{"f:template":{"f:apiVersion":{},"f:kind":{},"f:metadata":{"f:bogus":{},"f:labels":{"f:a":{}}},"f:spec":{".":{},"f:x":{}}}}}"#
+    );
+}
+
+#[test]
+fn schemars_style_schemas_with_refs_and_nullable_variants() {
+    // The shape schemars 1 emits for `struct Spec { ports: Vec<Port>, parent: Option<Box<Spec>>, mode: Mode }`
+    // before kube-derive inlines it.
+    let s = Schema::from_openapi(&json!({
+        "type": "object",
+        "properties": {"spec": {"$ref": "#/$defs/Spec"}},
+        "$defs": {
+            "Spec": {
+                "type": "object",
+                "properties": {
+                    "ports": {"type": "array", "items": {"$ref": "#/$defs/Port"},
+                              "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+                    "parent": {"anyOf": [{"$ref": "#/$defs/Spec"}, {"type": "null"}]},
+                    "mode": {"oneOf": [{"type": "string", "enum": ["A"]}, {"type": "object", "properties": {"B": {"type": "integer"}}, "required": ["B"]}]}
+                }
+            },
+            "Port": {"allOf": [{"$ref": "#/$defs/Named"}], "properties": {"port": {"type": "integer"}}},
+            "Named": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+        }
+    }))
+    .unwrap();
+    let mut cfg = base(json!({}));
+    cfg["spec"] = json!({"ports": [{"name": "a", "port": 1}], "parent": {"ports": [{"name": "b"}], "parent": null}, "mode": "A"});
+    assert!(s.unknown_fields(&cfg).is_empty());
+    assert!(s.validate_types(&cfg).is_empty(), "{:?}", s.validate_types(&cfg));
+    let a = run(&s, None, &cfg, "a", None).unwrap();
+    assert_eq!(
+        fields_of(&a.object, "a"),
+        r#"{"f:spec":{"f:mode":{},"f:parent":{"f:parent":{},"f:ports":{"k:{\"name\":\"b\"}":{".":{},"f:name":{}}}},"f:ports":{"k:{\"name\":\"a\"}":{".":{},"f:name":{},"f:port":{}}}}}"#
+    );
+    let mut bad = cfg.clone();
+    bad["spec"]["ports"][0]["port"] = json!("x");
+    assert_eq!(s.validate_types(&bad).len(), 1);
+}
+
+#[test]
+fn deeply_nested_values_do_not_exhaust_the_stack() {
+    // serde_json refuses more than 128 levels, so that is the deepest body a request can carry.
+    let mut deep = json!(1);
+    for _ in 0..120 {
+        deep = json!({"x": deep});
+    }
+    let s = Schema::untyped();
+    let mut cfg = base(json!({}));
+    cfg["spec"] = deep;
+    let body = serde_json::to_vec(&cfg).unwrap();
+    let parsed = ironnet_structured::parse_apply_body(&body).unwrap();
+    let a = run(&s, None, &parsed, "a", None).unwrap();
+    let b = run(&s, Some(&a.object), &parsed, "a", None).unwrap();
+    assert!(!b.object_changed);
+    assert!(s.unknown_fields(&a.object).is_empty());
+}

@@ -37,9 +37,17 @@ pub struct FlowKey {
     pub proto: u8,
     /// IPv6 addresses.
     pub v6: bool,
+    /// Separates flows that share a 5-tuple but are different connections to the dataplane: 0 for ordinary
+    /// traffic, [`FlowKey::ZONE_LB`] for packets arriving at a load balancer (whose direct-server-return answers
+    /// from a local backend carry the reversed 5-tuple but are a new flow). dpservice uses its `vnf_type` key
+    /// field for the same purpose.
+    pub zone: u8,
 }
 
 impl FlowKey {
+    /// Zone of flows arriving at a load-balancer underlay.
+    pub const ZONE_LB: u8 = 1;
+
     /// The key of an IPv4 packet.
     #[inline]
     pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, src_port: u16, dst_port: u16, vni: u32) -> Self {
@@ -51,6 +59,7 @@ impl FlowKey {
             dst_port,
             proto,
             v6: false,
+            zone: 0,
         }
     }
 
@@ -65,6 +74,7 @@ impl FlowKey {
             dst_port,
             proto,
             v6: true,
+            zone: 0,
         }
     }
 

@@ -324,7 +324,7 @@ impl Dataplane {
         }
         if now >= self.next_maintenance {
             self.maintenance_rounds += 1;
-            let every = if self.maintenance_rounds <= 5 { 5 } else { 30 };
+            let every = if self.maintenance_rounds < 5 { 5 } else { 30 };
             self.next_maintenance = now + Duration::from_secs(every).as_nanos() as u64;
             for (i, p) in self.ports.iter().enumerate() {
                 let Some(iface) = p.iface.as_ref() else { continue };

@@ -58,8 +58,6 @@ drop_reasons! {
     NatNoMatch = "nat_no_match",
     /// Inbound to a load balancer on a port it does not serve, or without targets.
     LbNoMatch = "lb_no_match",
-    /// Reply-direction packet of a one-way flow (LB forwarding, neighbour-NAT relay).
-    OneWayReply = "one_way_reply",
     /// The flow table is full.
     FlowTableFull = "flow_table_full",
     /// A new flow's reply key is already tracked by another flow.

@@ -98,9 +98,6 @@ impl Dataplane {
         let rw = f.rewrite[dir as usize];
         self.check_verdict(allowed)?;
         match kind {
-            FlowKind::LbForward { .. } | FlowKind::NeighborRelay { .. } if dir == FlowDir::Reply => {
-                Err(DropReason::OneWayReply)
-            }
             FlowKind::LbForward { backend } => self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink),
             FlowKind::NeighborRelay { underlay } => {
                 self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, underlay, uplink)
@@ -359,7 +356,8 @@ impl Dataplane {
                         .map(|n| n.underlay)
                 };
                 let underlay = neighbor.ok_or(DropReason::NatNoMatch)?;
-                let mut f = Flow::new(key, key.reversed(), now);
+                // One-way flow: only the original key is indexed (see `new_lb_flow`).
+                let mut f = Flow::new(key, key, now);
                 f.kind = FlowKind::NeighborRelay { underlay };
                 f.uplink = self.pick_uplink(&key);
                 let uplink = f.uplink;
@@ -406,7 +404,9 @@ impl Dataplane {
                 .is_some_and(|port| self.fw_accepts(port, Direction::Ingress, p)),
             _ => true,
         };
-        let mut f = Flow::new(key, key.reversed(), now);
+        // One-way flow: only the original key is indexed, so a direct-server-return answer from a local backend
+        // (source = LB IP) is not mistaken for this flow's reply and starts its own flow.
+        let mut f = Flow::new(key, key, now);
         f.kind = FlowKind::LbForward { backend };
         f.allowed = allowed;
         f.uplink = self.pick_uplink(&key);

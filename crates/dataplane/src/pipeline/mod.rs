@@ -112,7 +112,10 @@ impl Dataplane {
             vni: vnf.vni,
         };
         // Host services answer VMs only: a tunnelled DHCP or ND packet is ordinary traffic.
-        let parsed = parse::parse(pkt, l3, v6, vnf.vni, false)?;
+        let mut parsed = parse::parse(pkt, l3, v6, vnf.vni, false)?;
+        if vnf.kind == crate::underlay::VnfKind::Lb {
+            parsed.key.zone = FlowKey::ZONE_LB;
+        }
         self.forward(now, pkt, ingress, parsed)
     }
 

@@ -100,6 +100,7 @@ pub(crate) fn parse(
             dst_port: 0,
             proto,
             v6,
+            zone: 0,
         },
         l4: l3 + l4_rel,
         icmp: IcmpKind::None,

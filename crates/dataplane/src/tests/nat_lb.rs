@@ -1,0 +1,347 @@
+//! VIP, NAT gateway (ports, reuse, relay, echo, ICMP errors) and load balancing.
+
+use super::*;
+use crate::api::{CreateLoadBalancer, L4Proto, LbPort, NeighborNat};
+use crate::stats::DropReason;
+
+fn from_vm(env: &mut Env, i: usize, ip: &[u8]) -> (Verdict, Vec<u8>) {
+    let p = env.vf[i];
+    env.run(p, &frame(VF_MACS[i], VM_MACS[i], ip))
+}
+
+fn from_router(env: &mut Env, outer_dst: Ipv6Addr, ip: &[u8]) -> (Verdict, Vec<u8>) {
+    let p = env.pf[0];
+    env.run(p, &tunnel(PF0_MAC, ROUTER_MAC, router6(), outer_dst, ip))
+}
+
+#[test]
+fn vip_translates_both_directions() {
+    let mut env = Env::new();
+    env.default_route();
+    let vip = Ipv4Addr::new(45, 86, 6, 6);
+    let vip_ul = env.dp.create_vip("vm0", vip.into(), None).unwrap();
+    let remote = Ipv4Addr::new(8, 8, 8, 8);
+    let (v, out) = from_vm(&mut env, 0, &ip4_udp(vm_ip(0), remote, 4000, 53, b"query"));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    let expect_inner = ip4_udp(vip, remote, 4000, 53, b"query");
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], router6(), &expect_inner)
+    );
+    // Reply to the VIP underlay.
+    let (v, out) = from_router(&mut env, vip_ul, &ip4_udp(remote, vip, 53, 4000, b"answer"));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(
+            VM_MACS[0],
+            VF_MACS[0],
+            &ip4_udp(remote, vm_ip(0), 53, 4000, b"answer")
+        )
+    );
+    // A new inbound connection to the VIP (TCP) is DNATed.
+    let (v, out) = from_router(
+        &mut env,
+        vip_ul,
+        &ip4_tcp(remote, vip, 3333, 22, true, false, b""),
+    );
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(
+            VM_MACS[0],
+            VF_MACS[0],
+            &ip4_tcp(remote, vm_ip(0), 3333, 22, true, false, b"")
+        )
+    );
+    // The VM's answer leaves with the VIP as source.
+    let (v, out) = from_vm(&mut env, 0, &ip4_tcp(vm_ip(0), remote, 22, 3333, true, true, b""));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(out[54..], ip4_tcp(vip, remote, 22, 3333, true, true, b"")[..]);
+    // Deleting the VIP flushes its flows.
+    let before = env.dp.flow_count();
+    env.dp.delete_vip("vm0").unwrap();
+    assert!(env.dp.flow_count() < before);
+    assert_eq!(
+        from_router(&mut env, vip_ul, &ip4_udp(remote, vip, 53, 4000, b"late")).0,
+        Verdict::Drop(DropReason::UnknownUnderlay)
+    );
+}
+
+#[test]
+fn vm_to_local_vip_is_dnated() {
+    let mut env = Env::new();
+    let vip = Ipv4Addr::new(45, 86, 6, 7);
+    env.dp.create_vip("vm1", vip.into(), None).unwrap();
+    let (v, out) = from_vm(&mut env, 0, &ip4_udp(vm_ip(0), vip, 1000, 80, b"hi"));
+    assert_eq!(v, Verdict::Tx(env.vf[1]));
+    assert_eq!(
+        out,
+        frame(
+            VM_MACS[1],
+            VF_MACS[1],
+            &ip4_udp(vm_ip(0), vm_ip(1), 1000, 80, b"hi")
+        )
+    );
+    let (v, out) = from_vm(&mut env, 1, &ip4_udp(vm_ip(1), vm_ip(0), 80, 1000, b"ho"));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(VM_MACS[0], VF_MACS[0], &ip4_udp(vip, vm_ip(0), 80, 1000, b"ho"))
+    );
+}
+
+#[test]
+fn nat_allocates_ports_in_range_reuses_them_and_translates_replies() {
+    let mut env = Env::new();
+    env.default_route();
+    let nat = Ipv4Addr::new(45, 86, 7, 1);
+    let nat_ul = env.dp.create_nat("vm0", nat.into(), 1000, 1002, None).unwrap();
+    let (d1, d2) = (Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(1, 1, 1, 1));
+    let (v, out) = from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d1, 4000, 53, b"q1"));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    let inner = &out[54..];
+    assert_eq!(inner[12..16], nat.octets());
+    let port = u16::from_be_bytes([inner[20], inner[21]]);
+    assert!((1000..1002).contains(&port), "max is exclusive: {port}");
+    assert_eq!(inner, &ip4_udp(nat, d1, port, 53, b"q1")[..]);
+    // Same socket, other destination: same NAT port.
+    let (_, out2) = from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d2, 4000, 53, b"q2"));
+    assert_eq!(u16::from_be_bytes([out2[54 + 20], out2[54 + 21]]), port);
+    // Reply is translated back.
+    let (v, out) = from_router(&mut env, nat_ul, &ip4_udp(d1, nat, 53, port, b"a1"));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(VM_MACS[0], VF_MACS[0], &ip4_udp(d1, vm_ip(0), 53, 4000, b"a1"))
+    );
+    // Two more sockets to d1: one gets the other port, the next finds the range exhausted.
+    assert!(matches!(
+        from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d1, 4001, 53, b"q")).0,
+        Verdict::Tx(_)
+    ));
+    assert_eq!(
+        from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d1, 4002, 53, b"q")).0,
+        Verdict::Drop(DropReason::NatExhausted)
+    );
+    // Unsolicited inbound to the NAT IP is dropped.
+    assert_eq!(
+        from_router(&mut env, nat_ul, &ip4_udp(d1, nat, 53, 7777, b"x")).0,
+        Verdict::Drop(DropReason::NatNoMatch)
+    );
+    // Aging releases the ports.
+    env.now += 40 * SEC;
+    env.dp.tick(env.now);
+    assert!(matches!(
+        from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d1, 4002, 53, b"q")).0,
+        Verdict::Tx(_)
+    ));
+    let list = env.dp.list_local_nats(None).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].vm_ip, list[0].nat_ip, list[0].min_port, list[0].max_port),
+        (vm_ip(0), nat, 1000, 1002)
+    );
+}
+
+#[test]
+fn nat_translates_echo_identifiers_and_icmp_errors() {
+    let mut env = Env::new();
+    env.default_route();
+    let nat = Ipv4Addr::new(45, 86, 7, 2);
+    let nat_ul = env.dp.create_nat("vm0", nat.into(), 2000, 2001, None).unwrap();
+    let d = Ipv4Addr::new(8, 8, 4, 4);
+    let (v, out) = from_vm(&mut env, 0, &ip4_echo(vm_ip(0), d, 0x1234, false));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(out[54..], ip4_echo(nat, d, 2000, false)[..]);
+    let (v, out) = from_router(&mut env, nat_ul, &ip4_echo(d, nat, 2000, true));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(VM_MACS[0], VF_MACS[0], &ip4_echo(d, vm_ip(0), 0x1234, true))
+    );
+
+    // UDP flow, then a port-unreachable error from the destination about the translated packet.
+    let (_, out) = from_vm(&mut env, 0, &ip4_udp(vm_ip(0), d, 5555, 9999, b"data"));
+    let sent = out[54..].to_vec();
+    let nat_port = u16::from_be_bytes([sent[20], sent[21]]);
+    let icmp_err = |inner: &[u8], dst: Ipv4Addr| {
+        let mut msg = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&inner[..28]);
+        let c = ref_checksum(&[&msg]);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(d.octets(), dst.octets(), 64)
+            .write(&mut v, IpNumber(1), &msg)
+            .unwrap();
+        v
+    };
+    let (v, out) = from_router(&mut env, nat_ul, &icmp_err(&sent, nat));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    let original = ip4_udp(vm_ip(0), d, 5555, 9999, b"data");
+    assert_eq!(out, frame(VM_MACS[0], VF_MACS[0], &icmp_err(&original, vm_ip(0))));
+    assert_ipv4_valid(&out[14..]);
+    assert_ne!(nat_port, 5555);
+}
+
+#[test]
+fn nat_ip_answers_echo_and_relays_neighbor_ranges() {
+    let mut env = Env::new();
+    env.default_route();
+    let nat = Ipv4Addr::new(45, 86, 7, 3);
+    let nat_ul = env.dp.create_nat("vm0", nat.into(), 100, 200, None).unwrap();
+    let neighbor: Ipv6Addr = "fc00:5::d000:0:1:1".parse().unwrap();
+    env.dp
+        .create_neighbor_nat(NeighborNat {
+            nat_ip: nat,
+            vni: VNI,
+            min_port: 200,
+            max_port: 300,
+            underlay: neighbor,
+        })
+        .unwrap();
+    let d = Ipv4Addr::new(9, 9, 9, 9);
+    // Echo request to the NAT IP is answered back through the tunnel from the host underlay.
+    let (v, out) = from_router(&mut env, nat_ul, &ip4_echo(d, nat, 77, false));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(
+            ROUTER_MAC,
+            PF0_MAC,
+            host(),
+            router6(),
+            &ip4_echo(nat, d, 77, true)
+        )
+    );
+    // A reply for a port of the neighbour's range is relayed to the neighbour unchanged.
+    let ip = ip4_udp(d, nat, 53, 250, b"for-neighbor");
+    let (v, out) = from_router(&mut env, nat_ul, &ip);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), neighbor, &ip));
+    assert_eq!(
+        env.dp.create_neighbor_nat(NeighborNat {
+            nat_ip: nat,
+            vni: 7,
+            min_port: 250,
+            max_port: 260,
+            underlay: neighbor
+        }),
+        Err(crate::DpError::AlreadyExists)
+    );
+    env.dp.delete_neighbor_nat(nat.into(), VNI, 200, 300).unwrap();
+    assert_eq!(
+        from_router(&mut env, nat_ul, &ip4_udp(d, nat, 53, 251, b"x")).0,
+        Verdict::Drop(DropReason::NatNoMatch)
+    );
+}
+
+fn lb_env() -> (Env, Ipv4Addr, Ipv6Addr) {
+    let mut env = Env::new();
+    let lb_ip = Ipv4Addr::new(45, 86, 8, 8);
+    let ul = env
+        .dp
+        .create_loadbalancer(CreateLoadBalancer {
+            id: "lb1".into(),
+            vni: VNI,
+            ip: lb_ip.into(),
+            ports: vec![LbPort {
+                protocol: L4Proto::Tcp,
+                port: 80,
+            }],
+            preferred_underlay: None,
+        })
+        .unwrap();
+    (env, lb_ip, ul)
+}
+
+#[test]
+fn load_balancer_forwards_flows_consistently_and_answers_echo() {
+    let (mut env, lb_ip, lb_ul) = lb_env();
+    let client = Ipv4Addr::new(100, 64, 0, 1);
+    let syn = ip4_tcp(client, lb_ip, 40000, 80, true, false, b"");
+    assert_eq!(
+        from_router(&mut env, lb_ul, &syn).0,
+        Verdict::Drop(DropReason::LbNoMatch),
+        "no targets"
+    );
+    let targets: Vec<Ipv6Addr> = vec![
+        "fc00:7::d000:0:0:1".parse().unwrap(),
+        "fc00:8::d000:0:0:1".parse().unwrap(),
+    ];
+    for t in &targets {
+        env.dp.create_lb_target("lb1", (*t).into()).unwrap();
+    }
+    let (v, out) = from_router(&mut env, lb_ul, &syn);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    let chosen = Ipv6Addr::from(<[u8; 16]>::try_from(&out[38..54]).unwrap());
+    assert!(targets.contains(&chosen));
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &syn));
+    let ack = ip4_tcp(client, lb_ip, 40000, 80, false, true, b"data");
+    let (_, out) = from_router(&mut env, lb_ul, &ack);
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &ack),
+        "same backend for the flow"
+    );
+    // Many flows use both backends.
+    let mut seen = std::collections::HashSet::new();
+    for sp in 0..64u16 {
+        let (_, out) = from_router(
+            &mut env,
+            lb_ul,
+            &ip4_tcp(client, lb_ip, 1000 + sp, 80, true, false, b""),
+        );
+        seen.insert(out[38..54].to_vec());
+    }
+    assert_eq!(seen.len(), 2);
+    // Unserved port, echo.
+    assert_eq!(
+        from_router(&mut env, lb_ul, &ip4_tcp(client, lb_ip, 1, 81, true, false, b"")).0,
+        Verdict::Drop(DropReason::LbNoMatch)
+    );
+    let (v, out) = from_router(&mut env, lb_ul, &ip4_echo(client, lb_ip, 5, false));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(
+            ROUTER_MAC,
+            PF0_MAC,
+            host(),
+            router6(),
+            &ip4_echo(lb_ip, client, 5, true)
+        )
+    );
+    // Removing the chosen target flushes its flows.
+    env.dp.delete_lb_target("lb1", chosen.into()).unwrap();
+    let (_, out) = from_router(&mut env, lb_ul, &ack);
+    assert_ne!(out[38..54], chosen.octets());
+}
+
+#[test]
+fn load_balancer_recirculates_to_a_local_lb_prefix() {
+    let (mut env, lb_ip, lb_ul) = lb_env();
+    let pfx_ul = env
+        .dp
+        .create_lb_prefix("vm1", format!("{lb_ip}/32").parse().unwrap(), None)
+        .unwrap();
+    env.dp.create_lb_target("lb1", pfx_ul.into()).unwrap();
+    let client = Ipv4Addr::new(100, 64, 0, 2);
+    let syn = ip4_tcp(client, lb_ip, 40001, 80, true, false, b"");
+    let (v, out) = from_router(&mut env, lb_ul, &syn);
+    assert_eq!(v, Verdict::Tx(env.vf[1]));
+    assert_eq!(
+        out,
+        frame(VM_MACS[1], VF_MACS[1], &syn),
+        "direct server return: inner destination stays the LB IP"
+    );
+    // The backend's reply leaves from its LB IP via the default route (direct server return), not NATed.
+    env.default_route();
+    let reply = ip4_tcp(lb_ip, client, 80, 40001, true, true, b"");
+    let (v, out) = from_vm(&mut env, 1, &reply);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, env.underlay[1], router6(), &reply)
+    );
+}

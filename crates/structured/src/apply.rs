@@ -441,7 +441,27 @@ fn without_managed_fields(mut v: Value) -> Value {
     v
 }
 
-/// Sets `metadata.managedFields` of `object` to `entries` (removing it when empty).
+/// One entry as kube-apiserver serializes it, keys in Go's field order: `manager`, `operation`,
+/// `apiVersion`, `time`, `fieldsType`, `fieldsV1`, `subresource`; absent fields omitted.
+fn entry_json(e: &ManagedFieldsEntry) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v);
+        }
+    };
+    put("manager", e.manager.clone().map(Value::String));
+    put("operation", e.operation.clone().map(Value::String));
+    put("apiVersion", e.api_version.clone().map(Value::String));
+    put("time", e.time.as_ref().and_then(|t| serde_json::to_value(t).ok()));
+    put("fieldsType", e.fields_type.clone().map(Value::String));
+    put("fieldsV1", e.fields_v1.as_ref().map(|f| f.0.clone()));
+    put("subresource", e.subresource.clone().map(Value::String));
+    Value::Object(m)
+}
+
+/// Sets `metadata.managedFields` of `object` to `entries` (removing it when empty), serialized
+/// with kube's key order.
 pub fn set_managed_fields(object: &mut Value, entries: &[ManagedFieldsEntry]) {
     let Value::Object(obj) = object else { return };
     if entries.is_empty() {
@@ -450,7 +470,7 @@ pub fn set_managed_fields(object: &mut Value, entries: &[ManagedFieldsEntry]) {
         }
         return;
     }
-    let encoded = serde_json::to_value(entries).unwrap_or(Value::Null);
+    let encoded = Value::Array(entries.iter().map(entry_json).collect());
     let meta = obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
         meta.insert("managedFields".to_owned(), encoded);

@@ -315,6 +315,46 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
     })
 }
 
+/// The managedFields a non-apply write starts from, chosen as kube's `decodeLiveOrNew` does:
+/// on a subresource, always the live object's; on the main resource, the ones the client sent in
+/// `new` if they decode to at least one manager (clients may rewrite managedFields), an explicit
+/// `[]` or `[{}]` resets them to nothing, and otherwise (absent, undecodable) the live object's.
+/// Live entries that do not decode count as none.
+pub fn managed_fields_for_update(
+    live: Option<&Value>,
+    new: &Value,
+    subresource: Option<&str>,
+) -> Vec<ManagedFieldsEntry> {
+    let entries_of = |v: &Value| -> Option<Vec<ManagedFieldsEntry>> {
+        let raw = v.get("metadata")?.get("managedFields")?;
+        if raw.is_null() {
+            return None;
+        }
+        Some(serde_json::from_value(raw.clone()).unwrap_or_default())
+    };
+    let live_entries = || {
+        let entries = live.and_then(entries_of).unwrap_or_default();
+        if managers::decode(&entries).is_ok() {
+            entries
+        } else {
+            Vec::new()
+        }
+    };
+    if subresource.is_some_and(|s| !s.is_empty()) {
+        return live_entries();
+    }
+    let sent = new.get("metadata").and_then(|m| m.get("managedFields"));
+    if let Some(Value::Array(items)) = sent
+        && (items.is_empty() || (items.len() == 1 && items[0].as_object().is_some_and(Map::is_empty)))
+    {
+        return Vec::new();
+    }
+    match entries_of(new) {
+        Some(entries) if managers::decode(&entries).is_ok_and(|m| !m.is_empty()) => entries,
+        _ => live_entries(),
+    }
+}
+
 /// kube's `FieldManager.UpdateNoErrors`: the managedFields after a non-apply write, or, if they
 /// cannot be computed (undecodable entries, an object that does not fit the schema), no entries
 /// at all, so that garbage is never stored. See [`try_update_managed_fields`].

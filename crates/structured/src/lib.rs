@@ -25,7 +25,8 @@ mod typed;
 
 pub use apply::{
     ApplyError, ApplyRequest, ApplyResult, BEFORE_FIRST_APPLY_MANAGER, Conflict, UpdateError, UpdateRequest,
-    apply, reset_fields, set_managed_fields, try_update_managed_fields, update_managed_fields,
+    apply, managed_fields_for_update, reset_fields, set_managed_fields, try_update_managed_fields,
+    update_managed_fields,
 };
 pub use body::{BodyError, duplicate_field_message, find_duplicate_fields, parse_apply_body};
 pub use fieldsv1::{FieldsV1Error, parse_path_element, path_element_key};

@@ -215,3 +215,42 @@ fn deeply_nested_values_do_not_exhaust_the_stack() {
     assert!(!b.object_changed);
     assert!(s.unknown_fields(&a.object).is_empty());
 }
+
+#[test]
+fn update_starts_from_the_managed_fields_kube_would_pick() {
+    use ironnet_structured::managed_fields_for_update;
+    let s = Schema::untyped();
+    let mut cfg = base(json!({}));
+    cfg["spec"] = json!({"a": 1});
+    let live = run(&s, None, &cfg, "a", None).unwrap().object;
+    let live_entries = managed(&live);
+    // A client echoing the object from GET keeps them; one that drops them keeps them too.
+    assert_eq!(managed_fields_for_update(Some(&live), &live, None), live_entries);
+    assert_eq!(managed_fields_for_update(Some(&live), &cfg, None), live_entries);
+    // Explicit resets.
+    let mut reset = live.clone();
+    reset["metadata"]["managedFields"] = json!([]);
+    assert!(managed_fields_for_update(Some(&live), &reset, None).is_empty());
+    reset["metadata"]["managedFields"] = json!([{}]);
+    assert!(managed_fields_for_update(Some(&live), &reset, None).is_empty());
+    // Client-written entries win on the main resource, never on a subresource.
+    let mut rewritten = live.clone();
+    rewritten["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Update", "apiVersion": V1, "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:a": {}}}}]);
+    assert_eq!(
+        managed_fields_for_update(Some(&live), &rewritten, None)[0]
+            .manager
+            .as_deref(),
+        Some("x")
+    );
+    assert_eq!(
+        managed_fields_for_update(Some(&live), &rewritten, Some("status")),
+        live_entries
+    );
+    // Garbage from the client falls back to the live entries; garbage in the live object to none.
+    rewritten["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Nope"}]);
+    assert_eq!(
+        managed_fields_for_update(Some(&live), &rewritten, None),
+        live_entries
+    );
+    assert!(managed_fields_for_update(Some(&rewritten), &cfg, None).is_empty());
+}

@@ -1,1 +1,14 @@
-//! apinetlet: translates `networking.ironcore.dev` objects into `core.apinet.ironcore.dev` objects.
+//! apinetlet: translates `networking.ironcore.dev` objects into `core.apinet.ironcore.dev` objects and writes
+//! their status back.
+//!
+//! Every mapping is a pure function from a view of the ironcore object to the exact server-side-apply body of
+//! the apinet object (and from apinet state to the ironcore status patch), so the wire format is pinned by unit
+//! tests and the reconcilers only fetch, call and write.
+
+pub mod loadbalancer;
+pub mod meta;
+pub mod natgateway;
+pub mod network;
+pub mod origin;
+pub mod provider_id;
+pub mod virtualip;

@@ -273,7 +273,8 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
             time: previous_time,
         },
     );
-    let mut merged = prune(schema, merged, &managers, last_set.as_ref()).map_err(ApplyError::InvalidLive)?;
+    let mut merged =
+        prune(schema, merged, &managers, &applier, last_set.as_ref()).map_err(ApplyError::InvalidLive)?;
     schema.restore_applied_nulls(&applied, &mut merged);
 
     let compare =
@@ -456,11 +457,19 @@ fn prune(
     schema: &Schema,
     merged: Value,
     managers: &Managers,
+    applier: &ManagerId,
     last: Option<&FieldSet>,
 ) -> Result<Value, TypedError> {
     let Some(last) = last.filter(|l| !l.is_empty()) else {
         return Ok(merged);
     };
+    // Nothing the manager applied before is missing now: every path of `last` and each of its
+    // ancestors is owned by the applier, so the passes below would remove nothing.
+    if let Some(current) = managers.get(applier)
+        && last.difference(&current.set).is_empty()
+    {
+        return Ok(merged);
+    }
     let last = schema.ensure_named_fields_are_members(last);
     let pruned = schema.remove_items(&merged, &last);
     let owned = managers

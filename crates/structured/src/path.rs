@@ -161,7 +161,18 @@ fn compare_maps(x: &Map<String, Value>, y: &Map<String, Value>) -> Ordering {
 
 /// Deep equality under [`compare_values`]: `1` equals `1.0`, object key order is irrelevant.
 pub fn values_equal(a: &Value, b: &Value) -> bool {
-    compare_values(a, b) == Ordering::Equal
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| values_equal(v, w))
+        }
+        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y) == Ordering::Equal,
+        _ => a == b,
+    }
 }
 
 /// Renders a value as structured-merge-diff's `value.ToString` does: strings quoted, numbers,

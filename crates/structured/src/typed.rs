@@ -6,7 +6,7 @@
 //! node is treated as a leaf (replaced and owned as a whole), and fields the schema does not
 //! declare are treated with the deduced semantics of [`ANY`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -127,18 +127,17 @@ impl Schema {
         items: &'v [Value],
         path: &FieldPath,
         allow_dup: bool,
-    ) -> Result<(Vec<PathElement>, HashMap<String, &'v Value>), TypedError> {
+    ) -> Result<(Vec<PathElement>, BTreeMap<PathElement, &'v Value>), TypedError> {
         let mut pes = Vec::with_capacity(items.len());
-        let mut index = HashMap::with_capacity(items.len());
+        let mut index = BTreeMap::new();
         for item in items {
             let pe = self.item_element(list, item, path)?;
-            let key = crate::fieldsv1::path_element_key(&pe);
-            match index.entry(key) {
-                std::collections::hash_map::Entry::Occupied(_) if !allow_dup => {
+            match index.entry(pe.clone()) {
+                std::collections::btree_map::Entry::Occupied(_) if !allow_dup => {
                     return Err(err(path, format!("duplicate entries for key {pe}")));
                 }
-                std::collections::hash_map::Entry::Occupied(_) => {}
-                std::collections::hash_map::Entry::Vacant(slot) => {
+                std::collections::btree_map::Entry::Occupied(_) => {}
+                std::collections::btree_map::Entry::Vacant(slot) => {
                     slot.insert(item);
                 }
             }
@@ -177,9 +176,9 @@ impl Schema {
             }
             Shape::Map(_, None) | Shape::List(_, None) => {}
             Shape::List(list, Some(items)) => {
-                self.index_items(list, items, path, false)?;
-                for item in items {
-                    path.0.push(self.item_element(list, item, path)?);
+                let (pes, _) = self.index_items(list, items, path, false)?;
+                for (item, pe) in items.iter().zip(pes) {
+                    path.0.push(pe);
                     self.field_set_walk(list.items, item, path, set)?;
                     set.insert(&path.0);
                     path.0.pop();
@@ -245,32 +244,30 @@ impl Schema {
             (Shape::List(list, l), Shape::List(_, r)) => {
                 let (lpes, lindex) = match l {
                     Some(items) => self.index_items(list, items, path, true)?,
-                    None => (Vec::new(), HashMap::new()),
+                    None => (Vec::new(), BTreeMap::new()),
                 };
                 let (rpes, rindex) = match r {
                     Some(items) => self.index_items(list, items, path, false)?,
-                    None => (Vec::new(), HashMap::new()),
+                    None => (Vec::new(), BTreeMap::new()),
                 };
                 for pe in &rpes {
-                    let key = crate::fieldsv1::path_element_key(pe);
                     path.0.push(pe.clone());
                     self.compare_walk(
                         list.items,
-                        lindex.get(&key).copied(),
-                        rindex.get(&key).copied(),
+                        lindex.get(pe).copied(),
+                        rindex.get(pe).copied(),
                         path,
                         c,
                     )?;
                     path.0.pop();
                 }
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = BTreeSet::new();
                 for pe in &lpes {
-                    let key = crate::fieldsv1::path_element_key(pe);
-                    if rindex.contains_key(&key) || !seen.insert(key.clone()) {
+                    if rindex.contains_key(pe) || !seen.insert(pe) {
                         continue;
                     }
                     path.0.push(pe.clone());
-                    self.compare_walk(list.items, lindex.get(&key).copied(), None, path, c)?;
+                    self.compare_walk(list.items, lindex.get(pe).copied(), None, path, c)?;
                     path.0.pop();
                 }
                 if l.is_none()
@@ -373,19 +370,18 @@ impl Schema {
     ) -> Result<Vec<Value>, TypedError> {
         let (lpes, lindex) = self.index_items(list, l, path, true)?;
         let (rpes, rindex) = self.index_items(list, r, path, false)?;
-        let lkeys: Vec<String> = lpes.iter().map(crate::fieldsv1::path_element_key).collect();
-        let rkeys: Vec<String> = rpes.iter().map(crate::fieldsv1::path_element_key).collect();
-        let shared: Vec<&String> = rkeys.iter().filter(|k| lindex.contains_key(*k)).collect();
+        let (lkeys, rkeys) = (&lpes, &rpes);
+        let shared: Vec<&PathElement> = rkeys.iter().filter(|k| lindex.contains_key(*k)).collect();
         let mut next_shared = 0usize;
-        let mut merged_rhs = std::collections::HashSet::new();
+        let mut merged_rhs = BTreeSet::new();
         let mut out = Vec::with_capacity(l.len().max(r.len()));
         let (mut li, mut ri) = (0, 0);
         while li < l.len() || ri < r.len() {
             if li < l.len() && ri < r.len() {
                 if lkeys[li] == rkeys[ri] {
                     let key = &rkeys[ri];
-                    merged_rhs.insert(key.clone());
-                    path.0.push(rpes[ri].clone());
+                    merged_rhs.insert(key);
+                    path.0.push(key.clone());
                     let m = self.merge_walk(
                         list.items,
                         lindex.get(key).copied(),
@@ -421,8 +417,8 @@ impl Schema {
             }
             if ri < r.len() {
                 let key = &rkeys[ri];
-                merged_rhs.insert(key.clone());
-                path.0.push(rpes[ri].clone());
+                merged_rhs.insert(key);
+                path.0.push(key.clone());
                 let m = self.merge_walk(
                     list.items,
                     lindex.get(key).copied(),

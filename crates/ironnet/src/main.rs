@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod metalbond_cmd;
+
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
 struct Cli {
@@ -10,7 +12,11 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// metalbond route distribution: route reflector server or client.
+    #[command(subcommand)]
+    Metalbond(ironnet_metalbond::cli::MetalbondCommand),
+}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -22,5 +28,7 @@ fn init_tracing() {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
+    }
 }

@@ -9,6 +9,8 @@ pub mod loadbalancer;
 pub mod meta;
 pub mod natgateway;
 pub mod network;
+pub mod networkinterface;
+pub mod networkpolicy;
 pub mod origin;
 pub mod provider_id;
 pub mod virtualip;

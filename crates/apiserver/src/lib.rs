@@ -29,6 +29,7 @@ pub mod error;
 mod gc;
 mod handlers;
 pub mod jsonpath;
+pub mod kubeconfig;
 pub mod meta;
 mod namespace;
 pub mod openapi;

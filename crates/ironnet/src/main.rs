@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod metalbond_cmd;
+mod apiserver_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
@@ -13,9 +13,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// metalbond route distribution: route reflector server or client.
-    #[command(subcommand)]
-    Metalbond(ironnet_metalbond::cli::MetalbondCommand),
+    /// The Kubernetes-style API server (embedded store or etcd).
+    Apiserver(apiserver_cmd::ApiserverArgs),
 }
 
 fn init_tracing() {
@@ -29,6 +28,6 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
+        Command::Apiserver(args) => apiserver_cmd::run(args).await,
     }
 }

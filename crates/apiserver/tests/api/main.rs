@@ -3,3 +3,4 @@
 mod common;
 mod http_api;
 mod kube_rs;
+mod kubectl;

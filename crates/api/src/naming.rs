@@ -75,7 +75,10 @@ pub enum ProviderIDError {
 impl ProviderID {
     /// Formats `ironcore-net://<namespace>/<name>/<id>/<uid>`.
     pub fn format(&self) -> String {
-        format!("{PROVIDER_ID_PREFIX}{}/{}/{}/{}", self.namespace, self.name, self.id, self.uid)
+        format!(
+            "{PROVIDER_ID_PREFIX}{}/{}/{}/{}",
+            self.namespace, self.name, self.id, self.uid
+        )
     }
 
     fn parse_parts(s: &str) -> Result<Self, ProviderIDError> {
@@ -102,7 +105,10 @@ impl ProviderID {
     /// Parses a NetworkInterface provider ID (`id` is the Node, which must be a DNS-1123 subdomain).
     pub fn parse_network_interface(s: &str) -> Result<Self, ProviderIDError> {
         let id = Self::parse_parts(s)?;
-        if let Some(reason) = crate::validation::names::dns1123_subdomain(&id.id).into_iter().next() {
+        if let Some(reason) = crate::validation::names::dns1123_subdomain(&id.id)
+            .into_iter()
+            .next()
+        {
             return Err(ProviderIDError::Node {
                 id: s.to_owned(),
                 node: id.id,
@@ -115,12 +121,24 @@ impl ProviderID {
 
 /// `ironcore-net://<namespace>/<name>/<node>/<uid>` for an apinet NetworkInterface.
 pub fn network_interface_provider_id(namespace: &str, name: &str, node: &str, uid: &str) -> String {
-    ProviderID { namespace: namespace.into(), name: name.into(), id: node.into(), uid: uid.into() }.format()
+    ProviderID {
+        namespace: namespace.into(),
+        name: name.into(),
+        id: node.into(),
+        uid: uid.into(),
+    }
+    .format()
 }
 
 /// `ironcore-net://<namespace>/<name>/<vni>/<uid>` for an apinet Network.
 pub fn network_provider_id(namespace: &str, name: &str, vni: &str, uid: &str) -> String {
-    ProviderID { namespace: namespace.into(), name: name.into(), id: vni.into(), uid: uid.into() }.format()
+    ProviderID {
+        namespace: namespace.into(),
+        name: name.into(),
+        id: vni.into(),
+        uid: uid.into(),
+    }
+    .format()
 }
 
 #[cfg(test)]
@@ -136,9 +154,18 @@ mod tests {
         let id = network_provider_id("ns", "name", "foo", "uid");
         assert_eq!(id, "ironcore-net://ns/name/foo/uid");
         assert_eq!(ProviderID::parse_network(&id).unwrap().id, "foo");
-        assert!(matches!(ProviderID::parse_network("x://a/b/c/d"), Err(ProviderIDError::Prefix(_))));
-        assert!(matches!(ProviderID::parse_network("ironcore-net://a/b/c"), Err(ProviderIDError::Parts(_))));
-        assert!(matches!(ProviderID::parse_network("ironcore-net://a/b/c/d/e"), Err(ProviderIDError::Parts(_))));
+        assert!(matches!(
+            ProviderID::parse_network("x://a/b/c/d"),
+            Err(ProviderIDError::Prefix(_))
+        ));
+        assert!(matches!(
+            ProviderID::parse_network("ironcore-net://a/b/c"),
+            Err(ProviderIDError::Parts(_))
+        ));
+        assert!(matches!(
+            ProviderID::parse_network("ironcore-net://a/b/c/d/e"),
+            Err(ProviderIDError::Parts(_))
+        ));
         assert!(matches!(
             ProviderID::parse_network_interface("ironcore-net://a/b/No_De/d"),
             Err(ProviderIDError::Node { .. })
@@ -149,7 +176,10 @@ mod tests {
     fn names() {
         assert_eq!(ephemeral_ip_prefix_name("nic", 0), "nic-0");
         assert_eq!(ephemeral_prefix_prefix_name("nic", 2), "nic-pf-2");
-        assert_eq!(machine_ephemeral_network_interface_name("m", "primary"), "m-primary");
+        assert_eq!(
+            machine_ephemeral_network_interface_name("m", "primary"),
+            "m-primary"
+        );
         assert_eq!(network_interface_virtual_ip_name("nic", None), "nic");
         assert_eq!(network_interface_virtual_ip_name("nic", Some("vip")), "vip");
         assert_eq!(load_balancer_daemon_set_name("x"), "lb-x");

@@ -46,8 +46,16 @@ pub struct DaemonSetStatus {
 /// Validates a spec at `path`: selector set, valid and matching the template labels; the template spec valid.
 pub fn validate_spec(spec: &DaemonSetSpec, path: &Path) -> ErrorList {
     let template = path.child("template");
-    let mut errs = validate_selector_matches_template(spec.selector.as_ref(), &spec.template, &path.child("nodeSelector"), &template);
-    errs.extend(validate_instance_spec(&spec.template.spec, &template.child("spec")));
+    let mut errs = validate_selector_matches_template(
+        spec.selector.as_ref(),
+        &spec.template,
+        &path.child("nodeSelector"),
+        &template,
+    );
+    errs.extend(validate_instance_spec(
+        &spec.template.spec,
+        &template.child("spec"),
+    ));
     errs
 }
 

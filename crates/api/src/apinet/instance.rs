@@ -214,15 +214,24 @@ fn validate_requirement(req: &NodeSelectorRequirement, path: &Path) -> ErrorList
     let values = path.child("values");
     match req.operator {
         NodeSelectorOperator::In | NodeSelectorOperator::NotIn if req.values.is_empty() => {
-            errs.push(FieldError::required(&values, "must be specified when `operator` is 'In' or 'NotIn'"));
+            errs.push(FieldError::required(
+                &values,
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            ));
         }
         NodeSelectorOperator::Exists | NodeSelectorOperator::DoesNotExist if !req.values.is_empty() => {
-            errs.push(FieldError::forbidden(&values, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+            errs.push(FieldError::forbidden(
+                &values,
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            ));
         }
-        NodeSelectorOperator::Gt | NodeSelectorOperator::Lt => {
-            if req.values.len() != 1 || req.values[0].parse::<i64>().is_err() {
-                errs.push(FieldError::required(&values, "must be specified single value when `operator` is 'Lt' or 'Gt'"));
-            }
+        NodeSelectorOperator::Gt | NodeSelectorOperator::Lt
+            if req.values.len() != 1 || req.values[0].parse::<i64>().is_err() =>
+        {
+            errs.push(FieldError::required(
+                &values,
+                "must be specified single value when `operator` is 'Lt' or 'Gt'",
+            ));
         }
         _ => {}
     }
@@ -242,7 +251,10 @@ fn validate_affinity(affinity: &Affinity, path: &Path) -> ErrorList {
             .child("nodeSelectorTerms");
         for (i, term) in sel.node_selector_terms.iter().enumerate() {
             for (j, r) in term.match_expressions.iter().enumerate() {
-                errs.extend(validate_requirement(r, &p.index(i).child("matchExpressions").index(j)));
+                errs.extend(validate_requirement(
+                    r,
+                    &p.index(i).child("matchExpressions").index(j),
+                ));
             }
             for (j, r) in term.match_fields.iter().enumerate() {
                 errs.extend(validate_requirement(r, &p.index(i).child("matchFields").index(j)));
@@ -253,12 +265,22 @@ fn validate_affinity(affinity: &Affinity, path: &Path) -> ErrorList {
         let p = path
             .child("instanceAntiAffinity")
             .child("requiredDuringSchedulingIgnoredDuringExecution");
-        for (i, term) in anti.required_during_scheduling_ignored_during_execution.iter().enumerate() {
+        for (i, term) in anti
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
             if term.topology_key.is_empty() {
-                errs.push(FieldError::required(&p.index(i).child("topologyKey"), "can not be empty"));
+                errs.push(FieldError::required(
+                    &p.index(i).child("topologyKey"),
+                    "can not be empty",
+                ));
             }
             if let Some(sel) = &term.label_selector {
-                errs.extend(meta::validate_label_selector(sel, &p.index(i).child("labelSelector")));
+                errs.extend(meta::validate_label_selector(
+                    sel,
+                    &p.index(i).child("labelSelector"),
+                ));
             }
         }
     }
@@ -276,23 +298,36 @@ pub fn validate_spec(spec: &InstanceSpec, path: &Path) -> ErrorList {
         ));
     }
     if !spec.network_ref.name.is_empty() {
-        errs.extend(validation::label(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::label(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
-    errs.extend(validate_ports(&spec.load_balancer_ports, &path.child("loadBalancerPorts")));
+    errs.extend(validate_ports(
+        &spec.load_balancer_ports,
+        &path.child("loadBalancerPorts"),
+    ));
     if let Some(a) = &spec.affinity {
         errs.extend(validate_affinity(a, &path.child("affinity")));
     }
     for (i, c) in spec.topology_spread_constraints.iter().enumerate() {
         let p = path.child("topologySpreadConstraints").index(i);
         if c.max_skew < 1 {
-            errs.push(FieldError::invalid(&p.child("maxSkew"), c.max_skew, "must be greater than zero"));
+            errs.push(FieldError::invalid(
+                &p.child("maxSkew"),
+                c.max_skew,
+                "must be greater than zero",
+            ));
         }
         if c.topology_key.is_empty() {
             errs.push(FieldError::required(&p.child("topologyKey"), "can not be empty"));
         }
     }
     if let Some(node) = &spec.node_ref {
-        errs.extend(validation::subdomain(&path.child("nodeRef").child("name"), &node.name));
+        errs.extend(validation::subdomain(
+            &path.child("nodeRef").child("name"),
+            &node.name,
+        ));
     }
     errs
 }
@@ -309,15 +344,27 @@ pub fn validate_create(inst: &Instance) -> ErrorList {
 pub fn validate_update(new: &Instance, old: &Instance) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.type_, &old.spec.type_, &spec.child("type")));
+    errs.extend(validation::immutable(
+        &new.spec.type_,
+        &old.spec.type_,
+        &spec.child("type"),
+    ));
     errs.extend(validation::immutable(
         &new.spec.load_balancer_type,
         &old.spec.load_balancer_type,
         &spec.child("loadBalancerType"),
     ));
-    errs.extend(validation::immutable(&new.spec.network_ref, &old.spec.network_ref, &spec.child("networkRef")));
+    errs.extend(validation::immutable(
+        &new.spec.network_ref,
+        &old.spec.network_ref,
+        &spec.child("networkRef"),
+    ));
     if old.spec.node_ref.is_some() {
-        errs.extend(validation::immutable(&new.spec.node_ref, &old.spec.node_ref, &spec.child("nodeRef")));
+        errs.extend(validation::immutable(
+            &new.spec.node_ref,
+            &old.spec.node_ref,
+            &spec.child("nodeRef"),
+        ));
     }
     errs.extend(validate_spec(&new.spec, &spec));
     errs

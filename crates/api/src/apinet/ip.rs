@@ -80,7 +80,11 @@ pub fn default(ip: &mut IP) {
 /// Validates a spec at `path`.
 pub fn validate_spec(spec: &IPSpec, path: &Path) -> ErrorList {
     let mut errs = validation::required_enum(&spec.type_, &path.child("type"), "must specify type");
-    errs.extend(validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family"));
+    errs.extend(validation::required_enum(
+        &spec.ip_family,
+        &path.child("ipFamily"),
+        "must specify ip family",
+    ));
     if let (Some(addr), Some(f)) = (&spec.ip, spec.ip_family)
         && addr.family() != f
     {
@@ -91,7 +95,10 @@ pub fn validate_spec(spec: &IPSpec, path: &Path) -> ErrorList {
         ));
     }
     if let Some(claim) = &spec.claim_ref {
-        errs.extend(validation::subdomain(&path.child("claimRef").child("name"), &claim.name));
+        errs.extend(validation::subdomain(
+            &path.child("claimRef").child("name"),
+            &claim.name,
+        ));
     }
     errs
 }
@@ -107,8 +114,16 @@ pub fn validate_create(ip: &IP) -> ErrorList {
 pub fn validate_update(new: &IP, old: &IP) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.type_, &old.spec.type_, &spec.child("type")));
-    errs.extend(validation::immutable(&new.spec.ip_family, &old.spec.ip_family, &spec.child("ipFamily")));
+    errs.extend(validation::immutable(
+        &new.spec.type_,
+        &old.spec.type_,
+        &spec.child("type"),
+    ));
+    errs.extend(validation::immutable(
+        &new.spec.ip_family,
+        &old.spec.ip_family,
+        &spec.child("ipFamily"),
+    ));
     if old.spec.ip.is_some() && new.spec.ip != old.spec.ip {
         errs.push(FieldError::invalid(
             &spec.child("ip"),

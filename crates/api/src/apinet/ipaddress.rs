@@ -50,7 +50,11 @@ fn validate_spec(addr: &IPAddress) -> ErrorList {
         None => errs.push(FieldError::required(&path, "")),
         Some(ip) => {
             if addr.metadata.name.as_deref().is_some_and(|n| n != ip.to_string()) {
-                errs.push(FieldError::invalid(&path, ip.to_string(), "must equal the object name"));
+                errs.push(FieldError::invalid(
+                    &path,
+                    ip.to_string(),
+                    "must equal the object name",
+                ));
             }
         }
     }
@@ -68,8 +72,16 @@ pub fn validate_create(addr: &IPAddress) -> ErrorList {
 pub fn validate_update(new: &IPAddress, old: &IPAddress) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, false, NAME_RULE);
-    errs.extend(validation::immutable(&new.spec.ip, &old.spec.ip, &spec.child("ip")));
-    errs.extend(validation::immutable(&new.spec.claim_ref, &old.spec.claim_ref, &spec.child("claimRef")));
+    errs.extend(validation::immutable(
+        &new.spec.ip,
+        &old.spec.ip,
+        &spec.child("ip"),
+    ));
+    errs.extend(validation::immutable(
+        &new.spec.claim_ref,
+        &old.spec.claim_ref,
+        &spec.child("claimRef"),
+    ));
     errs.extend(validate_spec(new));
     errs
 }

@@ -139,7 +139,10 @@ pub(crate) fn validate_selector_matches_template(
 pub fn validate_spec(spec: &LoadBalancerSpec, path: &Path) -> ErrorList {
     let mut errs = validation::required_enum(&spec.type_, &path.child("type"), "must specify type");
     if !spec.network_ref.name.is_empty() {
-        errs.extend(validation::label(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::label(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
     errs.extend(validate_object_ips(&spec.ips, false, &path.child("ips")));
     errs.extend(validate_ports(&spec.ports, &path.child("ports")));
@@ -163,9 +166,21 @@ pub fn validate_create(lb: &LoadBalancer) -> ErrorList {
 pub fn validate_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.type_, &old.spec.type_, &spec.child("type")));
-    errs.extend(validation::immutable(&new.spec.network_ref, &old.spec.network_ref, &spec.child("networkRef")));
-    errs.extend(validation::immutable(&new.spec.selector, &old.spec.selector, &spec.child("selector")));
+    errs.extend(validation::immutable(
+        &new.spec.type_,
+        &old.spec.type_,
+        &spec.child("type"),
+    ));
+    errs.extend(validation::immutable(
+        &new.spec.network_ref,
+        &old.spec.network_ref,
+        &spec.child("networkRef"),
+    ));
+    errs.extend(validation::immutable(
+        &new.spec.selector,
+        &old.spec.selector,
+        &spec.child("selector"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

@@ -50,9 +50,15 @@ fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
             errs.push(FieldError::required(&p.child("ip"), ""));
         }
         if let Some(t) = &d.target_ref {
-            errs.extend(validation::subdomain(&p.child("targetRef").child("name"), &t.name));
+            errs.extend(validation::subdomain(
+                &p.child("targetRef").child("name"),
+                &t.name,
+            ));
             if !t.node_ref.name.is_empty() {
-                errs.extend(validation::subdomain(&p.child("targetRef").child("nodeRef").child("name"), &t.node_ref.name));
+                errs.extend(validation::subdomain(
+                    &p.child("targetRef").child("nodeRef").child("name"),
+                    &t.node_ref.name,
+                ));
             }
         }
     }

@@ -101,7 +101,10 @@ pub(crate) fn validate_object_ips(ips: &[ObjectIP], one_per_family: bool, path: 
             errs.push(FieldError::duplicate(&p.child("name"), ip.name.as_str()));
         }
         match ip.ip_family {
-            None => errs.push(FieldError::required(&p.child("ipFamily"), "must specify ip family")),
+            None => errs.push(FieldError::required(
+                &p.child("ipFamily"),
+                "must specify ip family",
+            )),
             Some(f) => {
                 if let Some(addr) = &ip.ip
                     && addr.family() != f
@@ -113,7 +116,10 @@ pub(crate) fn validate_object_ips(ips: &[ObjectIP], one_per_family: bool, path: 
                     ));
                 }
                 if one_per_family && ips[..i].iter().any(|e| e.ip_family == Some(f)) {
-                    errs.push(FieldError::forbidden(&p, format!("cannot have multiple external IPs of family {f}")));
+                    errs.push(FieldError::forbidden(
+                        &p,
+                        format!("cannot have multiple external IPs of family {f}"),
+                    ));
                 }
             }
         }
@@ -128,4 +134,5 @@ pub fn parse_vni(s: &str) -> Option<i32> {
 }
 
 /// Message for a value that is not a canonical VNI.
-pub(crate) const INVALID_VNI: &str = "must be a canonical decimal VNI (an int32 without sign or leading zeros)";
+pub(crate) const INVALID_VNI: &str =
+    "must be a canonical decimal VNI (an int32 without sign or leading zeros)";

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP as Address, IPFamily, LocalObjectReference};
 use crate::kind::ApiKind;
-use crate::networking::natgateway::{DEFAULT_PORTS_PER_NETWORK_INTERFACE, validate_ports_per_network_interface};
+use crate::networking::natgateway::{
+    DEFAULT_PORTS_PER_NETWORK_INTERFACE, validate_ports_per_network_interface,
+};
 use crate::validation::{self, NameRule, meta};
 
 /// The spec fields the public-IP allocator fills (JSON path pattern).
@@ -76,9 +78,13 @@ pub fn default(ngw: &mut NATGateway) {
 
 /// Validates a spec at `path`.
 pub fn validate_spec(spec: &NATGatewaySpec, path: &Path) -> ErrorList {
-    let mut errs = validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family");
+    let mut errs =
+        validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family");
     if !spec.network_ref.name.is_empty() {
-        errs.extend(validation::label(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::label(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
     for (i, ip) in spec.ips.iter().enumerate() {
         let p = path.child("ips").index(i);
@@ -114,8 +120,16 @@ pub fn validate_create(ngw: &NATGateway) -> ErrorList {
 pub fn validate_update(new: &NATGateway, old: &NATGateway) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.ip_family, &old.spec.ip_family, &spec.child("ipFamily")));
-    errs.extend(validation::immutable(&new.spec.network_ref, &old.spec.network_ref, &spec.child("networkRef")));
+    errs.extend(validation::immutable(
+        &new.spec.ip_family,
+        &old.spec.ip_family,
+        &spec.child("ipFamily"),
+    ));
+    errs.extend(validation::immutable(
+        &new.spec.network_ref,
+        &old.spec.network_ref,
+        &spec.child("networkRef"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

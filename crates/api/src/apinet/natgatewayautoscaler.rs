@@ -50,17 +50,28 @@ pub fn validate_spec(spec: &NATGatewayAutoscalerSpec, path: &Path) -> ErrorList 
     } else {
         errs.extend(validation::label(&r, &spec.nat_gateway_ref.name));
     }
-    for (field, value) in [("minPublicIPs", spec.min_public_ips), ("maxPublicIPs", spec.max_public_ips)] {
+    for (field, value) in [
+        ("minPublicIPs", spec.min_public_ips),
+        ("maxPublicIPs", spec.max_public_ips),
+    ] {
         if let Some(v) = value
             && v < 0
         {
-            errs.push(FieldError::invalid(&path.child(field), v, "must be greater than or equal to 0"));
+            errs.push(FieldError::invalid(
+                &path.child(field),
+                v,
+                "must be greater than or equal to 0",
+            ));
         }
     }
     if let (Some(min), Some(max)) = (spec.min_public_ips, spec.max_public_ips)
         && min > max
     {
-        errs.push(FieldError::invalid(&path.child("maxPublicIPs"), max, "must >= minPublicIPs"));
+        errs.push(FieldError::invalid(
+            &path.child("maxPublicIPs"),
+            max,
+            "must >= minPublicIPs",
+        ));
     }
     errs
 }
@@ -76,7 +87,11 @@ pub fn validate_create(a: &NATGatewayAutoscaler) -> ErrorList {
 pub fn validate_update(new: &NATGatewayAutoscaler, old: &NATGatewayAutoscaler) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.nat_gateway_ref, &old.spec.nat_gateway_ref, &spec.child("natGatewayRef")));
+    errs.extend(validation::immutable(
+        &new.spec.nat_gateway_ref,
+        &old.spec.nat_gateway_ref,
+        &spec.child("natGatewayRef"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

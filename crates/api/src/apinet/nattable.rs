@@ -72,10 +72,18 @@ fn validate_fields(fields: &NATTableFields) -> ErrorList {
                 errs.push(FieldError::required(&sp.child("ip"), ""));
             }
             if !(1..=65535).contains(&s.port) {
-                errs.push(FieldError::invalid(&sp.child("port"), s.port, "must be between 1 and 65535, inclusive"));
+                errs.push(FieldError::invalid(
+                    &sp.child("port"),
+                    s.port,
+                    "must be between 1 and 65535, inclusive",
+                ));
             }
             if !(s.port..=65535).contains(&s.end_port) {
-                errs.push(FieldError::invalid(&sp.child("endPort"), s.end_port, "must be between port and 65535, inclusive"));
+                errs.push(FieldError::invalid(
+                    &sp.child("endPort"),
+                    s.end_port,
+                    "must be between port and 65535, inclusive",
+                ));
             }
         }
     }

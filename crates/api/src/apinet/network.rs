@@ -98,7 +98,11 @@ pub struct NetworkStatus {
 pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if !spec.id.is_empty() && parse_vni(&spec.id).is_none_or(|v| v <= 0) {
-        errs.push(FieldError::invalid(&path.child("id"), spec.id.as_str(), INVALID_VNI));
+        errs.push(FieldError::invalid(
+            &path.child("id"),
+            spec.id.as_str(),
+            INVALID_VNI,
+        ));
     }
     for (i, peering) in spec.peerings.iter().enumerate() {
         let p = path.child("peerings").index(i);
@@ -106,11 +110,18 @@ pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
             errs.push(FieldError::duplicate(&p.child("name"), peering.name.as_str()));
         }
         if parse_vni(&peering.id).is_none_or(|v| v <= 0) {
-            errs.push(FieldError::invalid(&p.child("id"), peering.id.as_str(), INVALID_VNI));
+            errs.push(FieldError::invalid(
+                &p.child("id"),
+                peering.id.as_str(),
+                INVALID_VNI,
+            ));
         }
         for (j, prefix) in peering.prefixes.iter().enumerate() {
             if prefix.prefix.is_none() {
-                errs.push(FieldError::required(&p.child("prefixes").index(j).child("prefix"), ""));
+                errs.push(FieldError::required(
+                    &p.child("prefixes").index(j).child("prefix"),
+                    "",
+                ));
             }
         }
     }
@@ -127,7 +138,11 @@ pub fn validate_create(net: &Network) -> ErrorList {
 /// Validates an update: `spec.id` is immutable.
 pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.id, &old.spec.id, &Path::new("spec").child("id")));
+    errs.extend(validation::immutable(
+        &new.spec.id,
+        &old.spec.id,
+        &Path::new("spec").child("id"),
+    ));
     errs.extend(validate_spec(&new.spec, &Path::new("spec")));
     errs
 }

@@ -60,7 +60,11 @@ pub fn canonical_name(id: &str) -> Option<String> {
 }
 
 fn vni_name(name: &str) -> Vec<String> {
-    if parse_vni(name).is_some() { Vec::new() } else { vec![INVALID_VNI.to_owned()] }
+    if parse_vni(name).is_some() {
+        Vec::new()
+    } else {
+        vec![INVALID_VNI.to_owned()]
+    }
 }
 
 /// The name rule of NetworkID: a canonical VNI.
@@ -74,7 +78,11 @@ pub fn validate_create(id: &NetworkID) -> ErrorList {
 /// Validates an update: `spec.claimRef` is immutable.
 pub fn validate_update(new: &NetworkID, old: &NetworkID) -> ErrorList {
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, false, NAME_RULE);
-    errs.extend(validation::immutable(&new.spec.claim_ref, &old.spec.claim_ref, &Path::new("spec").child("claimRef")));
+    errs.extend(validation::immutable(
+        &new.spec.claim_ref,
+        &old.spec.claim_ref,
+        &Path::new("spec").child("claimRef"),
+    ));
     errs
 }
 

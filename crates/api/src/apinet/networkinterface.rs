@@ -145,7 +145,10 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
         errs.extend(validation::subdomain(&node, &spec.node_ref.name));
     }
     if !spec.network_ref.name.is_empty() {
-        errs.extend(validation::label(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::label(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
     for (i, ip) in spec.ips.iter().enumerate() {
         if spec.ips[..i].iter().any(|e| e.family() == ip.family()) {
@@ -156,23 +159,44 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
         }
     }
     if !spec.hostname.is_empty() {
-        validation::push_name_errors(&mut errs, &path.child("hostname"), &spec.hostname, names::dns1123_label(&spec.hostname));
+        validation::push_name_errors(
+            &mut errs,
+            &path.child("hostname"),
+            &spec.hostname,
+            names::dns1123_label(&spec.hostname),
+        );
     }
-    errs.extend(validate_object_ips(&spec.public_ips, true, &path.child("publicIPs")));
+    errs.extend(validate_object_ips(
+        &spec.public_ips,
+        true,
+        &path.child("publicIPs"),
+    ));
     for (i, nat) in spec.nats.iter().enumerate() {
         let p = path.child("natGateways").index(i);
         match nat.ip_family {
-            None => errs.push(FieldError::required(&p.child("ipFamily"), "must specify ip family")),
+            None => errs.push(FieldError::required(
+                &p.child("ipFamily"),
+                "must specify ip family",
+            )),
             Some(f) => {
                 if spec.public_ips.iter().any(|e| e.ip_family == Some(f)) {
-                    errs.push(FieldError::forbidden(&p, format!("cannot have a public IP and a NAT gateway of family {f}")));
+                    errs.push(FieldError::forbidden(
+                        &p,
+                        format!("cannot have a public IP and a NAT gateway of family {f}"),
+                    ));
                 }
                 if spec.nats[..i].iter().any(|e| e.ip_family == Some(f)) {
-                    errs.push(FieldError::forbidden(&p, format!("cannot have multiple NAT gateways of family {f}")));
+                    errs.push(FieldError::forbidden(
+                        &p,
+                        format!("cannot have multiple NAT gateways of family {f}"),
+                    ));
                 }
             }
         }
-        errs.extend(validation::label(&p.child("claimRef").child("name"), &nat.claim_ref.name));
+        errs.extend(validation::label(
+            &p.child("claimRef").child("name"),
+            &nat.claim_ref.name,
+        ));
     }
     errs
 }
@@ -186,9 +210,17 @@ pub fn validate_create(nic: &NetworkInterface) -> ErrorList {
 
 /// Validates a spec update at `path`: `nodeRef`, `networkRef` immutable (Forbidden); `ips` and `hostname`
 /// immutable (Invalid, as upstream).
-pub fn validate_spec_update(new: &NetworkInterfaceSpec, old: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
+pub fn validate_spec_update(
+    new: &NetworkInterfaceSpec,
+    old: &NetworkInterfaceSpec,
+    path: &Path,
+) -> ErrorList {
     let mut errs = validation::immutable(&new.node_ref, &old.node_ref, &path.child("nodeRef"));
-    errs.extend(validation::immutable(&new.network_ref, &old.network_ref, &path.child("networkRef")));
+    errs.extend(validation::immutable(
+        &new.network_ref,
+        &old.network_ref,
+        &path.child("networkRef"),
+    ));
     if new.ips != old.ips {
         errs.push(FieldError::invalid(
             &path.child("ips"),
@@ -197,7 +229,11 @@ pub fn validate_spec_update(new: &NetworkInterfaceSpec, old: &NetworkInterfaceSp
         ));
     }
     if new.hostname != old.hostname {
-        errs.push(FieldError::invalid(&path.child("hostname"), new.hostname.as_str(), FIELD_IS_IMMUTABLE));
+        errs.push(FieldError::invalid(
+            &path.child("hostname"),
+            new.hostname.as_str(),
+            FIELD_IS_IMMUTABLE,
+        ));
     }
     errs
 }

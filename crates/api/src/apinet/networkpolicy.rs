@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::common::LocalObjectReference;
 use crate::kind::ApiKind;
 use crate::networking::networkpolicy::{
-    NetworkPolicyEgressRule, NetworkPolicyIngressRule, PolicyType, validate_peer, validate_policy_types, validate_port,
+    NetworkPolicyEgressRule, NetworkPolicyIngressRule, PolicyType, validate_peer, validate_policy_types,
+    validate_port,
 };
 use crate::validation::{self, NameRule, meta};
 
@@ -56,15 +57,28 @@ pub struct NetworkPolicySpec {
 pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if spec.network_ref.name.is_empty() {
-        errs.push(FieldError::required(&path.child("networkRef"), "must specify network ref"));
+        errs.push(FieldError::required(
+            &path.child("networkRef"),
+            "must specify network ref",
+        ));
     } else {
-        errs.extend(validation::label(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::label(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
-    errs.extend(meta::validate_label_selector(&spec.network_interface_selector, &path.child("networkInterfaceSelector")));
+    errs.extend(meta::validate_label_selector(
+        &spec.network_interface_selector,
+        &path.child("networkInterfaceSelector"),
+    ));
     if let Some(p) = spec.priority
         && p < 0
     {
-        errs.push(FieldError::invalid(&path.child("priority"), p, "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            &path.child("priority"),
+            p,
+            "must be greater than or equal to 0",
+        ));
     }
     for (i, rule) in spec.ingress.iter().enumerate() {
         let p = path.child("ingress").index(i);
@@ -84,7 +98,10 @@ pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
             errs.extend(validate_port(port, &p.child("ports").index(j)));
         }
     }
-    errs.extend(validate_policy_types(&spec.policy_types, &path.child("policyTypes")));
+    errs.extend(validate_policy_types(
+        &spec.policy_types,
+        &path.child("policyTypes"),
+    ));
     errs
 }
 
@@ -99,7 +116,11 @@ pub fn validate_create(np: &NetworkPolicy) -> ErrorList {
 pub fn validate_update(new: &NetworkPolicy, old: &NetworkPolicy) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(&new.spec.network_ref, &old.spec.network_ref, &spec.child("networkRef")));
+    errs.extend(validation::immutable(
+        &new.spec.network_ref,
+        &old.spec.network_ref,
+        &spec.child("networkRef"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

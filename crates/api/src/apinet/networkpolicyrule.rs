@@ -108,13 +108,20 @@ fn validate_fields(f: &NetworkPolicyRuleFields) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, t) in f.targets.iter().enumerate() {
         if t.ip.is_none() {
-            errs.push(FieldError::required(&Path::new("targets").index(i).child("ip"), ""));
+            errs.push(FieldError::required(
+                &Path::new("targets").index(i).child("ip"),
+                "",
+            ));
         }
     }
     if let Some(p) = f.priority
         && p < 0
     {
-        errs.push(FieldError::invalid(&Path::new("priority"), p, "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            &Path::new("priority"),
+            p,
+            "must be greater than or equal to 0",
+        ));
     }
     for (i, r) in f.ingress_rules.iter().enumerate() {
         errs.extend(validate_rule(r, &Path::new("ingressRule").index(i)));

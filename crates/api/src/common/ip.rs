@@ -255,12 +255,20 @@ fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4(Ipv4Addr::from(bits & m))
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6(Ipv6Addr::from(bits & m))
         }
     }
@@ -279,7 +287,10 @@ impl FromStr for IPPrefix {
         }
         let ip = IP::from_str(addr).map_err(|_| ParseError::InvalidAddress(s.to_owned()))?;
         let bad_len = || ParseError::BadLength(s.to_owned());
-        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || (len.len() > 1 && len.starts_with('0')) {
+        if len.is_empty()
+            || !len.bytes().all(|b| b.is_ascii_digit())
+            || (len.len() > 1 && len.starts_with('0'))
+        {
             return Err(bad_len());
         }
         let len: u8 = len.parse().map_err(|_| bad_len())?;
@@ -334,8 +345,14 @@ mod tests {
         assert!("010.0.0.1".parse::<IP>().is_err());
         assert_eq!("fe80::1%eth0".parse::<IP>().unwrap().zone(), Some("eth0"));
         assert_eq!("::ffff:1.2.3.4".parse::<IP>().unwrap().family(), IPFamily::IPv6);
-        assert_eq!("2001:DB8:0:0::1".parse::<IP>().unwrap().to_string(), "2001:db8::1");
-        assert_eq!("10.0.0.1/24".parse::<IPPrefix>().unwrap().to_string(), "10.0.0.1/24");
+        assert_eq!(
+            "2001:DB8:0:0::1".parse::<IP>().unwrap().to_string(),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            "10.0.0.1/24".parse::<IPPrefix>().unwrap().to_string(),
+            "10.0.0.1/24"
+        );
         assert!("10.0.0.0".parse::<IPPrefix>().is_err());
         assert!("fe80::%eth0/64".parse::<IPPrefix>().is_err());
         assert!("10.0.0.0/33".parse::<IPPrefix>().is_err());

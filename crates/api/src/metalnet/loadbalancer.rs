@@ -88,7 +88,10 @@ pub fn validate_spec(spec: &LoadBalancerSpec, path: &Path) -> ErrorList {
     if spec.network_ref.name.is_empty() {
         errs.push(FieldError::required(&path.child("networkRef").child("name"), ""));
     } else {
-        errs.extend(validation::subdomain(&path.child("networkRef").child("name"), &spec.network_ref.name));
+        errs.extend(validation::subdomain(
+            &path.child("networkRef").child("name"),
+            &spec.network_ref.name,
+        ));
     }
     errs.extend(validation::required_enum(&spec.type_, &path.child("type"), ""));
     match (&spec.ip, spec.ip_family) {
@@ -101,17 +104,28 @@ pub fn validate_spec(spec: &LoadBalancerSpec, path: &Path) -> ErrorList {
         _ => {}
     }
     if spec.ports.is_empty() {
-        errs.push(FieldError::required(&path.child("ports"), "must have at least 1 item"));
+        errs.push(FieldError::required(
+            &path.child("ports"),
+            "must have at least 1 item",
+        ));
     }
     for (i, port) in spec.ports.iter().enumerate() {
         let p = path.child("ports").index(i);
         if port.protocol.is_empty() {
             errs.push(FieldError::required(&p.child("protocol"), ""));
         } else if !LB_PROTOCOLS.contains(&port.protocol.as_str()) {
-            errs.push(FieldError::not_supported(&p.child("protocol"), port.protocol.as_str(), LB_PROTOCOLS));
+            errs.push(FieldError::not_supported(
+                &p.child("protocol"),
+                port.protocol.as_str(),
+                LB_PROTOCOLS,
+            ));
         }
         if !(0..=65535).contains(&port.port) {
-            errs.push(FieldError::invalid(&p.child("port"), port.port, "must be between 0 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                &p.child("port"),
+                port.port,
+                "must be between 0 and 65535, inclusive",
+            ));
         }
     }
     errs

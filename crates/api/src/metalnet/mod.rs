@@ -56,11 +56,19 @@ pub fn validate_nat(nat: &NATDetails, path: &Path) -> ErrorList {
     }
     for (f, v) in [("port", nat.port), ("endPort", nat.end_port)] {
         if !(0..=65535).contains(&v) {
-            errs.push(FieldError::invalid(&path.child(f), v, "must be between 0 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                &path.child(f),
+                v,
+                "must be between 0 and 65535, inclusive",
+            ));
         }
     }
     if nat.end_port <= nat.port {
-        errs.push(FieldError::invalid(&path.child("endPort"), nat.end_port, "must be greater than port (the range end is exclusive)"));
+        errs.push(FieldError::invalid(
+            &path.child("endPort"),
+            nat.end_port,
+            "must be greater than port (the range end is exclusive)",
+        ));
     }
     errs
 }

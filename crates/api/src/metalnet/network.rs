@@ -102,7 +102,11 @@ pub fn validate_create(net: &Network) -> ErrorList {
 pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::immutable(&new.spec.id, &old.spec.id, &spec.child("id")));
+    errs.extend(validation::immutable(
+        &new.spec.id,
+        &old.spec.id,
+        &spec.child("id"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

@@ -253,7 +253,11 @@ pub fn default(nic: &mut NetworkInterface) {
 
 fn range_check(errs: &mut ErrorList, path: &Path, value: i32, min: i32, max: i32) {
     if !(min..=max).contains(&value) {
-        errs.push(FieldError::invalid(path, value, format!("must be between {min} and {max}, inclusive")));
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            format!("must be between {min} and {max}, inclusive"),
+        ));
     }
 }
 
@@ -262,13 +266,20 @@ fn validate_firewall_rule(rule: &FirewallRule, path: &Path) -> ErrorList {
     if rule.firewall_rule_id.is_empty() {
         errs.push(FieldError::required(&path.child("firewallRuleID"), ""));
     }
-    errs.extend(validation::required_enum(&rule.direction, &path.child("direction"), ""));
+    errs.extend(validation::required_enum(
+        &rule.direction,
+        &path.child("direction"),
+        "",
+    ));
     errs.extend(validation::required_enum(&rule.action, &path.child("action"), ""));
     if let Some(p) = rule.priority {
         range_check(&mut errs, &path.child("priority"), p, 0, 65535);
     }
     if let Some(f) = rule.ip_family {
-        for (field, prefix) in [("sourcePrefix", &rule.source_prefix), ("destinationPrefix", &rule.destination_prefix)] {
+        for (field, prefix) in [
+            ("sourcePrefix", &rule.source_prefix),
+            ("destinationPrefix", &rule.destination_prefix),
+        ] {
             if let Some(prefix) = prefix
                 && prefix.family() != f
             {
@@ -282,10 +293,26 @@ fn validate_firewall_rule(rule: &FirewallRule, path: &Path) -> ErrorList {
     }
     if let Some(m) = &rule.protocol_match {
         let p = path.child("protocolMatch");
-        errs.extend(validation::required_enum(&m.protocol_type, &p.child("protocolType"), ""));
+        errs.extend(validation::required_enum(
+            &m.protocol_type,
+            &p.child("protocolType"),
+            "",
+        ));
         if let Some(icmp) = &m.icmp {
-            range_check(&mut errs, &p.child("icmp").child("icmpType"), icmp.icmp_type, -1, 255);
-            range_check(&mut errs, &p.child("icmp").child("icmpCode"), icmp.icmp_code, -1, 255);
+            range_check(
+                &mut errs,
+                &p.child("icmp").child("icmpType"),
+                icmp.icmp_type,
+                -1,
+                255,
+            );
+            range_check(
+                &mut errs,
+                &p.child("icmp").child("icmpCode"),
+                icmp.icmp_code,
+                -1,
+                255,
+            );
         }
         if let Some(r) = &m.port_range {
             let rp = p.child("portRange");
@@ -315,7 +342,10 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
     }
     for (field, len) in [("ipFamilies", spec.ip_families.len()), ("ips", spec.ips.len())] {
         if len == 0 {
-            errs.push(FieldError::required(&path.child(field), "must have at least 1 item"));
+            errs.push(FieldError::required(
+                &path.child(field),
+                "must have at least 1 item",
+            ));
         } else if len > 2 {
             errs.push(FieldError::too_many(&path.child(field), len, 2));
         }
@@ -332,7 +362,11 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
         if let Some(f) = spec.ip_families.get(i)
             && *f != ip.family()
         {
-            errs.push(FieldError::invalid(&p, ip.to_string(), format!("expected ip family {f} but got {}", ip.family())));
+            errs.push(FieldError::invalid(
+                &p,
+                ip.to_string(),
+                format!("expected ip family {f} but got {}", ip.family()),
+            ));
         }
         if spec.ips[..i].iter().any(|e| e.family() == ip.family()) {
             errs.push(FieldError::duplicate(&p, ip.to_string()));
@@ -341,11 +375,19 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
     if let Some(vip) = &spec.virtual_ip
         && vip.family() != IPFamily::IPv4
     {
-        errs.push(FieldError::invalid(&path.child("virtualIP"), vip.to_string(), "must be an IPv4 address"));
+        errs.push(FieldError::invalid(
+            &path.child("virtualIP"),
+            vip.to_string(),
+            "must be an IPv4 address",
+        ));
     }
     for (i, t) in spec.load_balancer_targets.iter().enumerate() {
         if !t.is_single_ip() {
-            errs.push(FieldError::invalid(&path.child("loadBalancerTargets").index(i), t.to_string(), "must be a single IP (/32 or /128)"));
+            errs.push(FieldError::invalid(
+                &path.child("loadBalancerTargets").index(i),
+                t.to_string(),
+                "must be a single IP (/32 or /128)",
+            ));
         }
     }
     if let Some(nat) = &spec.nat {
@@ -354,15 +396,25 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
     for (i, rule) in spec.firewall_rules.iter().enumerate() {
         let p = path.child("firewallRules").index(i);
         errs.extend(validate_firewall_rule(rule, &p));
-        if spec.firewall_rules[..i].iter().any(|r| r.firewall_rule_id == rule.firewall_rule_id) {
-            errs.push(FieldError::duplicate(&p.child("firewallRuleID"), rule.firewall_rule_id.as_str()));
+        if spec.firewall_rules[..i]
+            .iter()
+            .any(|r| r.firewall_rule_id == rule.firewall_rule_id)
+        {
+            errs.push(FieldError::duplicate(
+                &p.child("firewallRuleID"),
+                rule.firewall_rule_id.as_str(),
+            ));
         }
     }
     if let Some(m) = &spec.metering_rate
         && let (Some(total), Some(public)) = (m.total_rate, m.public_rate)
         && total < public
     {
-        errs.push(FieldError::invalid(&path.child("meteringRate").child("publicRate"), public, "must not exceed totalRate"));
+        errs.push(FieldError::invalid(
+            &path.child("meteringRate").child("publicRate"),
+            public,
+            "must not exceed totalRate",
+        ));
     }
     if let Some(h) = &spec.hostname {
         validation::push_name_errors(&mut errs, &path.child("hostname"), h, names::dns1123_subdomain(h));
@@ -381,7 +433,11 @@ pub fn validate_create(nic: &NetworkInterface) -> ErrorList {
 pub fn validate_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
     let spec = Path::new("spec");
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::immutable(&new.spec.network_ref, &old.spec.network_ref, &spec.child("networkRef")));
+    errs.extend(validation::immutable(
+        &new.spec.network_ref,
+        &old.spec.network_ref,
+        &spec.child("networkRef"),
+    ));
     errs.extend(validate_spec(&new.spec, &spec));
     errs
 }

@@ -67,7 +67,8 @@ pub(crate) fn is_empty_meta(meta: &ObjectMeta) -> bool {
 
 /// Validates an ipam PrefixSpec at `path` (ironcore's `ValidatePrefixSpec`).
 pub fn validate_prefix_spec(spec: &PrefixSpec, path: &Path) -> ErrorList {
-    let mut errs = validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family");
+    let mut errs =
+        validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family");
     if let (Some(prefix), Some(family)) = (&spec.prefix, spec.ip_family)
         && prefix.family() != family
     {
@@ -96,7 +97,10 @@ pub fn validate_prefix_spec(spec: &PrefixSpec, path: &Path) -> ErrorList {
             ));
         }
         if spec.prefix.is_none() {
-            errs.push(FieldError::required(&path.child("prefix"), "must specify prefix for root prefix"));
+            errs.push(FieldError::required(
+                &path.child("prefix"),
+                "must specify prefix for root prefix",
+            ));
         }
     } else {
         match &spec.prefix {
@@ -123,7 +127,10 @@ pub fn validate_prefix_spec(spec: &PrefixSpec, path: &Path) -> ErrorList {
             }
         }
         if let Some(selector) = &spec.parent_selector {
-            errs.extend(meta::validate_label_selector(selector, &path.child("parentSelector")));
+            errs.extend(meta::validate_label_selector(
+                selector,
+                &path.child("parentSelector"),
+            ));
         }
     }
     errs
@@ -144,9 +151,18 @@ pub fn validate_template_metadata(metadata: &ObjectMeta, path: &Path, what: &str
         ("generation", metadata.generation.is_some()),
         ("creationTimestamp", metadata.creation_timestamp.is_some()),
         ("deletionTimestamp", metadata.deletion_timestamp.is_some()),
-        ("deletionGracePeriodSeconds", metadata.deletion_grace_period_seconds.is_some()),
-        ("ownerReferences", metadata.owner_references.as_ref().is_some_and(|v| !v.is_empty())),
-        ("finalizers", metadata.finalizers.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "deletionGracePeriodSeconds",
+            metadata.deletion_grace_period_seconds.is_some(),
+        ),
+        (
+            "ownerReferences",
+            metadata.owner_references.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "finalizers",
+            metadata.finalizers.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
     ];
     for (field, is_set) in set {
         if is_set {
@@ -154,9 +170,18 @@ pub fn validate_template_metadata(metadata: &ObjectMeta, path: &Path, what: &str
         }
     }
     if metadata.managed_fields.as_ref().is_some_and(|v| !v.is_empty()) {
-        errs.push(FieldError::forbidden(&path.child("managedFields"), detail.clone()));
+        errs.push(FieldError::forbidden(
+            &path.child("managedFields"),
+            detail.clone(),
+        ));
     }
-    errs.extend(meta::validate_labels(metadata.labels.as_ref(), &path.child("labels")));
-    errs.extend(meta::validate_annotations(metadata.annotations.as_ref(), &path.child("annotations")));
+    errs.extend(meta::validate_labels(
+        metadata.labels.as_ref(),
+        &path.child("labels"),
+    ));
+    errs.extend(meta::validate_annotations(
+        metadata.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
     errs
 }

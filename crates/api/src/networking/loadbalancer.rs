@@ -105,17 +105,31 @@ pub fn validate_ports(ports: &[LoadBalancerPort], path: &Path) -> ErrorList {
     for (i, port) in ports.iter().enumerate() {
         let p = path.index(i);
         if !(1..=65535).contains(&port.port) {
-            errs.push(FieldError::invalid(&p.child("port"), port.port, "must be between 1 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                &p.child("port"),
+                port.port,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         if let Some(end) = port.end_port {
             if !(1..=65535).contains(&end) {
-                errs.push(FieldError::invalid(&p.child("endPort"), end, "must be between 1 and 65535, inclusive"));
+                errs.push(FieldError::invalid(
+                    &p.child("endPort"),
+                    end,
+                    "must be between 1 and 65535, inclusive",
+                ));
             } else if end < port.port {
-                errs.push(FieldError::forbidden(&p.child("endPort"), "must be greater than or equal to port"));
+                errs.push(FieldError::forbidden(
+                    &p.child("endPort"),
+                    "must be greater than or equal to port",
+                ));
             }
         }
         let (a, b) = port.range();
-        for earlier in ports[..i].iter().filter(|e| e.effective_protocol() == port.effective_protocol()) {
+        for earlier in ports[..i]
+            .iter()
+            .filter(|e| e.effective_protocol() == port.effective_protocol())
+        {
             let (c, d) = earlier.range();
             if a <= d && c <= b {
                 errs.push(FieldError::forbidden(
@@ -131,18 +145,35 @@ pub fn validate_ports(ports: &[LoadBalancerPort], path: &Path) -> ErrorList {
 /// Validates a LoadBalancer spec at `path`; `lb_name` (when known) names the ephemeral prefixes.
 pub fn validate_spec(spec: &LoadBalancerSpec, lb_name: Option<&str>, path: &Path) -> ErrorList {
     let mut errs = validation::required_enum(&spec.type_, &path.child("type"), "must specify type");
-    errs.extend(networkinterface::validate_ip_families(&spec.ip_families, &path.child("ipFamilies")));
+    errs.extend(networkinterface::validate_ip_families(
+        &spec.ip_families,
+        &path.child("ipFamilies"),
+    ));
     if spec.type_ == Some(LoadBalancerType::Public) && !spec.ips.is_empty() {
-        errs.push(FieldError::forbidden(&path.child("ips"), "may only be specified for Internal load balancers"));
+        errs.push(FieldError::forbidden(
+            &path.child("ips"),
+            "may only be specified for Internal load balancers",
+        ));
     }
     for (i, src) in spec.ips.iter().enumerate() {
         let name = lb_name.map(|n| naming::ephemeral_ip_prefix_name(n, i));
         let family = spec.ip_families.get(i).copied();
-        errs.extend(networkinterface::validate_ip_source(src, family, &path.child("ips").index(i), name.as_deref()));
+        errs.extend(networkinterface::validate_ip_source(
+            src,
+            family,
+            &path.child("ips").index(i),
+            name.as_deref(),
+        ));
     }
-    errs.extend(validation::subdomain(&path.child("networkRef").child("name"), &spec.network_ref.name));
+    errs.extend(validation::subdomain(
+        &path.child("networkRef").child("name"),
+        &spec.network_ref.name,
+    ));
     if let Some(selector) = &spec.network_interface_selector {
-        errs.extend(meta::validate_label_selector(selector, &path.child("networkInterfaceSelector")));
+        errs.extend(meta::validate_label_selector(
+            selector,
+            &path.child("networkInterfaceSelector"),
+        ));
     }
     errs.extend(validate_ports(&spec.ports, &path.child("ports")));
     errs

@@ -73,10 +73,17 @@ fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
     for (i, d) in fields.destinations.iter().enumerate() {
         let p = Path::new("destinations").index(i);
         if d.ip.is_none() {
-            errs.push(FieldError::invalid(&p.child("ip"), serde_json::Value::Null, "must specify a valid ip"));
+            errs.push(FieldError::invalid(
+                &p.child("ip"),
+                serde_json::Value::Null,
+                "must specify a valid ip",
+            ));
         }
         if let Some(t) = &d.target_ref {
-            errs.extend(validation::subdomain(&p.child("targetRef").child("name"), &t.name));
+            errs.extend(validation::subdomain(
+                &p.child("targetRef").child("name"),
+                &t.name,
+            ));
         }
     }
     errs

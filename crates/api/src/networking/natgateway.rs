@@ -87,7 +87,9 @@ pub struct NATGatewayStatus {
 
 /// Applies the NATGateway defaults: `portsPerNetworkInterface` 2048.
 pub fn default(ngw: &mut NATGateway) {
-    ngw.spec.ports_per_network_interface.get_or_insert(DEFAULT_PORTS_PER_NETWORK_INTERFACE);
+    ngw.spec
+        .ports_per_network_interface
+        .get_or_insert(DEFAULT_PORTS_PER_NETWORK_INTERFACE);
 }
 
 /// Validates ports per NetworkInterface at `path`: a power of two no larger than the largest power of two that
@@ -99,12 +101,19 @@ pub fn validate_ports_per_network_interface(ppn: i32, allow_full_range: bool, pa
         return errs;
     }
     if ppn <= 0 || (ppn & (ppn - 1)) != 0 {
-        errs.push(FieldError::invalid(path, ppn, format!("{ppn} is not a power of 2")));
+        errs.push(FieldError::invalid(
+            path,
+            ppn,
+            format!("{ppn} is not a power of 2"),
+        ));
     } else if ppn > NAT_PORT_RANGE {
         errs.push(FieldError::invalid(
             path,
             ppn,
-            format!("must be at most {} (the largest power of 2 within the {NAT_PORT_RANGE}-port NAT range)", 1 << 15),
+            format!(
+                "must be at most {} (the largest power of 2 within the {NAT_PORT_RANGE}-port NAT range)",
+                1 << 15
+            ),
         ));
     }
     errs
@@ -113,10 +122,21 @@ pub fn validate_ports_per_network_interface(ppn: i32, allow_full_range: bool, pa
 /// Validates a NATGateway spec at `path`.
 pub fn validate_spec(spec: &NATGatewaySpec, path: &Path) -> ErrorList {
     let mut errs = validation::required_enum(&spec.type_, &path.child("type"), "must specify type");
-    errs.extend(validation::required_enum(&spec.ip_family, &path.child("ipFamily"), "must specify ip family"));
-    errs.extend(validation::subdomain(&path.child("networkRef").child("name"), &spec.network_ref.name));
+    errs.extend(validation::required_enum(
+        &spec.ip_family,
+        &path.child("ipFamily"),
+        "must specify ip family",
+    ));
+    errs.extend(validation::subdomain(
+        &path.child("networkRef").child("name"),
+        &spec.network_ref.name,
+    ));
     if let Some(ppn) = spec.ports_per_network_interface {
-        errs.extend(validate_ports_per_network_interface(ppn, false, &path.child("portsPerNetworkInterface")));
+        errs.extend(validate_ports_per_network_interface(
+            ppn,
+            false,
+            &path.child("portsPerNetworkInterface"),
+        ));
     }
     errs
 }

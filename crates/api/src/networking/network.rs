@@ -205,7 +205,10 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
         };
         let target = (target_ns, peering.network_ref.name.as_str());
         if own_name.is_some_and(|n| (namespace, n) == target) {
-            errs.push(FieldError::forbidden(&p.child("networkRef"), "cannot peer a network with itself"));
+            errs.push(FieldError::forbidden(
+                &p.child("networkRef"),
+                "cannot peer a network with itself",
+            ));
         } else if !targets.insert(target) {
             errs.push(FieldError::duplicate(
                 &p.child("networkRef"),
@@ -214,9 +217,15 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
         }
         errs.extend(validation::subdomain(&p.child("name"), &peering.name));
         if !peering.network_ref.namespace.is_empty() {
-            errs.extend(validation::label(&p.child("networkRef").child("namespace"), &peering.network_ref.namespace));
+            errs.extend(validation::label(
+                &p.child("networkRef").child("namespace"),
+                &peering.network_ref.namespace,
+            ));
         }
-        errs.extend(validation::subdomain(&p.child("networkRef").child("name"), &peering.network_ref.name));
+        errs.extend(validation::subdomain(
+            &p.child("networkRef").child("name"),
+            &peering.network_ref.name,
+        ));
         // Unlike upstream, prefixRef uniqueness only counts entries that use a prefixRef.
         let mut prefix_refs = HashSet::new();
         for (j, prefix) in peering.prefixes.iter().enumerate() {
@@ -231,7 +240,10 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
                     "cannot specify both prefix and prefixRef",
                 )),
                 // Upstream accepts entries with neither; an entry that exposes nothing is rejected here.
-                (None, None) => errs.push(FieldError::forbidden(&pp.child("prefix"), "must be a valid IP range")),
+                (None, None) => errs.push(FieldError::forbidden(
+                    &pp.child("prefix"),
+                    "must be a valid IP range",
+                )),
                 _ => {}
             }
             if let Some(r) = &prefix.prefix_ref {
@@ -244,7 +256,10 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
                 if r.name.is_empty() {
                     errs.push(FieldError::required(&pp.child("prefixRef").child("name"), ""));
                 } else {
-                    errs.extend(validation::subdomain(&pp.child("prefixRef").child("name"), &r.name));
+                    errs.extend(validation::subdomain(
+                        &pp.child("prefixRef").child("name"),
+                        &r.name,
+                    ));
                 }
             }
         }
@@ -252,12 +267,19 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
     let mut claims = HashSet::new();
     for (i, claim) in spec.incoming_peerings.iter().enumerate() {
         let p = path.child("incomingPeerings").index(i);
-        let claim_ns = if claim.namespace.is_empty() { namespace } else { claim.namespace.as_str() };
+        let claim_ns = if claim.namespace.is_empty() {
+            namespace
+        } else {
+            claim.namespace.as_str()
+        };
         let key = (claim_ns, claim.name.as_str());
         if own_name.is_some_and(|n| (namespace, n) == key) {
             errs.push(FieldError::forbidden(&p, "cannot claim itself"));
         } else if !claims.insert(key) {
-            errs.push(FieldError::duplicate(&p, serde_json::to_value(claim).unwrap_or_default()));
+            errs.push(FieldError::duplicate(
+                &p,
+                serde_json::to_value(claim).unwrap_or_default(),
+            ));
         }
         if claim.name.is_empty() {
             errs.push(FieldError::required(&p.child("name"), "must specify name"));
@@ -266,7 +288,12 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
         }
         // Namespaces are DNS labels (upstream checked claim namespaces as subdomains, peer namespaces as labels).
         if !claim.namespace.is_empty() {
-            validation::push_name_errors(&mut errs, &p.child("namespace"), &claim.namespace, names::dns1123_label(&claim.namespace));
+            validation::push_name_errors(
+                &mut errs,
+                &p.child("namespace"),
+                &claim.namespace,
+                names::dns1123_label(&claim.namespace),
+            );
         }
     }
     errs

@@ -230,7 +230,12 @@ pub fn validate_ip_families(families: &[IPFamily], path: &Path) -> ErrorList {
 
 /// Validates one IP source at `path` against the `expected` family; `prefix_name` is the name of the ephemeral
 /// Prefix it would create (checked as a DNS subdomain when given).
-pub fn validate_ip_source(src: &IPSource, expected: Option<IPFamily>, path: &Path, prefix_name: Option<&str>) -> ErrorList {
+pub fn validate_ip_source(
+    src: &IPSource,
+    expected: Option<IPFamily>,
+    path: &Path,
+    prefix_name: Option<&str>,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     match (&src.value, &src.ephemeral) {
         (Some(value), ephemeral) => {
@@ -260,7 +265,11 @@ pub fn validate_ip_source(src: &IPSource, expected: Option<IPFamily>, path: &Pat
             match &ephemeral.prefix_template {
                 None => errs.push(FieldError::required(&p, "must specify prefix template")),
                 Some(t) => {
-                    errs.extend(ipam::validate_template_metadata(&t.metadata, &p.child("metadata"), "prefix"));
+                    errs.extend(ipam::validate_template_metadata(
+                        &t.metadata,
+                        &p.child("metadata"),
+                        "prefix",
+                    ));
                     let sp = p.child("spec");
                     errs.extend(ipam::validate_prefix_spec(&t.spec, &sp));
                     if let (Some(want), Some(got)) = (expected, t.spec.ip_family)
@@ -279,18 +288,29 @@ pub fn validate_ip_source(src: &IPSource, expected: Option<IPFamily>, path: &Pat
                     if t.spec.prefix_length != 0 {
                         let bits = expected.or(t.spec.ip_family).map(|f| i32::from(f.bits()));
                         if bits != Some(t.spec.prefix_length) {
-                            errs.push(FieldError::forbidden(&sp.child("prefixLength"), "must be a single IP"));
+                            errs.push(FieldError::forbidden(
+                                &sp.child("prefixLength"),
+                                "must be a single IP",
+                            ));
                         }
                     }
                     if let Some(name) = prefix_name {
                         for msg in crate::validation::names::dns1123_subdomain(name) {
-                            errs.push(FieldError::invalid(path, name, format!("resulting prefix name {name:?} is invalid: {msg}")));
+                            errs.push(FieldError::invalid(
+                                path,
+                                name,
+                                format!("resulting prefix name {name:?} is invalid: {msg}"),
+                            ));
                         }
                     }
                 }
             }
         }
-        (None, None) => errs.push(FieldError::invalid(path, serde_json::json!({}), "must specify an ip source")),
+        (None, None) => errs.push(FieldError::invalid(
+            path,
+            serde_json::json!({}),
+            "must specify an ip source",
+        )),
     }
     errs
 }
@@ -311,17 +331,29 @@ fn validate_prefix_source(src: &PrefixSource, path: &Path, prefix_name: Option<&
             match &ephemeral.prefix_template {
                 None => errs.push(FieldError::required(&p, "must specify template")),
                 Some(t) => {
-                    errs.extend(ipam::validate_template_metadata(&t.metadata, &p.child("metadata"), "prefix"));
+                    errs.extend(ipam::validate_template_metadata(
+                        &t.metadata,
+                        &p.child("metadata"),
+                        "prefix",
+                    ));
                     errs.extend(ipam::validate_prefix_spec(&t.spec, &p.child("spec")));
                     if let Some(name) = prefix_name {
                         for msg in crate::validation::names::dns1123_subdomain(name) {
-                            errs.push(FieldError::invalid(path, name, format!("resulting prefix name {name:?} is invalid: {msg}")));
+                            errs.push(FieldError::invalid(
+                                path,
+                                name,
+                                format!("resulting prefix name {name:?} is invalid: {msg}"),
+                            ));
                         }
                     }
                 }
             }
         }
-        (None, None) => errs.push(FieldError::invalid(path, serde_json::json!({}), "must specify a prefix source")),
+        (None, None) => errs.push(FieldError::invalid(
+            path,
+            serde_json::json!({}),
+            "must specify a prefix source",
+        )),
     }
     errs
 }
@@ -329,19 +361,34 @@ fn validate_prefix_source(src: &PrefixSource, path: &Path, prefix_name: Option<&
 fn validate_virtual_ip_source(src: &VirtualIPSource, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(r) = &src.virtual_ip_ref {
-        errs.extend(validation::label(&path.child("virtualIPRef").child("name"), &r.name));
+        errs.extend(validation::label(
+            &path.child("virtualIPRef").child("name"),
+            &r.name,
+        ));
     }
     match (&src.virtual_ip_ref, &src.ephemeral) {
         (Some(_), Some(_)) => {
-            errs.push(FieldError::invalid(&path.child("ephemeral"), serde_json::json!({}), "cannot specify multiple sources"));
+            errs.push(FieldError::invalid(
+                &path.child("ephemeral"),
+                serde_json::json!({}),
+                "cannot specify multiple sources",
+            ));
         }
-        (None, None) => errs.push(FieldError::invalid(path, serde_json::json!({}), "must specify a virtual ip source")),
+        (None, None) => errs.push(FieldError::invalid(
+            path,
+            serde_json::json!({}),
+            "must specify a virtual ip source",
+        )),
         (None, Some(e)) => {
             let p = path.child("ephemeral").child("virtualIPTemplate");
             match &e.virtual_ip_template {
                 None => errs.push(FieldError::required(&p, "must specify virtual ip template")),
                 Some(t) => {
-                    errs.extend(ipam::validate_template_metadata(&t.metadata, &p.child("metadata"), "virtual ip"));
+                    errs.extend(ipam::validate_template_metadata(
+                        &t.metadata,
+                        &p.child("metadata"),
+                        "virtual ip",
+                    ));
                     errs.extend(virtualip::validate_spec(&t.spec.spec, &p.child("spec")));
                 }
             }
@@ -360,7 +407,10 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, nic_name: Option<&str>, path: 
     }
     errs.extend(validation::subdomain(&net.child("name"), &spec.network_ref.name));
     if let Some(m) = &spec.machine_ref {
-        errs.extend(validation::label(&path.child("machineRef").child("name"), &m.name));
+        errs.extend(validation::label(
+            &path.child("machineRef").child("name"),
+            &m.name,
+        ));
     }
     errs.extend(validate_ip_families(&spec.ip_families, &path.child("ipFamilies")));
     if spec.ip_families.len() != spec.ips.len() {
@@ -372,11 +422,20 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, nic_name: Option<&str>, path: 
     }
     for (i, src) in spec.ips.iter().enumerate() {
         let name = nic_name.map(|n| naming::ephemeral_ip_prefix_name(n, i));
-        errs.extend(validate_ip_source(src, spec.ip_families.get(i).copied(), &path.child("ips").index(i), name.as_deref()));
+        errs.extend(validate_ip_source(
+            src,
+            spec.ip_families.get(i).copied(),
+            &path.child("ips").index(i),
+            name.as_deref(),
+        ));
     }
     for (i, src) in spec.prefixes.iter().enumerate() {
         let name = nic_name.map(|n| naming::ephemeral_prefix_prefix_name(n, i));
-        errs.extend(validate_prefix_source(src, &path.child("prefixes").index(i), name.as_deref()));
+        errs.extend(validate_prefix_source(
+            src,
+            &path.child("prefixes").index(i),
+            name.as_deref(),
+        ));
     }
     if let Some(v) = &spec.virtual_ip {
         errs.extend(validate_virtual_ip_source(v, &path.child("virtualIP")));
@@ -402,7 +461,11 @@ pub fn validate_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorL
     masked.prefixes.clone_from(&old.spec.prefixes);
     masked.machine_ref.clone_from(&old.spec.machine_ref);
     masked.virtual_ip.clone_from(&old.spec.virtual_ip);
-    errs.extend(validation::immutable_with_diff(&masked, &old.spec, &Path::new("spec")));
+    errs.extend(validation::immutable_with_diff(
+        &masked,
+        &old.spec,
+        &Path::new("spec"),
+    ));
     let name = new.metadata.name.as_deref().filter(|n| !n.is_empty());
     errs.extend(validate_spec(&new.spec, name, &Path::new("spec")));
     errs

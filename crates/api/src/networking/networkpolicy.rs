@@ -143,7 +143,11 @@ pub fn default(np: &mut NetworkPolicy) {
     }
     let mut seen = Vec::new();
     for t in types {
-        seen.push(if t == "Ingress" { PolicyType::Ingress } else { PolicyType::Egress });
+        seen.push(if t == "Ingress" {
+            PolicyType::Ingress
+        } else {
+            PolicyType::Egress
+        });
     }
     np.spec.policy_types = seen;
 }
@@ -159,15 +163,29 @@ fn policy_type_str(t: PolicyType) -> &'static str {
 pub fn validate_port(port: &NetworkPolicyPort, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if port.port != 0 && !(1..=65535).contains(&port.port) {
-        errs.push(FieldError::invalid(&path.child("port"), port.port, "must be between 1 and 65535, inclusive"));
+        errs.push(FieldError::invalid(
+            &path.child("port"),
+            port.port,
+            "must be between 1 and 65535, inclusive",
+        ));
     }
     if let Some(end) = port.end_port {
         if port.port == 0 {
-            errs.push(FieldError::forbidden(&path.child("endPort"), "cannot specify endPort without port"));
+            errs.push(FieldError::forbidden(
+                &path.child("endPort"),
+                "cannot specify endPort without port",
+            ));
         } else if end < port.port {
-            errs.push(FieldError::forbidden(&path.child("endPort"), "endPort must be greater than or equal to port"));
+            errs.push(FieldError::forbidden(
+                &path.child("endPort"),
+                "endPort must be greater than or equal to port",
+            ));
         } else if end > 65535 {
-            errs.push(FieldError::invalid(&path.child("endPort"), end, "must be between 1 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                &path.child("endPort"),
+                end,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
     }
     errs
@@ -177,7 +195,11 @@ pub fn validate_port(port: &NetworkPolicyPort, path: &Path) -> ErrorList {
 pub fn validate_ip_block(block: &IPBlock, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let Some(cidr) = &block.cidr else {
-        errs.push(FieldError::invalid(&path.child("cidr"), serde_json::Value::Null, "must specify cidr"));
+        errs.push(FieldError::invalid(
+            &path.child("cidr"),
+            serde_json::Value::Null,
+            "must specify cidr",
+        ));
         return errs;
     };
     for (k, except) in block.except.iter().enumerate() {
@@ -199,12 +221,19 @@ pub fn validate_peer(peer: &NetworkPolicyPeer, kinds: &[&str], path: &Path) -> E
         if sel.kind.is_empty() {
             errs.push(FieldError::required(&p.child("kind"), "must specify kind"));
         } else if !kinds.contains(&sel.kind.as_str()) {
-            errs.push(FieldError::not_supported(&p.child("kind"), sel.kind.as_str(), kinds));
+            errs.push(FieldError::not_supported(
+                &p.child("kind"),
+                sel.kind.as_str(),
+                kinds,
+            ));
         }
         errs.extend(meta::validate_label_selector(&sel.selector, &p));
     }
     if peer.object_selector.is_some() && peer.ip_block.is_some() {
-        errs.push(FieldError::forbidden(&path.child("ipBlock"), "cannot specify multiple peers"));
+        errs.push(FieldError::forbidden(
+            &path.child("ipBlock"),
+            "cannot specify multiple peers",
+        ));
     }
     if let Some(block) = &peer.ip_block {
         errs.extend(validate_ip_block(block, &path.child("ipBlock")));
@@ -235,7 +264,10 @@ pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
     } else {
         errs.extend(validation::subdomain(&net.child("name"), &spec.network_ref.name));
     }
-    errs.extend(meta::validate_label_selector(&spec.network_interface_selector, &path.child("networkInterfaceSelector")));
+    errs.extend(meta::validate_label_selector(
+        &spec.network_interface_selector,
+        &path.child("networkInterfaceSelector"),
+    ));
     for (i, rule) in spec.ingress.iter().enumerate() {
         let p = path.child("ingress").index(i);
         for (j, peer) in rule.from.iter().enumerate() {
@@ -254,7 +286,10 @@ pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
             errs.extend(validate_port(port, &p.child("ports").index(j)));
         }
     }
-    errs.extend(validate_policy_types(&spec.policy_types, &path.child("policyTypes")));
+    errs.extend(validate_policy_types(
+        &spec.policy_types,
+        &path.child("policyTypes"),
+    ));
     errs
 }
 

@@ -10,7 +10,6 @@ use crate::common::{IP, IPFamily, LocalUIDReference};
 use crate::kind::ApiKind;
 use crate::validation::{self, NameRule, meta};
 
-
 /// The type of a VirtualIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum VirtualIPType {
@@ -96,7 +95,10 @@ pub fn validate_spec(spec: &VirtualIPSpec, path: &Path) -> ErrorList {
         "must specify ip family",
     ));
     if let Some(target) = &spec.target_ref {
-        errs.extend(validation::subdomain(&path.child("targetRef").child("name"), &target.name));
+        errs.extend(validation::subdomain(
+            &path.child("targetRef").child("name"),
+            &target.name,
+        ));
     }
     errs
 }
@@ -113,7 +115,11 @@ pub fn validate_update(new: &VirtualIP, old: &VirtualIP) -> ErrorList {
     let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
     let mut new_spec = new.spec.clone();
     new_spec.target_ref.clone_from(&old.spec.target_ref);
-    errs.extend(validation::immutable_with_diff(&new_spec, &old.spec, &Path::new("spec")));
+    errs.extend(validation::immutable_with_diff(
+        &new_spec,
+        &old.spec,
+        &Path::new("spec"),
+    ));
     errs.extend(validate_spec(&new.spec, &Path::new("spec")));
     errs
 }
@@ -149,4 +155,3 @@ impl ApiKind for VirtualIP {
         validate_status_update(self, old)
     }
 }
-

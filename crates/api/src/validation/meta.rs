@@ -25,7 +25,11 @@ pub enum NameRule {
 impl NameRule {
     /// Checks `name`; `prefix` is true for `generateName`, whose trailing `-` is ignored as kube does.
     pub fn check(self, name: &str, prefix: bool) -> Vec<String> {
-        let name = if prefix { name.strip_suffix('-').unwrap_or(name) } else { name };
+        let name = if prefix {
+            name.strip_suffix('-').unwrap_or(name)
+        } else {
+            name
+        };
         match self {
             NameRule::Label => names::dns1123_label(name),
             NameRule::Subdomain => names::dns1123_subdomain(name),
@@ -41,13 +45,20 @@ pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, rule: NameRule)
     let mut errs = ErrorList::new();
     if let Some(generate_name) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
         for msg in rule.check(generate_name, true) {
-            errs.push(FieldError::invalid(&path.child("generateName"), generate_name, msg));
+            errs.push(FieldError::invalid(
+                &path.child("generateName"),
+                generate_name,
+                msg,
+            ));
         }
     }
     match meta.name.as_deref() {
         None | Some("") => {
             if meta.generate_name.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(&path.child("name"), "name or generateName is required"));
+                errs.push(FieldError::required(
+                    &path.child("name"),
+                    "name or generateName is required",
+                ));
             }
         }
         Some(name) => {
@@ -66,15 +77,26 @@ pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, rule: NameRule)
             }
         }
     } else if !namespace.is_empty() {
-        errs.push(FieldError::forbidden(&path.child("namespace"), "not allowed on this type"));
+        errs.push(FieldError::forbidden(
+            &path.child("namespace"),
+            "not allowed on this type",
+        ));
     }
     errs.extend(validate_labels(meta.labels.as_ref(), &path.child("labels")));
-    errs.extend(validate_annotations(meta.annotations.as_ref(), &path.child("annotations")));
+    errs.extend(validate_annotations(
+        meta.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
     errs
 }
 
 /// Validates `metadata` on update: the create rules for the new object, plus name and namespace unchanged.
-pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, namespaced: bool, rule: NameRule) -> ErrorList {
+pub fn validate_object_meta_update(
+    new: &ObjectMeta,
+    old: &ObjectMeta,
+    namespaced: bool,
+    rule: NameRule,
+) -> ErrorList {
     let path = Path::new("metadata");
     let mut errs = validate_object_meta(new, namespaced, rule);
     if new.name != old.name {
@@ -147,7 +169,11 @@ pub fn validate_label_selector(selector: &LabelSelector, path: &Path) -> ErrorLi
                     ));
                 }
             }
-            op => errs.push(FieldError::invalid(&p.child("operator"), op, "not a valid selector operator")),
+            op => errs.push(FieldError::invalid(
+                &p.child("operator"),
+                op,
+                "not a valid selector operator",
+            )),
         }
         for msg in names::qualified_name(&req.key) {
             errs.push(FieldError::invalid(&p.child("key"), req.key.as_str(), msg));

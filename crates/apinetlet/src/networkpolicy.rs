@@ -99,10 +99,9 @@ pub fn desired_network_policy(
         match t.as_str() {
             Some(s @ ("Ingress" | "Egress")) => types.push(s.to_owned()),
             other => {
-                return Err(NetworkPolicyError::UnsupportedPolicyType(format!(
-                    "{}",
-                    other.unwrap_or("")
-                )));
+                return Err(NetworkPolicyError::UnsupportedPolicyType(
+                    other.unwrap_or("").to_owned(),
+                ));
             }
         }
     }

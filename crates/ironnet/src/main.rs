@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod apiserver_cmd;
+mod metalbond_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
@@ -15,6 +16,9 @@ struct Cli {
 enum Command {
     /// The Kubernetes-style API server (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// metalbond route distribution: route reflector server or client.
+    #[command(subcommand)]
+    Metalbond(ironnet_metalbond::cli::MetalbondCommand),
 }
 
 fn init_tracing() {
@@ -29,5 +33,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver(args) => apiserver_cmd::run(args).await,
+        Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
     }
 }

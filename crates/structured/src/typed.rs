@@ -150,43 +150,46 @@ impl Schema {
     /// items, and named fields holding `null` or `{}`; named fields holding non-empty objects are
     /// only prefixes.
     pub(crate) fn to_field_set(&self, value: &Value) -> Result<FieldSet, TypedError> {
-        let mut set = FieldSet::new();
-        self.field_set_walk(self.root(), value, &mut FieldPath::default(), &mut set)?;
+        let (set, _) = self.field_set_walk(self.root(), value, &mut FieldPath::default())?;
         Ok(set)
     }
 
+    /// The set below `value` and whether `value` itself is a member on its own account (leaves).
     fn field_set_walk(
         &self,
         id: NodeId,
         value: &Value,
         path: &mut FieldPath,
-        set: &mut FieldSet,
-    ) -> Result<(), TypedError> {
+    ) -> Result<(FieldSet, bool), TypedError> {
+        let mut set = FieldSet::new();
         match self.shape(id, Some(value)) {
             Shape::Map(obj, Some(map)) => {
                 for (k, v) in map {
-                    path.0.push(PathElement::field(k));
-                    self.field_set_walk(self.map_field(obj, k), v, path, set)?;
-                    let empty = v.is_null() || v.as_object().is_some_and(Map::is_empty);
-                    if empty || !Self::is_named(obj, k) {
-                        set.insert(&path.0);
-                    }
+                    let pe = PathElement::field(k);
+                    path.0.push(pe.clone());
+                    let (child, leaf) = self.field_set_walk(self.map_field(obj, k), v, path)?;
                     path.0.pop();
+                    let empty = v.is_null() || v.as_object().is_some_and(Map::is_empty);
+                    if leaf || empty || !Self::is_named(obj, k) {
+                        set.insert_member(pe.clone());
+                    }
+                    set.insert_child(pe, child);
                 }
             }
             Shape::Map(_, None) | Shape::List(_, None) => {}
             Shape::List(list, Some(items)) => {
                 let (pes, _) = self.index_items(list, items, path, false)?;
                 for (item, pe) in items.iter().zip(pes) {
-                    path.0.push(pe);
-                    self.field_set_walk(list.items, item, path, set)?;
-                    set.insert(&path.0);
+                    path.0.push(pe.clone());
+                    let (child, _) = self.field_set_walk(list.items, item, path)?;
                     path.0.pop();
+                    set.insert_member(pe.clone());
+                    set.insert_child(pe, child);
                 }
             }
-            Shape::Leaf => set.insert(&path.0),
+            Shape::Leaf => return Ok((set, true)),
         }
-        Ok(())
+        Ok((set, false))
     }
 
     /// Compares `old` with `new` (structured-merge-diff's `Compare`). Duplicate list entries are
@@ -503,16 +506,17 @@ impl Schema {
                 }
             }
             (Shape::List(list, Some(a)), Value::Array(m)) => {
+                let positions: BTreeMap<PathElement, usize> = m
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, mv)| Some((self.item_element(list, mv, &FieldPath::default()).ok()?, i)))
+                    .collect();
                 for av in a {
                     let Ok(pe) = self.item_element(list, av, &FieldPath::default()) else {
                         continue;
                     };
-                    let found = m.iter_mut().find(|mv| {
-                        self.item_element(list, mv, &FieldPath::default())
-                            .is_ok_and(|p| p == pe)
-                    });
-                    if let Some(mv) = found {
-                        self.applied_nulls_walk(list.items, av, mv);
+                    if let Some(&i) = positions.get(&pe) {
+                        self.applied_nulls_walk(list.items, av, &mut m[i]);
                     }
                 }
             }

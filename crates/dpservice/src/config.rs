@@ -52,14 +52,20 @@ fn derived_macs(name: &str) -> ([u8; 6], [u8; 6]) {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     let b = h.to_be_bytes();
-    ([0x02, b[0], b[1], b[2], b[3], b[4]], [0x06, b[0], b[1], b[2], b[3], b[4]])
+    (
+        [0x02, b[0], b[1], b[2], b[3], b[4]],
+        [0x06, b[0], b[1], b[2], b[3], b[4]],
+    )
 }
 
 impl PortSpec {
     /// Parses `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]`. Unset MACs are derived from the
     /// name; the device name defaults to the TAP name.
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
-        let bad = |reason: &str| ConfigError::BadPortSpec { spec: spec.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| ConfigError::BadPortSpec {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
         let mut parts = spec.split(',');
         let tap = parts.next().unwrap_or_default().to_owned();
         if tap.is_empty() || tap.len() > MAX_IFNAME_LEN || tap.contains('=') {
@@ -70,7 +76,9 @@ impl PortSpec {
         for part in parts {
             let (key, value) = part.split_once('=').ok_or_else(|| bad("options are key=value"))?;
             let parse_unicast = |v: &str| {
-                parse_mac(v).filter(|m| m[0] & 1 == 0 && *m != [0; 6]).ok_or_else(|| bad("bad unicast MAC"))
+                parse_mac(v)
+                    .filter(|m| m[0] & 1 == 0 && *m != [0; 6])
+                    .ok_or_else(|| bad("bad unicast MAC"))
             };
             match key {
                 "mac" => mac = parse_unicast(value)?,
@@ -85,7 +93,12 @@ impl PortSpec {
         if mac == peer_mac {
             return Err(bad("mac and peer-mac must differ"));
         }
-        Ok(PortSpec { tap, mac, peer_mac, device })
+        Ok(PortSpec {
+            tap,
+            mac,
+            peer_mac,
+            device,
+        })
     }
 }
 
@@ -145,21 +158,33 @@ pub struct DpServiceArgs {
 impl DpServiceArgs {
     /// Checks what clap cannot: names, MACs and device names are unique across all ports.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ports: Vec<&PortSpec> = std::iter::once(&self.pf0).chain(&self.pf1).chain(&self.vfs).collect();
+        let ports: Vec<&PortSpec> = std::iter::once(&self.pf0)
+            .chain(&self.pf1)
+            .chain(&self.vfs)
+            .collect();
         let mut names = std::collections::HashSet::new();
         let mut macs = std::collections::HashSet::new();
         let mut devices = std::collections::HashSet::new();
         for p in &ports {
             if !names.insert(p.tap.as_str()) {
-                return Err(ConfigError::Duplicate { what: "TAP name", value: p.tap.clone() });
+                return Err(ConfigError::Duplicate {
+                    what: "TAP name",
+                    value: p.tap.clone(),
+                });
             }
             for m in [p.mac, p.peer_mac] {
                 if !macs.insert(m) {
-                    return Err(ConfigError::Duplicate { what: "MAC", value: crate::tap::format_mac(m) });
+                    return Err(ConfigError::Duplicate {
+                        what: "MAC",
+                        value: crate::tap::format_mac(m),
+                    });
                 }
             }
             if !devices.insert(p.device.as_str()) {
-                return Err(ConfigError::Duplicate { what: "device name", value: p.device.clone() });
+                return Err(ConfigError::Duplicate {
+                    what: "device name",
+                    value: p.device.clone(),
+                });
             }
         }
         Ok(())
@@ -209,7 +234,18 @@ mod tests {
 
     #[test]
     fn flags_parse_with_upstream_defaults_and_ranges() {
-        let cli = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "v0", "--vf", "v1"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--pf0",
+            "up0",
+            "--ipv6",
+            "fc00:1::1",
+            "--vf",
+            "v0",
+            "--vf",
+            "v1",
+        ])
+        .unwrap();
         let a = cli.args;
         assert_eq!(a.grpc_port, 1337);
         assert_eq!(a.dhcp_mtu, 1500);
@@ -228,9 +264,28 @@ mod tests {
             assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
         }
         let dup = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "up0"]).unwrap();
-        assert!(matches!(dup.args.validate(), Err(ConfigError::Duplicate { what: "TAP name", .. })));
-        let dup = Cli::try_parse_from(["x", "--pf0", "up0", "--ipv6", "fc00:1::1", "--vf", "a,device=d", "--vf", "b,device=d"])
-            .unwrap();
-        assert!(matches!(dup.args.validate(), Err(ConfigError::Duplicate { what: "device name", .. })));
+        assert!(matches!(
+            dup.args.validate(),
+            Err(ConfigError::Duplicate { what: "TAP name", .. })
+        ));
+        let dup = Cli::try_parse_from([
+            "x",
+            "--pf0",
+            "up0",
+            "--ipv6",
+            "fc00:1::1",
+            "--vf",
+            "a,device=d",
+            "--vf",
+            "b,device=d",
+        ])
+        .unwrap();
+        assert!(matches!(
+            dup.args.validate(),
+            Err(ConfigError::Duplicate {
+                what: "device name",
+                ..
+            })
+        ));
     }
 }

@@ -1,4 +1,12 @@
-//! ironnet's dataplane service: dpservice-compatible gRPC API over TAP ports.
+//! ironnet's dataplane service: dpservice's gRPC API (`dpdkironcore.v1`) over Linux TAP ports.
+//!
+//! - [`proto`]: the generated messages, server and client of `proto/dpdk.proto`;
+//! - [`validate`]: pure syntactic validation of requests (gRPC `INVALID_ARGUMENT`);
+//! - [`server`]: the gRPC service, which runs control operations on the worker;
+//! - [`worker`]: the thread that owns the [`ironnet_dataplane::Dataplane`] and the ports;
+//! - [`tap`]: TAP devices; [`config`]: command-line flags; [`service`]: start/stop of it all.
+//!
+//! See `docs/dpservice.md` for running it and for the differences from dpservice.
 
 /// Generated protobuf messages and the tonic server and client of `dpdkironcore.v1`.
 #[allow(missing_docs, clippy::all, rust_2018_idioms, missing_debug_implementations)]
@@ -7,5 +15,12 @@ pub mod proto {
 }
 
 pub mod config;
+pub mod convert;
+pub mod server;
+pub mod service;
 pub mod tap;
 pub mod validate;
+pub mod worker;
+
+pub use config::DpServiceArgs;
+pub use service::{RunningService, StartError, run};

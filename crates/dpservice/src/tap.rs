@@ -43,7 +43,10 @@ pub enum TapError {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (hex digits, `:` or `-` separated).
@@ -65,7 +68,9 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= MAX_IFNAME_LEN
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 fn ifreq_for(name: &str) -> libc::ifreq {
@@ -129,7 +134,11 @@ impl TapDevice {
         if rc < 0 {
             return Err(io_err("TUNSETIFF")(io::Error::last_os_error()));
         }
-        let tap = TapDevice { file, name: name.to_owned(), mac };
+        let tap = TapDevice {
+            file,
+            name: name.to_owned(),
+            mac,
+        };
         tap.set_carrier(carrier)?;
         tap.set_mac(mac)?;
         tap.set_admin_up()?;
@@ -153,7 +162,10 @@ impl TapDevice {
         for (dst, src) in sa_data.iter_mut().zip(mac) {
             *dst = src as libc::c_char;
         }
-        req.ifr_ifru.ifru_hwaddr = libc::sockaddr { sa_family: libc::ARPHRD_ETHER, sa_data };
+        req.ifr_ifru.ifru_hwaddr = libc::sockaddr {
+            sa_family: libc::ARPHRD_ETHER,
+            sa_data,
+        };
         // SAFETY: SIOCSIFHWADDR reads a `struct ifreq` whose union holds a sockaddr; `req` is
         // valid for the whole call and the socket is an open AF_INET socket.
         let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &mut req) };
@@ -195,7 +207,11 @@ impl TapDevice {
     }
 
     fn io(&self, op: &'static str, source: io::Error) -> TapError {
-        TapError::Io { op, name: self.name.clone(), source }
+        TapError::Io {
+            op,
+            name: self.name.clone(),
+            source,
+        }
     }
 
     /// Reads one frame into `buf`. Returns `Ok(None)` when no frame is queued. A frame longer
@@ -235,7 +251,13 @@ mod tests {
         let mac = [0x02, 0x00, 0xab, 0xcd, 0x01, 0xff];
         assert_eq!(parse_mac(&format_mac(mac)), Some(mac));
         assert_eq!(parse_mac("02-00-ab-cd-01-ff"), Some(mac));
-        for bad in ["", "02:00:ab:cd:01", "02:00:ab:cd:01:ff:00", "02:00:ab:cd:01:fg", "2:00:ab:cd:01:ff"] {
+        for bad in [
+            "",
+            "02:00:ab:cd:01",
+            "02:00:ab:cd:01:ff:00",
+            "02:00:ab:cd:01:fg",
+            "2:00:ab:cd:01:ff",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }
@@ -244,9 +266,18 @@ mod tests {
     fn invalid_names_and_macs_are_rejected_before_any_syscall() {
         let mac = [0x02, 0, 0, 0, 0, 1];
         for name in ["", "a/b", "with space", "0123456789abcdef", ".."] {
-            assert!(matches!(TapDevice::create(name, mac, true), Err(TapError::InvalidName(_))), "{name}");
+            assert!(
+                matches!(TapDevice::create(name, mac, true), Err(TapError::InvalidName(_))),
+                "{name}"
+            );
         }
-        assert!(matches!(TapDevice::create("ok0", [1, 0, 0, 0, 0, 1], true), Err(TapError::InvalidMac(_))));
-        assert!(matches!(TapDevice::create("ok0", [0; 6], true), Err(TapError::InvalidMac(_))));
+        assert!(matches!(
+            TapDevice::create("ok0", [1, 0, 0, 0, 0, 1], true),
+            Err(TapError::InvalidMac(_))
+        ));
+        assert!(matches!(
+            TapDevice::create("ok0", [0; 6], true),
+            Err(TapError::InvalidMac(_))
+        ));
     }
 }

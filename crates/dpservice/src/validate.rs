@@ -47,7 +47,9 @@ pub type Result<T> = std::result::Result<T, InvalidArgument>;
 pub fn interface_id(field: &str, raw: &[u8]) -> Result<String> {
     let ok = !raw.is_empty()
         && raw.len() <= MAX_ID_LEN
-        && raw.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
     if !ok {
         return Err(InvalidArgument::field(field));
     }
@@ -81,12 +83,16 @@ fn text(raw: &[u8]) -> Option<&str> {
 
 /// An IPv4 address given as text in a `bytes` field.
 pub fn ipv4_text(field: &str, raw: &[u8]) -> Result<Ipv4Addr> {
-    text(raw).and_then(|s| s.parse().ok()).ok_or_else(|| InvalidArgument::field(field))
+    text(raw)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| InvalidArgument::field(field))
 }
 
 /// An IPv6 address given as text in a `bytes` field.
 pub fn ipv6_text(field: &str, raw: &[u8]) -> Result<Ipv6Addr> {
-    text(raw).and_then(|s| s.parse().ok()).ok_or_else(|| InvalidArgument::field(field))
+    text(raw)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| InvalidArgument::field(field))
 }
 
 /// An `IpAddress` message: present, with text of the family `ipver` says.
@@ -207,7 +213,10 @@ pub fn primary_addresses(
             "Invalid ipv4_config.primary_address and ipv6_config.primary_address combination".into(),
         ));
     }
-    Ok(((!v4.is_unspecified()).then_some(v4), (!v6.is_unspecified()).then_some(v6)))
+    Ok((
+        (!v4.is_unspecified()).then_some(v4),
+        (!v6.is_unspecified()).then_some(v6),
+    ))
 }
 
 /// A non-empty string field (`GetVersion`'s client fields, `device_name`).
@@ -325,19 +334,43 @@ pub fn firewall_rule(rule: Option<&proto::FirewallRule>) -> Result<Rule> {
     let protocol = match r.protocol_filter.as_ref().and_then(|f| f.filter.as_ref()) {
         None => RuleProtocol::Any,
         Some(Filter::Tcp(f)) => RuleProtocol::Tcp {
-            src: filter_range("rule.protocol_filter.tcp.src_port", f.src_port_lower, f.src_port_upper)?,
-            dst: filter_range("rule.protocol_filter.tcp.dst_port", f.dst_port_lower, f.dst_port_upper)?,
+            src: filter_range(
+                "rule.protocol_filter.tcp.src_port",
+                f.src_port_lower,
+                f.src_port_upper,
+            )?,
+            dst: filter_range(
+                "rule.protocol_filter.tcp.dst_port",
+                f.dst_port_lower,
+                f.dst_port_upper,
+            )?,
         },
         Some(Filter::Udp(f)) => RuleProtocol::Udp {
-            src: filter_range("rule.protocol_filter.udp.src_port", f.src_port_lower, f.src_port_upper)?,
-            dst: filter_range("rule.protocol_filter.udp.dst_port", f.dst_port_lower, f.dst_port_upper)?,
+            src: filter_range(
+                "rule.protocol_filter.udp.src_port",
+                f.src_port_lower,
+                f.src_port_upper,
+            )?,
+            dst: filter_range(
+                "rule.protocol_filter.udp.dst_port",
+                f.dst_port_lower,
+                f.dst_port_upper,
+            )?,
         },
         Some(Filter::Icmp(f)) => RuleProtocol::Icmp {
             icmp_type: filter_icmp("rule.protocol_filter.icmp.icmp_type", f.icmp_type)?,
             icmp_code: filter_icmp("rule.protocol_filter.icmp.icmp_code", f.icmp_code)?,
         },
     };
-    Ok(Rule { id, direction, action, priority: r.priority, source, destination, protocol })
+    Ok(Rule {
+        id,
+        direction,
+        action,
+        priority: r.priority,
+        source,
+        destination,
+        protocol,
+    })
 }
 
 #[cfg(test)]
@@ -345,10 +378,16 @@ mod tests {
     use super::*;
 
     fn v4(s: &str) -> proto::IpAddress {
-        proto::IpAddress { ipver: proto::IpVersion::Ipv4 as i32, address: s.as_bytes().to_vec() }
+        proto::IpAddress {
+            ipver: proto::IpVersion::Ipv4 as i32,
+            address: s.as_bytes().to_vec(),
+        }
     }
     fn v6(s: &str) -> proto::IpAddress {
-        proto::IpAddress { ipver: proto::IpVersion::Ipv6 as i32, address: s.as_bytes().to_vec() }
+        proto::IpAddress {
+            ipver: proto::IpVersion::Ipv6 as i32,
+            address: s.as_bytes().to_vec(),
+        }
     }
     fn err(s: &str) -> InvalidArgument {
         InvalidArgument(s.into())
@@ -381,7 +420,10 @@ mod tests {
     fn object_ids() {
         assert_eq!(object_id("loadbalancer_id", b"lb.1:x").unwrap(), "lb.1:x");
         for bad in [&b""[..], b"a\0b", b"\xff", b"a\nb", &[b'x'; 64]] {
-            assert_eq!(object_id("loadbalancer_id", bad), Err(err("Invalid loadbalancer_id")));
+            assert_eq!(
+                object_id("loadbalancer_id", bad),
+                Err(err("Invalid loadbalancer_id"))
+            );
         }
     }
 
@@ -401,8 +443,20 @@ mod tests {
             (Some(v6("10.0.0.1")), None),
             (Some(v4("")), None),
             (Some(v4("10.0.0.256")), None),
-            (Some(proto::IpAddress { ipver: 0, address: vec![10, 0, 0, 1] }), None),
-            (Some(proto::IpAddress { ipver: 7, address: b"10.0.0.1".to_vec() }), None),
+            (
+                Some(proto::IpAddress {
+                    ipver: 0,
+                    address: vec![10, 0, 0, 1],
+                }),
+                None,
+            ),
+            (
+                Some(proto::IpAddress {
+                    ipver: 7,
+                    address: b"10.0.0.1".to_vec(),
+                }),
+                None,
+            ),
             (None, None),
         ];
         for (input, want) in table {
@@ -419,13 +473,36 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        let p = |ip: proto::IpAddress, length| proto::Prefix { ip: Some(ip), length, underlay_route: vec![] };
-        assert_eq!(prefix("prefix", Some(&p(v4("10.1.0.0"), 16))), Ok("10.1.0.0/16".parse().unwrap()));
-        assert_eq!(prefix("prefix", Some(&p(v6("fd00::"), 128))), Ok("fd00::/128".parse().unwrap()));
-        assert_eq!(prefix("prefix", Some(&p(v4("10.1.0.0"), 33))), Err(err("Invalid prefix.length")));
-        assert_eq!(prefix("prefix", Some(&p(v6("fd00::"), 129))), Err(err("Invalid prefix.length")));
-        assert_eq!(prefix("prefix", Some(&p(v4("x"), 8))), Err(err("Invalid prefix.ip")));
-        let no_ip = proto::Prefix { ip: None, length: 8, underlay_route: vec![] };
+        let p = |ip: proto::IpAddress, length| proto::Prefix {
+            ip: Some(ip),
+            length,
+            underlay_route: vec![],
+        };
+        assert_eq!(
+            prefix("prefix", Some(&p(v4("10.1.0.0"), 16))),
+            Ok("10.1.0.0/16".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("prefix", Some(&p(v6("fd00::"), 128))),
+            Ok("fd00::/128".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("prefix", Some(&p(v4("10.1.0.0"), 33))),
+            Err(err("Invalid prefix.length"))
+        );
+        assert_eq!(
+            prefix("prefix", Some(&p(v6("fd00::"), 129))),
+            Err(err("Invalid prefix.length"))
+        );
+        assert_eq!(
+            prefix("prefix", Some(&p(v4("x"), 8))),
+            Err(err("Invalid prefix.ip"))
+        );
+        let no_ip = proto::Prefix {
+            ip: None,
+            length: 8,
+            underlay_route: vec![],
+        };
         assert_eq!(prefix("prefix", Some(&no_ip)), Err(err("Invalid prefix.ip")));
         assert_eq!(prefix("prefix", None), Err(err("Invalid prefix")));
     }
@@ -450,17 +527,35 @@ mod tests {
 
     #[test]
     fn lb_port_lists() {
-        let port = |port, protocol: proto::Protocol| proto::LbPort { port, protocol: protocol as i32 };
+        let port = |port, protocol: proto::Protocol| proto::LbPort {
+            port,
+            protocol: protocol as i32,
+        };
         use proto::Protocol::*;
         assert_eq!(
             lb_ports(&[port(80, Tcp), port(80, Udp)]),
             Ok(vec![(LbProtocol::Tcp, 80), (LbProtocol::Udp, 80)])
         );
-        assert_eq!(lb_ports(&[port(80, Icmp)]), Err(err("Invalid loadbalanced_ports.protocol")));
-        assert_eq!(lb_ports(&[port(80, Undefined)]), Err(err("Invalid loadbalanced_ports.protocol")));
-        assert_eq!(lb_ports(&[port(65536, Tcp)]), Err(err("Invalid loadbalanced_ports.port")));
-        assert_eq!(lb_ports(&[port(0, Tcp)]), Err(err("Invalid loadbalanced_ports.port")));
-        assert_eq!(lb_ports(&[port(80, Tcp), port(80, Tcp)]), Err(err("Duplicate loadbalanced_ports entry")));
+        assert_eq!(
+            lb_ports(&[port(80, Icmp)]),
+            Err(err("Invalid loadbalanced_ports.protocol"))
+        );
+        assert_eq!(
+            lb_ports(&[port(80, Undefined)]),
+            Err(err("Invalid loadbalanced_ports.protocol"))
+        );
+        assert_eq!(
+            lb_ports(&[port(65536, Tcp)]),
+            Err(err("Invalid loadbalanced_ports.port"))
+        );
+        assert_eq!(
+            lb_ports(&[port(0, Tcp)]),
+            Err(err("Invalid loadbalanced_ports.port"))
+        );
+        assert_eq!(
+            lb_ports(&[port(80, Tcp), port(80, Tcp)]),
+            Err(err("Duplicate loadbalanced_ports entry"))
+        );
         let fifteen: Vec<_> = (1..=15).map(|p| port(p, Tcp)).collect();
         assert_eq!(lb_ports(&fifteen).unwrap().len(), 15);
         let sixteen: Vec<_> = (1..=16).map(|p| port(p, Tcp)).collect();
@@ -490,7 +585,9 @@ mod tests {
 
     #[test]
     fn primary_address_combinations() {
-        let cfg = |s: &str| proto::IpConfig { primary_address: s.as_bytes().to_vec() };
+        let cfg = |s: &str| proto::IpConfig {
+            primary_address: s.as_bytes().to_vec(),
+        };
         let combo = err("Invalid ipv4_config.primary_address and ipv6_config.primary_address combination");
         assert_eq!(
             primary_addresses(Some(&cfg("10.0.0.1")), Some(&cfg("::"))),
@@ -500,7 +597,10 @@ mod tests {
             primary_addresses(Some(&cfg("0.0.0.0")), Some(&cfg("fd00::1"))),
             Ok((None, Some("fd00::1".parse().unwrap())))
         );
-        assert_eq!(primary_addresses(Some(&cfg("0.0.0.0")), Some(&cfg("::"))), Err(combo));
+        assert_eq!(
+            primary_addresses(Some(&cfg("0.0.0.0")), Some(&cfg("::"))),
+            Err(combo)
+        );
         assert_eq!(
             primary_addresses(Some(&cfg("")), Some(&cfg("::"))),
             Err(err("Invalid ipv4_config.primary_address"))
@@ -530,7 +630,11 @@ mod tests {
             direction: proto::TrafficDirection::Ingress as i32,
             action: proto::FirewallAction::Accept as i32,
             priority: 1000,
-            source_prefix: Some(proto::Prefix { ip: Some(v4("0.0.0.0")), length: 0, underlay_route: vec![] }),
+            source_prefix: Some(proto::Prefix {
+                ip: Some(v4("0.0.0.0")),
+                length: 0,
+                underlay_route: vec![],
+            }),
             destination_prefix: None,
             protocol_filter: Some(proto::ProtocolFilter {
                 filter: Some(Filter::Tcp(proto::TcpFilter {
@@ -542,7 +646,13 @@ mod tests {
             }),
         };
         let rule = firewall_rule(Some(&base)).unwrap();
-        assert_eq!(rule.protocol, RuleProtocol::Tcp { src: None, dst: Some((80, 90)) });
+        assert_eq!(
+            rule.protocol,
+            RuleProtocol::Tcp {
+                src: None,
+                dst: Some((80, 90))
+            }
+        );
         assert_eq!(rule.source, Some("0.0.0.0/0".parse().unwrap()));
 
         let with = |f: &dyn Fn(&mut proto::FirewallRule)| {
@@ -550,7 +660,8 @@ mod tests {
             f(&mut r);
             firewall_rule(Some(&r))
         };
-        let table: Vec<(Box<dyn Fn(&mut proto::FirewallRule)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut proto::FirewallRule)>;
+        let table: Vec<(Mutation, &str)> = vec![
             (Box::new(|r| r.id.clear()), "Invalid rule.id"),
             (Box::new(|r| r.direction = 5), "Invalid rule.direction"),
             (Box::new(|r| r.action = 9), "Invalid rule.action"),
@@ -588,7 +699,10 @@ mod tests {
             (
                 Box::new(|r| {
                     r.protocol_filter = Some(proto::ProtocolFilter {
-                        filter: Some(Filter::Icmp(proto::IcmpFilter { icmp_type: 256, icmp_code: -1 })),
+                        filter: Some(Filter::Icmp(proto::IcmpFilter {
+                            icmp_type: 256,
+                            icmp_code: -1,
+                        })),
                     })
                 }),
                 "Invalid rule.protocol_filter.icmp.icmp_type",

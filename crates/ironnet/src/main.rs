@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod apiserver_cmd;
+mod dpservice_cmd;
 mod metalbond_cmd;
 
 #[derive(Debug, Parser)]
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// The Kubernetes-style API server (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// The dataplane service: dpservice's gRPC API over TAP ports.
+    Dpservice(ironnet_dpservice::DpServiceArgs),
     /// metalbond route distribution: route reflector server or client.
     #[command(subcommand)]
     Metalbond(ironnet_metalbond::cli::MetalbondCommand),
@@ -33,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver(args) => apiserver_cmd::run(args).await,
+        Command::Dpservice(args) => dpservice_cmd::run(args).await,
         Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
     }
 }

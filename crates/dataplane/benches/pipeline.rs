@@ -1,1 +1,365 @@
-fn main() {}
+//! Dataplane benchmarks (bench binary, release profile): packets per second on one core for the established-flow
+//! fast paths and for new flows, flow-table memory at one million flows, and Maglev disruption.
+//!
+//! Run: `cargo bench -p ironnet-dataplane --bench pipeline` (optional argument: a filter substring).
+//! Every figure is the median of `ROUNDS` timed rounds. Each round refills the batch from template frames (a 64-byte
+//! copy per packet, standing in for the NIC/TAP receive copy) and processes it.
+
+use std::hint::black_box;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+use ironnet_dataplane::api::{CreateInterface, CreateLoadBalancer, L4Proto, LbPort, Route};
+use ironnet_dataplane::maglev::Maglev;
+use ironnet_dataplane::{Batch, Dataplane, DataplaneConfig, MacAddr, PortConfig, PortId, PortKind, Verdict};
+
+const BATCH: usize = 32;
+const ROUNDS: usize = 11;
+const VNI: u32 = 100;
+
+struct Env {
+    dp: Dataplane,
+    pf: PortId,
+    vf: [PortId; 2],
+    underlay: [Ipv6Addr; 2],
+}
+
+fn env(max_flows: usize) -> Env {
+    let mut c = DataplaneConfig::new("fc00:1::1".parse().unwrap());
+    c.router_mac = MacAddr([2, 0xee, 0, 0, 0, 1]);
+    c.max_flows = max_flows;
+    let mut dp = Dataplane::new(c).unwrap();
+    let pf = dp
+        .add_port(PortConfig {
+            kind: PortKind::Pf,
+            mac: MacAddr([2, 0, 0, 0, 0, 0xf0]),
+            name: "pf0".into(),
+        })
+        .unwrap();
+    let vf = [0u8, 1].map(|i| {
+        dp.add_port(PortConfig {
+            kind: PortKind::Vf,
+            mac: MacAddr([2, 0, 0, 0, 0, 0x10 + i]),
+            name: format!("vf{i}"),
+        })
+        .unwrap()
+    });
+    dp.initialize();
+    let underlay = [0usize, 1].map(|i| {
+        dp.create_interface(CreateInterface {
+            id: format!("vm{i}"),
+            vni: VNI,
+            ipv4: Some(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
+            ipv6: None,
+            port: vf[i],
+            pxe: None,
+            hostname: None,
+            preferred_underlay: None,
+        })
+        .unwrap()
+    });
+    dp.create_route(
+        VNI,
+        Route {
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            nexthop_vni: VNI,
+            nexthop: "fc00:2::1".parse().unwrap(),
+        },
+    )
+    .unwrap();
+    Env { dp, pf, vf, underlay }
+}
+
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for w in b.chunks(2) {
+        s += u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame (18 bytes of payload; no FCS).
+fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[12..14].copy_from_slice(&[8, 0]);
+    let ip = &mut f[14..];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&50u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let c = csum(&ip[..20]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[20..22].copy_from_slice(&sp.to_be_bytes());
+    ip[22..24].copy_from_slice(&dp.to_be_bytes());
+    ip[24..26].copy_from_slice(&30u16.to_be_bytes());
+    f
+}
+
+fn tcp_frame(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[12..14].copy_from_slice(&[8, 0]);
+    let ip = &mut f[14..];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&50u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let c = csum(&ip[..20]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[20..22].copy_from_slice(&sp.to_be_bytes());
+    ip[22..24].copy_from_slice(&dp.to_be_bytes());
+    ip[32] = 0x50;
+    ip[33] = 0x10;
+    f
+}
+
+/// Wraps an Ethernet/IPv4 frame's IP packet into Ethernet/IPv6 to `dst`.
+fn tunnel(inner: &[u8], dst: Ipv6Addr) -> Vec<u8> {
+    let ip = &inner[14..];
+    let mut f = vec![0u8; 54];
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&(ip.len() as u16).to_be_bytes());
+    f[20] = 4;
+    f[21] = 64;
+    f[22..38].copy_from_slice(&"fc00:2::1".parse::<Ipv6Addr>().unwrap().octets());
+    f[38..54].copy_from_slice(&dst.octets());
+    f.extend_from_slice(ip);
+    f
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Mpps of processing `frames` (cycled) on `port`, established flows (one warm-up pass first).
+fn run_established(name: &str, e: &mut Env, port: PortId, frames: &[Vec<u8>], expect: Option<PortId>) {
+    let mut batch = Batch::with_capacity(BATCH);
+    let mut now = 1_000_000_000u64;
+    let per_round = 200_000usize;
+    let fill = |batch: &mut Batch, i: &mut usize| {
+        batch.clear();
+        for _ in 0..BATCH {
+            batch.push(port, &frames[*i % frames.len()]);
+            *i += 1;
+        }
+    };
+    let mut i = 0;
+    for _ in 0..(frames.len() / BATCH + 2) {
+        fill(&mut batch, &mut i);
+        e.dp.process(now, &mut batch);
+    }
+    if let Some(out) = expect {
+        assert!(
+            batch.packets().iter().all(|p| p.verdict() == Verdict::Tx(out)),
+            "{name}: {:?}",
+            batch.packets()[0].verdict()
+        );
+    }
+    let mut results = Vec::new();
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        for _ in 0..per_round / BATCH {
+            fill(&mut batch, &mut i);
+            now += 1000;
+            e.dp.process(now, &mut batch);
+            black_box(batch.packets()[0].data()[0]);
+        }
+        results.push((per_round / BATCH * BATCH) as f64 / start.elapsed().as_secs_f64() / 1e6);
+    }
+    println!("{name:<40} {:>8.2} Mpps (median of {ROUNDS})", median(results));
+}
+
+fn main() {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let want = |n: &str| n.contains(filter.as_str());
+    let flows = 1024u16;
+    let remote = Ipv4Addr::new(8, 8, 8, 8);
+    let vm0 = Ipv4Addr::new(10, 0, 0, 1);
+    let vm1 = Ipv4Addr::new(10, 0, 0, 2);
+
+    if want("vm_to_vm") {
+        let mut e = env(1 << 20);
+        let frames: Vec<Vec<u8>> = (0..flows).map(|i| udp_frame(vm0, vm1, 10_000 + i, 80)).collect();
+        let (vf0, vf1) = (e.vf[0], e.vf[1]);
+        run_established(
+            "vm_to_vm (same host, 1024 flows)",
+            &mut e,
+            vf0,
+            &frames,
+            Some(vf1),
+        );
+    }
+    if want("encap") {
+        let mut e = env(1 << 20);
+        let frames: Vec<Vec<u8>> = (0..flows)
+            .map(|i| udp_frame(vm0, remote, 10_000 + i, 53))
+            .collect();
+        let (vf0, pf) = (e.vf[0], e.pf);
+        run_established("vm_to_remote encap (1024 flows)", &mut e, vf0, &frames, Some(pf));
+    }
+    if want("decap") {
+        let mut e = env(1 << 20);
+        let u = e.underlay[0];
+        let frames: Vec<Vec<u8>> = (0..flows)
+            .map(|i| tunnel(&udp_frame(remote, vm0, 53, 10_000 + i), u))
+            .collect();
+        let (pf, vf0) = (e.pf, e.vf[0]);
+        run_established("remote_to_vm decap (1024 flows)", &mut e, pf, &frames, Some(vf0));
+    }
+    if want("nat") {
+        let mut e = env(1 << 20);
+        e.dp.create_nat("vm0", Ipv4Addr::new(45, 0, 0, 1).into(), 1024, 65535, None)
+            .unwrap();
+        let frames: Vec<Vec<u8>> = (0..flows)
+            .map(|i| udp_frame(vm0, remote, 10_000 + i, 53))
+            .collect();
+        let (vf0, pf) = (e.vf[0], e.pf);
+        run_established("nat outbound (1024 flows)", &mut e, vf0, &frames, Some(pf));
+    }
+    if want("lb") {
+        let mut e = env(1 << 20);
+        let lb_ip = Ipv4Addr::new(45, 0, 0, 9);
+        let ul =
+            e.dp.create_loadbalancer(CreateLoadBalancer {
+                id: "lb".into(),
+                vni: VNI,
+                ip: lb_ip.into(),
+                ports: vec![LbPort {
+                    protocol: L4Proto::Tcp,
+                    port: 80,
+                }],
+                preferred_underlay: None,
+            })
+            .unwrap();
+        for i in 0..64u16 {
+            e.dp.create_lb_target("lb", Ipv6Addr::new(0xfc00, 7, 0, 0, 0xd000, 0, 0, i).into())
+                .unwrap();
+        }
+        let frames: Vec<Vec<u8>> = (0..flows)
+            .map(|i| tunnel(&tcp_frame(remote, lb_ip, 10_000 + i, 80), ul))
+            .collect();
+        let pf = e.pf;
+        run_established(
+            "lb forward (1024 flows, 64 targets)",
+            &mut e,
+            pf,
+            &frames,
+            Some(pf),
+        );
+    }
+    if want("new_flows") {
+        // First packet of a flow: every packet opens a new VM→remote flow (route, firewall, flow insert, encap).
+        let n = 1_000_000usize;
+        let mut results = Vec::new();
+        let mut reserved = Vec::new();
+        for round in 0..10 {
+            let mut e = env(1 << 20);
+            if round % 2 == 1 {
+                e.dp.reserve_flows(n);
+            }
+            let frames: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    udp_frame(
+                        vm0,
+                        Ipv4Addr::from(0x0800_0000 + (i as u32 >> 16)),
+                        (i & 0xffff) as u16,
+                        53,
+                    )
+                })
+                .collect();
+            let mut batch = Batch::with_capacity(BATCH);
+            let start = Instant::now();
+            for chunk in frames.chunks(BATCH) {
+                batch.clear();
+                for f in chunk {
+                    batch.push(e.vf[0], f);
+                }
+                e.dp.process(1, &mut batch);
+            }
+            let secs = start.elapsed().as_secs_f64();
+            assert_eq!(e.dp.flow_count(), n);
+            if round % 2 == 1 {
+                reserved.push(n as f64 / secs / 1e6);
+                continue;
+            }
+            results.push(n as f64 / secs / 1e6);
+            if results.len() == 1 {
+                let mem = e.dp.flow_table_memory();
+                println!(
+                    "{:<40} {:>8.1} MiB flow table for {} flows ({} B/flow)",
+                    "memory at 1M flows",
+                    mem as f64 / (1 << 20) as f64,
+                    n,
+                    mem / n
+                );
+            }
+        }
+        println!(
+            "{:<40} {:>8.2} Mpps (median of 5, table filling 0 → 1M)",
+            "new flows (first packet)",
+            median(results)
+        );
+        println!(
+            "{:<40} {:>8.2} Mpps (median of 5, reserve_flows(1M) first)",
+            "new flows, preallocated table",
+            median(reserved)
+        );
+    }
+    if want("maglev") {
+        let all: Vec<Ipv6Addr> = (0..64u16)
+            .map(|i| Ipv6Addr::new(0xfc00, 7, 0, 0, 0xd000, 0, 0, i))
+            .collect();
+        let before = Maglev::new(&all);
+        let mut worst: f64 = 0.0;
+        let mut sum = 0.0;
+        for removed in 0..64 {
+            let rest: Vec<Ipv6Addr> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != removed)
+                .map(|(_, a)| *a)
+                .collect();
+            let after = Maglev::new(&rest);
+            let (mut surviving, mut moved) = (0u64, 0u64);
+            let mut h = 0x1234_5678_9abc_def0u64;
+            for _ in 0..1_000_000 {
+                h ^= h << 13;
+                h ^= h >> 7;
+                h ^= h << 17;
+                let b = before.select(h).unwrap();
+                if b == all[removed] {
+                    continue;
+                }
+                surviving += 1;
+                moved += u64::from(after.select(h) != Some(b));
+            }
+            let pct = moved as f64 * 100.0 / surviving as f64;
+            worst = worst.max(pct);
+            sum += pct;
+        }
+        println!(
+            "{:<40} {:>8.3} % mean, {:.3} % worst (64 → 63 backends, 1M flow hashes, each backend removed once)",
+            "maglev disruption",
+            sum / 64.0,
+            worst
+        );
+        let start = Instant::now();
+        black_box(Maglev::new(&all));
+        println!(
+            "{:<40} {:>8.2} ms",
+            "maglev table build (64 backends)",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}

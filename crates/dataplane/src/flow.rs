@@ -269,6 +269,13 @@ impl FlowTable {
         }
     }
 
+    /// Preallocates room for `flows` flows (capped at the capacity), so that inserting them never rehashes.
+    pub fn reserve(&mut self, flows: usize) {
+        let n = flows.min(self.capacity).saturating_sub(self.live);
+        self.index.reserve(2 * n);
+        self.slab.reserve(n);
+    }
+
     /// Number of live flows.
     pub fn len(&self) -> usize {
         self.live

@@ -258,7 +258,6 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
     if let Some(reset) = req.reset_fields {
         applied_set = applied_set.recursive_difference(reset);
     }
-    schema.to_field_set(&live).map_err(ApplyError::InvalidLive)?;
     let merged = schema.merge(&live, &applied).map_err(ApplyError::InvalidLive)?;
 
     let applier = ManagerId::new(req.manager, Operation::Apply, req.api_version, req.subresource);
@@ -476,10 +475,10 @@ fn prune(
         .values()
         .fold(FieldSet::new(), |acc, m| acc.union(&m.set));
     let owned = schema.ensure_named_fields_are_members(&owned);
-    let merged_set = schema.ensure_named_fields_are_members(&schema.to_field_set(&merged)?);
-    let pruned_set = schema.ensure_named_fields_are_members(&schema.to_field_set(&pruned)?);
+    let merged_set = schema.ensure_named_fields_are_members(&schema.to_field_set_lenient(&merged)?);
+    let pruned_set = schema.ensure_named_fields_are_members(&schema.to_field_set_lenient(&pruned)?);
     let pruned = schema.remove_items(&merged, &merged_set.difference(&pruned_set.union(&owned)));
-    let pruned_set = schema.ensure_named_fields_are_members(&schema.to_field_set(&pruned)?);
+    let pruned_set = schema.ensure_named_fields_are_members(&schema.to_field_set_lenient(&pruned)?);
     Ok(schema.remove_items(&merged, &merged_set.difference(&pruned_set).intersection(&last)))
 }
 

@@ -150,7 +150,14 @@ impl Schema {
     /// items, and named fields holding `null` or `{}`; named fields holding non-empty objects are
     /// only prefixes.
     pub(crate) fn to_field_set(&self, value: &Value) -> Result<FieldSet, TypedError> {
-        let (set, _) = self.field_set_walk(self.root(), value, &mut FieldPath::default())?;
+        let (set, _) = self.field_set_walk(self.root(), value, &mut FieldPath::default(), false)?;
+        Ok(set)
+    }
+
+    /// [`Schema::to_field_set`] tolerating duplicate list entries, for stored objects (SMD's
+    /// `AllowDuplicates`).
+    pub(crate) fn to_field_set_lenient(&self, value: &Value) -> Result<FieldSet, TypedError> {
+        let (set, _) = self.field_set_walk(self.root(), value, &mut FieldPath::default(), true)?;
         Ok(set)
     }
 
@@ -160,6 +167,7 @@ impl Schema {
         id: NodeId,
         value: &Value,
         path: &mut FieldPath,
+        allow_dup: bool,
     ) -> Result<(FieldSet, bool), TypedError> {
         let mut set = FieldSet::new();
         match self.shape(id, Some(value)) {
@@ -167,7 +175,7 @@ impl Schema {
                 for (k, v) in map {
                     let pe = PathElement::field(k);
                     path.0.push(pe.clone());
-                    let (child, leaf) = self.field_set_walk(self.map_field(obj, k), v, path)?;
+                    let (child, leaf) = self.field_set_walk(self.map_field(obj, k), v, path, allow_dup)?;
                     path.0.pop();
                     let empty = v.is_null() || v.as_object().is_some_and(Map::is_empty);
                     if leaf || empty || !Self::is_named(obj, k) {
@@ -178,10 +186,10 @@ impl Schema {
             }
             Shape::Map(_, None) | Shape::List(_, None) => {}
             Shape::List(list, Some(items)) => {
-                let (pes, _) = self.index_items(list, items, path, false)?;
+                let (pes, _) = self.index_items(list, items, path, allow_dup)?;
                 for (item, pe) in items.iter().zip(pes) {
                     path.0.push(pe.clone());
-                    let (child, _) = self.field_set_walk(list.items, item, path)?;
+                    let (child, _) = self.field_set_walk(list.items, item, path, allow_dup)?;
                     path.0.pop();
                     set.insert_member(pe.clone());
                     set.insert_child(pe, child);
@@ -193,7 +201,8 @@ impl Schema {
     }
 
     /// Compares `old` with `new` (structured-merge-diff's `Compare`). Duplicate list entries are
-    /// tolerated on the old side only.
+    /// tolerated (the first occurrence counts), as both sides are stored or about-to-be-stored
+    /// objects.
     pub(crate) fn compare(&self, old: &Value, new: &Value) -> Result<Comparison, TypedError> {
         let mut c = Comparison::default();
         self.compare_walk(
@@ -250,10 +259,14 @@ impl Schema {
                     None => (Vec::new(), BTreeMap::new()),
                 };
                 let (rpes, rindex) = match r {
-                    Some(items) => self.index_items(list, items, path, false)?,
+                    Some(items) => self.index_items(list, items, path, true)?,
                     None => (Vec::new(), BTreeMap::new()),
                 };
+                let mut seen_r = BTreeSet::new();
                 for pe in &rpes {
+                    if !seen_r.insert(pe) {
+                        continue;
+                    }
                     path.0.push(pe.clone());
                     self.compare_walk(
                         list.items,

@@ -254,3 +254,23 @@ fn update_starts_from_the_managed_fields_kube_would_pick() {
     );
     assert!(managed_fields_for_update(Some(&rewritten), &cfg, None).is_empty());
 }
+
+#[test]
+fn duplicate_entries_in_the_live_object_are_tolerated() {
+    // Objects written before validation existed may repeat set elements; SMD reads live objects
+    // with AllowDuplicates, and so do we (applied configs must not repeat them).
+    let s = Schema::untyped();
+    let live = base(json!({"finalizers": ["x", "x"]}));
+    let r = run(&s, Some(&live), &base(json!({"labels": {"a": "1"}})), "a", None).unwrap();
+    assert_eq!(r.object["metadata"]["finalizers"], json!(["x", "x"]));
+    assert_eq!(r.object["metadata"]["labels"], json!({"a": "1"}));
+    let err = run(
+        &s,
+        Some(&live),
+        &base(json!({"finalizers": ["y", "y"]})),
+        "a",
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ApplyError::InvalidConfig(_)), "{err}");
+}

@@ -99,6 +99,7 @@ pub struct TestServer {
     pub server: ApiServer,
     pub store: Arc<dyn Store>,
     pub _dir: tempfile::TempDir,
+    pub _etcd: Option<ironnet_store::testing::EtcdProcess>,
 }
 
 pub fn widget_definition() -> ResourceDefinition {
@@ -136,6 +137,29 @@ impl TestServer {
             server,
             store,
             _dir: dir,
+            _etcd: None,
+        }
+    }
+
+    /// A server over a fresh etcd (Debian's etcd-server, started for this test).
+    pub async fn start_etcd() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let etcd = tokio::task::spawn_blocking(ironnet_store::testing::EtcdProcess::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let store = ironnet_store::open(ironnet_store::StoreConfig::Etcd {
+            endpoints: vec![etcd.endpoint().to_owned()],
+            key_prefix: "/ironnet".into(),
+        })
+        .await
+        .unwrap();
+        let server = server_on(store.clone()).await;
+        TestServer {
+            server,
+            store,
+            _dir: dir,
+            _etcd: Some(etcd),
         }
     }
 
@@ -235,4 +259,17 @@ pub async fn raw(
     let v =
         serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, headers, v)
+}
+
+/// Runs each named `async fn(TestServer)` once on the embedded store and once on etcd.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($flavor:meta; $($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[$flavor] async fn $name() { super::$name($crate::common::TestServer::start().await).await } )*
+        }
+        mod etcd {
+            $( #[$flavor] async fn $name() { super::$name($crate::common::TestServer::start_etcd().await).await } )*
+        }
+    };
 }

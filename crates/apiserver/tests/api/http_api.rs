@@ -25,9 +25,7 @@ async fn count_widgets(t: &TestServer) -> usize {
     list["items"].as_array().unwrap().len()
 }
 
-#[tokio::test]
-async fn discovery_and_openapi() {
-    let t = TestServer::start().await;
+async fn discovery_and_openapi(t: TestServer) {
     let agg = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     let (code, h, v) = raw(&t.server, "GET", "/apis", &[("accept", agg)], "").await;
     assert_eq!(code, 200);
@@ -97,9 +95,7 @@ async fn discovery_and_openapi() {
     );
 }
 
-#[tokio::test]
-async fn crud_semantics_and_errors() {
-    let t = TestServer::start().await;
+async fn crud_semantics_and_errors(t: TestServer) {
     let s = &t.server;
     let (code, _, created) = raw(s, "POST", WIDGETS, &[JSON], w("a", 1)).await;
     assert_eq!(code, 201, "{created}");
@@ -376,9 +372,7 @@ async fn crud_semantics_and_errors() {
     assert_eq!(count_widgets(&t).await, 3);
 }
 
-#[tokio::test]
-async fn dry_run_never_writes() {
-    let t = TestServer::start().await;
+async fn dry_run_never_writes(t: TestServer) {
     let s = &t.server;
     let rev = t.store.current_revision().await.unwrap();
     let (code, _, v) = raw(s, "POST", &format!("{WIDGETS}?dryRun=All"), &[JSON], w("d", 1)).await;
@@ -403,9 +397,7 @@ async fn dry_run_never_writes() {
     assert_eq!(v["spec"]["size"], 1);
 }
 
-#[tokio::test]
-async fn tables_and_metadata_projections() {
-    let t = TestServer::start().await;
+async fn tables_and_metadata_projections(t: TestServer) {
     let s = &t.server;
     raw(s, "POST", WIDGETS, &[JSON], w("a", 5)).await;
     raw(
@@ -481,9 +473,7 @@ async fn tables_and_metadata_projections() {
     assert_eq!(h["content-type"], "application/yaml");
 }
 
-#[tokio::test]
-async fn list_pagination_selectors_and_expired_continue() {
-    let t = TestServer::start().await;
+async fn list_pagination_selectors_and_expired_continue(t: TestServer) {
     let s = &t.server;
     for i in 0..7 {
         let color = if i % 2 == 0 { "red" } else { "blue" };
@@ -581,9 +571,7 @@ async fn wait_gone(t: &TestServer, path: &str) {
     panic!("{path} still exists");
 }
 
-#[tokio::test]
-async fn finalizers_gc_and_namespaces() {
-    let t = TestServer::start().await;
+async fn finalizers_gc_and_namespaces(t: TestServer) {
     let s = &t.server;
     // Finalizer: delete is 202 and sets deletionTimestamp; removing the finalizer removes the object.
     let b = json!({"metadata": {"name": "f", "finalizers": ["test.ironnet.dev/hold"]}, "spec": {"size": 1}});
@@ -728,9 +716,7 @@ async fn finalizers_gc_and_namespaces() {
     assert_eq!(raw(s, "GET", &format!("{team}/x"), &[], "").await.0, 404);
 }
 
-#[tokio::test]
-async fn watch_streams_in_stream_gone() {
-    let t = TestServer::start().await;
+async fn watch_streams_in_stream_gone(t: TestServer) {
     let s = &t.server;
     raw(s, "POST", WIDGETS, &[JSON], w("a", 1)).await;
     t.store
@@ -776,3 +762,5 @@ async fn watch_streams_in_stream_gone() {
     .await;
     assert_eq!(code, 400);
 }
+
+crate::on_both_stores!(tokio::test; discovery_and_openapi, crud_semantics_and_errors, dry_run_never_writes, tables_and_metadata_projections, list_pagination_selectors_and_expired_continue, finalizers_gc_and_namespaces, watch_streams_in_stream_gone);

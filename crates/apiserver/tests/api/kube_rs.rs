@@ -110,23 +110,17 @@ async fn crud(client: Client) {
     assert_eq!(l.spec.unwrap().holder_identity.as_deref(), Some("b"));
 }
 
-#[tokio::test]
-async fn typed_crud_in_process() {
-    let t = TestServer::start().await;
+async fn typed_crud_in_process(t: TestServer) {
     crud(t.client()).await;
 }
 
-#[tokio::test]
-async fn typed_crud_over_tcp() {
-    let t = TestServer::start().await;
+async fn typed_crud_over_tcp(t: TestServer) {
     let (addr, task) = t.serve_tcp().await;
     crud(tcp_client(addr)).await;
     task.stop().await;
 }
 
-#[tokio::test]
-async fn server_side_apply_conflicts_and_force() {
-    let t = TestServer::start().await;
+async fn server_side_apply_conflicts_and_force(t: TestServer) {
     let api: Api<Widget> = Api::namespaced(t.client(), "default");
     let a = json!({"apiVersion": "test.ironnet.dev/v1", "kind": "Widget", "metadata": {"name": "s"}, "spec": {"size": 1, "color": "red"}});
     let first = api
@@ -170,9 +164,7 @@ async fn server_side_apply_conflicts_and_force() {
     assert!(err.is_err(), "apply needs a field manager");
 }
 
-#[tokio::test]
-async fn controller_reconciles_once_per_change() {
-    let t = TestServer::start().await;
+async fn controller_reconciles_once_per_change(t: TestServer) {
     let client = t.client();
     let api: Api<Widget> = Api::namespaced(client.clone(), "default");
     api.create(&PostParams::default(), &widget("c1", 1))
@@ -305,3 +297,5 @@ async fn reflector_survives_restart_and_compaction() {
     watch_task.abort();
     task.stop().await;
 }
+
+crate::on_both_stores!(tokio::test; typed_crud_in_process, typed_crud_over_tcp, server_side_apply_conflicts_and_force, controller_reconciles_once_per_change);

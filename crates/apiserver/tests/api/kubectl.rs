@@ -91,9 +91,7 @@ fn manifest(name: &str, size: i64, extra: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_end_to_end() {
-    let t = TestServer::start().await;
+async fn kubectl_end_to_end(t: TestServer) {
     let (addr, serving) = t.serve_tcp().await;
     let k = Kubectl::new(addr).await;
 
@@ -391,3 +389,5 @@ async fn kubectl_end_to_end() {
     assert!(!o.ok && o.stderr.contains("NotFound"), "{}", o.stderr);
     serving.stop().await;
 }
+
+crate::on_both_stores!(tokio::test(flavor = "multi_thread", worker_threads = 2); kubectl_end_to_end);

@@ -23,7 +23,10 @@ fn embedded() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = ironnet_store::embedded::EmbeddedStore::open(
         dir.path().join("store.redb"),
-        ironnet_store::embedded::EmbeddedOptions::default(),
+        ironnet_store::embedded::EmbeddedOptions {
+            wal_bytes: 8 << 20,
+            ..Default::default()
+        },
     )
     .unwrap();
     Harness {

@@ -12,6 +12,14 @@ use futures::StreamExt;
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore, RetentionPolicy};
 use ironnet_store::{Compare, ListOptions, Op, Revision, Store, StoreError, StoreExt, Txn, TxnOutcome};
 
+/// Default options with a small write-ahead log, so tests do not zero-fill 64 MiB each.
+fn small() -> EmbeddedOptions {
+    EmbeddedOptions {
+        wal_bytes: 4 << 20,
+        ..EmbeddedOptions::default()
+    }
+}
+
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
@@ -21,13 +29,13 @@ async fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
     {
-        let s = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+        let s = EmbeddedStore::open(&path, small()).unwrap();
         s.put("/a", b("1")).await.unwrap();
         s.put("/a", b("2")).await.unwrap();
         s.put("/b", b("3")).await.unwrap();
         s.compact(1).await.unwrap();
     }
-    let s = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    let s = EmbeddedStore::open(&path, small()).unwrap();
     assert_eq!(s.current_revision().await.unwrap(), 3);
     assert_eq!(s.compact_revision().await.unwrap(), 1);
     assert_eq!(s.get("/a", Some(1)).await.unwrap().unwrap().value, b("1"));
@@ -47,8 +55,8 @@ async fn data_survives_reopen() {
 fn second_open_of_the_same_file_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
-    let _first = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
-    let err = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap_err();
+    let _first = EmbeddedStore::open(&path, small()).unwrap();
+    let err = EmbeddedStore::open(&path, small()).unwrap_err();
     assert!(
         matches!(&err, StoreError::Backend(m) if m.contains("s.redb")),
         "{err}"
@@ -60,7 +68,7 @@ fn corrupt_file_fails_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.redb");
     std::fs::write(&path, vec![0x5au8; 64 * 1024]).unwrap();
-    let err = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap_err();
+    let err = EmbeddedStore::open(&path, small()).unwrap_err();
     assert!(
         matches!(&err, StoreError::Backend(m) if m.contains("garbage.redb")),
         "{err}"
@@ -71,7 +79,7 @@ fn corrupt_file_fails_to_open() {
 fn newer_format_version_fails_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.redb");
-    drop(EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap());
+    drop(EmbeddedStore::open(&path, small()).unwrap());
     {
         let db = redb::Database::open(&path).unwrap();
         let w = db.begin_write().unwrap();
@@ -84,7 +92,7 @@ fn newer_format_version_fails_to_open() {
         }
         w.commit().unwrap();
     }
-    let err = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap_err();
+    let err = EmbeddedStore::open(&path, small()).unwrap_err();
     assert!(
         matches!(&err, StoreError::Backend(m) if m.contains("newer")),
         "{err}"
@@ -102,7 +110,7 @@ fn foreign_redb_file_fails_to_open() {
             .unwrap();
         w.commit().unwrap();
     }
-    let err = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap_err();
+    let err = EmbeddedStore::open(&path, small()).unwrap_err();
     assert!(
         matches!(&err, StoreError::Backend(m) if m.contains("not an ironnet store")),
         "{err}"
@@ -114,7 +122,7 @@ fn invalid_options_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let options = EmbeddedOptions {
         watch_window_revisions: 0,
-        ..Default::default()
+        ..small()
     };
     assert!(matches!(
         EmbeddedStore::open(dir.path().join("x"), options),
@@ -129,7 +137,7 @@ async fn slow_watcher_reads_history_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let options = EmbeddedOptions {
         watch_window_revisions: 8,
-        ..Default::default()
+        ..small()
     };
     let s = Arc::new(EmbeddedStore::open(dir.path().join("s.redb"), options).unwrap());
     let mut w = s.watch("/k/", 0).await.unwrap();
@@ -156,7 +164,7 @@ async fn slow_watcher_past_retention_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let options = EmbeddedOptions {
         watch_window_revisions: 4,
-        ..Default::default()
+        ..small()
     };
     let s = EmbeddedStore::open(dir.path().join("s.redb"), options).unwrap();
     let mut w = s.watch("/k/", 0).await.unwrap();
@@ -196,7 +204,7 @@ async fn automatic_compaction_keeps_the_configured_history() {
             max_age: None,
             check_interval: Duration::from_millis(50),
         },
-        ..Default::default()
+        ..small()
     };
     let s = EmbeddedStore::open(dir.path().join("s.redb"), options).unwrap();
     for i in 0..300 {
@@ -214,7 +222,7 @@ async fn automatic_compaction_keeps_the_configured_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_store_ends_watches() {
     let dir = tempfile::tempdir().unwrap();
-    let s = EmbeddedStore::open(dir.path().join("s.redb"), EmbeddedOptions::default()).unwrap();
+    let s = EmbeddedStore::open(dir.path().join("s.redb"), small()).unwrap();
     let mut w = s.watch("/", 0).await.unwrap();
     drop(s);
     let end = tokio::time::timeout(Duration::from_secs(5), w.next())
@@ -222,7 +230,7 @@ async fn dropping_the_store_ends_watches() {
         .unwrap();
     assert!(end.is_none());
     // The file is closed: it can be reopened.
-    EmbeddedStore::open(dir.path().join("s.redb"), EmbeddedOptions::default()).unwrap();
+    EmbeddedStore::open(dir.path().join("s.redb"), small()).unwrap();
 }
 
 const CRASH_ENV: &str = "IRONNET_STORE_CRASH_CHILD";
@@ -243,7 +251,7 @@ fn crash_child() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let s = Arc::new(EmbeddedStore::open(path, EmbeddedOptions::default()).unwrap());
+        let s = Arc::new(EmbeddedStore::open(path, small()).unwrap());
         let mut tasks = Vec::new();
         for w in 0..WRITERS {
             let s = s.clone();
@@ -331,7 +339,7 @@ async fn acknowledged_writes_survive_sigkill() {
         let acks = reader.join().unwrap();
         total_acks += acks.len();
 
-        let s = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+        let s = EmbeddedStore::open(&path, small()).unwrap();
         let current = s.current_revision().await.unwrap();
         // Atomicity: every writer's keys hold the same sequence number.
         let mut stored = BTreeMap::new();

@@ -10,6 +10,7 @@
 mod compaction;
 mod read;
 mod tables;
+mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,12 @@ pub struct EmbeddedOptions {
     pub max_txn_bytes: usize,
     /// redb page cache size in bytes.
     pub cache_bytes: usize,
+    /// Size of the write-ahead log file (`<path>.wal`), pre-allocated; a checkpoint happens
+    /// when half of it is used.
+    pub wal_bytes: u64,
+    /// Checkpoint (make the database file itself durable) at least this often while writes
+    /// arrive, bounding replay work after a crash.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -61,6 +68,8 @@ impl Default for EmbeddedOptions {
             max_batch_txns: 512,
             max_txn_bytes: MAX_TXN_BYTES,
             cache_bytes: 256 << 20,
+            wal_bytes: 64 << 20,
+            checkpoint_interval: Duration::from_secs(30),
         }
     }
 }
@@ -83,6 +92,9 @@ impl EmbeddedOptions {
         }
         if self.progress_interval.is_zero() || self.retention.check_interval.is_zero() {
             return bad("intervals must be > 0");
+        }
+        if self.wal_bytes < 1 << 20 || self.checkpoint_interval.is_zero() {
+            return bad("wal_bytes must be at least 1 MiB and checkpoint_interval > 0");
         }
         if self.retention.max_revisions == Some(0) {
             return bad("retention.max_revisions must be > 0");
@@ -119,7 +131,18 @@ impl EmbeddedStore {
             .set_cache_size(options.cache_bytes)
             .create(&path)
             .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
-        let revisions = tables::initialize(&db, &path)?;
+        let mut revisions = tables::initialize(&db, &path)?;
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push(".wal");
+        let mut wal = wal::Wal::open(Path::new(&wal_path), options.wal_bytes)
+            .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
+        let records = wal
+            .read_all()
+            .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
+        revisions.current = writer::replay(&db, revisions.current, records)
+            .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
+        wal.reset()
+            .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
         let db = Arc::new(db);
         let hub = WatchHub::new(
             revisions.current,
@@ -145,6 +168,9 @@ impl EmbeddedStore {
                 max_txns: options.max_batch_txns,
                 max_bytes: 16 << 20,
             },
+            wal,
+            checkpoint_bytes: options.wal_bytes / 2,
+            checkpoint_interval: options.checkpoint_interval,
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())

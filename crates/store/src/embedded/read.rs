@@ -109,35 +109,35 @@ pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Resul
         Some(s) if s >= prefix => Bound::Excluded(s),
         _ => Bound::Included(prefix),
     };
-    let mut current = kv.range::<&str>((lower, Bound::Unbounded))?.peekable();
+    let mut range = kv.range::<&str>((lower, Bound::Unbounded))?;
+    // The next live key under the prefix, decoded; `None` once the prefix is exhausted.
+    let mut next_live = || -> Result<Option<KeyValue>, DbError> {
+        match range.next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (k, v) = entry?;
+                let key = k.value();
+                if !key.starts_with(prefix) {
+                    return Ok(None);
+                }
+                Ok(Some(decode_kv(key, v.value())?))
+            }
+        }
+    };
+    let mut live = next_live()?;
     let mut items = Vec::new();
     let mut more = false;
     loop {
-        // The next key in order from either source; the overlay (state at `revision`) wins.
-        let next_current = match current.peek() {
-            Some(Ok((k, _))) if k.value().starts_with(prefix) => Some(k.value().to_owned()),
-            Some(Ok(_)) | None => None,
-            Some(Err(_)) => {
-                let Some(Err(e)) = current.next() else {
-                    unreachable!("peeked an error")
-                };
-                return Err(e.into());
-            }
-        };
-        let next_changed = changed.peek().map(|(k, _)| k.clone());
-        let item = match (next_current, next_changed) {
+        // The next key in order from either source; for a key in both, the overlay (its state
+        // at `revision`) wins over the live value.
+        let item = match (&live, changed.peek()) {
             (None, None) => break,
-            (Some(c), Some(o)) if c == o => {
-                current.next();
+            (Some(l), Some((c, _))) if l.key == *c => {
+                live = next_live()?;
                 changed.next().and_then(|(_, state)| state)
             }
-            (Some(c), Some(o)) if o < c => changed.next().and_then(|(_, state)| state),
-            (Some(c), _) => {
-                let Some(Ok((_, v))) = current.next() else {
-                    unreachable!("peeked a value")
-                };
-                Some(decode_kv(&c, v.value())?)
-            }
+            (Some(l), Some((c, _))) if *c < l.key => changed.next().and_then(|(_, state)| state),
+            (Some(_), _) => std::mem::replace(&mut live, next_live()?),
             (None, Some(_)) => changed.next().and_then(|(_, state)| state),
         };
         if let Some(item) = item {

@@ -9,13 +9,14 @@ use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
 
 use super::compaction::{CommitTimeline, RetentionPolicy};
 use super::tables::{DbError, KV, LOG, META, META_COMPACT, META_CURRENT};
+use super::wal::{RevisionRecord, Wal};
 use crate::codec::{decode_kv, encode_kv, encode_log, kv_mod_revision};
 use crate::hub::{RevisionEvents, WatchHub};
 use crate::{Event, EventKind, KeyValue, Op, Revision, StoreError, Txn, TxnOutcome};
@@ -77,6 +78,12 @@ pub struct Writer {
     pub policy: RetentionPolicy,
     /// Group-commit limits.
     pub batch: BatchLimits,
+    /// The write-ahead log that makes batches durable.
+    pub wal: Wal,
+    /// Checkpoint once this many log bytes were written since the last one.
+    pub checkpoint_bytes: u64,
+    /// Checkpoint at least this often while the log is not empty.
+    pub checkpoint_interval: Duration,
 }
 
 impl Writer {
@@ -85,12 +92,22 @@ impl Writer {
         let mut timeline = CommitTimeline::default();
         timeline.record(Instant::now(), self.current);
         let mut last_check = Instant::now();
+        let mut last_checkpoint = Instant::now();
         loop {
-            let first = match rx.recv_timeout(self.policy.check_interval) {
+            let wait = self.policy.check_interval.min(self.checkpoint_interval);
+            let first = match rx.recv_timeout(wait) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
-                    last_check = Instant::now();
-                    self.auto_compact(&mut timeline);
+                    if last_check.elapsed() >= self.policy.check_interval {
+                        last_check = Instant::now();
+                        self.auto_compact(&mut timeline);
+                    }
+                    if self.wal.used() > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval {
+                        match self.checkpoint() {
+                            Ok(()) => last_checkpoint = Instant::now(),
+                            Err(error) => tracing::warn!(%error, "store checkpoint failed"),
+                        }
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -113,18 +130,34 @@ impl Writer {
                 match request {
                     Request::Txn { txn, reply, .. } => txns.push((txn, reply)),
                     Request::Compact { revision, reply } => {
-                        self.commit_txns(mem::take(&mut txns), &mut timeline);
+                        self.commit_txns(mem::take(&mut txns), &mut timeline, false);
                         let _ = reply.send(self.compact_to(revision));
                     }
                 }
             }
-            self.commit_txns(txns, &mut timeline);
+            if self.wal.used() == 0 {
+                last_checkpoint = Instant::now();
+            }
+            let checkpoint_due = self.wal.used() >= self.checkpoint_bytes
+                || (self.wal.used() > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval);
+            self.commit_txns(txns, &mut timeline, checkpoint_due);
             if last_check.elapsed() >= self.policy.check_interval {
                 last_check = Instant::now();
                 self.auto_compact(&mut timeline);
             }
         }
+        if let Err(error) = self.checkpoint() {
+            tracing::warn!(%error, "final store checkpoint failed; the write-ahead log will be replayed");
+        }
         self.hub.close();
+    }
+
+    /// Makes the database itself durable (an empty `Durability::Immediate` commit persists every
+    /// earlier non-durable one) and starts the write-ahead log over.
+    fn checkpoint(&mut self) -> Result<(), DbError> {
+        let wtxn = self.db.begin_write()?;
+        wtxn.commit()?;
+        self.wal.reset().map_err(wal_error)
     }
 
     fn auto_compact(&mut self, timeline: &mut CommitTimeline) {
@@ -136,14 +169,20 @@ impl Writer {
     }
 
     /// Applies `txns` in order in one write transaction and commits it durably.
-    fn commit_txns(&mut self, txns: Vec<PendingTxn>, timeline: &mut CommitTimeline) {
+    ///
+    /// Durability: the batch's revisions are appended to the write-ahead log and synced before
+    /// the redb transaction commits (non-durably), so readers never see a write that a crash
+    /// could lose. When `checkpoint` is set, or the batch does not fit in the log, the redb
+    /// commit itself is durable instead and the log starts over.
+    fn commit_txns(&mut self, txns: Vec<PendingTxn>, timeline: &mut CommitTimeline, checkpoint: bool) {
         if txns.is_empty() {
             return;
         }
         let result = (|| -> Result<_, DbError> {
-            let wtxn = self.db.begin_write()?;
+            let mut wtxn = self.db.begin_write()?;
             let mut outcomes = Vec::with_capacity(txns.len());
             let mut published = Vec::new();
+            let mut records: Vec<RevisionRecord> = Vec::new();
             let mut next = self.current + 1;
             {
                 let mut kv = wtxn.open_table(KV)?;
@@ -151,7 +190,9 @@ impl Writer {
                 for (txn, _) in &txns {
                     let (outcome, events) = apply(&mut kv, txn, next)?;
                     if !events.is_empty() {
-                        log.insert(next, encode_log(&events).as_slice())?;
+                        let raw = encode_log(&events);
+                        log.insert(next, raw.as_slice())?;
+                        records.push((next, raw));
                         published.push(RevisionEvents {
                             revision: next,
                             events,
@@ -162,7 +203,17 @@ impl Writer {
                 }
                 wtxn.open_table(META)?.insert(META_CURRENT, next - 1)?;
             }
-            wtxn.commit()?;
+            if checkpoint || !self.wal.fits(&records) {
+                wtxn.commit()?;
+                self.wal.reset().map_err(wal_error)?;
+            } else {
+                if !records.is_empty() {
+                    self.wal.append(&records).map_err(wal_error)?;
+                }
+                wtxn.set_durability(redb::Durability::None)
+                    .map_err(|e| DbError::Redb(redb::Error::from(e)))?;
+                wtxn.commit()?;
+            }
             Ok((outcomes, published, next - 1))
         })();
         match result {
@@ -206,8 +257,9 @@ impl Writer {
                 log.retain_in(..=revision, |_, _| false)?;
                 wtxn.open_table(META)?.insert(META_COMPACT, revision)?;
             }
+            // A durable commit: it is also a checkpoint.
             wtxn.commit()?;
-            Ok(())
+            self.wal.reset().map_err(wal_error)
         })()?;
         self.compact = revision;
         self.shared.compact.store(revision, Ordering::Release);
@@ -291,4 +343,45 @@ fn apply(
     }
     let revision = if events.is_empty() { rev - 1 } else { rev };
     Ok((TxnOutcome::Succeeded { revision, results }, events))
+}
+
+fn wal_error(e: super::wal::WalError) -> DbError {
+    DbError::Store(StoreError::Backend(e.to_string()))
+}
+
+/// Re-applies write-ahead log records newer than the database (after a crash) in one durable
+/// commit; returns the new current revision.
+pub fn replay(db: &Database, current: Revision, records: Vec<RevisionRecord>) -> Result<Revision, DbError> {
+    let records: Vec<RevisionRecord> = records.into_iter().filter(|(rev, _)| *rev > current).collect();
+    let Some(&(first, _)) = records.first() else {
+        return Ok(current);
+    };
+    if first != current + 1 {
+        return Err(DbError::Store(StoreError::Backend(format!(
+            "write-ahead log starts at revision {first} but the database is at {current}"
+        ))));
+    }
+    let wtxn = db.begin_write()?;
+    let mut last = current;
+    {
+        let mut kv = wtxn.open_table(KV)?;
+        let mut log = wtxn.open_table(LOG)?;
+        for (rev, raw) in &records {
+            for event in crate::codec::decode_log(*rev, raw)? {
+                match event.kind {
+                    EventKind::Put => {
+                        kv.insert(event.kv.key.as_str(), encode_kv(&event.kv).as_slice())?;
+                    }
+                    EventKind::Delete => {
+                        kv.remove(event.kv.key.as_str())?;
+                    }
+                }
+            }
+            log.insert(*rev, raw.as_slice())?;
+            last = *rev;
+        }
+        wtxn.open_table(META)?.insert(META_CURRENT, last)?;
+    }
+    wtxn.commit()?;
+    Ok(last)
 }

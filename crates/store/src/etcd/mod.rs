@@ -320,7 +320,7 @@ impl Store for EtcdStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-        validate_txn(&txn, self.options.max_txn_bytes)?;
+        let size = validate_txn(&txn, self.options.max_txn_bytes)?;
         let compares = txn
             .compares
             .iter()
@@ -384,7 +384,13 @@ impl Store for EtcdStore {
         let mut kv = self.kv.clone();
         let response = match tokio::time::timeout(self.options.request_timeout, kv.txn(request)).await {
             Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) => return Err(self.error(status, 0).await),
+            Ok(Err(status)) => {
+                return Err(match self.error(status, 0).await {
+                    // etcd's own request limit can be lower than ours: report the real size.
+                    StoreError::ValueTooLarge { limit, .. } => StoreError::ValueTooLarge { size, limit },
+                    other => other,
+                });
+            }
             Err(_) => {
                 return Err(StoreError::Unavailable(
                     "etcd txn timed out; its outcome is unknown".into(),

@@ -175,6 +175,18 @@ pub enum FlowKind {
         /// The neighbour's underlay.
         underlay: Ipv6Addr,
     },
+    /// NAT64: original packets are IPv6 from the VM to `64:ff9b::/96`, translated to IPv4 from the NAT IP; replies
+    /// are IPv4 to the NAT IP, translated back.
+    Nat64 {
+        /// The VM's IPv6 address.
+        vm: Ipv6Addr,
+        /// The VM's port (or ICMPv6 echo identifier).
+        vm_port: u16,
+        /// NAT IP.
+        nat_ip: Ipv4Addr,
+        /// NAT port (or ICMP echo identifier).
+        nat_port: u16,
+    },
 }
 
 /// What created a flow's NAT state, so deleting the configuration flushes exactly its flows.

@@ -6,15 +6,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A VM-side socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SocketKey {
     /// VNI of the interface.
     pub vni: u32,
-    /// VM address.
-    pub vm_ip: Ipv4Addr,
+    /// VM address (IPv6 for NAT64).
+    pub vm_ip: IpAddr,
     /// VM port or ICMP identifier.
     pub vm_port: u16,
     /// IP protocol.
@@ -133,7 +133,7 @@ mod tests {
     fn sock(port: u16) -> SocketKey {
         SocketKey {
             vni: 1,
-            vm_ip: Ipv4Addr::new(10, 0, 0, 1),
+            vm_ip: Ipv4Addr::new(10, 0, 0, 1).into(),
             vm_port: port,
             proto: 17,
         }

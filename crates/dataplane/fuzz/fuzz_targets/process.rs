@@ -34,6 +34,7 @@ fn dataplane() -> Dataplane {
         .unwrap();
     }
     dp.create_route(100, Route { prefix: "0.0.0.0/0".parse().unwrap(), nexthop_vni: 100, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
+    dp.create_route(100, Route { prefix: "::/0".parse().unwrap(), nexthop_vni: 100, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
     dp.create_nat("vm0", "45.0.0.1".parse().unwrap(), 100, 110, None).unwrap();
     dp.create_vip("vm1", "45.0.0.2".parse().unwrap(), None).unwrap();
     dp.create_neighbor_nat(NeighborNat { nat_ip: "45.0.0.1".parse().unwrap(), vni: 100, min_port: 200, max_port: 300, underlay: "fc00:3::1".parse().unwrap() }).unwrap();

@@ -102,6 +102,12 @@ impl Dataplane {
             FlowKind::NeighborRelay { underlay } => {
                 self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, underlay, uplink)
             }
+            FlowKind::Nat64 {
+                vm,
+                vm_port,
+                nat_ip,
+                nat_port,
+            } => self.nat64_forward(pkt, ing, p, dir, (vm, vm_port, nat_ip, nat_port), uplink),
             FlowKind::Routed => {
                 if !p.key.v6 {
                     apply_v4(pkt, ing.l3, p, &rw);
@@ -116,7 +122,7 @@ impl Dataplane {
     }
 
     #[inline]
-    fn check_verdict(&self, allowed: bool) -> Result<(), DropReason> {
+    pub(super) fn check_verdict(&self, allowed: bool) -> Result<(), DropReason> {
         if !allowed && self.config.enforce_firewall {
             Err(DropReason::Firewall)
         } else {
@@ -176,7 +182,7 @@ impl Dataplane {
     }
 
     /// Whether `port`'s interface rules accept the flow in `direction`.
-    fn fw_accepts(&self, port: PortId, direction: Direction, p: &Parsed) -> bool {
+    pub(super) fn fw_accepts(&self, port: PortId, direction: Direction, p: &Parsed) -> bool {
         self.fw_accepts_key(port, direction, &p.key, p)
     }
 
@@ -203,7 +209,7 @@ impl Dataplane {
         evaluate(&iface.rules, direction, &m) == Action::Accept
     }
 
-    fn insert_flow(&mut self, mut f: Flow, p: &Parsed) -> Result<FlowId, DropReason> {
+    pub(super) fn insert_flow(&mut self, mut f: Flow, p: &Parsed) -> Result<FlowId, DropReason> {
         if p.key.proto == crate::packet::ipv4::PROTO_TCP && f.kind == FlowKind::Routed {
             f.tcp = f.tcp.next(FlowDir::Original, p.tcp_flags);
         }
@@ -217,7 +223,7 @@ impl Dataplane {
         }
     }
 
-    fn pick_uplink(&self, key: &FlowKey) -> u8 {
+    pub(super) fn pick_uplink(&self, key: &FlowKey) -> u8 {
         if key.v6 || self.pfs.len() < 2 {
             return 0;
         }
@@ -250,13 +256,20 @@ impl Dataplane {
             .lookup_route(key.vni, key.v6, routed_dst)
             .ok_or(DropReason::NoRoute)?;
         let south_north = len == 0 && matches!(target, RouteTarget::External { .. });
+        if south_north
+            && key.v6
+            && let Some(n) = nat
+            && super::nat64::is_nat64(&key.dst)
+        {
+            return self.new_nat64_flow(now, pkt, ing, p, n);
+        }
         let mut binding = None;
         if south_north && !key.v6 && Some(v4_of(&key.src)) == vm_ip4 {
             let src = v4_of(&key.src);
             if let Some(n) = nat {
                 let socket = SocketKey {
                     vni: key.vni,
-                    vm_ip: src,
+                    vm_ip: src.into(),
                     vm_port: key.src_port,
                     proto: key.proto,
                 };

@@ -2,6 +2,7 @@
 //! uplink (decapsulation) path.
 
 mod forward;
+mod nat64;
 mod parse;
 mod rewrite;
 
@@ -145,13 +146,35 @@ pub(crate) fn nat_binding_of(f: &Flow) -> Option<Binding> {
         return None;
     }
     let k = f.keys[0];
+    if let crate::flow::FlowKind::Nat64 {
+        vm_port,
+        nat_ip,
+        nat_port,
+        ..
+    } = f.kind
+    {
+        let r = f.keys[1];
+        let icmp = r.proto == crate::packet::ipv4::PROTO_ICMP;
+        return Some(Binding {
+            socket: SocketKey {
+                vni: k.vni,
+                vm_ip: Ipv6Addr::from(k.src).into(),
+                vm_port,
+                proto: r.proto,
+            },
+            nat_ip,
+            nat_port,
+            dst_ip: Ipv4Addr::new(r.src[12], r.src[13], r.src[14], r.src[15]),
+            dst_port: if icmp { 0 } else { r.src_port },
+        });
+    }
     let (nat_ip, nat_port) = f.rewrite[0].src?;
     let (vm_ip, dst_ip) = v4_pair(&k)?;
     let icmp = k.proto == crate::packet::ipv4::PROTO_ICMP;
     Some(Binding {
         socket: SocketKey {
             vni: k.vni,
-            vm_ip,
+            vm_ip: vm_ip.into(),
             vm_port: k.src_port,
             proto: k.proto,
         },

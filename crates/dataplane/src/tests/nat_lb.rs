@@ -345,3 +345,79 @@ fn load_balancer_recirculates_to_a_local_lb_prefix() {
         tunnel(ROUTER_MAC, PF0_MAC, env.underlay[1], router6(), &reply)
     );
 }
+
+/// An etherparse-built IPv4 packet with DF cleared (dpservice/ironnet emit DF = 0), header checksum redone by the
+/// reference implementation.
+fn without_df(mut ip: Vec<u8>) -> Vec<u8> {
+    ip[6] &= !0x40;
+    ip[10] = 0;
+    ip[11] = 0;
+    let c = ref_checksum(&[&ip[..20]]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip
+}
+
+#[test]
+fn nat64_translates_udp_and_echo_both_ways() {
+    let mut env = Env::new();
+    env.dp
+        .create_route(
+            VNI,
+            crate::api::Route {
+                prefix: "::/0".parse().unwrap(),
+                nexthop_vni: VNI,
+                nexthop: router6(),
+            },
+        )
+        .unwrap();
+    let nat = Ipv4Addr::new(45, 86, 7, 64);
+    let nat_ul = env.dp.create_nat("vm0", nat.into(), 3000, 3001, None).unwrap();
+    let d = Ipv4Addr::new(93, 184, 216, 34);
+    let d6: Ipv6Addr = "64:ff9b::5db8:d822".parse().unwrap();
+    let (v, out) = from_vm(&mut env, 0, &ip6_udp(vm_ip6(0), d6, 4000, 53, b"query64"));
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(
+            ROUTER_MAC,
+            PF0_MAC,
+            env.underlay[0],
+            router6(),
+            &without_df(ip4_udp(nat, d, 3000, 53, b"query64"))
+        )
+    );
+    let (v, out) = from_router(&mut env, nat_ul, &ip4_udp(d, nat, 53, 3000, b"answer64"));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(
+            VM_MACS[0],
+            VF_MACS[0],
+            &ip6_udp(d6, vm_ip6(0), 53, 4000, b"answer64")
+        )
+    );
+
+    // Echo: the single NAT port is shared by the UDP socket's destination and the echo (different protocol).
+    let mut req = Vec::new();
+    PacketBuilder::ipv6(vm_ip6(0).octets(), d6.octets(), 64)
+        .icmpv6_echo_request(0x4242, 7)
+        .write(&mut req, b"pingdata")
+        .unwrap();
+    let (v, out) = from_vm(&mut env, 0, &req);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(out[54..], without_df(ip4_echo(nat, d, 3000, false))[..]);
+    let (v, out) = from_router(&mut env, nat_ul, &ip4_echo(d, nat, 3000, true));
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    let mut reply = Vec::new();
+    PacketBuilder::ipv6(d6.octets(), vm_ip6(0).octets(), 64)
+        .icmpv6_echo_reply(0x4242, 7)
+        .write(&mut reply, b"pingdata")
+        .unwrap();
+    assert_eq!(out, frame(VM_MACS[0], VF_MACS[0], &reply));
+    assert_ipv6_valid(&out[14..]);
+    // Without NAT, 64:ff9b:: is just routed (no translation).
+    env.dp.delete_nat("vm0").unwrap();
+    let ip = ip6_udp(vm_ip6(0), d6, 4001, 53, b"plain");
+    let (_, out) = from_vm(&mut env, 0, &ip);
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], router6(), &ip));
+}

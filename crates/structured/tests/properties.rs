@@ -197,6 +197,59 @@ proptest! {
     }
 
     #[test]
+    fn conflicts_are_exactly_the_changed_fields_others_own(x in spec(), y in spec()) {
+        let s = schema();
+        let a = run(&s, None, &config(&x), "a", false, 0);
+        let mf = managed(&a);
+        let result = apply(ApplyRequest {
+            live: Some(&a),
+            applied: &config(&y),
+            manager: "b",
+            subresource: None,
+            force: false,
+            schema: &s,
+            managed_fields: &mf,
+            api_version: V1,
+            now: Timestamp::from_second(1_700_000_001).unwrap(),
+            reset_fields: None,
+        });
+        // Scalar and atomic fields both managers set: a conflict iff the values differ.
+        let mut expected = Vec::new();
+        for f in ["args", "mode", "size"] {
+            if let (Some(ours), Some(theirs)) = (x.get(f), y.get(f))
+                && ours != theirs
+            {
+                expected.push(format!(".spec.{f}"));
+            }
+        }
+        for (k, v) in y.get("env").and_then(Value::as_object).into_iter().flatten() {
+            if x.get("env").and_then(|e| e.get(k)).is_some_and(|old| old != v) {
+                expected.push(format!(".spec.env.{k}"));
+            }
+        }
+        match result {
+            Ok(r) => {
+                prop_assert!(expected.is_empty(), "missed conflicts {:?}", expected);
+                for f in ["args", "mode", "size"] {
+                    if let Some(v) = y.get(f) {
+                        prop_assert_eq!(&r.object["spec"][f], v);
+                    }
+                }
+            }
+            Err(ironnet_structured::ApplyError::Conflicts(conflicts)) => {
+                let fields: BTreeSet<String> = conflicts.iter().map(|c| c.field.clone()).collect();
+                for e in &expected {
+                    prop_assert!(fields.contains(e), "missing conflict {} in {:?}", e, fields);
+                }
+                for c in &conflicts {
+                    prop_assert_eq!(&c.manager, "a");
+                }
+            }
+            Err(e) => prop_assert!(false, "unexpected error {}", e),
+        }
+    }
+
+    #[test]
     fn fields_v1_round_trips(set in field_set()) {
         let encoded = set.to_fields_v1();
         prop_assert_eq!(&FieldSet::from_fields_v1(&encoded).unwrap(), &set);

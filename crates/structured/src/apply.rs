@@ -66,6 +66,8 @@ pub struct Conflict {
     pub manager_description: String,
     /// The field, e.g. `.spec.replicas` or `.spec.ports[name="http"].port`.
     pub field: String,
+    /// The field as a path.
+    pub path: crate::path::FieldPath,
 }
 
 impl Conflict {
@@ -198,7 +200,51 @@ pub fn reset_fields(subresource: Option<&str>, has_status_subresource: bool) -> 
 /// unless someone else owns them; changing a field another manager owns is a conflict unless
 /// `force`, which transfers ownership. Re-applying the same configuration changes nothing, not
 /// even timestamps.
+///
+/// For the manager `kubectl` (what `kubectl apply --server-side` uses), kube's client-side-apply
+/// upgrade path applies as well: conflicts on fields whose value still matches the object's
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation are taken over without `force`,
+/// and an existing annotation is rewritten to the applied configuration.
 pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
+    let mut result = match apply_structured(req) {
+        Err(ApplyError::Conflicts(conflicts)) if req.manager == crate::last_applied::KUBECTL_MANAGER => {
+            match req
+                .live
+                .and_then(|live| crate::last_applied::allowed_conflicts(req.schema, live))
+            {
+                Some(allowed) => {
+                    let remaining: Vec<Conflict> = conflicts
+                        .into_iter()
+                        .filter(|c| !allowed.contains(c.path.elements()))
+                        .collect();
+                    if remaining.is_empty() {
+                        apply_structured(ApplyRequest { force: true, ..req })
+                    } else {
+                        Err(ApplyError::Conflicts(remaining))
+                    }
+                }
+                None => Err(ApplyError::Conflicts(conflicts)),
+            }
+        }
+        other => other,
+    }?;
+    if req.manager == crate::last_applied::KUBECTL_MANAGER
+        && crate::last_applied::sync_annotation(&mut result.object, req.applied)
+    {
+        result.object_changed = req.live.is_none_or(|live| {
+            let mut a = live.clone();
+            let mut b = result.object.clone();
+            set_managed_fields(&mut a, &[]);
+            set_managed_fields(&mut b, &[]);
+            !values_equal(&a, &b)
+        });
+    }
+    Ok(result)
+}
+
+/// structured-merge-diff's apply inside kube's field-manager layers, without the
+/// last-applied-configuration handling.
+fn apply_structured(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
     if req.manager.is_empty() {
         return Err(ApplyError::MissingManager);
     }
@@ -290,6 +336,7 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyResult, ApplyError> {
                 manager: id.manager.clone(),
                 manager_description: id.describe(),
                 field: p.to_string(),
+                path: p,
             });
         }
         m.set = m.set.difference(&conflict).difference(&compare.removed);

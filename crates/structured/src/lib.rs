@@ -16,6 +16,7 @@
 mod apply;
 mod body;
 mod fieldsv1;
+mod last_applied;
 mod managers;
 mod path;
 mod schema;
@@ -31,6 +32,7 @@ pub use apply::{
 pub use body::{BodyError, duplicate_field_message, find_duplicate_fields, parse_apply_body};
 pub use fieldsv1::{FieldsV1Error, parse_path_element, path_element_key};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
+pub use last_applied::{KUBECTL_MANAGER, LAST_APPLIED_ANNOTATION};
 pub use managers::{
     ANCIENT_CHANGES_MANAGER, FIELD_MANAGER_MAX_LENGTH, MAX_UPDATE_MANAGERS, ManagedFieldsError, Operation,
     default_field_manager, validate_field_manager,

@@ -274,3 +274,65 @@ fn duplicate_entries_in_the_live_object_are_tolerated() {
     .unwrap_err();
     assert!(matches!(err, ApplyError::InvalidConfig(_)), "{err}");
 }
+
+#[test]
+fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
+    use ironnet_structured::{LAST_APPLIED_ANNOTATION, Operation, UpdateRequest, update_managed_fields};
+    let s = Schema::untyped();
+    let update = |old: Option<&Value>, new: &Value, manager: &str| {
+        let mf = old.map(managed).unwrap_or_default();
+        let entries = update_managed_fields(UpdateRequest {
+            old,
+            new,
+            manager,
+            operation: Operation::Update,
+            subresource: None,
+            managed_fields: &mf,
+            schema: &s,
+            api_version: V1,
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+            reset_fields: None,
+        });
+        let mut out = new.clone();
+        ironnet_structured::set_managed_fields(&mut out, &entries);
+        out
+    };
+    // `kubectl apply` (client-side) created the object and recorded what it applied.
+    let mut csa = base(json!({}));
+    csa["spec"] = json!({"size": 1, "mode": "m"});
+    let mut created = csa.clone();
+    created["metadata"]["annotations"] =
+        json!({LAST_APPLIED_ANNOTATION: serde_json::to_string(&csa).unwrap() + "\n"});
+    let created = update(None, &created, "kubectl-client-side-apply");
+    // Someone else edited mode since.
+    let mut edited = created.clone();
+    edited["spec"]["mode"] = json!("x");
+    let edited = update(Some(&created), &edited, "editor");
+
+    let mut ssa = base(json!({}));
+    ssa["spec"] = json!({"size": 2, "mode": "y"});
+    let err = run(&s, Some(&edited), &ssa, "kubectl", None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "editor" using test.ironnet.dev/v1: .spec.mode"#,
+        "size still matches last-applied, so only the edited field conflicts"
+    );
+    // Another manager name gets no such allowance.
+    assert!(
+        matches!(run(&s, Some(&edited), &ssa, "other", None), Err(ApplyError::Conflicts(c)) if c.len() == 2)
+    );
+
+    ssa["spec"]["mode"] = json!("x");
+    let done = run(&s, Some(&edited), &ssa, "kubectl", None).unwrap();
+    assert_eq!(done.object["spec"], json!({"size": 2, "mode": "x"}));
+    assert_eq!(
+        done.object["metadata"]["annotations"][LAST_APPLIED_ANNOTATION],
+        json!(r#"{"apiVersion":"test.ironnet.dev/v1","kind":"Thing","metadata":{"name":"t"},"spec":{"mode":"x","size":2}}"#.to_owned() + "\n")
+    );
+    assert_eq!(
+        fields_of(&done.object, "kubectl"),
+        r#"{"f:spec":{".":{},"f:mode":{},"f:size":{}}}"#
+    );
+    let csa_entry = fields_of(&done.object, "kubectl-client-side-apply");
+    assert!(!csa_entry.contains("f:size"), "{csa_entry}");
+}

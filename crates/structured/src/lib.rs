@@ -6,8 +6,8 @@
 //!   ([`Schema::validate_types`]) and the merge semantics of lists and maps.
 //! - [`FieldSet`] is structured-merge-diff's set of field paths, convertible to and from the
 //!   FieldsV1 JSON stored in `metadata.managedFields`.
-//! - [`apply`] implements server-side apply; [`update_managed_fields`] keeps managedFields up to
-//!   date for every other write.
+//! - [`apply`] implements server-side apply (including kubectl's upgrade path from client-side
+//!   apply); [`update_managed_fields`] keeps managedFields up to date for every other write.
 //! - [`parse_apply_body`] and [`find_duplicate_fields`] decode request bodies.
 //!
 //! The algorithms follow `sigs.k8s.io/structured-merge-diff` (v4/v6) and kube-apiserver's

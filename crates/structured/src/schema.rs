@@ -111,6 +111,8 @@ pub(crate) enum ListType {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ObjectNode {
     pub fields: BTreeMap<String, NodeId>,
+    /// `default` values of fields, used for map-list keys an element omits.
+    pub defaults: BTreeMap<String, Value>,
     pub additional: Option<NodeId>,
     pub preserve_unknown: bool,
     pub atomic: bool,
@@ -519,6 +521,9 @@ impl Builder<'_> {
             for (name, sub) in props {
                 let id = self.build_id(sub, &format!("{at}/properties/{name}"))?;
                 obj.fields.insert(name.clone(), id);
+                if let Some(default) = sub.get("default") {
+                    obj.defaults.insert(name.clone(), default.clone());
+                }
             }
         }
         match flat.get("additionalProperties") {

@@ -92,10 +92,18 @@ impl Schema {
                         "associative list with keys has an element that is not a map type",
                     ));
                 };
+                let defaults = match &self.node(list.items).kind {
+                    Kind::Object(o) => Some(&o.defaults),
+                    _ => None,
+                };
                 let mut fields = Vec::with_capacity(keys.len());
                 for k in keys {
-                    match m.get(k) {
-                        Some(v) if !v.is_null() => fields.push((k.clone(), v.clone())),
+                    let value = m
+                        .get(k)
+                        .filter(|v| !v.is_null())
+                        .or_else(|| defaults.and_then(|d| d.get(k)));
+                    match value {
+                        Some(v) => fields.push((k.clone(), v.clone())),
                         _ => {
                             return Err(err(
                                 path,

@@ -336,3 +336,41 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     let csa_entry = fields_of(&done.object, "kubectl-client-side-apply");
     assert!(!csa_entry.contains("f:size"), "{csa_entry}");
 }
+
+#[test]
+fn map_list_keys_fall_back_to_schema_defaults() {
+    // Like a Pod's container ports: keyed by (containerPort, protocol), protocol defaulting to TCP.
+    let s = Schema::from_openapi(&json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"ports": {
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+            "items": {"type": "object", "required": ["containerPort"], "properties": {
+                "containerPort": {"type": "integer"}, "protocol": {"type": "string", "default": "TCP"},
+                "name": {"type": "string"}
+            }}
+        }}}}
+    }))
+    .unwrap();
+    let mut a_cfg = base(json!({}));
+    a_cfg["spec"] = json!({"ports": [{"containerPort": 80, "name": "http"}]});
+    let a = run(&s, None, &a_cfg, "a", None).unwrap();
+    assert_eq!(
+        fields_of(&a.object, "a"),
+        r#"{"f:spec":{"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:name":{}}}}}"#
+    );
+    // Spelling the default out addresses the same element.
+    let mut b_cfg = base(json!({}));
+    b_cfg["spec"] = json!({"ports": [{"containerPort": 80, "protocol": "TCP", "name": "web"}]});
+    let err = run(&s, Some(&a.object), &b_cfg, "b", None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "a": .spec.ports[containerPort=80,protocol="TCP"].name"#
+    );
+    let mut no_key = base(json!({}));
+    no_key["spec"] = json!({"ports": [{"name": "x"}]});
+    let err = run(&s, None, &no_key, "c", None).unwrap_err();
+    assert!(
+        err.to_string().contains(r#"omits key field "containerPort""#),
+        "{err}"
+    );
+}

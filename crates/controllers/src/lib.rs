@@ -8,11 +8,15 @@ pub mod daemonset;
 pub mod ephemeral;
 pub mod lb_routing;
 pub mod leader;
+pub mod manager;
 pub mod nat;
 pub mod net;
 pub mod peering;
 pub mod policy;
 pub mod protection;
+pub mod reconcilers;
 pub mod release;
 pub mod scheduler;
 pub mod selector;
+
+pub use manager::{ControllerConfig, run};

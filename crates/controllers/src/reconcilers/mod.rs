@@ -1,0 +1,25 @@
+//! kube-rs reconcilers: thin shells that read the objects involved, call a pure decision function and write
+//! only what differs.
+
+pub mod network;
+
+use std::time::Duration;
+
+/// A reconcile failed; the controller retries with a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An API request failed.
+    #[error("api request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// The object is missing required metadata.
+    #[error("object without {0}")]
+    MissingMetadata(&'static str),
+}
+
+/// Delay before retrying a failed reconcile.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether `e` is an optimistic-concurrency conflict (the object changed under us; a retry reads it again).
+pub(crate) fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}

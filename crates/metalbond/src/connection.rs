@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -17,10 +17,13 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{CodecError, MessageCodec};
+use crate::codec::{CodecError, Message, MessageCodec};
 use crate::engine::PeerId;
 use crate::instance::Core;
 use crate::session::{ConnectionState, Direction, Session, SessionError};
+
+/// Most messages handled per engine lock acquisition.
+const MAX_BATCH: usize = 1024;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -93,38 +96,39 @@ pub(crate) async fn run_session(
     }
     core.notify();
     let mut frames = FramedRead::with_capacity(rd, MessageCodec, 64 * 1024);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     let error = loop {
         let deadline = tokio::time::Instant::from_std(session.next_deadline());
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break ConnectionError::Cancelled,
             item = frames.next() => {
-                let msg = match item {
+                match item {
                     None => break ConnectionError::Closed,
                     Some(Err(e)) => break e.into(),
-                    Some(Ok(msg)) => msg,
-                };
-                let before = session.state();
-                let step = match session.on_message(msg, Instant::now()) {
-                    Ok(step) => step,
-                    Err(e) => break e.into(),
-                };
-                if let Some(reply) = &step.reply {
-                    send(&tx, reply);
+                    Some(Ok(msg)) => batch.push(msg),
                 }
-                if step.established || step.deliver.is_some() || session.state() != before {
-                    let mut engine = core.lock();
-                    if step.established {
-                        engine.established(id, session.peer_is_server());
-                    } else if session.state() != before {
-                        engine.set_state(id, session.state());
-                    }
-                    if let Some(msg) = step.deliver {
-                        engine.deliver(id, msg);
+                // Take whatever else is already readable without waiting, to handle it under one lock.
+                let mut ended = None;
+                while batch.len() < MAX_BATCH {
+                    match frames.next().now_or_never() {
+                        Some(Some(Ok(msg))) => batch.push(msg),
+                        Some(Some(Err(e))) => {
+                            ended = Some(e.into());
+                            break;
+                        }
+                        Some(None) => {
+                            ended = Some(ConnectionError::Closed);
+                            break;
+                        }
+                        None => break,
                     }
                 }
-                if session.state() != before {
-                    core.notify();
+                if let Err(e) = handle_messages(&core, id, &mut session, &tx, batch.drain(..)) {
+                    break e;
+                }
+                if let Some(e) = ended {
+                    break e;
                 }
             }
             _ = tokio::time::sleep_until(deadline) => match session.poll(Instant::now()) {
@@ -144,7 +148,51 @@ pub(crate) async fn run_session(
     error
 }
 
-fn send(tx: &mpsc::UnboundedSender<Bytes>, msg: &crate::codec::Message) {
+/// Feeds received messages to the session in order, applying their effects to the engine under one lock.
+fn handle_messages(
+    core: &Core,
+    id: PeerId,
+    session: &mut Session,
+    tx: &mpsc::UnboundedSender<Bytes>,
+    msgs: impl Iterator<Item = Message>,
+) -> Result<(), ConnectionError> {
+    let mut engine = None;
+    let mut state_changed = false;
+    let mut result = Ok(());
+    for msg in msgs {
+        let before = session.state();
+        let step = match session.on_message(msg, Instant::now()) {
+            Ok(step) => step,
+            Err(e) => {
+                result = Err(e.into());
+                break;
+            }
+        };
+        if let Some(reply) = &step.reply {
+            send(tx, reply);
+        }
+        let changed = session.state() != before;
+        state_changed |= changed;
+        if step.established || step.deliver.is_some() || changed {
+            let engine = engine.get_or_insert_with(|| core.lock());
+            if step.established {
+                engine.established(id, session.peer_is_server());
+            } else if changed {
+                engine.set_state(id, session.state());
+            }
+            if let Some(msg) = step.deliver {
+                engine.deliver(id, msg);
+            }
+        }
+    }
+    drop(engine);
+    if state_changed {
+        core.notify();
+    }
+    result
+}
+
+fn send(tx: &mpsc::UnboundedSender<Bytes>, msg: &Message) {
     match msg.to_frame() {
         Ok(frame) => {
             let _ = tx.send(frame);

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Action, Message};
+use crate::codec::{Action, MAX_FRAME, Message};
 use crate::route::{Route, Vni};
 use crate::session::{ConnectionState, Direction};
 use crate::table::{RouteTable, TableError};
@@ -84,19 +84,61 @@ impl PeerEntry {
 
 /// Frames a message that is known to fit (every message the engine builds is far below the size limit).
 fn frame(msg: &Message) -> Bytes {
-    match msg.to_frame() {
-        Ok(f) => f,
+    let mut buf = BytesMut::with_capacity(64);
+    encode_into(msg, &mut buf);
+    buf.freeze()
+}
+
+fn encode_into(msg: &Message, buf: &mut BytesMut) {
+    if let Err(e) = msg.encode(buf) {
         // Unreachable for the fixed-size messages built here; logged rather than panicking.
-        Err(e) => {
-            tracing::error!(error = %e, ?msg, "cannot encode message");
-            Bytes::new()
+        tracing::error!(error = %e, ?msg, "cannot encode message");
+    }
+}
+
+/// Packs many messages for one peer into chunks of at most `max` bytes, each holding whole frames only, so that a
+/// replay of a large table costs one queue operation and one allocation per chunk instead of per route.
+struct Batcher<'a> {
+    peer: &'a PeerEntry,
+    buf: BytesMut,
+    max: usize,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(peer: &'a PeerEntry, max: usize) -> Self {
+        Self {
+            peer,
+            buf: BytesMut::with_capacity(max),
+            max,
+        }
+    }
+
+    fn push(&mut self, msg: &Message) {
+        if self.buf.len() + MAX_FRAME > self.max {
+            self.flush();
+        }
+        encode_into(msg, &mut self.buf);
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.peer.send(&self.buf.split().freeze());
+            self.buf.reserve(self.max);
         }
     }
 }
 
+impl Drop for Batcher<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// All tables of one metalbond instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Engine {
+    /// Largest chunk of frames queued to a peer at once (the writer's batch limit).
+    max_write: usize,
     next_peer: PeerId,
     pub peers: HashMap<PeerId, PeerEntry>,
     pub by_addr: HashMap<String, PeerId>,
@@ -110,6 +152,21 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// Empty tables; replays are queued in chunks of at most `max_write` bytes (≥ one maximal frame).
+    pub fn new(max_write: usize) -> Self {
+        Self {
+            max_write: max_write.max(MAX_FRAME),
+            next_peer: 0,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            received: RouteTable::new(),
+            announced: RouteTable::new(),
+            subscriptions: BTreeSet::new(),
+            subscribers: HashMap::new(),
+            listeners: Vec::new(),
+        }
+    }
+
     /// Registers a peer and returns its id.
     pub fn add_peer(&mut self, entry: PeerEntry) -> PeerId {
         let id = self.next_peer;
@@ -156,13 +213,14 @@ impl Engine {
         peer.state = ConnectionState::Established;
         peer.is_server = is_server;
         let peer = &self.peers[&id];
+        let mut batch = Batcher::new(peer, self.max_write);
         if peer.direction == Direction::Outgoing {
             for vni in &self.subscriptions {
-                peer.send(&frame(&Message::Subscribe(*vni)));
+                batch.push(&Message::Subscribe(*vni));
             }
         }
         for (route, _) in self.announced.routes() {
-            peer.send(&frame(&Message::Update(Action::Add, route)));
+            batch.push(&Message::Update(Action::Add, route));
         }
     }
 
@@ -231,10 +289,10 @@ impl Engine {
             return;
         }
         self.subscribers.entry(vni).or_default().insert(id);
-        let peer = &self.peers[&id];
+        let mut batch = Batcher::new(&self.peers[&id], self.max_write);
         for (route, providers) in self.received.routes_in(vni) {
             if self.visible_to(id, providers) {
-                peer.send(&frame(&Message::Update(Action::Add, route)));
+                batch.push(&Message::Update(Action::Add, route));
             }
         }
     }
@@ -263,19 +321,27 @@ impl Engine {
             // Loop prevention: we announce this destination ourselves (e.g. two routers announcing 0.0.0.0/0).
             return;
         }
-        let before: Vec<PeerId> = self.received.providers(&route).to_vec();
-        match self.received.add(&route, id) {
-            Ok(_) => {}
+        // The other providers matter only for redistribution; skip the copy when nobody subscribes.
+        let has_subscribers = self.subscribers.contains_key(&route.vni);
+        let before: Vec<PeerId> = if has_subscribers {
+            self.received.providers(&route).to_vec()
+        } else {
+            Vec::new()
+        };
+        let providers_before = match self.received.add(&route, id) {
+            Ok(n) => n,
             Err(e) => {
                 tracing::debug!(peer = %peer.addr, %route, error = %e, "duplicate UPDATE ADD ignored");
                 return;
             }
-        }
+        };
         if let Some(p) = self.peers.get_mut(&id) {
             p.received.insert(route);
         }
-        self.redistribute(Action::Add, id, &route, &before);
-        if before.is_empty() {
+        if has_subscribers {
+            self.redistribute(Action::Add, id, &route, &before);
+        }
+        if providers_before == 0 {
             self.emit(RouteEvent::Added(route));
         }
     }
@@ -284,8 +350,10 @@ impl Engine {
     fn remove_received(&mut self, id: PeerId, route: &Route) {
         match self.received.remove(route, id) {
             Ok(remaining) => {
-                let after: Vec<PeerId> = self.received.providers(route).to_vec();
-                self.redistribute(Action::Remove, id, route, &after);
+                if self.subscribers.contains_key(&route.vni) {
+                    let after: Vec<PeerId> = self.received.providers(route).to_vec();
+                    self.redistribute(Action::Remove, id, route, &after);
+                }
                 if remaining == 0 {
                     self.emit(RouteEvent::Removed(*route));
                 }

@@ -77,7 +77,7 @@ impl MetalBond {
         config.validate()?;
         let (changes, _) = watch::channel(0);
         let core = Core {
-            engine: Mutex::new(Engine::default()),
+            engine: Mutex::new(Engine::new(config.max_write_bytes)),
             config,
             changes,
             shutdown: CancellationToken::new(),

@@ -187,11 +187,12 @@ impl Query {
         Ok(dry)
     }
 
-    /// `fieldValidation` (default `Strict`, as kube-apiserver does for requests that don't say).
+    /// `fieldValidation` (default `Warn`, as kube-apiserver does for requests that don't say;
+    /// kubectl sends `Strict`).
     pub fn field_validation(&self) -> Result<FieldValidation, ApiError> {
         match self.get("fieldValidation") {
-            None | Some("") | Some("Strict") => Ok(FieldValidation::Strict),
-            Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some(other) => Err(ApiError::bad_request(format!(
                 "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""

@@ -122,6 +122,11 @@ impl ApiServerBuilder {
     /// Creates the initial namespaces (if missing) and starts the background controllers.
     /// Must be called inside a tokio runtime.
     pub async fn build(self) -> Result<ApiServer, BuildError> {
+        let schemas = self
+            .registry
+            .kinds()
+            .map(|k| (k.def.key_prefix(), crate::apply::KindSchema::new(&k.def)))
+            .collect();
         let server = Arc::new(Server {
             store: self.store,
             registry: Arc::new(self.registry),
@@ -129,6 +134,7 @@ impl ApiServerBuilder {
             config: self.config,
             gc_index: Default::default(),
             foreground_owners: Default::default(),
+            schemas,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         let mut tasks = Vec::new();
@@ -244,6 +250,18 @@ pub(crate) struct Server {
     pub(crate) gc_index: parking_lot::Mutex<crate::gc::GcIndex>,
     /// Owners being deleted in the foreground: uid → store key.
     pub(crate) foreground_owners: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    /// Structural schemas for apply and managedFields, by kind key prefix.
+    pub(crate) schemas: std::collections::HashMap<String, crate::apply::KindSchema>,
+}
+
+impl Server {
+    /// The structural schema of a registered kind.
+    pub(crate) fn kind_schema(&self, def: &ResourceDefinition) -> crate::apply::KindSchema {
+        self.schemas
+            .get(&def.key_prefix())
+            .cloned()
+            .unwrap_or_else(|| crate::apply::KindSchema::new(def))
+    }
 }
 
 /// One response body plus the `Warning` headers to attach.

@@ -142,13 +142,25 @@ impl Server {
             Part::Main
         };
         let key = call.def().key(call.namespace.as_deref(), &name);
+        let ks = self.kind_schema(call.def());
+        let sub = (part == Part::Status).then_some("status");
         for _ in 0..4 {
             let exists = self.store.get(&key, None).await?.is_some();
             if !exists {
                 if part == Part::Status {
                     return Err(ApiError::not_found(&call.gr(), &name));
                 }
-                let mut obj = crate::apply::apply_to_new(&applied, &manager, self.clock.now());
+                let mut obj = crate::apply::apply(
+                    &ks,
+                    None,
+                    &applied,
+                    &manager,
+                    force,
+                    None,
+                    self.clock.now(),
+                    &call.gr(),
+                    &name,
+                )?;
                 meta::metadata_mut(&mut obj).remove("resourceVersion");
                 match self
                     .create_object(&call.kind, call.namespace.as_deref(), obj, dry_run, None)
@@ -166,8 +178,17 @@ impl Server {
             let gr = call.gr();
             let now = self.clock.now();
             let mut mutate = |current: &Value| -> Result<Value, ApiError> {
-                crate::apply::apply_to_live(current, &applied, &manager, force, now)
-                    .map_err(|conflicts| conflicts.into_api_error(&gr, &name))
+                crate::apply::apply(
+                    &ks,
+                    Some(current),
+                    &applied,
+                    &manager,
+                    force,
+                    sub,
+                    now,
+                    &gr,
+                    &name,
+                )
             };
             match self
                 .update_object(

@@ -155,8 +155,7 @@ impl Server {
         let name = meta::name(&obj).to_owned();
         kind.strategy.default(&mut obj);
         if let Some(m) = manager {
-            meta::metadata_mut(&mut obj).remove("managedFields");
-            crate::apply::record_update(None, &mut obj, m, "", self.clock.now());
+            crate::apply::record_update(&self.kind_schema(def), None, &mut obj, m, None, self.clock.now());
         }
         let mut errs = meta::validate_object_meta(&obj, !def.namespaced() && def.plural == "namespaces");
         errs.extend(crate::schema::validate(&def.schema, &obj));
@@ -316,8 +315,15 @@ impl Server {
             }
             let mut new = self.prepare_update(kind, &current, requested, part)?;
             if let Some(m) = manager {
-                let sub = if part == Part::Status { "status" } else { "" };
-                crate::apply::record_update(Some(&current), &mut new, m, sub, self.clock.now());
+                let sub = (part == Part::Status).then_some("status");
+                crate::apply::record_update(
+                    &self.kind_schema(def),
+                    Some(&current),
+                    &mut new,
+                    m,
+                    sub,
+                    self.clock.now(),
+                );
             }
             let remove = meta::is_deleting(&new) && blocking_finalizers(kind, &new) == 0;
             let value = encode_for_store(&new);

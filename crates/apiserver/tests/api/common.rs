@@ -144,10 +144,9 @@ impl TestServer {
     /// A server over a fresh etcd (Debian's etcd-server, started for this test).
     pub async fn start_etcd() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let etcd = tokio::task::spawn_blocking(ironnet_store::testing::EtcdProcess::start)
-            .await
-            .unwrap()
-            .unwrap();
+        // Started on this thread, not a blocking-pool thread: etcd gets SIGKILL when the thread
+        // that spawned it exits (PR_SET_PDEATHSIG), and idle pool threads exit after 10 s.
+        let etcd = ironnet_store::testing::EtcdProcess::start().unwrap();
         let store = ironnet_store::open(ironnet_store::StoreConfig::Etcd {
             endpoints: vec![etcd.endpoint().to_owned()],
             key_prefix: "/ironnet".into(),

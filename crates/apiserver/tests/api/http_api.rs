@@ -258,7 +258,7 @@ async fn crud_semantics_and_errors(t: TestServer) {
     )
     .await;
     assert_eq!(code, 400);
-    // Unknown and duplicate fields under Strict (the default) → 400 naming them.
+    // Unknown and duplicate fields under Strict (what kubectl sends) → 400 naming them.
     let (code, _, e) = raw(
         s,
         "POST",
@@ -278,7 +278,7 @@ async fn crud_semantics_and_errors(t: TestServer) {
     let (code, _, e) = raw(
         s,
         "POST",
-        WIDGETS,
+        &format!("{WIDGETS}?fieldValidation=Strict"),
         &[JSON],
         r#"{"metadata":{"name":"u"},"spec":{"size":1,"size":2}}"#,
     )
@@ -290,6 +290,20 @@ async fn crud_semantics_and_errors(t: TestServer) {
             .unwrap()
             .contains("duplicate field \"spec.size\""),
         "{e}"
+    );
+    // Without fieldValidation kube-apiserver's default is Warn: created, pruned, with a Warning header.
+    let (code, h, _) = raw(
+        s,
+        "POST",
+        WIDGETS,
+        &[JSON],
+        r#"{"metadata":{"name":"dflt"},"spec":{"size":1,"size":2}}"#,
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert!(
+        h["warning"].to_str().unwrap().contains("duplicate field"),
+        "{h:?}"
     );
     // Warn: created, pruned, with a Warning header.
     let (code, h, v) = raw(
@@ -368,8 +382,8 @@ async fn crud_semantics_and_errors(t: TestServer) {
             .unwrap()
             .contains("application/merge-patch+json")
     );
-    // Nothing above wrote anything besides a, y and u.
-    assert_eq!(count_widgets(&t).await, 3);
+    // Nothing above wrote anything besides a, yml, dflt and u.
+    assert_eq!(count_widgets(&t).await, 4);
 }
 
 async fn dry_run_never_writes(t: TestServer) {

@@ -297,4 +297,16 @@ mod tests {
             r#"json: duplicate field "spec.a""#
         );
     }
+
+    #[test]
+    fn pathologically_deep_bodies_are_rejected_not_overflowing() {
+        // Unterminated nesting 20 000 levels deep: an error, not a stack overflow.
+        for open in ["[", "{\"a\":", "- "] {
+            let body = open.repeat(20_000);
+            assert!(parse_apply_body(body.as_bytes()).is_err(), "{open}");
+            let _ = find_duplicate_fields(body.as_bytes());
+        }
+        // Well-formed but deep block YAML: whatever the parser makes of it, it must not crash.
+        let _ = parse_apply_body("a:\n ".repeat(20_000).as_bytes());
+    }
 }

@@ -110,3 +110,61 @@ pub fn format_label_selector(selector: Option<&LabelSelector>) -> String {
         parts.join(",")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::selector_matches;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use std::collections::BTreeMap;
+
+    fn selector() -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_owned(), "db".to_owned())])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "legacy".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        }
+    }
+
+    #[test]
+    fn formats_like_kubectl() {
+        assert_eq!(format_label_selector(None), "<none>");
+        assert_eq!(format_label_selector(Some(&LabelSelector::default())), "<none>");
+        assert_eq!(
+            format_label_selector(Some(&selector())),
+            "app=db,tier in (a,b),!legacy"
+        );
+    }
+
+    #[test]
+    fn selectors_match_labels() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let s = selector();
+        assert!(selector_matches(&s, &labels(&[("app", "db"), ("tier", "a")])));
+        assert!(!selector_matches(&s, &labels(&[("app", "db"), ("tier", "c")])));
+        assert!(!selector_matches(
+            &s,
+            &labels(&[("app", "db"), ("tier", "a"), ("legacy", "")])
+        ));
+        assert!(!selector_matches(&s, &labels(&[("tier", "a")])));
+        assert!(
+            selector_matches(&LabelSelector::default(), &labels(&[])),
+            "{{}} matches everything"
+        );
+    }
+}

@@ -44,7 +44,7 @@ pub async fn run(
         let _ = rx.wait_for(|v| *v).await;
     };
     let Some(le) = config.leader_election else {
-        crate::reconcilers::network::run(client, concurrency, wait_stop(stop_rx)).await;
+        run_controllers(client, concurrency, wait_stop(stop_rx)).await;
         return;
     };
     let (lead_tx, mut lead_rx) = watch::channel(false);
@@ -59,9 +59,30 @@ pub async fn run(
         let _ = lead_rx.wait_for(|l| !*l).await;
     };
     let stop = wait_stop(stop_rx);
-    crate::reconcilers::network::run(client, concurrency, async move {
+    run_controllers(client, concurrency, async move {
         tokio::select! { _ = lost => {}, _ = stop => {} }
     })
     .await;
     let _ = election.await;
+}
+
+/// Runs every reconciler until `stop` resolves.
+async fn run_controllers(
+    client: kube::Client,
+    concurrency: u16,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = watch::channel(false);
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let trigger = async move {
+        stop.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(
+        crate::reconcilers::network::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::loadbalancer::run(client, concurrency, wait(rx)),
+        trigger,
+    );
 }

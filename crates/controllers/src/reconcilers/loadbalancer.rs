@@ -1,0 +1,184 @@
+//! LoadBalancer → LoadBalancerRouting reconciler (networking-api §4.1) over [`crate::lb_routing`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::networking::{LoadBalancer, LoadBalancerRouting, Network, NetworkInterface};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::{RETRY_AFTER, ReconcileError};
+use crate::lb_routing::{self, RoutingInterfaceView};
+
+/// Field manager of the routing applies.
+pub const FIELD_MANAGER: &str = "loadbalancers.networking.ironcore.dev";
+
+/// The routing view of a NetworkInterface.
+pub fn routing_view(nic: &NetworkInterface) -> RoutingInterfaceView {
+    let v = serde_json::to_value(nic).unwrap_or(Value::Null);
+    RoutingInterfaceView {
+        name: nic.name_any(),
+        uid: nic.uid().unwrap_or_default(),
+        labels: nic.labels().clone(),
+        network: nic.spec.network_ref.name.clone(),
+        provider_id: nic.spec.provider_id.clone(),
+        available: v.pointer("/status/state").and_then(Value::as_str) == Some("Available"),
+        ips: v
+            .pointer("/status/ips")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| ip.as_str().and_then(|s| s.parse::<IpAddr>().ok()))
+            .collect(),
+    }
+}
+
+struct Ctx {
+    client: Client,
+}
+
+async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if lb.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let Some(selector) = lb.spec.network_interface_selector.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let ns = lb
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let network_name = &lb.spec.network_ref.name;
+    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(network_name)
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let nics = Api::<NetworkInterface>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?;
+    let views: Vec<RoutingInterfaceView> = nics.iter().map(routing_view).collect();
+    let selector_json = serde_json::to_value(selector).unwrap_or(Value::Null);
+    let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_value(selector_json).unwrap_or_default();
+    let Ok(Some(destinations)) = lb_routing::destinations(network_name, Some(&selector), &views) else {
+        tracing::warn!(lb = %lb.name_any(), "invalid networkInterfaceSelector");
+        return Ok(Action::await_change());
+    };
+    let destinations: Vec<Value> = destinations
+        .iter()
+        .map(|d| {
+            json!({"ip": d.ip.to_string(), "targetRef": {"uid": d.uid, "name": d.name, "providerID": d.provider_id}})
+        })
+        .collect();
+    let network_ref = json!({"name": network.name_any(), "uid": network.uid().unwrap_or_default()});
+    let routings: Api<LoadBalancerRouting> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(existing) = routings.get_opt(&lb.name_any()).await? {
+        let cur = serde_json::to_value(&existing).unwrap_or(Value::Null);
+        let owned = existing
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == lb.uid().as_ref() && o.controller == Some(true));
+        let cur_dest = cur
+            .get("destinations")
+            .cloned()
+            .filter(|d| !d.is_null())
+            .unwrap_or_else(|| json!([]));
+        if owned && cur.get("networkRef") == Some(&network_ref) && cur_dest == json!(destinations) {
+            return Ok(Action::await_change());
+        }
+    }
+    let body = json!({
+        "apiVersion": LoadBalancerRouting::api_version(&()),
+        "kind": "LoadBalancerRouting",
+        "metadata": {
+            "name": lb.name_any(),
+            "namespace": ns,
+            "ownerReferences": [{
+                "apiVersion": LoadBalancer::api_version(&()),
+                "kind": "LoadBalancer",
+                "name": lb.name_any(),
+                "uid": lb.uid().unwrap_or_default(),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "networkRef": network_ref,
+        "destinations": destinations,
+    });
+    routings
+        .patch(
+            &lb.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "load balancer reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+fn lbs_on_network(store: &Store<LoadBalancer>, ns: &str, network: &str) -> Vec<ObjectRef<LoadBalancer>> {
+    store
+        .state()
+        .iter()
+        .filter(|lb| lb.namespace().as_deref() == Some(ns) && lb.spec.network_ref.name == network)
+        .filter(|lb| lb.spec.network_interface_selector.is_some())
+        .map(|lb| ObjectRef::from_obj(lb.as_ref()))
+        .collect()
+}
+
+/// Runs the LoadBalancer routing controller until `shutdown` resolves.
+///
+/// Every interface event re-reconciles every LB with a selector on the interface's network: kube-rs mappers
+/// see only the new object, so matching on labels would miss an interface whose labels stop matching.
+/// Reconciles that change nothing write nothing.
+pub async fn run(
+    client: Client,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let lbs: Api<LoadBalancer> = Api::all(client.clone());
+    let wc = watcher::Config::default();
+    let ctrl =
+        Controller::new(lbs, wc.clone()).with_config(ControllerConfig::default().concurrency(concurrency));
+    let store = ctrl.store();
+    let (s1, s2) = (store.clone(), store);
+    let ctrl = ctrl
+        .owns(Api::<LoadBalancerRouting>::all(client.clone()), wc.clone())
+        .watches(
+            Api::<NetworkInterface>::all(client.clone()),
+            wc.clone(),
+            move |nic| {
+                lbs_on_network(
+                    &s1,
+                    &nic.namespace().unwrap_or_default(),
+                    &nic.spec.network_ref.name,
+                )
+            },
+        )
+        .watches(Api::<Network>::all(client.clone()), wc, move |net| {
+            lbs_on_network(&s2, &net.namespace().unwrap_or_default(), &net.name_any())
+        });
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let controller = ctrl
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .for_each(|_| futures::future::ready(()));
+    futures::join!(controller, trigger);
+}

@@ -3,6 +3,7 @@
 
 pub mod loadbalancer;
 pub mod network;
+pub mod release;
 
 use std::time::Duration;
 

@@ -1,0 +1,200 @@
+//! Release of stale claims (networking-api §4.7, §4.8) over [`crate::release`]: a VirtualIP's `targetRef`
+//! whose NetworkInterface is gone, and `spec.incomingPeerings` entries whose Network is gone.
+//!
+//! A claim holds only while an object with the claimed UID exists (upstream checks the name only).
+//! NetworkInterface `machineRef` release needs the `compute.ironcore.dev` Machine kind, which ironnet does not
+//! serve; it is not implemented.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::release::{ClaimRef, Claimer, claim_holds};
+
+struct Ctx {
+    client: Client,
+}
+
+async fn lookup<K>(client: &Client, ns: &str, name: &str) -> Result<Claimer, kube::Error>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Ok(
+        match Api::<K>::namespaced(client.clone(), ns).get_opt(name).await? {
+            Some(o) => Claimer::Exists {
+                uid: o.meta().uid.clone().unwrap_or_default(),
+            },
+            None => Claimer::Missing,
+        },
+    )
+}
+
+async fn reconcile_vip(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let Some(target) = vip.spec.target_ref.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let ns = vip
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let claim = ClaimRef {
+        namespace: ns.clone(),
+        name: target.name.clone(),
+        uid: target.uid.clone(),
+    };
+    let found = lookup::<NetworkInterface>(&ctx.client, &ns, &target.name).await?;
+    if claim_holds(&claim, &found) {
+        return Ok(Action::await_change());
+    }
+    let patch = json!({"metadata": {"resourceVersion": vip.resource_version()}, "spec": {"targetRef": null}});
+    match Api::<VirtualIP>::namespaced(ctx.client.clone(), &ns)
+        .patch(&vip.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn reconcile_network(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if net.spec.incoming_peerings.is_empty() || net.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = net
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let claims: Vec<ClaimRef> = net
+        .spec
+        .incoming_peerings
+        .iter()
+        .map(|c| ClaimRef {
+            namespace: if c.namespace.is_empty() {
+                ns.clone()
+            } else {
+                c.namespace.clone()
+            },
+            name: c.name.clone(),
+            uid: c.uid.clone(),
+        })
+        .collect();
+    let mut found = Vec::with_capacity(claims.len());
+    for c in &claims {
+        found.push(lookup::<Network>(&ctx.client, &c.namespace, &c.name).await?);
+    }
+    let stale: Vec<usize> = claims
+        .iter()
+        .zip(&found)
+        .enumerate()
+        .filter(|(_, (c, f))| !claim_holds(c, f))
+        .map(|(i, _)| i)
+        .collect();
+    if stale.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let keep: Vec<_> = net
+        .spec
+        .incoming_peerings
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !stale.contains(i))
+        .map(|(_, c)| json!({"namespace": c.namespace, "name": c.name, "uid": c.uid}))
+        .collect();
+    let value = if keep.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(keep)
+    };
+    let patch =
+        json!({"metadata": {"resourceVersion": net.resource_version()}, "spec": {"incomingPeerings": value}});
+    match Api::<Network>::namespaced(ctx.client.clone(), &ns)
+        .patch(&net.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "release reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+/// Runs the VirtualIP and Network release controllers until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let cfg = ControllerConfig::default().concurrency(concurrency);
+    let wc = watcher::Config::default();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let vip_ctrl =
+        Controller::new(Api::<VirtualIP>::all(client.clone()), wc.clone()).with_config(cfg.clone());
+    let vip_store = vip_ctrl.store();
+    // A NetworkInterface going away releases the VirtualIPs that target it.
+    let vips = vip_ctrl
+        .watches(
+            Api::<NetworkInterface>::all(client.clone()),
+            wc.clone(),
+            move |nic| {
+                let uid = nic.uid().unwrap_or_default();
+                vip_store
+                    .state()
+                    .iter()
+                    .filter(|v| v.spec.target_ref.as_ref().is_some_and(|t| t.uid == uid))
+                    .map(|v| ObjectRef::from_obj(v.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop(rx.clone()))
+        .run(
+            reconcile_vip,
+            error_policy,
+            Arc::new(Ctx {
+                client: client.clone(),
+            }),
+        )
+        .for_each(|_| futures::future::ready(()));
+    let net_ctrl = Controller::new(Api::<Network>::all(client.clone()), wc.clone()).with_config(cfg);
+    let net_store = net_ctrl.store();
+    // A Network going away releases the claims other Networks hold on it.
+    let nets = net_ctrl
+        .watches(Api::<Network>::all(client.clone()), wc, move |gone| {
+            let uid = gone.uid().unwrap_or_default();
+            if gone.metadata.deletion_timestamp.is_none() {
+                return Vec::new();
+            }
+            net_store
+                .state()
+                .iter()
+                .filter(|n| n.spec.incoming_peerings.iter().any(|c| c.uid == uid))
+                .map(|n| ObjectRef::from_obj(n.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop(rx))
+        .run(reconcile_network, error_policy, Arc::new(Ctx { client }))
+        .for_each(|_| futures::future::ready(()));
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(vips, nets, trigger);
+}

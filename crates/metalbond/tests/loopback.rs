@@ -72,8 +72,11 @@ async fn routes_flow_to_subscribers_only_and_never_back() {
     a.announce(r).unwrap();
     a.announce(nat).unwrap();
     assert_eq!(a.announce(r).unwrap_err().to_string(), "nexthop already exists");
-    assert_eq!(b_events.recv().await, Some(RouteEvent::Added(r)));
-    assert_eq!(b_events.recv().await, Some(RouteEvent::Added(nat)));
+    // Either order: b's SUBSCRIBE and a's UPDATEs travel on different connections, so b may get them live or
+    // in the subscription replay.
+    let mut got = vec![b_events.recv().await.unwrap(), b_events.recv().await.unwrap()];
+    got.sort_by_key(|e| matches!(e, RouteEvent::Added(x) if *x == nat));
+    assert_eq!(got, vec![RouteEvent::Added(r), RouteEvent::Added(nat)]);
     // b subscribing later still gets the full table; the announcer never gets its own routes back.
     consistently(
         "announcer and other VNI see nothing",
@@ -171,12 +174,8 @@ async fn client_times_out_a_silent_server() {
     c.wait_peer_state(&addr, ConnectionState::Retry, SOON)
         .await
         .unwrap();
-    // Hold time is 2.5 × 2 units = 500 ms.
-    assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "{:?}",
-        started.elapsed()
-    );
+    // Hold time is 2.5 × 2 units = 1 s.
+    assert!(started.elapsed() >= UNIT * 4, "{:?}", started.elapsed());
     fake.await.unwrap();
     c.shutdown();
 }
@@ -283,13 +282,11 @@ async fn ha_route_survives_one_server_and_goes_with_the_other() {
     let r = std_route(300, "10.30.0.0/24", "fc00::30");
     announcer.announce(r).unwrap();
     assert_eq!(events.recv().await, Some(RouteEvent::Added(r)));
-    // Both servers reflect it; one event only.
-    eventually("both servers hold it", || {
-        [&s1, &s2].iter().all(|s| {
-            s.peers()
-                .iter()
-                .any(|(p, _)| s.peer_received_routes(p) == Some(vec![r]))
-        })
+    // Both servers reflect it (the receiver holds it once per server); one event only.
+    eventually("the receiver has it from both servers", || {
+        [&a1, &a2]
+            .iter()
+            .all(|a| receiver.peer_received_routes(a) == Some(vec![r]))
     })
     .await;
     s1.shutdown();

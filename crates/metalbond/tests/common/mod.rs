@@ -10,8 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
-/// One wire second in tests. Keepalive 2 ⇒ a KEEPALIVE every 200 ms and a hold time of 500 ms.
-pub const UNIT: Duration = Duration::from_millis(100);
+/// One wire second in tests. Keepalive 2 ⇒ a KEEPALIVE every 400 ms and a hold time of 1 s (long enough not to
+/// expire spuriously on a loaded 2-core machine, short enough for timeout tests).
+pub const UNIT: Duration = Duration::from_millis(200);
 /// Upper bound for anything that should happen "soon".
 pub const SOON: Duration = Duration::from_secs(10);
 

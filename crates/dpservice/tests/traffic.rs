@@ -13,7 +13,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Topology, join_underlay, ping, run, start_host, tcp};
+use common::{Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to};
+use ironnet_dpservice::proto::{self, IpVersion};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
@@ -107,4 +108,117 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
     drop(topo);
     a.service.shutdown().await;
     b.service.shutdown().await;
+}
+
+/// An "internet" namespace behind a third dataplane instance acting as the internet gateway
+/// (this kernel has no IPv6 tunnel driver, so a namespace cannot decapsulate the underlay
+/// itself): it reaches a VM through its VIP, and sees a NATed VM's connections from the NAT IP
+/// with source ports inside the configured range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vip_reachable_from_internet_and_nat_uses_the_port_range() {
+    let tag = format!("{:x}", std::process::id() % 0xfffff);
+    let mut topo = Topology::new();
+    let mut a = start_host(&tag, 'n', "fc00:a::1").await;
+    let mut gw = start_host(&tag, 'g', "fc00:c::1").await;
+    let router = format!("in{tag}r");
+    join_underlay(&mut topo, &router, &[(&a, "fc00:a::/64"), (&gw, "fc00:c::/64")]);
+
+    let _ = a.vm("v0", 100, "10.0.0.1", 0).await;
+    let _ = a.vm("v1", 100, "10.0.0.2", 1).await;
+    let ul_inet = gw.vm("inet", 100, "198.51.100.1", 0).await;
+    a.route(100, "0.0.0.0", 0, &ul_inet).await;
+    let vip = a
+        .client
+        .create_vip(proto::CreateVipRequest {
+            interface_id: "v0".into(),
+            vip_ip: Some(proto::IpAddress {
+                ipver: IpVersion::Ipv4 as i32,
+                address: "172.16.0.1".into(),
+            }),
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(vip.status);
+    let nat = a
+        .client
+        .create_nat(proto::CreateNatRequest {
+            interface_id: "v1".into(),
+            nat_ip: Some(proto::IpAddress {
+                ipver: IpVersion::Ipv4 as i32,
+                address: "172.16.1.1".into(),
+            }),
+            min_port: 1000,
+            max_port: 1100,
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(nat.status);
+    // The gateway routes the public addresses to their underlays.
+    gw.route(
+        100,
+        "172.16.0.1",
+        32,
+        std::str::from_utf8(&vip.underlay_route).unwrap(),
+    )
+    .await;
+    gw.route(
+        100,
+        "172.16.1.1",
+        32,
+        std::str::from_utf8(&nat.underlay_route).unwrap(),
+    )
+    .await;
+
+    let inet = format!("iv{tag}gi");
+    topo.add_ns(&inet);
+    topo.move_link(&gw.vfs[0].tap, &inet);
+    assert_eq!(topo.dhcp(&inet, &gw.vfs[0].tap), "198.51.100.1");
+
+    let ns = |i: usize| format!("iv{tag}n{i}");
+    for (i, ip) in [(0, "10.0.0.1"), (1, "10.0.0.2")] {
+        topo.add_ns(&ns(i));
+        topo.move_link(&a.vfs[i].tap, &ns(i));
+        assert_eq!(topo.dhcp(&ns(i), &a.vfs[i].tap), ip);
+    }
+
+    // VIP: the internet reaches v0 through 172.16.0.1, and v0 reaches the internet from it.
+    assert!(ping(&inet, "172.16.0.1"), "internet -> VIP");
+    tcp_to(&ns(0), "10.0.0.1", &inet, "172.16.0.1");
+    // NAT: v1's connections leave from 172.16.1.1 with a source port in [1000, 1100).
+    let server = "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                  s.bind(('198.51.100.1',8080))\ns.listen(8)\ns.settimeout(15)\n\
+                  for _ in range(3):\n    c,a=s.accept()\n    print(a[0],a[1],flush=True)\n    c.close()\n";
+    let srv = Command::new("ip")
+        .args(["netns", "exec", &inet, "python3", "-c", server])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = "import socket\nfor _ in range(3):\n    c=socket.create_connection(('198.51.100.1',8080),timeout=5)\n    c.recv(1)\n    c.close()\n";
+    in_ns(&ns(1), &["timeout", "20", "python3", "-c", client]);
+    let out = srv.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let peers: Vec<(String, u16)> = seen
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap().to_owned(), w.next().unwrap().parse().unwrap())
+        })
+        .collect();
+    assert_eq!(peers.len(), 3, "three NATed connections: {seen}");
+    for (ip, port) in &peers {
+        assert_eq!(ip, "172.16.1.1");
+        assert!(
+            (1000..1100).contains(port),
+            "NAT port {port} outside [1000, 1100)"
+        );
+    }
+
+    drop(topo);
+    a.service.shutdown().await;
+    gw.service.shutdown().await;
 }

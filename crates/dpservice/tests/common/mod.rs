@@ -236,22 +236,28 @@ pub fn ping(ns: &str, dst: &str) -> bool {
 
 /// TCP through the dataplane: an iperf3 server in `server_ns`, a 1-second client in `client_ns`.
 pub fn tcp(server_ns: &str, server_ip: &str, client_ns: &str) {
+    tcp_to(server_ns, server_ip, client_ns, server_ip);
+}
+
+/// TCP through the dataplane to a translated address: an iperf3 server in `server_ns` bound
+/// to `bind_ip`, a 1-second client in `client_ns` connecting to `connect_ip` (e.g. a VIP).
+pub fn tcp_to(server_ns: &str, bind_ip: &str, client_ns: &str, connect_ip: &str) {
     let mut server = Command::new("ip")
         .args([
-            "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server_ip, "-p", "5201",
+            "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", bind_ip, "-p", "5201",
         ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = run(Command::new("timeout").args([
-        "20", "ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-t", "1", "-p", "5201",
+        "20", "ip", "netns", "exec", client_ns, "iperf3", "-c", connect_ip, "-t", "1", "-p", "5201",
     ]));
     let _ = server.kill();
     let _ = server.wait();
     assert!(
         out.status.success(),
-        "iperf3 {client_ns} -> {server_ip}: {}",
+        "iperf3 {client_ns} -> {connect_ip}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -70,7 +70,11 @@ fn arb_message() -> impl Strategy<Value = Message> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    // 3,000 cases per property in the regular suite; PROPTEST_CASES=N runs longer fuzzing sessions.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000),
+        ..ProptestConfig::default()
+    })]
 
     /// Arbitrary bytes in arbitrary chunks: no panic, and what decodes before an error is a prefix of what the
     /// same bytes decode to in one piece.

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod apiserver_cmd;
+mod controller_manager_cmd;
 mod dpservice_cmd;
 mod metalbond_cmd;
 
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// The Kubernetes-style API server (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// The ironcore networking and ironcore-net controllers.
+    ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// The dataplane service: dpservice's gRPC API over TAP ports.
     Dpservice(ironnet_dpservice::DpServiceArgs),
     /// metalbond route distribution: route reflector server or client.
@@ -36,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver(args) => apiserver_cmd::run(args).await,
+        Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
         Command::Dpservice(args) => dpservice_cmd::run(args).await,
         Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
     }

@@ -1,0 +1,56 @@
+//! `ironnet controller-manager`: the ironcore networking and ironcore-net controllers.
+
+use std::path::PathBuf;
+
+use ironnet_controllers::ControllerConfig;
+use ironnet_controllers::leader::LeaderElectionConfig;
+
+/// Flags of `ironnet controller-manager`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerManagerArgs {
+    /// Kubeconfig of the API server to reconcile.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Run only while holding the `ironnet-controller-manager` Lease (for several replicas).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, default_value = "default")]
+    pub leader_election_namespace: String,
+    /// Maximum concurrent reconciles per controller.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+}
+
+/// Connects with the kubeconfig and runs the controllers until Ctrl-C / SIGTERM (or lost leadership).
+pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let leader_election = if args.leader_elect {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ironnet".to_owned());
+        let identity = format!("{host}-{}", std::process::id());
+        Some(LeaderElectionConfig::new(args.leader_election_namespace, "ironnet-controller-manager", identity)?)
+    } else {
+        None
+    };
+    let config = ControllerConfig { leader_election, concurrency: args.concurrency };
+    ironnet_controllers::run(config, client, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller-manager");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

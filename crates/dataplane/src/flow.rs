@@ -5,6 +5,7 @@
 //! established-flow path does one hash probe and no allocation.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -21,7 +22,7 @@ pub enum FlowDir {
 
 /// One direction's identity. Addresses are big-endian bytes; IPv4 addresses occupy the last 4 bytes with
 /// `v6 = false`. Byte arrays (not `u128`) keep the key 4-byte aligned: 44 bytes, which matters at a million flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowKey {
     /// Source address.
     pub src: [u8; 16],
@@ -42,6 +43,19 @@ pub struct FlowKey {
     /// from a local backend carry the reversed 5-tuple but are a new flow). dpservice uses its `vnf_type` key
     /// field for the same purpose.
     pub zone: u8,
+}
+
+impl Hash for FlowKey {
+    /// Hashes the key as three machine words (the derived impl hashes each array as a length-prefixed slice, which
+    /// costs several hasher rounds per lookup on the first-packet path).
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.src));
+        state.write_u128(u128::from_ne_bytes(self.dst));
+        state
+            .write_u64(u64::from(self.vni) | u64::from(self.src_port) << 32 | u64::from(self.dst_port) << 48);
+        state.write_u32(u32::from(self.proto) | u32::from(self.v6) << 8 | u32::from(self.zone) << 16);
+    }
 }
 
 impl FlowKey {
@@ -337,8 +351,24 @@ impl FlowTable {
             return Err(FlowError::Full);
         }
         let [k0, k1] = flow.keys;
-        if self.index.contains_key(&k0) || (k1 != k0 && self.index.contains_key(&k1)) {
-            return Err(FlowError::Collision);
+        // One hash probe per key: claim k0 through the entry API, then k1; undo k0 if k1 is taken (rare).
+        let slot = self.free.last().copied().unwrap_or(self.slab.len() as u32);
+        match self.index.entry(k0) {
+            Entry::Occupied(_) => return Err(FlowError::Collision),
+            Entry::Vacant(e) => {
+                e.insert(slot << 1);
+            }
+        }
+        if k1 != k0 {
+            match self.index.entry(k1) {
+                Entry::Occupied(_) => {
+                    self.index.remove(&k0);
+                    return Err(FlowError::Collision);
+                }
+                Entry::Vacant(e) => {
+                    e.insert(slot << 1 | 1);
+                }
+            }
         }
         let slot = match self.free.pop() {
             Some(s) => {
@@ -350,10 +380,6 @@ impl FlowTable {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.index.insert(k0, slot << 1);
-        if k1 != k0 {
-            self.index.insert(k1, slot << 1 | 1);
-        }
         self.live += 1;
         Ok(FlowId(slot))
     }

@@ -30,11 +30,18 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let leader_election = if args.leader_elect {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ironnet".to_owned());
         let identity = format!("{host}-{}", std::process::id());
-        Some(LeaderElectionConfig::new(args.leader_election_namespace, "ironnet-controller-manager", identity)?)
+        Some(LeaderElectionConfig::new(
+            args.leader_election_namespace,
+            "ironnet-controller-manager",
+            identity,
+        )?)
     } else {
         None
     };
-    let config = ControllerConfig { leader_election, concurrency: args.concurrency };
+    let config = ControllerConfig {
+        leader_election,
+        concurrency: args.concurrency,
+    };
     ironnet_controllers::run(config, client, shutdown_signal()).await;
     Ok(())
 }

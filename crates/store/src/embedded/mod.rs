@@ -9,6 +9,7 @@
 
 mod compaction;
 mod read;
+mod syncer;
 mod tables;
 mod wal;
 mod writer;
@@ -156,6 +157,21 @@ impl EmbeddedStore {
         let shared = Arc::new(SharedRevisions::default());
         shared.current.store(revisions.current, Ordering::Release);
         shared.compact.store(revisions.compact, Ordering::Release);
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sync_tx, sync_rx) = mpsc::channel();
+        let syncer = syncer::Syncer {
+            db: db.clone(),
+            wal,
+            hub: hub.clone(),
+            shared: shared.clone(),
+            failed: failed.clone(),
+            checkpoint_bytes: options.wal_bytes / 2,
+            checkpoint_interval: options.checkpoint_interval,
+        };
+        let syncer = std::thread::Builder::new()
+            .name("store-syncer".into())
+            .spawn(move || syncer.run(sync_rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start store syncer: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
@@ -168,9 +184,9 @@ impl EmbeddedStore {
                 max_txns: options.max_batch_txns,
                 max_bytes: 16 << 20,
             },
-            wal,
-            checkpoint_bytes: options.wal_bytes / 2,
-            checkpoint_interval: options.checkpoint_interval,
+            sync: Some(sync_tx),
+            syncer: Some(syncer),
+            failed,
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -194,14 +210,18 @@ impl EmbeddedStore {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, tables::DbError> + Send + 'static,
+        f: impl FnOnce(&redb::ReadTransaction, Revision) -> Result<T, tables::DbError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
+        let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
+            // The durable revision, read before the snapshot: the snapshot contains at least
+            // everything up to it, and possibly newer batches that are not durable yet.
+            let durable = shared.current.load(Ordering::Acquire);
             let txn = db
                 .begin_read()
                 .map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
-            f(&txn)
+            f(&txn, durable)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
@@ -263,12 +283,14 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>, StoreError> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.read(move |txn| read::get(txn, &key, revision)).await
+        self.read(move |txn, durable| read::get(txn, durable, &key, revision))
+            .await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {
         let prefix = prefix.to_owned();
-        self.read(move |txn| read::list(txn, &prefix, &options)).await
+        self.read(move |txn, durable| read::list(txn, durable, &prefix, &options))
+            .await
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
@@ -280,7 +302,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        let meta = self.read(tables::read_meta).await?;
+        let meta = self.read(read::durable_meta).await?;
         read::check_revision(after, meta)?;
         let history: Arc<dyn HistoryReader> = Arc::new(LogHistory {
             db: Arc::downgrade(&self.db),

@@ -16,6 +16,16 @@ use super::tables::{DbError, KV, LOG, MetaRevisions, read_meta};
 use crate::codec::{decode_kv, decode_log};
 use crate::{Event, KeyValue, ListOptions, ListPage, Revision, StoreError};
 
+/// The snapshot's revisions with the current revision capped at `durable`: batches the writer
+/// committed but the syncer has not made durable yet are invisible to readers.
+pub fn durable_meta(txn: &ReadTransaction, durable: Revision) -> Result<MetaRevisions, DbError> {
+    let snapshot = read_meta(txn)?;
+    Ok(MetaRevisions {
+        current: durable.min(snapshot.current),
+        compact: snapshot.compact,
+    })
+}
+
 /// Checks that `requested` is readable given the snapshot's revisions.
 pub fn check_revision(requested: Revision, meta: MetaRevisions) -> Result<(), StoreError> {
     if requested < meta.compact {
@@ -58,45 +68,49 @@ fn overlay(
     Ok(states)
 }
 
-/// Reads one key at the snapshot's current revision or at `revision`.
+/// Reads one key at the durable revision or at `revision`.
 pub fn get(
     txn: &ReadTransaction,
+    durable: Revision,
     key: &str,
     revision: Option<Revision>,
 ) -> Result<Option<KeyValue>, DbError> {
-    let meta = read_meta(txn)?;
+    let snapshot = read_meta(txn)?;
+    let meta = durable_meta(txn, durable)?;
+    let r = revision.unwrap_or(meta.current);
+    check_revision(r, meta)?;
     let kv = txn.open_table(KV)?;
     let current = kv.get(key)?.map(|g| decode_kv(key, g.value())).transpose()?;
-    match revision {
-        None => Ok(current),
-        Some(r) => {
-            check_revision(r, meta)?;
-            if r == meta.current {
-                return Ok(current);
-            }
-            let log = txn.open_table(LOG)?;
-            for entry in log.range(r + 1..)? {
-                let (rev, raw) = entry?;
-                if let Some(event) = decode_log(rev.value(), raw.value())?
-                    .into_iter()
-                    .find(|e| e.kv.key == key)
-                {
-                    return Ok(event.prev);
-                }
-            }
-            Ok(current)
+    if r == snapshot.current {
+        return Ok(current);
+    }
+    let log = txn.open_table(LOG)?;
+    for entry in log.range(r + 1..)? {
+        let (rev, raw) = entry?;
+        if let Some(event) = decode_log(rev.value(), raw.value())?
+            .into_iter()
+            .find(|e| e.kv.key == key)
+        {
+            return Ok(event.prev);
         }
     }
+    Ok(current)
 }
 
 /// Lists keys under `prefix` consistently at one revision; see [`crate::Store::list`].
-pub fn list(txn: &ReadTransaction, prefix: &str, options: &ListOptions) -> Result<ListPage, DbError> {
-    let meta = read_meta(txn)?;
+pub fn list(
+    txn: &ReadTransaction,
+    durable: Revision,
+    prefix: &str,
+    options: &ListOptions,
+) -> Result<ListPage, DbError> {
+    let snapshot = read_meta(txn)?;
+    let meta = durable_meta(txn, durable)?;
     let revision = options.revision.unwrap_or(meta.current);
     check_revision(revision, meta)?;
     let limit = options.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
     let start_after = options.start_after.as_deref();
-    let mut changed = if revision < meta.current {
+    let mut changed = if revision < snapshot.current {
         overlay(txn, prefix, start_after, revision)?
     } else {
         BTreeMap::new()

@@ -1,22 +1,25 @@
-//! The single writer: group commit of queued transactions into one durable redb write
-//! transaction, revision assignment, compaction, and publication to the watch hub.
+//! The single writer: group commit of queued transactions into one redb write transaction,
+//! revision assignment and compaction. Durability, publication and replies are the
+//! [`super::syncer`]'s job, which overlaps the log flush of one batch with applying the next.
 //!
-//! It runs on a dedicated OS thread because a redb commit blocks on `fsync`. Callers enqueue
-//! requests on an unbounded channel and await a oneshot reply; the queue is bounded in practice
-//! by the number of concurrent callers, each of which has at most one request in flight.
+//! It runs on a dedicated OS thread because redb commits block. Callers enqueue requests on an
+//! unbounded channel and await a oneshot reply; the queue is bounded in practice by the number
+//! of concurrent callers, each of which has at most one request in flight.
 
 use std::mem;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SendError, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
 
 use super::compaction::{CommitTimeline, RetentionPolicy};
+use super::syncer::SyncJob;
 use super::tables::{DbError, KV, LOG, META, META_COMPACT, META_CURRENT};
-use super::wal::{RevisionRecord, Wal};
+use super::wal::RevisionRecord;
 use crate::codec::{decode_kv, encode_kv, encode_log, kv_mod_revision};
 use crate::hub::{RevisionEvents, WatchHub};
 use crate::{Event, EventKind, KeyValue, Op, Revision, StoreError, Txn, TxnOutcome};
@@ -45,7 +48,7 @@ pub enum Request {
 /// Revisions shared with readers for cheap `current_revision`/`compact_revision` calls.
 #[derive(Debug, Default)]
 pub struct SharedRevisions {
-    /// Latest committed revision.
+    /// Latest durable (acknowledged) revision: the ceiling of every read.
     pub current: AtomicU64,
     /// Compaction revision.
     pub compact: AtomicU64,
@@ -66,11 +69,11 @@ type PendingTxn = (Txn, oneshot::Sender<Result<TxnOutcome, StoreError>>);
 pub struct Writer {
     /// The database (shared with readers).
     pub db: Arc<Database>,
-    /// Where committed events are published.
+    /// The watch hub (closed on shutdown, told about compactions).
     pub hub: Arc<WatchHub>,
     /// Revisions mirrored for readers.
     pub shared: Arc<SharedRevisions>,
-    /// Latest committed revision.
+    /// Latest applied revision (committed to redb, maybe not durable yet).
     pub current: Revision,
     /// Compaction revision.
     pub compact: Revision,
@@ -78,36 +81,27 @@ pub struct Writer {
     pub policy: RetentionPolicy,
     /// Group-commit limits.
     pub batch: BatchLimits,
-    /// The write-ahead log that makes batches durable.
-    pub wal: Wal,
-    /// Checkpoint once this many log bytes were written since the last one.
-    pub checkpoint_bytes: u64,
-    /// Checkpoint at least this often while the log is not empty.
-    pub checkpoint_interval: Duration,
+    /// Where applied batches go to be made durable.
+    pub sync: Option<Sender<SyncJob>>,
+    /// The syncer thread, joined on shutdown.
+    pub syncer: Option<JoinHandle<()>>,
+    /// Set by the syncer when a log sync failed: no further writes are accepted.
+    pub failed: Arc<AtomicBool>,
 }
 
 impl Writer {
-    /// Serves requests until every sender is dropped, then ends all watches.
+    /// Serves requests until every sender is dropped, waits until the syncer has made
+    /// everything durable, then ends all watches.
     pub fn run(mut self, rx: Receiver<Request>) {
         let mut timeline = CommitTimeline::default();
         timeline.record(Instant::now(), self.current);
         let mut last_check = Instant::now();
-        let mut last_checkpoint = Instant::now();
         loop {
-            let wait = self.policy.check_interval.min(self.checkpoint_interval);
-            let first = match rx.recv_timeout(wait) {
+            let first = match rx.recv_timeout(self.policy.check_interval) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
-                    if last_check.elapsed() >= self.policy.check_interval {
-                        last_check = Instant::now();
-                        self.auto_compact(&mut timeline);
-                    }
-                    if self.wal.used() > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval {
-                        match self.checkpoint() {
-                            Ok(()) => last_checkpoint = Instant::now(),
-                            Err(error) => tracing::warn!(%error, "store checkpoint failed"),
-                        }
-                    }
+                    last_check = Instant::now();
+                    self.auto_compact(&mut timeline);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -130,56 +124,49 @@ impl Writer {
                 match request {
                     Request::Txn { txn, reply, .. } => txns.push((txn, reply)),
                     Request::Compact { revision, reply } => {
-                        self.commit_txns(mem::take(&mut txns), &mut timeline, false);
+                        self.commit_txns(mem::take(&mut txns), &mut timeline);
                         let _ = reply.send(self.compact_to(revision));
                     }
                 }
             }
-            if self.wal.used() == 0 {
-                last_checkpoint = Instant::now();
-            }
-            let checkpoint_due = self.wal.used() >= self.checkpoint_bytes
-                || (self.wal.used() > 0 && last_checkpoint.elapsed() >= self.checkpoint_interval);
-            self.commit_txns(txns, &mut timeline, checkpoint_due);
+            self.commit_txns(txns, &mut timeline);
             if last_check.elapsed() >= self.policy.check_interval {
                 last_check = Instant::now();
                 self.auto_compact(&mut timeline);
             }
         }
-        if let Err(error) = self.checkpoint() {
-            tracing::warn!(%error, "final store checkpoint failed; the write-ahead log will be replayed");
+        self.sync = None;
+        if let Some(syncer) = self.syncer.take() {
+            let _ = syncer.join();
         }
         self.hub.close();
     }
 
-    /// Makes the database itself durable (an empty `Durability::Immediate` commit persists every
-    /// earlier non-durable one) and starts the write-ahead log over.
-    fn checkpoint(&mut self) -> Result<(), DbError> {
-        let wtxn = self.db.begin_write()?;
-        wtxn.commit()?;
-        self.wal.reset().map_err(wal_error)
-    }
-
     fn auto_compact(&mut self, timeline: &mut CommitTimeline) {
-        if let Some(target) = timeline.target(&self.policy, Instant::now(), self.current, self.compact)
+        let durable = self.shared.current.load(Ordering::Acquire);
+        if let Some(target) = timeline.target(&self.policy, Instant::now(), durable, self.compact)
             && let Err(error) = self.compact_to(target)
         {
             tracing::warn!(%error, target, "automatic compaction failed");
         }
     }
 
-    /// Applies `txns` in order in one write transaction and commits it durably.
-    ///
-    /// Durability: the batch's revisions are appended to the write-ahead log and synced before
-    /// the redb transaction commits (non-durably), so readers never see a write that a crash
-    /// could lose. When `checkpoint` is set, or the batch does not fit in the log, the redb
-    /// commit itself is durable instead and the log starts over.
-    fn commit_txns(&mut self, txns: Vec<PendingTxn>, timeline: &mut CommitTimeline, checkpoint: bool) {
+    /// Applies `txns` in order in one write transaction, commits it non-durably and hands the
+    /// batch to the syncer, which acknowledges it once it is in the synced write-ahead log.
+    fn commit_txns(&mut self, txns: Vec<PendingTxn>, timeline: &mut CommitTimeline) {
         if txns.is_empty() {
+            return;
+        }
+        if self.failed.load(Ordering::Acquire) {
+            for (_, reply) in txns {
+                let _ = reply.send(Err(StoreError::Backend("an earlier durable write failed".into())));
+            }
             return;
         }
         let result = (|| -> Result<_, DbError> {
             let mut wtxn = self.db.begin_write()?;
+            wtxn.set_durability(redb::Durability::None)
+                .map_err(|e| DbError::Redb(e.into()))?;
             let mut outcomes = Vec::with_capacity(txns.len());
             let mut published = Vec::new();
             let mut records: Vec<RevisionRecord> = Vec::new();
@@ -203,27 +190,28 @@ impl Writer {
                 }
                 wtxn.open_table(META)?.insert(META_CURRENT, next - 1)?;
             }
-            if checkpoint || !self.wal.fits(&records) {
-                wtxn.commit()?;
-                self.wal.reset().map_err(wal_error)?;
-            } else {
-                if !records.is_empty() {
-                    self.wal.append(&records).map_err(wal_error)?;
-                }
-                wtxn.set_durability(redb::Durability::None)
-                    .map_err(|e| DbError::Redb(redb::Error::from(e)))?;
-                wtxn.commit()?;
-            }
-            Ok((outcomes, published, next - 1))
+            wtxn.commit()?;
+            Ok((outcomes, published, records, next - 1))
         })();
         match result {
-            Ok((outcomes, published, current)) => {
+            Ok((outcomes, published, records, current)) => {
                 self.current = current;
-                self.shared.current.store(current, Ordering::Release);
                 timeline.record(Instant::now(), current);
-                self.hub.publish(published, current);
-                for ((_, reply), outcome) in txns.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                let replies = txns.into_iter().map(|(_, reply)| reply).zip(outcomes).collect();
+                let job = SyncJob {
+                    records,
+                    published,
+                    current,
+                    replies,
+                };
+                let sent = match &self.sync {
+                    Some(sync) => sync.send(job).map_err(|SendError(job)| job),
+                    None => Err(job),
+                };
+                if let Err(job) = sent {
+                    for (reply, _) in job.replies {
+                        let _ = reply.send(Err(StoreError::Unavailable("store syncer stopped".into())));
+                    }
                 }
             }
             Err(error) => {
@@ -236,7 +224,8 @@ impl Writer {
         }
     }
 
-    /// Sets the compaction revision and deletes the history before it.
+    /// Sets the compaction revision and deletes the history before it, durably (which also
+    /// persists every earlier non-durable batch).
     fn compact_to(&mut self, revision: Revision) -> Result<(), StoreError> {
         if revision <= self.compact {
             return Err(StoreError::Compacted {
@@ -244,10 +233,11 @@ impl Writer {
                 compact_revision: self.compact,
             });
         }
-        if revision > self.current {
+        let durable = self.shared.current.load(Ordering::Acquire);
+        if revision > durable {
             return Err(StoreError::FutureRevision {
                 requested: revision,
-                current: self.current,
+                current: durable,
             });
         }
         (|| -> Result<(), DbError> {
@@ -257,9 +247,8 @@ impl Writer {
                 log.retain_in(..=revision, |_, _| false)?;
                 wtxn.open_table(META)?.insert(META_COMPACT, revision)?;
             }
-            // A durable commit: it is also a checkpoint.
             wtxn.commit()?;
-            self.wal.reset().map_err(wal_error)
+            Ok(())
         })()?;
         self.compact = revision;
         self.shared.compact.store(revision, Ordering::Release);
@@ -343,10 +332,6 @@ fn apply(
     }
     let revision = if events.is_empty() { rev - 1 } else { rev };
     Ok((TxnOutcome::Succeeded { revision, results }, events))
-}
-
-fn wal_error(e: super::wal::WalError) -> DbError {
-    DbError::Store(StoreError::Backend(e.to_string()))
 }
 
 /// Re-applies write-ahead log records newer than the database (after a crash) in one durable

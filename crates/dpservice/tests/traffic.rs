@@ -16,6 +16,33 @@ use std::time::Duration;
 use common::{Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to};
 use ironnet_dpservice::proto::{self, IpVersion};
 
+/// Gives interface `id` the LB prefix 10.20.0.1/32; returns its underlay (the LB target).
+async fn lb_prefix(host: &mut common::Host, id: &str) -> String {
+    let r = host
+        .client
+        .create_load_balancer_prefix(proto::CreateLoadBalancerPrefixRequest {
+            interface_id: id.into(),
+            prefix: Some(proto::Prefix {
+                ip: Some(v4("10.20.0.1")),
+                length: 32,
+                underlay_route: vec![],
+            }),
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(r.status);
+    String::from_utf8(r.underlay_route).unwrap()
+}
+
+fn v4(s: &str) -> proto::IpAddress {
+    proto::IpAddress {
+        ipver: IpVersion::Ipv4 as i32,
+        address: s.into(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
     let tag = format!("{:x}", std::process::id() % 0xfffff);
@@ -103,6 +130,146 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
     assert!(
         !seen.contains("10.0.0.9"),
         "packets crossed from VNI 200 into VNI 100:\n{seen}"
+    );
+
+    // Load balancer on host a for 10.20.0.1:8080, served by a1 (host a) and b0 (host b): both
+    // own the LB IP as an LB prefix and on their loopback (direct server return). a0's
+    // connections spread over both targets, and each connection stays on one target.
+    let lb = a
+        .client
+        .create_load_balancer(proto::CreateLoadBalancerRequest {
+            loadbalancer_id: "lb1".into(),
+            loadbalanced_ip: Some(v4("10.20.0.1")),
+            vni: 100,
+            loadbalanced_ports: vec![proto::LbPort {
+                port: 8080,
+                protocol: proto::Protocol::Tcp as i32,
+            }],
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(lb.status);
+    let lb_ul = String::from_utf8(lb.underlay_route).unwrap();
+    let targets = [lb_prefix(&mut a, "a1").await, lb_prefix(&mut b, "b0").await];
+    for target in targets {
+        let t = a
+            .client
+            .create_load_balancer_target(proto::CreateLoadBalancerTargetRequest {
+                loadbalancer_id: "lb1".into(),
+                target_ip: Some(proto::IpAddress {
+                    ipver: IpVersion::Ipv6 as i32,
+                    address: target.into(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ok_status(t.status);
+    }
+    a.route(100, "10.20.0.1", 32, &lb_ul).await;
+    let server = |name: &str| {
+        format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('10.20.0.1',8080))\ns.listen(32)\nwhile True:\n    c,_=s.accept()\n    \
+             d=b''\n    while len(d)<65536:\n        x=c.recv(65536)\n        if not x: break\n        d+=x\n    \
+             c.sendall(b'{name}'*(len(d)//len(b'{name}')))\n    c.close()\n"
+        )
+    };
+    let mut servers = Vec::new();
+    for (n, name) in [(ns('a', 1), "a1"), (ns('b', 0), "b0")] {
+        in_ns(&n, &["ip", "addr", "add", "10.20.0.1/32", "dev", "lo"]);
+        servers.push(
+            Command::new("ip")
+                .args(["netns", "exec", &n, "python3", "-c", &server(name)])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Each connection sends 64 KiB and reads back as much; the reply names one target only.
+    let client = "import socket\nfor i in range(16):\n    c=socket.create_connection(('10.20.0.1',8080),timeout=5)\n    \
+                  c.sendall(b'x'*65536)\n    d=b''\n    while True:\n        x=c.recv(65536)\n        \
+                  if not x: break\n        d+=x\n    c.close()\n    print(len(d), sorted(set(d[j:j+2].decode() for j in range(0,len(d),2))))\n";
+    let out = in_ns(&ns('a', 0), &["timeout", "60", "python3", "-c", client]);
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let (mut to_a1, mut to_b0) = (0, 0);
+    for line in out.lines() {
+        assert!(line.starts_with("65536 "), "a full reply per connection: {line}");
+        if line.ends_with("['a1']") {
+            to_a1 += 1;
+        } else if line.ends_with("['b0']") {
+            to_b0 += 1;
+        } else {
+            panic!("a connection was served by more than one target: {line}");
+        }
+    }
+    assert_eq!(to_a1 + to_b0, 16, "{out}");
+    assert!(
+        to_a1 > 0 && to_b0 > 0,
+        "connections spread over both targets: a1 {to_a1}, b0 {to_b0}"
+    );
+
+    // Firewall: once b0 has an ingress rule accepting only TCP port 5201, ping to it is dropped
+    // and TCP to 5201 still works; deleting the rule restores ping.
+    let rule = proto::FirewallRule {
+        id: "tcp5201".into(),
+        direction: proto::TrafficDirection::Ingress as i32,
+        action: proto::FirewallAction::Accept as i32,
+        priority: 1000,
+        source_prefix: Some(proto::Prefix {
+            ip: Some(v4("0.0.0.0")),
+            length: 0,
+            underlay_route: vec![],
+        }),
+        destination_prefix: Some(proto::Prefix {
+            ip: Some(v4("0.0.0.0")),
+            length: 0,
+            underlay_route: vec![],
+        }),
+        protocol_filter: Some(proto::ProtocolFilter {
+            filter: Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {
+                src_port_lower: -1,
+                src_port_upper: -1,
+                dst_port_lower: 5201,
+                dst_port_upper: 5201,
+            })),
+        }),
+    };
+    let r = b
+        .client
+        .create_firewall_rule(proto::CreateFirewallRuleRequest {
+            interface_id: "b0".into(),
+            rule: Some(rule),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(r.status);
+    // Existing flows keep their cached verdict until they age out; use a fresh ICMP identifier.
+    assert!(
+        !ping(&ns('a', 0), "10.0.0.3"),
+        "ICMP to b0 is not accepted by its ingress rules"
+    );
+    tcp(&ns('b', 0), "10.0.0.3", &ns('a', 0));
+    let r = b
+        .client
+        .delete_firewall_rule(proto::DeleteFirewallRuleRequest {
+            interface_id: "b0".into(),
+            rule_id: "tcp5201".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(r.status);
+    assert!(
+        ping(&ns('a', 0), "10.0.0.3"),
+        "without ingress rules b0 accepts ICMP again"
     );
 
     drop(topo);

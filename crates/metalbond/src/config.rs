@@ -22,6 +22,9 @@ pub enum ConfigError {
     /// `max_write_bytes` cannot hold one maximal frame.
     #[error("max_write_bytes {0} is smaller than one maximal frame ({MAX_FRAME} bytes)")]
     WriteBatchTooSmall(usize),
+    /// `max_queue_bytes` is smaller than `max_write_bytes`.
+    #[error("max_queue_bytes {0} is smaller than max_write_bytes")]
+    QueueTooSmall(usize),
 }
 
 /// How an instance behaves on the wire. [`Config::default`] is upstream's behaviour.
@@ -43,6 +46,9 @@ pub struct Config {
     pub max_write_bytes: usize,
     /// How long to wait for a TCP connect before counting it as failed.
     pub connect_timeout: Duration,
+    /// Most bytes queued for one peer beyond what its socket accepted; a peer that falls further behind is reset
+    /// (and gets a full replay when it reconnects). Default 64 MiB (≈ 1.3 M route updates).
+    pub max_queue_bytes: usize,
 }
 
 impl Default for Config {
@@ -54,6 +60,7 @@ impl Default for Config {
             retry_max: Duration::from_secs(9),
             max_write_bytes: MAX_FRAME,
             connect_timeout: Duration::from_secs(10),
+            max_queue_bytes: 64 << 20,
         }
     }
 }
@@ -72,6 +79,9 @@ impl Config {
         }
         if self.max_write_bytes < MAX_FRAME {
             return Err(ConfigError::WriteBatchTooSmall(self.max_write_bytes));
+        }
+        if self.max_queue_bytes < self.max_write_bytes {
+            return Err(ConfigError::QueueTooSmall(self.max_queue_bytes));
         }
         Ok(())
     }
@@ -122,5 +132,10 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::WriteBatchTooSmall(100)));
+        let c = Config {
+            max_queue_bytes: 1000,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::QueueTooSmall(1000)));
     }
 }

@@ -13,13 +13,13 @@ use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{CodecError, Message, MessageCodec};
 use crate::engine::PeerId;
 use crate::instance::Core;
+use crate::outbox::{Outbox, OutboxReceiver, outbox};
 use crate::session::{ConnectionState, Direction, Session, SessionError};
 
 /// Most messages handled per engine lock acquisition.
@@ -37,12 +37,15 @@ pub enum ConnectionError {
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     Closed,
+    /// The peer did not read fast enough: its outgoing queue exceeded this many bytes.
+    #[error("outgoing queue exceeded {0} bytes: peer does not keep up")]
+    QueueOverflow(usize),
     /// Closed locally (reset, peer removal or shutdown).
     #[error("connection closed locally")]
     Cancelled,
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>, max_write: usize) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, max_write: usize) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(256);
     let mut buf: Vec<u8> = Vec::with_capacity(max_write);
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -79,7 +82,8 @@ pub(crate) async fn run_session(
     // Like Go's default: every write goes out at once instead of waiting for an ACK (Nagle).
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let overflow = CancellationToken::new();
+    let (tx, rx) = outbox(core.config.max_queue_bytes, overflow.clone());
     let writer = tokio::spawn(write_loop(wr, rx, core.config.max_write_bytes));
     let mut session = Session::new(direction, core.config.timers(), Instant::now());
     {
@@ -102,6 +106,7 @@ pub(crate) async fn run_session(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break ConnectionError::Cancelled,
+            _ = overflow.cancelled() => break ConnectionError::QueueOverflow(core.config.max_queue_bytes),
             item = frames.next() => {
                 match item {
                     None => break ConnectionError::Closed,
@@ -153,7 +158,7 @@ fn handle_messages(
     core: &Core,
     id: PeerId,
     session: &mut Session,
-    tx: &mpsc::UnboundedSender<Bytes>,
+    tx: &Outbox,
     msgs: impl Iterator<Item = Message>,
 ) -> Result<(), ConnectionError> {
     let mut engine = None;
@@ -192,7 +197,7 @@ fn handle_messages(
     result
 }
 
-fn send(tx: &mpsc::UnboundedSender<Bytes>, msg: &Message) {
+fn send(tx: &Outbox, msg: &Message) {
     match msg.to_frame() {
         Ok(frame) => {
             let _ = tx.send(frame);

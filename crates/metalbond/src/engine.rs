@@ -9,6 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Action, MAX_FRAME, Message};
@@ -50,7 +52,7 @@ pub(crate) struct PeerEntry {
     pub state: ConnectionState,
     pub is_server: bool,
     /// The outgoing frame queue of the current connection.
-    pub tx: Option<UnboundedSender<Bytes>>,
+    pub tx: Option<Outbox>,
     /// Cancels the current connection (a reset).
     pub conn_cancel: Option<CancellationToken>,
     /// Cancels the peer for good (outgoing peers: stops redialling).
@@ -76,7 +78,7 @@ impl PeerEntry {
 
     fn send(&self, frame: &Bytes) {
         if let Some(tx) = &self.tx {
-            // A closed queue means the connection is ending; its cleanup runs next.
+            // A closed or overflowing queue means the connection is ending; its cleanup runs next.
             let _ = tx.send(frame.clone());
         }
     }

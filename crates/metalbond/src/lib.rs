@@ -21,6 +21,7 @@ mod connection;
 mod engine;
 pub mod http;
 mod instance;
+mod outbox;
 pub mod route;
 pub mod session;
 pub mod table;

@@ -376,3 +376,49 @@ async fn nat_route_is_not_reflected_to_its_originator() {
     eventually("others do get it", || b.has_route(&nat)).await;
     srv.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_is_reset() {
+    let config = ironnet_metalbond::Config {
+        keepalive_interval: 50,
+        max_queue_bytes: 64 * 1024,
+        ..fast_config()
+    };
+    let srv = MetalBond::new(config).unwrap();
+    let addr = srv.start_server("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // A subscriber with a tiny receive window that never reads after subscribing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut raw = RawPeer::from_stream(socket.connect(addr).await.unwrap());
+    raw.handshake_as_client(50).await;
+    raw.send(&Message::Subscribe(1)).await;
+    let announcer = client(&[&addr.to_string()]).await;
+    eventually("the subscription is in place", || {
+        established_peers(&srv)
+            .iter()
+            .any(|p| srv.peer_subscriptions(p) == Some(vec![1]))
+    })
+    .await;
+    let mut i = 0u32;
+    // Announce until the server gives up on the subscriber (its socket buffers plus 64 KiB of queue are full).
+    while srv.peers().len() == 2 {
+        for _ in 0..5_000 {
+            let dest =
+                ipnet::IpNet::new(IpAddr::from(0x0a00_0000u32.wrapping_add(i).to_be_bytes()), 32).unwrap();
+            announcer
+                .announce(Route::new(1, dest, NextHop::standard("fc00::1".parse().unwrap())))
+                .unwrap();
+            i += 1;
+        }
+        assert!(i < 2_000_000, "the slow subscriber was never reset");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(raw.closed_within(SOON).await);
+    // The announcer's session is unaffected.
+    assert_eq!(established_peers(&srv).len(), 1);
+    assert_eq!(
+        announcer.peer_state(&addr.to_string()),
+        Some(ConnectionState::Established)
+    );
+    srv.shutdown();
+}

@@ -366,4 +366,13 @@ mod tests {
             406
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn request_parsing_never_panics(path in "[a-z/.%+&=-]{0,60}", accept in ".{0,60}") {
+            let _ = parse_path(&path);
+            let _ = Query::parse(Some(&path)).dry_run();
+            let _ = negotiate(Some(&accept));
+        }
+    }
 }

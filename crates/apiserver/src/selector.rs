@@ -239,18 +239,17 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The byte offset of the first `pat` not preceded by a backslash escape.
 fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            i += 2;
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' {
+            chars.next();
             continue;
         }
         if s[i..].starts_with(pat) {
             return Some(i);
         }
-        i += 1;
     }
     None
 }
@@ -385,5 +384,18 @@ mod tests {
         assert!(sel("nonsense").is_err());
         let esc = sel(r"metadata.name=a\,b").unwrap();
         assert_eq!(esc.0[0].value, "a,b");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".{0,60}") {
+            if let Ok(sel) = LabelSelector::parse(&s) {
+                let _ = sel.matches(Some(&json!({"a": "b"})));
+            }
+            let allowed = vec!["metadata.name".to_owned()];
+            if let Ok(sel) = FieldSelector::parse(&s, |_| true, &allowed) {
+                let _ = sel.matches(&json!({"metadata": {"name": "x"}}));
+            }
+        }
     }
 }

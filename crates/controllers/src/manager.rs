@@ -83,7 +83,8 @@ async fn run_controllers(
     futures::join!(
         crate::reconcilers::network::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::release::run(client, concurrency, wait(rx)),
+        crate::reconcilers::release::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::natgateway::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

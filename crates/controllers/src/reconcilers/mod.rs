@@ -2,6 +2,7 @@
 //! only what differs.
 
 pub mod loadbalancer;
+pub mod natgateway;
 pub mod network;
 pub mod release;
 

@@ -1,0 +1,73 @@
+//! NATGateway → NATTable reconciler against the real in-process API server (ironcore-net §7.3 natgateway).
+
+mod common;
+
+use common::{eventually, server};
+use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+#[tokio::test]
+async fn eligible_interface_gets_first_slot_and_claim() {
+    let (client, _server, _dir) = server().await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ironnet_controllers::reconcilers::natgateway::run(
+        client.clone(),
+        2,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let gws: Api<NATGateway> = Api::namespaced(client.clone(), "default");
+    let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
+    let tables: Api<NATTable> = Api::namespaced(client.clone(), "default");
+    let gw: NATGateway = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NATGateway", "metadata": {"name": "gw"},
+        "spec": {"ipFamily": "IPv4", "networkRef": {"name": "net"}, "portsPerNetworkInterface": 64,
+                 "ips": [{"name": "ip-1", "ip": "10.0.0.17"}]},
+    }))
+    .unwrap();
+    let gw = gws.create(&PostParams::default(), &gw).await.unwrap();
+    let nic = |name: &str, net: &str, ip: &str| -> NetworkInterface {
+        serde_json::from_value(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkInterface", "metadata": {"name": name},
+            "spec": {"nodeRef": {"name": "my-node"}, "networkRef": {"name": net}, "ips": [ip]},
+        }))
+        .unwrap()
+    };
+    let a = nics
+        .create(&PostParams::default(), &nic("nic", "net", "10.0.0.1"))
+        .await
+        .unwrap();
+    nics.create(&PostParams::default(), &nic("other", "other-net", "10.0.0.2"))
+        .await
+        .unwrap();
+
+    let expected = json!([{"ip": "10.0.0.17", "sections": [{"ip": "10.0.0.1", "port": 1024, "endPort": 1087,
+        "targetRef": {"uid": a.metadata.uid, "name": "nic", "nodeRef": {"name": "my-node"}}}]}]);
+    eventually("NATTable", || async {
+        tables
+            .get_opt("gw")
+            .await
+            .unwrap()
+            .is_some_and(|t| serde_json::to_value(t).unwrap()["ips"] == expected)
+    })
+    .await;
+    let claimed = serde_json::to_value(nics.get("nic").await.unwrap()).unwrap();
+    assert_eq!(
+        claimed["spec"]["natGateways"],
+        json!([{"ipFamily": "IPv4", "claimRef": {"name": "gw", "uid": gw.metadata.uid}}])
+    );
+    let other = serde_json::to_value(nics.get("other").await.unwrap()).unwrap();
+    assert!(
+        other["spec"]
+            .get("natGateways")
+            .is_none_or(|v| v.as_array().is_none_or(|a| a.is_empty()))
+    );
+    eventually("status", || async {
+        let g = serde_json::to_value(gws.get("gw").await.unwrap()).unwrap();
+        g["status"]["usedNATIPs"] == 1 && g["status"]["requestedNATIPs"] == 1
+    })
+    .await;
+    tx.send(()).unwrap();
+}

@@ -32,3 +32,75 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ParseError;
+    use super::ipv4::{Ipv4Packet, Ipv4Repr};
+    use super::ipv6::{Ipv6Packet, Ipv6Repr};
+    use super::l4::{TcpPacket, UdpPacket};
+
+    #[test]
+    fn views_reject_inconsistent_lengths() {
+        let repr = Ipv4Repr {
+            src: [10, 0, 0, 1].into(),
+            dst: [10, 0, 0, 2].into(),
+            protocol: 17,
+            payload_len: 8,
+            ttl: 64,
+        };
+        let mut b = vec![0u8; 28];
+        repr.emit(&mut b);
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(Ipv4Repr::parse(&p), repr);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..27]).unwrap_err(),
+            ParseError::Truncated
+        );
+        let mut bad = b.clone();
+        bad[0] = 0x44;
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
+        bad[0] = 0x65;
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
+
+        let r6 = Ipv6Repr {
+            src: "fc00::1".parse().unwrap(),
+            dst: "fc00::2".parse().unwrap(),
+            next_header: 4,
+            payload_len: 4,
+            hop_limit: 64,
+        };
+        let mut b6 = vec![0u8; 44];
+        r6.emit(&mut b6);
+        assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_checked(&b6[..]).unwrap()), r6);
+        assert_eq!(
+            Ipv6Packet::new_checked(&b6[..43]).unwrap_err(),
+            ParseError::Truncated
+        );
+
+        assert!(UdpPacket::new_checked(&[0u8, 1, 0, 2, 0, 8, 0, 0][..]).is_ok());
+        assert!(
+            UdpPacket::new_checked(&[0u8, 1, 0, 2, 0, 9, 0, 0][..]).is_err(),
+            "length beyond buffer"
+        );
+        assert!(
+            UdpPacket::new_checked(&[0u8, 1, 0, 2, 0, 7, 0, 0][..]).is_err(),
+            "length below header"
+        );
+        let mut tcp = [0u8; 20];
+        tcp[12] = 0x60;
+        assert!(
+            TcpPacket::new_checked(&tcp[..]).is_err(),
+            "data offset beyond buffer"
+        );
+        tcp[12] = 0x50;
+        assert!(TcpPacket::new_checked(&tcp[..]).is_ok());
+    }
+}

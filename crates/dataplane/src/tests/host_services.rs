@@ -291,3 +291,46 @@ fn tick_sends_garp_then_backs_off() {
     );
     assert_eq!(env.dp.tick(50 * SEC).len(), 2);
 }
+
+#[test]
+fn dhcpv6_for_an_ipv4_only_vm_answers_no_addrs_avail() {
+    let mut env = Env::new();
+    env.dp
+        .create_interface(CreateInterface {
+            id: "v4only".into(),
+            vni: VNI,
+            ipv4: Some(vm_ip(2)),
+            ipv6: None,
+            port: env.vf[2],
+            pxe: None,
+            hostname: None,
+            preferred_underlay: None,
+        })
+        .unwrap();
+    let client_ll: Ipv6Addr = "fe80::5054:ff:fe00:3".parse().unwrap();
+    let mut msg = vec![3, 1, 2, 3];
+    msg.extend_from_slice(&[0, 1, 0, 4, 9, 9, 9, 9]);
+    let req = ip6_udp(client_ll, "ff02::1:2".parse().unwrap(), 546, 547, &msg);
+    let (v, out) = env.run(
+        env.vf[2],
+        &frame(MacAddr([0x33, 0x33, 0, 1, 0, 2]), VM_MACS[2], &req),
+    );
+    assert_eq!(v, Verdict::Tx(env.vf[2]));
+    assert_ipv6_valid(&out[14..]);
+    let mut expect = vec![7, 1, 2, 3, 0, 1, 0, 4, 9, 9, 9, 9, 0, 2, 0, 10, 0, 3, 0, 1];
+    expect.extend_from_slice(&VF_MACS[2].0);
+    expect.extend_from_slice(&[0, 13, 0, 2, 0, 2]);
+    assert_eq!(out[14 + 40 + 8..], expect[..]);
+    // Other message types are not answered without an address.
+    let mut info = vec![11, 1, 2, 3];
+    info.extend_from_slice(&[0, 1, 0, 4, 9, 9, 9, 9]);
+    let req = ip6_udp(client_ll, "ff02::1:2".parse().unwrap(), 546, 547, &info);
+    assert_eq!(
+        env.run(
+            env.vf[2],
+            &frame(MacAddr([0x33, 0x33, 0, 1, 0, 2]), VM_MACS[2], &req)
+        )
+        .0,
+        Verdict::Drop(DropReason::DhcpIgnored)
+    );
+}

@@ -421,3 +421,42 @@ fn nat64_translates_udp_and_echo_both_ways() {
     let (_, out) = from_vm(&mut env, 0, &ip);
     assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], router6(), &ip));
 }
+
+#[test]
+fn ipv6_load_balancer_forwards_and_answers_echo() {
+    let mut env = Env::new();
+    let lb_ip: Ipv6Addr = "2001:db8::80".parse().unwrap();
+    let ul = env
+        .dp
+        .create_loadbalancer(CreateLoadBalancer {
+            id: "lb6".into(),
+            vni: VNI,
+            ip: lb_ip.into(),
+            ports: vec![LbPort {
+                protocol: L4Proto::Udp,
+                port: 53,
+            }],
+            preferred_underlay: None,
+        })
+        .unwrap();
+    let target: Ipv6Addr = "fc00:7::d000:0:0:9".parse().unwrap();
+    env.dp.create_lb_target("lb6", target.into()).unwrap();
+    let client: Ipv6Addr = "2001:db8:1::5".parse().unwrap();
+    let q = ip6_udp(client, lb_ip, 5353, 53, b"dns6");
+    let (v, out) = from_router(&mut env, ul, &q);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), target, &q));
+    let mut req = Vec::new();
+    PacketBuilder::ipv6(client.octets(), lb_ip.octets(), 64)
+        .icmpv6_echo_request(3, 7)
+        .write(&mut req, b"pingdata")
+        .unwrap();
+    let (v, out) = from_router(&mut env, ul, &req);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    let mut reply = Vec::new();
+    PacketBuilder::ipv6(lb_ip.octets(), client.octets(), 64)
+        .icmpv6_echo_reply(3, 7)
+        .write(&mut reply, b"pingdata")
+        .unwrap();
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), router6(), &reply));
+}

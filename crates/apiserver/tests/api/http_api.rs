@@ -573,6 +573,22 @@ async fn list_pagination_selectors_and_expired_continue(t: TestServer) {
     // Cluster-wide list of a namespaced kind.
     let (_, _, all) = raw(s, "GET", "/apis/test.ironnet.dev/v1/widgets", &[], "").await;
     assert_eq!(names(&all).len(), 8);
+    // deletecollection with a selector (dry run first: nothing goes).
+    let (code, _, v) = raw(
+        s,
+        "DELETE",
+        &format!("{WIDGETS}?labelSelector=tier%3Da&dryRun=All"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(names(&v), vec!["w0", "w1", "w2"]);
+    assert_eq!(count_widgets(&t).await, 8);
+    let (code, _, v) = raw(s, "DELETE", &format!("{WIDGETS}?labelSelector=tier%3Da"), &[], "").await;
+    assert_eq!(code, 200);
+    assert_eq!(names(&v), vec!["w0", "w1", "w2"]);
+    assert_eq!(count_widgets(&t).await, 5);
 }
 
 async fn wait_gone(t: &TestServer, path: &str) {

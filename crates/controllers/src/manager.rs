@@ -84,7 +84,8 @@ async fn run_controllers(
         crate::reconcilers::network::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::release::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::natgateway::run(client, concurrency, wait(rx)),
+        crate::reconcilers::natgateway::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::autoscaler::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

@@ -71,3 +71,53 @@ async fn eligible_interface_gets_first_slot_and_claim() {
     .await;
     tx.send(()).unwrap();
 }
+
+#[tokio::test]
+async fn autoscaler_grows_the_gateway_with_demand() {
+    let (client, _server, _dir) = server().await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ironnet_controllers::run(
+        ironnet_controllers::ControllerConfig::default(),
+        client.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let gws: Api<NATGateway> = Api::namespaced(client.clone(), "default");
+    let scalers: Api<ironnet_api::apinet::NATGatewayAutoscaler> = Api::namespaced(client.clone(), "default");
+    let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
+    let gw: NATGateway = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NATGateway", "metadata": {"name": "gw"},
+        "spec": {"ipFamily": "IPv4", "networkRef": {"name": "net"}, "portsPerNetworkInterface": 64512},
+    }))
+    .unwrap();
+    gws.create(&PostParams::default(), &gw).await.unwrap();
+    let scaler = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NATGatewayAutoscaler", "metadata": {"name": "gw"},
+        "spec": {"natGatewayRef": {"name": "gw"}, "minPublicIPs": 1, "maxPublicIPs": 3},
+    }))
+    .unwrap();
+    scalers.create(&PostParams::default(), &scaler).await.unwrap();
+    let ip_count = || async {
+        serde_json::to_value(gws.get("gw").await.unwrap()).unwrap()["spec"]["ips"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    eventually("grown to min", || async { ip_count().await == 1 }).await;
+
+    // The NAT controller counts interfaces that want NAT in status.requestedNATIPs even while the gateway's
+    // entries have no address yet (no allocator in this test server); the autoscaler grows on that demand.
+    for i in 0..2 {
+        let nic: NetworkInterface = serde_json::from_value(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkInterface", "metadata": {"name": format!("nic-{i}")},
+            "spec": {"nodeRef": {"name": "n"}, "networkRef": {"name": "net"}, "ips": [format!("10.0.0.{}", i + 1)]},
+        }))
+        .unwrap();
+        nics.create(&PostParams::default(), &nic).await.unwrap();
+    }
+    eventually("two requests, one slot per IP → two IPs", || async {
+        ip_count().await == 2
+    })
+    .await;
+    tx.send(()).unwrap();
+}

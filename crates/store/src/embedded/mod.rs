@@ -172,6 +172,8 @@ impl EmbeddedStore {
             .name("store-syncer".into())
             .spawn(move || syncer.run(sync_rx))
             .map_err(|e| StoreError::Backend(format!("cannot start store syncer: {e}")))?;
+        syncer::spawn_flusher(&path, Arc::downgrade(&db), Duration::from_millis(250))
+            .map_err(|e| StoreError::Backend(format!("cannot start store flusher: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),

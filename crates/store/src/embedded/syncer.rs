@@ -138,3 +138,29 @@ impl Syncer {
             .map_err(|e| DbError::Store(StoreError::Backend(e.to_string())))
     }
 }
+
+/// Starts a thread that flushes the database file's dirty pages every `interval` through its
+/// own file descriptor, without taking any redb lock. The kernel then has little left to write
+/// when a checkpoint's durable commit flushes the file, so checkpoints do not stall the writer.
+/// The thread ends once the database is dropped.
+pub fn spawn_flusher(
+    path: &std::path::Path,
+    db: std::sync::Weak<Database>,
+    interval: Duration,
+) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    std::thread::Builder::new()
+        .name("store-flusher".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                if db.strong_count() == 0 {
+                    return;
+                }
+                if let Err(error) = file.sync_data() {
+                    tracing::debug!(%error, "background flush of the store file failed");
+                }
+            }
+        })?;
+    Ok(())
+}

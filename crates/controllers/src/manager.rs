@@ -85,7 +85,8 @@ async fn run_controllers(
         crate::reconcilers::loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::release::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::natgateway::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::autoscaler::run(client, concurrency, wait(rx)),
+        crate::reconcilers::autoscaler::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::nat_release::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

@@ -121,3 +121,32 @@ async fn autoscaler_grows_the_gateway_with_demand() {
     .await;
     tx.send(()).unwrap();
 }
+
+#[tokio::test]
+async fn nat_claims_of_missing_gateways_are_released() {
+    let (client, _server, _dir) = server().await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ironnet_controllers::reconcilers::nat_release::run(
+        client.clone(),
+        2,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
+    let nic: NetworkInterface = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkInterface", "metadata": {"name": "nic"},
+        "spec": {"nodeRef": {"name": "n"}, "networkRef": {"name": "net"}, "ips": ["10.0.0.1"],
+                 "natGateways": [{"ipFamily": "IPv4", "claimRef": {"name": "should-not-exist", "uid": "should-not-exist"}}]},
+    }))
+    .unwrap();
+    nics.create(&PostParams::default(), &nic).await.unwrap();
+    eventually("claim released", || async {
+        let v = serde_json::to_value(nics.get("nic").await.unwrap()).unwrap();
+        v["spec"]
+            .get("natGateways")
+            .is_none_or(|a| a.as_array().is_none_or(|a| a.is_empty()))
+    })
+    .await;
+    tx.send(()).unwrap();
+}

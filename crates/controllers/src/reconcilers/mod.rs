@@ -3,6 +3,7 @@
 
 pub mod autoscaler;
 pub mod loadbalancer;
+pub mod nat_release;
 pub mod natgateway;
 pub mod network;
 pub mod release;

@@ -164,11 +164,13 @@ impl Drop for RunningService {
 
 /// Runs the service until SIGTERM or Ctrl-C, then shuts it down cleanly.
 pub async fn run(args: DpServiceArgs) -> Result<(), StartError> {
+    // Register for SIGTERM before creating anything, so that a signal arriving during startup
+    // still leads to a clean shutdown instead of the default disposition.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(StartError::Listen)?;
     let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, args.grpc_port));
     let listener = TcpListener::bind(addr).await.map_err(StartError::Listen)?;
     let service = RunningService::start(&args, listener).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(StartError::Listen)?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
         _ = term.recv() => tracing::info!("terminated; shutting down"),

@@ -135,6 +135,7 @@ impl ApiServerBuilder {
             gc_index: Default::default(),
             foreground_owners: Default::default(),
             schemas,
+            event_cache: Default::default(),
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         let mut tasks = Vec::new();
@@ -252,6 +253,8 @@ pub(crate) struct Server {
     pub(crate) foreground_owners: parking_lot::Mutex<std::collections::HashMap<String, String>>,
     /// Structural schemas for apply and managedFields, by kind key prefix.
     pub(crate) schemas: std::collections::HashMap<String, crate::apply::KindSchema>,
+    /// Watch events decoded and encoded once, shared by all watchers.
+    pub(crate) event_cache: crate::watch::EventCache,
 }
 
 impl Server {

@@ -2,6 +2,8 @@
 //! (`resourceVersion` ""/"0" and KEP-3157 `sendInitialEvents`), BOOKMARKs, `timeoutSeconds`,
 //! Table/metadata projections and "too old" reported in-stream as an ERROR event with code 410.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -215,7 +217,7 @@ impl Server {
                             Ok(resp) => {
                                 let now = server.clock.now();
                                 for ev in resp.events {
-                                    let Some(bytes) = convert(&mut encoder, &sel, ev, now) else { continue };
+                                    let Some(bytes) = convert(&server.event_cache, &mut encoder, &sel, ev, now) else { continue };
                                     if tx.send(bytes).await.is_err() {
                                         return;
                                     }
@@ -270,35 +272,109 @@ fn watch_error(e: StoreError) -> ApiError {
     }
 }
 
+/// One stored object version, decoded and JSON-encoded once and shared by every watcher.
+#[derive(Debug)]
+pub(crate) struct SharedObject {
+    value: Value,
+    json: Bytes,
+}
+
+/// Identifies one event's object: store key, revision, and whether it is a deletion.
+type EventId = (String, Revision, bool);
+
+/// Cached objects plus their insertion order (oldest first) for eviction.
+type CacheState = (HashMap<EventId, Arc<SharedObject>>, VecDeque<EventId>);
+
+/// A bounded cache of [`SharedObject`]s keyed by (key, revision, deleted): the first watcher to
+/// see an event decodes and encodes it, every other watcher of the same event reuses the bytes.
+#[derive(Debug)]
+pub(crate) struct EventCache {
+    inner: parking_lot::Mutex<CacheState>,
+    capacity: usize,
+}
+
+impl Default for EventCache {
+    fn default() -> Self {
+        EventCache {
+            inner: Default::default(),
+            capacity: 4096,
+        }
+    }
+}
+
+impl EventCache {
+    /// The shared form of `kv` with `metadata.resourceVersion = rv` (`deleted`: a deletion event).
+    fn get(&self, kv: &ironnet_store::KeyValue, rv: Revision, deleted: bool) -> Option<Arc<SharedObject>> {
+        let id = (kv.key.clone(), rv, deleted);
+        if let Some(hit) = self.inner.lock().0.get(&id) {
+            return Some(hit.clone());
+        }
+        let mut value = decode_stored(kv).ok()?;
+        crate::meta::set_resource_version(&mut value, rv);
+        let json = Bytes::from(serde_json::to_vec(&value).ok()?);
+        let shared = Arc::new(SharedObject { value, json });
+        let mut guard = self.inner.lock();
+        let (map, order) = &mut *guard;
+        if map.insert(id.clone(), shared.clone()).is_none() {
+            order.push_back(id);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        Some(shared)
+    }
+}
+
+impl Encoder {
+    /// A watch line for a shared object: JSON output splices the shared bytes (no re-encoding);
+    /// Table and metadata projections are built per watcher.
+    fn shared_event(&mut self, type_: &str, obj: &SharedObject, now: jiff::Timestamp) -> Bytes {
+        if matches!(self.output, Output::Json | Output::Yaml) {
+            let mut line = Vec::with_capacity(obj.json.len() + 32);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(type_.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(&obj.json);
+            line.extend_from_slice(b"}\n");
+            return Bytes::from(line);
+        }
+        self.event(type_, obj.value.clone(), now)
+    }
+}
+
 /// Converts one store event to a watch event line, applying the selectors the way
 /// kube-apiserver's cacher does (objects moving into or out of the selection become ADDED/DELETED).
 fn convert(
+    cache: &EventCache,
     encoder: &mut Encoder,
     sel: &Selectors,
     ev: ironnet_store::Event,
     now: jiff::Timestamp,
 ) -> Option<Bytes> {
-    let prev = ev.prev.as_ref().and_then(|p| decode_stored(p).ok());
-    let prev_matches = prev.as_ref().is_some_and(|p| sel.matches(p));
+    let prev = ev.prev.as_ref().and_then(|p| cache.get(p, p.mod_revision, false));
+    let prev_matches = prev.as_ref().is_some_and(|p| sel.matches(&p.value));
     match ev.kind {
         EventKind::Put => {
-            let obj = decode_stored(&ev.kv).ok()?;
-            let now_matches = sel.matches(&obj);
-            match (prev_matches, now_matches) {
-                (_, true) if prev.is_none() => Some(encoder.event("ADDED", obj, now)),
-                (true, true) => Some(encoder.event("MODIFIED", obj, now)),
-                (false, true) => Some(encoder.event("ADDED", obj, now)),
-                (true, false) => Some(encoder.event("DELETED", obj, now)),
-                (false, false) => None,
-            }
+            let obj = cache.get(&ev.kv, ev.kv.mod_revision, false)?;
+            let now_matches = sel.matches(&obj.value);
+            let type_ = match (prev_matches, now_matches) {
+                (_, true) if prev.is_none() => "ADDED",
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            };
+            Some(encoder.shared_event(type_, &obj, now))
         }
         EventKind::Delete => {
-            let mut obj = prev?;
             if !prev_matches {
                 return None;
             }
-            crate::meta::set_resource_version(&mut obj, ev.kv.mod_revision);
-            Some(encoder.event("DELETED", obj, now))
+            let p = ev.prev.as_ref()?;
+            let obj = cache.get(p, ev.kv.mod_revision, true)?;
+            Some(encoder.shared_event("DELETED", &obj, now))
         }
     }
 }
@@ -339,5 +415,34 @@ mod tests {
             400
         );
         assert_eq!(parse_start(&q("resourceVersion=abc")).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn events_are_encoded_once_and_shared() {
+        let cache = EventCache::default();
+        let kv = ironnet_store::KeyValue {
+            key: "/registry/g/ws/default/a".into(),
+            value: Bytes::from_static(br#"{"metadata":{"name":"a"}}"#),
+            create_revision: 3,
+            mod_revision: 3,
+            version: 1,
+        };
+        let a = cache.get(&kv, 3, false).unwrap();
+        let b = cache.get(&kv, 3, false).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.value["metadata"]["resourceVersion"], "3");
+        let def =
+            ResourceDefinition::new("g", "v1", "W", "ws", crate::definition::Scope::Namespaced).unwrap();
+        let mut enc = Encoder {
+            output: Output::Json,
+            table: None,
+            headers_sent: false,
+            def,
+        };
+        let line = enc.shared_event("ADDED", &a, jiff::Timestamp::now());
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "ADDED");
+        assert_eq!(v["object"]["metadata"]["name"], "a");
+        assert!(line.ends_with(b"\n"));
     }
 }

@@ -86,7 +86,8 @@ async fn run_controllers(
         crate::reconcilers::release::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::natgateway::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::autoscaler::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::nat_release::run(client, concurrency, wait(rx)),
+        crate::reconcilers::nat_release::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::allocation_gc::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

@@ -150,3 +150,57 @@ async fn nat_claims_of_missing_gateways_are_released() {
     .await;
     tx.send(()).unwrap();
 }
+
+#[tokio::test]
+async fn ipaddresses_of_vanished_claimers_are_collected_and_live_ones_kept() {
+    let (client, _server, _dir) = server().await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ironnet_controllers::reconcilers::allocation_gc::run(
+        client.clone(),
+        2,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let gws: Api<NATGateway> = Api::namespaced(client.clone(), "default");
+    let addrs: Api<ironnet_api::apinet::IPAddress> = Api::all(client.clone());
+    let gw: NATGateway = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NATGateway", "metadata": {"name": "gw"},
+        "spec": {"ipFamily": "IPv4", "networkRef": {"name": "net"}, "portsPerNetworkInterface": 64},
+    }))
+    .unwrap();
+    let gw = gws.create(&PostParams::default(), &gw).await.unwrap();
+    let addr = |ip: &str, name: &str, uid: &str| -> ironnet_api::apinet::IPAddress {
+        serde_json::from_value(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "IPAddress", "metadata": {"name": ip},
+            "spec": {"ip": ip, "claimRef": {"group": "core.apinet.ironcore.dev", "resource": "natgateways",
+                     "namespace": "default", "name": name, "uid": uid}},
+        }))
+        .unwrap()
+    };
+    addrs
+        .create(
+            &PostParams::default(),
+            &addr("10.0.0.1", "gw", gw.metadata.uid.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    addrs
+        .create(&PostParams::default(), &addr("10.0.0.2", "should-not-exist", "x"))
+        .await
+        .unwrap();
+    addrs
+        .create(
+            &PostParams::default(),
+            &addr("10.0.0.3", "gw", "previous-incarnation"),
+        )
+        .await
+        .unwrap();
+    eventually("stale addresses collected", || async {
+        addrs.get_opt("10.0.0.2").await.unwrap().is_none()
+            && addrs.get_opt("10.0.0.3").await.unwrap().is_none()
+    })
+    .await;
+    assert!(addrs.get_opt("10.0.0.1").await.unwrap().is_some());
+    tx.send(()).unwrap();
+}

@@ -1,6 +1,7 @@
 //! kube-rs reconcilers: thin shells that read the objects involved, call a pure decision function and write
 //! only what differs.
 
+pub mod allocation_gc;
 pub mod autoscaler;
 pub mod loadbalancer;
 pub mod nat_release;

@@ -87,7 +87,8 @@ async fn run_controllers(
         crate::reconcilers::natgateway::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::autoscaler::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::nat_release::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::allocation_gc::run(client, concurrency, wait(rx)),
+        crate::reconcilers::allocation_gc::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::ephemeral_vip::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

@@ -3,6 +3,7 @@
 
 pub mod allocation_gc;
 pub mod autoscaler;
+pub mod ephemeral_vip;
 pub mod loadbalancer;
 pub mod nat_release;
 pub mod natgateway;

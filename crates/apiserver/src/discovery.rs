@@ -73,15 +73,17 @@ fn v2_group(registry: &Registry, group: &str) -> Value {
     json!({"metadata": meta, "versions": versions})
 }
 
+/// The served groups in registration order. Like kube-apiserver's group priorities, this order is
+/// what kubectl uses to resolve a resource name served by several groups (`kubectl get networks`),
+/// so the server registers the user-facing group before the internal ones.
 fn groups(registry: &Registry) -> Vec<String> {
-    let mut g: Vec<String> = registry
-        .kinds()
-        .map(|k| k.def.group.clone())
-        .filter(|g| !g.is_empty())
-        .collect();
-    g.sort();
-    g.dedup();
-    g
+    let mut groups: Vec<String> = Vec::new();
+    for kind in registry.kinds() {
+        if !kind.def.group.is_empty() && !groups.contains(&kind.def.group) {
+            groups.push(kind.def.group.clone());
+        }
+    }
+    groups
 }
 
 fn legacy_resources(registry: &Registry, group: &str, version: &str) -> Value {

@@ -42,22 +42,6 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         leader_election,
         concurrency: args.concurrency,
     };
-    ironnet_controllers::run(config, client, shutdown_signal()).await;
+    ironnet_controllers::run(config, client, crate::serve::shutdown_signal()).await;
     Ok(())
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the controller-manager");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

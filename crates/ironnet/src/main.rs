@@ -6,6 +6,8 @@ mod apiserver_cmd;
 mod controller_manager_cmd;
 mod dpservice_cmd;
 mod metalbond_cmd;
+mod serve;
+mod up_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
@@ -16,7 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The Kubernetes-style API server (embedded store or etcd).
+    /// Everything in one process: API server (embedded store), controllers and a simulated node.
+    Up(up_cmd::UpArgs),
+    /// The API server with every IronCore kind and its allocators (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
     /// The ironcore networking and ironcore-net controllers.
     ControllerManager(controller_manager_cmd::ControllerManagerArgs),
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
+        Command::Up(args) => up_cmd::run(args).await,
         Command::Apiserver(args) => apiserver_cmd::run(args).await,
         Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
         Command::Dpservice(args) => dpservice_cmd::run(args).await,

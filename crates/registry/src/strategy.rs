@@ -108,9 +108,12 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
     }
 }
 
+/// A kind ready to register: its definition and its strategy.
+pub type ServedKind = (ResourceDefinition, Arc<dyn Strategy>);
+
 /// Every IronCore kind with its definition and strategy, ready to register with the API server.
 /// `index` backs the allocation hooks of the ironcore-net kinds.
-pub fn kinds(index: &SharedIndex) -> Result<Vec<(ResourceDefinition, Arc<dyn Strategy>)>, DefinitionError> {
+pub fn kinds(index: &SharedIndex) -> Result<Vec<ServedKind>, DefinitionError> {
     ironnet_api::kinds()
         .into_iter()
         .map(|descriptor| {

@@ -1,0 +1,116 @@
+//! `ironnet up`: the whole control plane in one process on the embedded store — the API server
+//! with every IronCore kind and its allocators, the controllers, apinetlet, and one simulated
+//! Node — with an admin kubeconfig for kubectl.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use serde_json::json;
+
+use crate::serve::{self, AllocationArgs};
+
+/// The public prefixes `ironnet up` allocates from when none are given: documentation ranges
+/// (RFC 5737, RFC 3849), which are never routed on the internet.
+const DEFAULT_PUBLIC_PREFIXES: [&str; 2] = ["192.0.2.0/24", "2001:db8::/64"];
+
+/// Arguments of `ironnet up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Directory for the embedded store and the admin kubeconfig (`DIR/kubeconfig`).
+    #[arg(long, default_value = "ironnet-data")]
+    data_dir: PathBuf,
+    /// Address to listen on (plain HTTP, no authentication: keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// Port to listen on (0 picks a free one; the kubeconfig names the actual port).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Name of the simulated hypervisor Node registered at startup.
+    #[arg(long, default_value = "node-1")]
+    node_name: String,
+    #[command(flatten)]
+    allocation: AllocationArgs,
+}
+
+/// Runs everything until Ctrl-C / SIGTERM.
+pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
+    if args.allocation.public_prefixes.is_empty() {
+        args.allocation.public_prefixes = DEFAULT_PUBLIC_PREFIXES
+            .iter()
+            .map(|p| p.parse().expect("valid default prefix"))
+            .collect();
+    }
+    let allocation = args.allocation.config()?;
+    let store = serve::open_store(&args.data_dir, &[]).await?;
+    let server = serve::listen(store, &allocation, &args.data_dir, args.bind_address, args.port).await?;
+    let client = kube::Client::new(server.api.server.router(), "default");
+    register_node(&client, &args.node_name).await?;
+
+    let addr = server.addr;
+    let kubeconfig = server.kubeconfig.clone();
+    let prefixes: Vec<String> = allocation
+        .public_prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "ironnet is up: API server on http://{addr} (data in {})",
+        args.data_dir.display()
+    );
+    println!(
+        "  public prefixes: {}; VNIs {}..={}",
+        prefixes.join(", "),
+        args.allocation.min_vni,
+        args.allocation.max_vni
+    );
+    println!("  simulated node: {}", args.node_name);
+    println!();
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl api-resources --api-group=networking.ironcore.dev");
+    println!("  kubectl apply -f examples/");
+    println!();
+    println!("Press Ctrl-C to stop.");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        serve::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let controllers = tokio::spawn(ironnet_controllers::run(
+        ironnet_controllers::ControllerConfig::default(),
+        client,
+        stopped(stop_rx.clone()),
+    ));
+    server.serve(stopped(stop_rx)).await?;
+    controllers.await.context("controllers")?;
+    Ok(())
+}
+
+/// Registers the simulated hypervisor as a `core.apinet.ironcore.dev` Node (if absent).
+async fn register_node(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let resource = ApiResource {
+        group: "core.apinet.ironcore.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "core.apinet.ironcore.dev/v1alpha1".into(),
+        kind: "Node".into(),
+        plural: "nodes".into(),
+    };
+    let nodes: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let node: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"topology.core.apinet.ironcore.dev/partition": "simulated"}},
+        "spec": {},
+    }))?;
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e).context("registering the simulated node"),
+    }
+}

@@ -15,7 +15,7 @@ fn nic(name: &str, reclaim: Option<&str>) -> NetworkInterface {
     serde_json::from_value(json!({
         "apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "NetworkInterface", "metadata": {"name": name},
         "spec": {"networkRef": {"name": "net"}, "ips": [{"value": "10.0.0.1"}],
-                 "virtualIP": {"ephemeral": {"virtualIPTemplate": {"spec": spec.clone()}, "virtualIpTemplate": {"spec": spec}}}},
+                 "virtualIP": {"ephemeral": {"virtualIPTemplate": {"spec": spec}}}},
     }))
     .unwrap()
 }
@@ -67,7 +67,7 @@ async fn ephemeral_vips_follow_their_interface() {
     );
     // Both spellings of the template key: upstream's and the API crate's current one.
     let delete = json!({"spec": {"reclaimPolicy": "Delete"}});
-    let patch = json!({"spec": {"virtualIP": {"ephemeral": {"virtualIPTemplate": delete.clone(), "virtualIpTemplate": delete}}}});
+    let patch = json!({"spec": {"virtualIP": {"ephemeral": {"virtualIPTemplate": delete}}}});
     nics.patch("b", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();

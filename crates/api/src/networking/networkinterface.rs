@@ -53,7 +53,11 @@ pub struct PrefixSource {
 #[serde(rename_all = "camelCase")]
 pub struct EphemeralVirtualIPSource {
     /// The VirtualIP to create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "virtualIPTemplate",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub virtual_ip_template: Option<VirtualIPTemplateSpec>,
 }
 

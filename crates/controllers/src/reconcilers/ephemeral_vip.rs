@@ -35,13 +35,9 @@ fn owner_ref(nic: &NetworkInterface) -> Value {
 /// The VirtualIP a NetworkInterface's ephemeral template asks for, with whether the NIC should control it.
 pub fn desired_vip(nic: &NetworkInterface) -> Option<(Value, bool)> {
     let v = serde_json::to_value(nic).ok()?;
-    // Upstream's key is `virtualIPTemplate`; the API crate currently serializes `virtualIpTemplate`.
-    let template = [
-        "/spec/virtualIP/ephemeral/virtualIPTemplate",
-        "/spec/virtualIP/ephemeral/virtualIpTemplate",
-    ]
-    .iter()
-    .find_map(|p| v.pointer(p).filter(|t| !t.is_null()))?;
+    let template = v
+        .pointer("/spec/virtualIP/ephemeral/virtualIPTemplate")
+        .filter(|t| !t.is_null())?;
     let retain = template.pointer("/spec/reclaimPolicy").and_then(Value::as_str) == Some("Retain");
     let mut annotations = template
         .pointer("/metadata/annotations")

@@ -16,6 +16,13 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// The start key of a range or watch: etcd rejects an empty key ("key is not provided"), so
+/// an empty start becomes `"\0"`, the smallest key — with [`prefix_end`] of `""` (also `"\0"`)
+/// that means "every key", exactly as etcd's own client spells a prefix range over everything.
+pub fn range_start(key: Vec<u8>) -> Vec<u8> {
+    if key.is_empty() { vec![0] } else { key }
+}
+
 /// Converts etcd's signed revisions (never negative in practice) to [`Revision`].
 pub fn revision(r: i64) -> Revision {
     r.max(0) as Revision
@@ -109,6 +116,8 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff\xff"), b"\0");
         assert_eq!(prefix_end(b""), b"\0");
+        assert_eq!(range_start(Vec::new()), b"\0");
+        assert_eq!(range_start(b"/a".to_vec()), b"/a");
     }
 
     #[test]

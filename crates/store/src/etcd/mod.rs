@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::hub::{HubLimits, WatchHub};
 use crate::validate::{MAX_TXN_BYTES, validate_key, validate_txn};
 use crate::{KeyValue, ListOptions, ListPage, Op, Revision, Store, StoreError, Txn, TxnOutcome, WatchStream};
-use convert::{StatusKind, classify, etcd_revision, key_value, prefix_end, revision};
+use convert::{StatusKind, classify, etcd_revision, key_value, prefix_end, range_start, revision};
 use proto::etcdserverpb::{
     self, compare, kv_client::KvClient, request_op, response_op, watch_client::WatchClient,
 };
@@ -198,7 +198,7 @@ impl EtcdStore {
             return Ok(());
         }
         let probe = etcdserverpb::RangeRequest {
-            key: self.full_key("").into(),
+            key: range_start(self.full_key("")).into(),
             revision: etcd_revision(requested)?,
             count_only: true,
             ..Default::default()
@@ -213,8 +213,9 @@ impl EtcdStore {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision, StoreError> {
+        // A point read of one key: its response header carries the current revision.
         let request = etcdserverpb::RangeRequest {
-            key: self.full_key("").into(),
+            key: range_start(self.full_key("")).into(),
             count_only: true,
             ..Default::default()
         };
@@ -233,7 +234,7 @@ impl Store for EtcdStore {
         let current = self.current_revision().await?;
         let readable = |rev: Revision| async move {
             let probe = etcdserverpb::RangeRequest {
-                key: self.full_key("").into(),
+                key: range_start(self.full_key("")).into(),
                 revision: etcd_revision(rev)?,
                 count_only: true,
                 ..Default::default()
@@ -293,7 +294,7 @@ impl Store for EtcdStore {
         };
         let limit = options.limit.filter(|l| *l > 0).unwrap_or(0);
         let request = etcdserverpb::RangeRequest {
-            key: start.into(),
+            key: range_start(start).into(),
             range_end: prefix_end(&full_prefix).into(),
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
             revision: etcd_revision(options.revision.unwrap_or(0))?,

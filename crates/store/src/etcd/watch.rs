@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use super::convert::{event, prefix_end, revision};
+use super::convert::{event, prefix_end, range_start, revision};
 use super::proto::etcdserverpb::{self, watch_client::WatchClient, watch_request};
 use crate::hub::{RevisionEvents, WatchHub};
 use crate::{Revision, StoreError};
@@ -65,7 +65,7 @@ async fn run_once(
     let create = etcdserverpb::WatchRequest {
         request_union: Some(watch_request::RequestUnion::CreateRequest(
             etcdserverpb::WatchCreateRequest {
-                key: watch_prefix.as_bytes().to_vec().into(),
+                key: range_start(watch_prefix.as_bytes().to_vec()).into(),
                 range_end: prefix_end(watch_prefix.as_bytes()).into(),
                 start_revision: i64::try_from(*next).unwrap_or(i64::MAX),
                 progress_notify: true,

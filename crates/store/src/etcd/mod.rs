@@ -129,12 +129,17 @@ impl EtcdStore {
             .await
             .map_err(|_| StoreError::Unavailable(format!("etcd at {endpoints:?} did not answer")))??;
         store.hub = WatchHub::new(current, 0, hub_limits);
+        let (created_tx, created) = tokio::sync::oneshot::channel();
         store.feed = tokio::spawn(watch::feed(
             watch,
             store.options.key_prefix.clone(),
             store.hub.clone(),
             current,
+            created_tx,
         ));
+        // Until etcd has created the shared watch, a compaction past `current` would cancel it
+        // and fail every watch of this store; wait for it.
+        wait_created(created, store.options.connect_timeout, &endpoints).await?;
         Ok(store)
     }
 
@@ -463,14 +468,19 @@ impl Store for EtcdStore {
         // Before the shared window: a private etcd watch on just this prefix from `after`.
         let hub = WatchHub::new(after, 0, self.hub_limits);
         let feed_prefix = format!("{}{prefix}", self.options.key_prefix);
+        let (created_tx, created) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(watch::feed_range(
             self.watch.clone(),
             self.options.key_prefix.clone(),
             feed_prefix,
             hub.clone(),
             after,
+            created_tx,
         ));
         let guard = AbortOnDrop(task);
+        // A compaction or cancellation before creation is reported through the hub's stream;
+        // a timeout here means etcd did not answer.
+        let _ = tokio::time::timeout(self.options.request_timeout, created).await;
         let stream = hub.subscribe(prefix.to_owned(), after, None);
         Ok(Box::pin(futures::StreamExt::map(stream, move |item| {
             let _keep = &guard;
@@ -496,5 +506,22 @@ impl Store for EtcdStore {
             Ok(Err(status)) => Err(self.error(status, revision).await),
             Err(_) => Err(StoreError::Unavailable("etcd compact timed out".into())),
         }
+    }
+}
+
+/// Waits until the shared etcd watch is created, or fails after `timeout`.
+async fn wait_created(
+    created: tokio::sync::oneshot::Receiver<()>,
+    timeout: Duration,
+    endpoints: &[String],
+) -> Result<(), StoreError> {
+    match tokio::time::timeout(timeout, created).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(StoreError::Unavailable(format!(
+            "etcd at {endpoints:?}: the watch feed stopped before it started"
+        ))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "etcd at {endpoints:?} did not create the watch in time"
+        ))),
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
@@ -17,8 +17,18 @@ use crate::{Revision, StoreError};
 /// errors from the last delivered revision, until the task is aborted. When etcd reports that
 /// the next revision was compacted (possible only after a long disconnection), the hub fails with
 /// [`StoreError::Compacted`], because a gap-free stream can no longer be produced.
-pub async fn feed(client: WatchClient<Channel>, key_prefix: String, hub: Arc<WatchHub>, after: Revision) {
-    feed_range(client, key_prefix.clone(), key_prefix, hub, after).await;
+///
+/// `created` fires once etcd has confirmed the first watch: from then on etcd keeps the watch
+/// synced and a compaction can no longer cancel it, so callers wait for it before relying on
+/// the feed.
+pub async fn feed(
+    client: WatchClient<Channel>,
+    key_prefix: String,
+    hub: Arc<WatchHub>,
+    after: Revision,
+    created: oneshot::Sender<()>,
+) {
+    feed_range(client, key_prefix.clone(), key_prefix, hub, after, created).await;
 }
 
 /// Like [`feed`], but watches only keys starting with `watch_prefix` (which starts with
@@ -29,11 +39,22 @@ pub async fn feed_range(
     watch_prefix: String,
     hub: Arc<WatchHub>,
     after: Revision,
+    created: oneshot::Sender<()>,
 ) {
     let mut next = after + 1;
+    let mut created = Some(created);
     let mut backoff = Duration::from_millis(100);
     loop {
-        match run_once(client.clone(), &key_prefix, &watch_prefix, &hub, &mut next).await {
+        match run_once(
+            client.clone(),
+            &key_prefix,
+            &watch_prefix,
+            &hub,
+            &mut next,
+            &mut created,
+        )
+        .await
+        {
             Ok(()) => {}
             Err(StoreError::Compacted {
                 requested,
@@ -60,6 +81,7 @@ async fn run_once(
     watch_prefix: &str,
     hub: &WatchHub,
     next: &mut Revision,
+    created: &mut Option<oneshot::Sender<()>>,
 ) -> Result<(), StoreError> {
     let (tx, rx) = mpsc::channel(1);
     let create = etcdserverpb::WatchRequest {
@@ -103,6 +125,9 @@ async fn run_once(
             )));
         }
         if response.created {
+            if let Some(created) = created.take() {
+                let _ = created.send(());
+            }
             continue;
         }
         if response.events.is_empty() {

@@ -224,10 +224,15 @@ async fn controller_reconciles_once_per_change(t: TestServer) {
     controller.abort();
 }
 
-#[tokio::test]
-async fn reflector_survives_restart_and_compaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::common::open_store(dir.path());
+/// A reflector over TCP survives an API server restart on the same store and port, and a
+/// compaction past its revision (it relists on the in-stream 410). `open` opens (or reconnects
+/// to) the same store each time it is called.
+async fn reflector_survives_restart_and_compaction<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn ironnet_store::Store>>,
+{
+    let store = open().await;
     let server = server_on(store.clone()).await;
     let (addr, task) = serve_tcp(&server, 0).await;
     let client = tcp_client(addr);
@@ -263,12 +268,12 @@ async fn reflector_survives_restart_and_compaction() {
     };
     wait_for(1, reader.clone()).await;
 
-    // Restart: stop serving, drop server and store, reopen on the same port and file.
+    // Restart: stop serving, drop server and store, reopen on the same port and store.
     task.stop().await;
     drop(server);
     drop(store);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let store = crate::common::open_store(dir.path());
+    let store = open().await;
     let server = server_on(store.clone()).await;
     let (_, task) = serve_tcp(&server, addr.port()).await;
     let api2: Api<Widget> = Api::namespaced(tcp_client(addr), "default");
@@ -296,6 +301,33 @@ async fn reflector_survives_restart_and_compaction() {
     wait_for(3, reader.clone()).await;
     watch_task.abort();
     task.stop().await;
+}
+
+#[tokio::test]
+async fn reflector_survives_restart_and_compaction_on_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    reflector_survives_restart_and_compaction(|| {
+        let path = path.clone();
+        async move { crate::common::open_store(&path) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reflector_survives_restart_and_compaction_on_etcd() {
+    // Started on the test thread: the helper ties etcd's life to the thread that started it.
+    let etcd = ironnet_store::testing::EtcdProcess::start().unwrap();
+    let endpoint = etcd.endpoint().to_owned();
+    reflector_survives_restart_and_compaction(|| {
+        let config = ironnet_store::StoreConfig::Etcd {
+            endpoints: vec![endpoint.clone()],
+            key_prefix: "/ironnet".into(),
+        };
+        async move { ironnet_store::open(config).await.unwrap() }
+    })
+    .await;
+    drop(etcd);
 }
 
 crate::on_both_stores!(tokio::test; typed_crud_in_process, typed_crud_over_tcp, server_side_apply_conflicts_and_force, controller_reconciles_once_per_change);

@@ -1,6 +1,6 @@
 //! Ephemeral VirtualIP reconciler against the real in-process API server (networking-api §7 M1, M2, M4).
 
-mod common;
+use crate::common;
 
 use common::{eventually, server};
 use ironnet_api::networking::{NetworkInterface, VirtualIP};

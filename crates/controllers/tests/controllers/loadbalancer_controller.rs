@@ -1,6 +1,6 @@
 //! LoadBalancer routing reconciler against the real in-process API server (networking-api §7 J1–J3).
 
-mod common;
+use crate::common;
 
 use common::{eventually, server};
 use ironnet_api::networking::{LoadBalancer, LoadBalancerRouting, Network, NetworkInterface};

@@ -1,7 +1,7 @@
 //! `core.apinet.ironcore.dev`: at least five rejected objects per kind with their exact field errors, the
 //! immutability rules, and the validation behaviours of `ironcore-net.md` §7.2.
 
-mod common;
+use crate::common;
 
 use common::{Case, assert_contains, descriptor, label_msg, run_create_cases, subdomain_msg, update_errors};
 use serde_json::{Value, json};

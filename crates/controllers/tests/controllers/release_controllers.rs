@@ -1,7 +1,7 @@
 //! Claim release reconcilers against the real in-process API server (networking-api §7 P1, P3), plus the
 //! UID check upstream lacks.
 
-mod common;
+use crate::common;
 
 use common::{eventually, server};
 use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};

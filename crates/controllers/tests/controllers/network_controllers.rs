@@ -1,6 +1,6 @@
 //! Network protection and peering reconcilers against the real in-process API server (networking-api §7 N, O).
 
-mod common;
+use crate::common;
 
 use common::{eventually, server};
 use ironnet_api::networking::{Network, NetworkInterface};

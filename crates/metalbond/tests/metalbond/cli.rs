@@ -1,7 +1,7 @@
 //! The `metalbond server|client` command line end to end (same code path as `ironnet metalbond ...`), and the
 //! HTTP route table view.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

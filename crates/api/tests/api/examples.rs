@@ -1,7 +1,7 @@
 //! Every YAML example of the seed (copied unchanged into `examples/`) decodes into its typed struct, defaults,
 //! validates clean and re-serialises with the documented fields.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

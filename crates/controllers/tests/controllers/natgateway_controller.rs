@@ -1,6 +1,6 @@
 //! NATGateway → NATTable reconciler against the real in-process API server (ironcore-net §7.3 natgateway).
 
-mod common;
+use crate::common;
 
 use common::{eventually, server};
 use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};

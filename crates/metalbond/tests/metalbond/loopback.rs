@@ -1,6 +1,6 @@
 //! Real TCP sessions on 127.0.0.1: upstream's peer_test.go scenarios and the HA / bug-fix cases.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::time::Duration;

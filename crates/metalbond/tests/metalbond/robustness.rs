@@ -1,6 +1,6 @@
 //! Bad input: the decoder never panics on arbitrary bytes, and a bad frame closes only the session that sent it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `networking.metalnet.ironcore.dev`: at least five rejected objects per kind with their exact field errors.
 
-mod common;
+use crate::common;
 
 use common::{Case, assert_contains, descriptor, run_create_cases, update_errors};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! `networking.ironcore.dev`: the conformance behaviours of `ironcore-networking-api.md` §7 (A–H, and I mapped
 //! onto NetworkInterface) plus at least five rejected objects per kind, each with its exact field error.
 
-mod common;
+use crate::common;
 
 use common::{
     Case, assert_contains, assert_no_error_at, descriptor, label_msg, subdomain_msg, update_errors,

@@ -1,7 +1,7 @@
 //! The api integration tests, one binary so the workspace links (and stores) fewer test executables.
 
-mod common;
 mod apinet;
+mod common;
 mod crds;
 mod examples;
 mod fuzz;

@@ -1,6 +1,6 @@
 //! The metalbond integration tests, one binary so the workspace links (and stores) fewer test executables.
 
-mod common;
 mod cli;
+mod common;
 mod loopback;
 mod robustness;

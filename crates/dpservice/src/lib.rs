@@ -16,6 +16,7 @@ pub mod proto {
 
 pub mod config;
 pub mod convert;
+pub mod offload;
 pub mod server;
 pub mod service;
 pub mod tap;

@@ -72,7 +72,13 @@ fn add_port(
     kind: PortKind,
 ) -> Result<(), StartError> {
     // VM ports get carrier only once an interface is bound to them; uplinks are always up.
-    let tap = TapDevice::create(&spec.tap, spec.peer_mac, kind == PortKind::Pf)?;
+    // VM ports offer checksum/TSO offload to the VM (vnet header); uplinks carry plain frames.
+    let tap = TapDevice::create(
+        &spec.tap,
+        spec.peer_mac,
+        kind == PortKind::Pf,
+        kind == PortKind::Vf,
+    )?;
     let id = dataplane.add_port(PortConfig {
         kind,
         mac: MacAddr(spec.mac),

@@ -1,7 +1,9 @@
 //! The packet worker: one thread that owns the [`Dataplane`] and the TAP ports.
 //!
-//! It polls the TAP fds and a wake-up eventfd, reads frames into a [`Batch`], runs
-//! [`Dataplane::process`], writes the frames the pipeline emits, calls [`Dataplane::tick`]
+//! It polls the TAP fds and a wake-up eventfd, drains the readable ports into a [`Batch`]
+//! (cutting a VM's TCP super-frames into segments, see [`crate::offload`]), runs
+//! [`Dataplane::process`] once per batch, writes the frames the pipeline emits (merging TCP
+//! segments for a VM port into super-frames again), calls [`Dataplane::tick`]
 //! periodically, and runs control commands sent by the gRPC tasks. Commands run between batches,
 //! so a control change is atomic with respect to packet processing, and the per-packet path takes
 //! no lock. Dropping the worker (after [`WorkerHandle::shutdown`]) closes the TAP fds, which
@@ -14,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ironnet_dataplane::{Batch, Dataplane, PortId};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::offload::{self, Coalescer, VNET_HDR_LEN, VnetHdr};
 use crate::tap::TapDevice;
 
 /// Frames per batch: large enough to amortise the per-batch work, small enough that control
@@ -23,8 +25,9 @@ use crate::tap::TapDevice;
 pub const BATCH_SIZE: usize = 64;
 /// How often [`Dataplane::tick`] runs (flow aging, ARP probes, RAs).
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
-/// Largest frame read from a TAP.
-const MAX_FRAME: usize = 9216 + 64;
+/// Largest read from a TAP: a vnet header and a 64 KiB TCP super-frame from a VM port (with an
+/// Ethernet header and a VLAN tag), or a jumbo frame from an uplink.
+const RX_BUF: usize = VNET_HDR_LEN + 65536 + 64;
 
 /// Why the worker could not be started or a command could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -189,42 +192,125 @@ impl Worker {
         let Some(tap) = ports.get(port.index()) else {
             return;
         };
-        if let Err(e) = tap.send(frame) {
-            // EIO while the netdev is down: nothing is listening, the frame is lost like on a wire.
-            tracing::trace!(port = tap.name(), error = %e, "transmit failed");
+        report(tap, tap.send(frame));
+    }
+
+    /// Sends the frames the pipeline emitted, in batch order per port. Frames for a VM port go
+    /// through the coalescer: consecutive segments of one TCP flow leave as one super-frame.
+    fn transmit_batch(ports: &[TapDevice], batch: &Batch, gro: &mut Coalescer) {
+        let mut gro_port: Option<&TapDevice> = None;
+        for (port, frame) in batch.transmits() {
+            let Some(tap) = ports.get(port.index()) else {
+                continue;
+            };
+            if !tap.vnet() {
+                report(tap, tap.send_raw(frame));
+                continue;
+            }
+            if gro_port.is_some_and(|p| std::ptr::eq(p, tap)) && gro.push(frame) {
+                continue;
+            }
+            if let Some(p) = gro_port.take() {
+                report(p, p.send_raw(gro.flush()));
+            }
+            if gro.push(frame) {
+                gro_port = Some(tap);
+            } else {
+                report(tap, tap.send(frame));
+            }
         }
+        if let Some(p) = gro_port {
+            report(p, p.send_raw(gro.flush()));
+        }
+    }
+
+    /// Reads one frame from port `i` into the batch: a VM port's super-frame becomes its
+    /// segments. Returns false when the port had nothing queued (or failed).
+    fn receive(tap: &TapDevice, i: usize, rx: &mut [u8], batch: &mut Batch) -> bool {
+        let n = match tap.recv(rx) {
+            Ok(Some(n)) => n,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::trace!(port = tap.name(), error = %e, "receive failed");
+                return false;
+            }
+        };
+        let port = PortId(i as u16);
+        if !tap.vnet() {
+            batch.push(port, &rx[..n]);
+            return true;
+        }
+        let Some(hdr) = VnetHdr::parse(&rx[..n]) else {
+            return true;
+        };
+        if let Err(e) = offload::segment(hdr, &mut rx[VNET_HDR_LEN..n], |seg| batch.push(port, seg)) {
+            tracing::trace!(port = tap.name(), error = ?e, ?hdr, "offloaded frame dropped");
+        }
+        true
+    }
+
+    /// Waits until a port or the wake-up fd is readable or `timeout_ms` passes, and marks the
+    /// readable ports in `ready`. Returns whether the wake-up fd was signalled, or `None` if
+    /// poll failed.
+    fn wait(&self, fds: &mut Vec<libc::pollfd>, ready: &mut [bool], timeout_ms: u64) -> Option<bool> {
+        fds.clear();
+        fds.extend(
+            std::iter::once(self.wake.0.as_raw_fd())
+                .chain(self.state.ports.iter().map(|p| p.as_fd().as_raw_fd()))
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
+        let timeout = libc::c_int::try_from(timeout_ms.min(1000)).unwrap_or(1000);
+        // SAFETY: `fds` is a live, initialised array of `fds.len()` pollfd structs that poll
+        // may write the `revents` of; the fds stay open for the call (owned by self).
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Some(false);
+            }
+            tracing::error!(error = %e, "poll failed; stopping the dataplane worker");
+            return None;
+        }
+        for (r, fd) in ready.iter_mut().zip(&fds[1..]) {
+            *r = fd.revents != 0;
+        }
+        Some(fds[0].revents != 0)
     }
 
     fn run(mut self) {
         let mut batch = Batch::with_capacity(BATCH_SIZE);
-        let mut buf = vec![0u8; MAX_FRAME];
+        let mut rx = vec![0u8; RX_BUF];
+        let mut gro = Coalescer::new();
+        let mut fds = Vec::new();
+        let mut ready: Vec<bool> = Vec::new();
         let mut next_tick = 0u64;
         let tick_ns = u64::try_from(TICK_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
         let mut busy = false;
         loop {
-            if !busy {
+            ready.resize(self.state.ports.len(), true);
+            if busy {
+                // The last batch filled up: read every port again without asking poll (a port
+                // with nothing queued costs one EAGAIN read).
+                ready.fill(true);
+            } else {
                 let timeout_ms = next_tick.saturating_sub(self.now()).div_ceil(1_000_000);
-                let timeout = PollTimeout::try_from(timeout_ms.min(1000)).unwrap_or(PollTimeout::MAX);
-                let wake = self.wake.clone();
-                let mut fds: Vec<PollFd<'_>> = std::iter::once(wake.0.as_fd())
-                    .chain(self.state.ports.iter().map(|p| p.as_fd()))
-                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-                    .collect();
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "poll failed; stopping the dataplane worker");
-                        return;
-                    }
+                match self.wait(&mut fds, &mut ready, timeout_ms) {
+                    Some(true) => self.wake.drain(),
+                    Some(false) => {}
+                    None => return,
                 }
-                drop(fds);
             }
-            self.wake.drain();
             if !self.run_commands() {
                 return;
             }
+            ready.resize(self.state.ports.len(), true);
 
-            // Fill one batch round-robin over the ports so that no port starves the others.
+            // Fill one batch, a frame per ready port in turn so that no port starves the
+            // others; a port leaves the round when it has nothing more queued.
             batch.clear();
             let mut progress = true;
             while progress && batch.len() < BATCH_SIZE {
@@ -233,23 +319,17 @@ impl Worker {
                     if batch.len() >= BATCH_SIZE {
                         break;
                     }
-                    match tap.recv(&mut buf) {
-                        Ok(Some(n)) => {
-                            batch.push(PortId(i as u16), &buf[..n]);
-                            progress = true;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::trace!(port = tap.name(), error = %e, "receive failed"),
+                    if ready[i] {
+                        ready[i] = Self::receive(tap, i, &mut rx, &mut batch);
+                        progress |= ready[i];
                     }
                 }
             }
-            busy = batch.len() == BATCH_SIZE;
+            busy = batch.len() >= BATCH_SIZE;
             let now = self.now();
             if !batch.is_empty() {
                 self.state.dataplane.process(now, &mut batch);
-                for (port, frame) in batch.transmits() {
-                    Self::transmit(&self.state.ports, port, frame);
-                }
+                Self::transmit_batch(&self.state.ports, &batch, &mut gro);
             }
             if now >= next_tick {
                 for (port, frame) in self.state.dataplane.tick(now) {
@@ -258,5 +338,12 @@ impl Worker {
                 next_tick = now + tick_ns;
             }
         }
+    }
+}
+
+fn report(tap: &TapDevice, result: io::Result<bool>) {
+    if let Err(e) = result {
+        // EIO while the netdev is down: nothing is listening, the frame is lost like on a wire.
+        tracing::trace!(port = tap.name(), error = %e, "transmit failed");
     }
 }

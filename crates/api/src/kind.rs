@@ -42,6 +42,12 @@ where
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         self.validate_update(old)
     }
+
+    /// Validates the deletion of the stored object (e.g. a VirtualIP that is still bound). The default
+    /// allows every delete.
+    fn validate_delete(&self) -> ErrorList {
+        ErrorList::new()
+    }
 }
 
 /// Everything an API server needs to serve one kind, without compile-time knowledge of its type.
@@ -60,6 +66,11 @@ pub struct KindDescriptor {
     pub validate_update: fn(&Value, &Value) -> ErrorList,
     /// Validates an update through `/status`: `(new, old)`.
     pub validate_status_update: fn(&Value, &Value) -> ErrorList,
+    /// Validates the deletion of a stored object (see [`ApiKind::validate_delete`]).
+    pub validate_delete: fn(&Value) -> ErrorList,
+    /// The formatted Table cell of a printer column (by name), or `None` to render its JSONPath
+    /// (see [`crate::printers::cell`]).
+    pub printer_cell: fn(&str, &Value) -> Option<String>,
 }
 
 impl fmt::Debug for KindDescriptor {
@@ -82,6 +93,8 @@ impl KindDescriptor {
             validate_create: validate_create_value::<K>,
             validate_update: validate_update_value::<K>,
             validate_status_update: validate_status_update_value::<K>,
+            validate_delete: validate_delete_value::<K>,
+            printer_cell: printer_cell_value::<K>,
         }
     }
 
@@ -205,6 +218,23 @@ where
         Ok((new, old)) => new.validate_status_update(&old),
         Err(errs) => errs,
     }
+}
+
+fn validate_delete_value<K: ApiKind>(value: &Value) -> ErrorList
+where
+    <K as HasSpec>::Spec: DeserializeOwned,
+{
+    // A stored object that no longer decodes must stay deletable.
+    decode::<K>(value)
+        .map(|k| k.validate_delete())
+        .unwrap_or_default()
+}
+
+fn printer_cell_value<K: ApiKind>(column: &str, value: &Value) -> Option<String>
+where
+    <K as HasSpec>::Spec: DeserializeOwned,
+{
+    crate::printers::cell(&K::group(&()), &K::kind(&()), column, value)
 }
 
 /// Main-endpoint update of a kind with a status subresource: the status cannot be changed here, so the stored

@@ -18,6 +18,7 @@ pub mod kind;
 pub mod metalnet;
 pub mod naming;
 pub mod networking;
+pub mod printers;
 pub mod validation;
 pub mod wellknown;
 

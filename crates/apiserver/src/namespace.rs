@@ -103,6 +103,11 @@ async fn reconcile(server: &Server, ns: &str) -> Result<(), ApiError> {
                 {
                     Ok(_) => {}
                     Err(e) if e.code == 404 => {}
+                    // Refused while in use (e.g. a bound VirtualIP): other objects still go now, and
+                    // the next pass retries once what uses it is gone.
+                    Err(e) if e.code == 422 => {
+                        tracing::debug!(namespace = %ns, name = %meta::name(&obj), error = %e, "delete refused; retrying later");
+                    }
                     Err(e) => return Err(e),
                 }
             }

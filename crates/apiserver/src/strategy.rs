@@ -6,6 +6,7 @@ use ironnet_apimachinery::field::ErrorList;
 use ironnet_store::{Compare, Op, Store};
 use serde_json::Value;
 
+use crate::definition::PrinterColumn;
 use crate::error::ApiError;
 use crate::registry::Registry;
 
@@ -78,8 +79,9 @@ impl AdmissionContext {
 ///
 /// Order on create: `default` → `validate_create` → `admit_create`; on update of the main
 /// resource: `default` → `validate_update` → `admit_update`; on update of `/status`:
-/// `validate_status_update` → `admit_update`; on delete: `admit_delete` (when the object is
-/// actually removed from the store).
+/// `validate_status_update` → `admit_update`; on delete: `validate_delete` (when the request
+/// arrives, before anything changes) → `admit_delete` (when the object is actually removed from
+/// the store). Table output asks `printer_cell` for each printer column before evaluating its JSONPath.
 #[async_trait::async_trait]
 pub trait Strategy: Send + Sync + 'static {
     /// Fills in defaults; called before validation on create and on main-resource updates.
@@ -98,6 +100,23 @@ pub trait Strategy: Send + Sync + 'static {
     /// Validates an update through `/status`.
     fn validate_status_update(&self, _new: &Value, _old: &Value) -> ErrorList {
         ErrorList::new()
+    }
+
+    /// Validates a delete request against the stored object before anything changes: a non-empty
+    /// list refuses the delete with 422 Invalid (one cause per error, with its field path). It runs
+    /// for DELETE, for every item of DELETECOLLECTION and for the deletes of the garbage collector
+    /// and the namespace controller, but not again for an object that is already being deleted
+    /// (its deletion was accepted) nor when finalizers release it. It may read the store through
+    /// `ctx` (e.g. to check whether an object is still in use).
+    async fn validate_delete(&self, _ctx: &AdmissionContext, _obj: &Value) -> Result<ErrorList, ApiError> {
+        Ok(ErrorList::new())
+    }
+
+    /// The Table cell of `column` for `obj`, for kinds whose columns are formatted rather than
+    /// plain JSONPath values (placeholders such as `<none>`, joined lists, composed references).
+    /// `None` (the default) renders the column's JSONPath like a CRD's printer column.
+    fn printer_cell(&self, _column: &PrinterColumn, _obj: &Value) -> Option<Value> {
+        None
     }
 
     /// Admission on create; may modify the object and add side effects to its transaction.

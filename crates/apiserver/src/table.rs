@@ -1,10 +1,14 @@
 //! `meta.k8s.io/v1` Table and `PartialObjectMetadata` projections, from a kind's printer columns.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::definition::{PrinterColumn, ResourceDefinition};
 use crate::jsonpath::JsonPath;
+use crate::registry::RegisteredKind;
+use crate::strategy::Strategy;
 
 /// What each Table row carries in `object` (`includeObject`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -88,9 +92,20 @@ struct Column {
 }
 
 /// Converts objects of one kind to Table rows.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TableConvertor {
     columns: Vec<Column>,
+    /// The kind's strategy, asked for formatted cells before a column's JSONPath is evaluated.
+    strategy: Option<Arc<dyn Strategy>>,
+}
+
+impl std::fmt::Debug for TableConvertor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableConvertor")
+            .field("columns", &self.columns)
+            .field("formatted", &self.strategy.is_some())
+            .finish()
+    }
 }
 
 const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, \
@@ -123,7 +138,19 @@ impl TableConvertor {
                 def: c,
             })
             .collect();
-        TableConvertor { columns }
+        TableConvertor {
+            columns,
+            strategy: None,
+        }
+    }
+
+    /// The convertor for a registered kind: like [`TableConvertor::new`], but cells come from the
+    /// kind's [`Strategy::printer_cell`] where it formats them.
+    pub fn for_kind(kind: &RegisteredKind) -> Self {
+        TableConvertor {
+            strategy: Some(Arc::clone(&kind.strategy)),
+            ..Self::new(&kind.def)
+        }
     }
 
     /// The `columnDefinitions` array.
@@ -144,6 +171,10 @@ impl TableConvertor {
     pub fn row(&self, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
         let mut cells = vec![Value::String(crate::meta::name(obj).to_owned())];
         for c in &self.columns {
+            if let Some(formatted) = self.strategy.as_ref().and_then(|s| s.printer_cell(&c.def, obj)) {
+                cells.push(formatted);
+                continue;
+            }
             let v = c.path.as_ref().and_then(|p| p.eval(obj).into_iter().next());
             cells.push(cell(&c.def.type_, v, now));
         }

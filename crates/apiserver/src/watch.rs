@@ -156,7 +156,10 @@ impl Server {
             .filter(|t| *t > 0)
             .map(|t| Duration::from_secs(t as u64));
         let table = match call.output {
-            Output::Table => Some((TableConvertor::new(&def), crate::handlers::include_object(&call)?)),
+            Output::Table => Some((
+                TableConvertor::for_kind(&call.kind),
+                crate::handlers::include_object(&call)?,
+            )),
             _ => None,
         };
         let mut encoder = Encoder {

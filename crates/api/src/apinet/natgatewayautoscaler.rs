@@ -20,8 +20,7 @@ use crate::validation::{self, NameRule, meta};
     status = "NATGatewayAutoscalerStatus",
     derive = "PartialEq",
     printcolumn = r#"{"name":"NATGateway","type":"string","jsonPath":".spec.natGatewayRef.name"}"#,
-    printcolumn = r#"{"name":"MinPublicIPs","type":"integer","jsonPath":".spec.minPublicIPs"}"#,
-    printcolumn = r#"{"name":"MaxPublicIPs","type":"integer","jsonPath":".spec.maxPublicIPs"}"#,
+    printcolumn = r#"{"name":"PublicIPs","type":"string","description":"minPublicIPs/maxPublicIPs (unset counts as 0)","jsonPath":".spec.maxPublicIPs"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -25,15 +25,41 @@ pub struct LoadBalancerTargetRef {
 }
 
 /// One routing destination.
+///
+/// ironnet also accepts the documentation's legacy shape `{name, uid}` (the NetworkInterface, without IP):
+/// defaulting turns it into `targetRef: {name, uid}`, and the API server fills in `ip` from that interface.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerDestination {
-    /// The destination IP. Required.
-    #[serde(default)]
+    /// The destination IP. Required, unless `targetRef` names the NetworkInterface to take it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IP>,
     /// The NetworkInterface the IP belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<LoadBalancerTargetRef>,
+    /// Deprecated: the legacy shape's NetworkInterface name; defaulting moves it into `targetRef`, it is
+    /// never stored.
+    #[serde(default, skip_serializing)]
+    pub name: Option<String>,
+    /// Deprecated: the legacy shape's NetworkInterface UID; defaulting moves it into `targetRef`, it is
+    /// never stored.
+    #[serde(default, skip_serializing)]
+    pub uid: Option<String>,
+}
+
+impl LoadBalancerDestination {
+    /// Converts the legacy `{name, uid}` shape: without a `targetRef`, they become `targetRef: {name, uid}`;
+    /// next to one they are dropped (the `targetRef` wins). Idempotent.
+    pub fn convert_legacy(&mut self) {
+        let (name, uid) = (self.name.take(), self.uid.take());
+        if self.target_ref.is_none() && (name.is_some() || uid.is_some()) {
+            self.target_ref = Some(LoadBalancerTargetRef {
+                name: name.unwrap_or_default(),
+                uid: uid.unwrap_or_default(),
+                provider_id: String::new(),
+            });
+        }
+    }
 }
 
 /// The top-level fields of a LoadBalancerRouting.
@@ -61,7 +87,8 @@ pub struct LoadBalancerRoutingFields {
     pub destinations: Vec<LoadBalancerDestination>,
 }
 
-/// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP and target name.
+/// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP (or the target
+/// it is resolved from) and target name.
 pub fn validate_create(lbr: &LoadBalancerRouting) -> ErrorList {
     let mut errs = meta::validate_object_meta(&lbr.metadata, true, NameRule::Subdomain);
     errs.extend(validate_fields(&lbr.spec));
@@ -72,7 +99,9 @@ fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, d) in fields.destinations.iter().enumerate() {
         let p = Path::new("destinations").index(i);
-        if d.ip.is_none() {
+        // Without an IP the destination must name its NetworkInterface: the API server resolves the IP
+        // from it (upstream requires the IP; see docs/compatibility.md).
+        if d.ip.is_none() && d.target_ref.is_none() {
             errs.push(FieldError::invalid(
                 &p.child("ip"),
                 serde_json::Value::Null,
@@ -98,6 +127,11 @@ pub fn validate_update(new: &LoadBalancerRouting, old: &LoadBalancerRouting) -> 
 
 impl ApiKind for LoadBalancerRouting {
     const NO_SPEC: bool = true;
+    fn apply_defaults(&mut self) {
+        for d in &mut self.spec.destinations {
+            d.convert_legacy();
+        }
+    }
     fn validate_create(&self) -> ErrorList {
         validate_create(self)
     }

@@ -132,7 +132,9 @@ pub fn validate_status_update(new: &VirtualIP, old: &VirtualIP) -> ErrorList {
 }
 
 /// Whether deleting this VirtualIP must be refused: it is still bound (`spec.targetRef` set).
-/// Upstream defines this rule but never enforces it; the API server calls this before a delete.
+/// Upstream defines this rule but never enforces it; ironnet's API server calls it before a delete
+/// (and lets the delete through when the binding is stale: the target is gone, being deleted, or no longer
+/// refers to this VirtualIP).
 pub fn validate_delete(vip: &VirtualIP) -> ErrorList {
     match &vip.spec.target_ref {
         Some(target) => FieldError::forbidden(
@@ -153,5 +155,8 @@ impl ApiKind for VirtualIP {
     }
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         validate_status_update(self, old)
+    }
+    fn validate_delete(&self) -> ErrorList {
+        validate_delete(self)
     }
 }

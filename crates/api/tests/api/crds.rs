@@ -37,7 +37,7 @@ const EXPECTED: &[Expect] = &[
     Expect { group: A, kind: "LoadBalancer", plural: "loadbalancers", namespaced: true, short: &[], status: true, columns: &["Type", "Network", "IPs", "Age"], selectable: &[".spec.networkRef.name"] },
     Expect { group: A, kind: "LoadBalancerRouting", plural: "loadbalancerroutings", namespaced: true, short: &[], status: false, columns: &["Age"], selectable: &[] },
     Expect { group: A, kind: "NATGateway", plural: "natgateways", namespaced: true, short: &[], status: true, columns: &["Network", "IPs", "Age"], selectable: &[".spec.networkRef.name"] },
-    Expect { group: A, kind: "NATGatewayAutoscaler", plural: "natgatewayautoscalers", namespaced: true, short: &[], status: true, columns: &["NATGateway", "MinPublicIPs", "MaxPublicIPs", "Age"], selectable: &[] },
+    Expect { group: A, kind: "NATGatewayAutoscaler", plural: "natgatewayautoscalers", namespaced: true, short: &[], status: true, columns: &["NATGateway", "PublicIPs", "Age"], selectable: &[] },
     Expect { group: A, kind: "NATTable", plural: "nattables", namespaced: true, short: &[], status: false, columns: &["Age"], selectable: &[] },
     Expect { group: A, kind: "NetworkInterface", plural: "networkinterfaces", namespaced: true, short: &[], status: true, columns: &["Network", "IPs", "Prefixes", "PublicIPs", "State", "Age"], selectable: &[".spec.networkRef.name", ".spec.nodeRef.name"] },
     Expect { group: A, kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true, short: &[], status: false, columns: &["Network", "Nic-Selector", "Age"], selectable: &[".spec.networkRef.name"] },

@@ -462,11 +462,39 @@ fn e_load_balancer_routing() {
         Case { name: "E3", object: meta(Some("foo*"), Some("ns")), expected: vec![subdomain_msg("metadata.name", "foo*")] },
         Case { name: "E4 destination without ip", object: lbr(json!({"destinations": [{}]})),
             expected: vec!["destinations[0].ip: Invalid value: null: must specify a valid ip".into()] },
+        Case { name: "E4b target without ip is resolved later, but needs a valid name",
+            object: lbr(json!({"destinations": [{"targetRef": {"name": "foo*", "uid": "u", "providerID": ""}}]})),
+            expected: vec![subdomain_msg("destinations[0].targetRef.name", "foo*")] },
         Case { name: "E5 invalid target name", object: lbr(json!({"destinations": [{"ip": "10.0.0.1", "targetRef": {"name": "foo*", "uid": "u", "providerID": "p"}}]})),
             expected: vec![subdomain_msg("destinations[0].targetRef.name", "foo*")] },
         Case { name: "malformed destination ip", object: lbr(json!({"destinations": [{"ip": "10.0.0.300"}]})),
             expected: vec![r#"destinations[0].ip: Invalid value: "10.0.0.300": ParseAddr("10.0.0.300"): invalid IP address"#.into()] },
     ]);
+}
+
+#[test]
+fn legacy_load_balancer_routing_destinations_become_target_refs() {
+    let d = descriptor(G, "LoadBalancerRouting");
+    let mut o = lbr(json!({"destinations": [
+        {"name": "nic-1", "uid": "u1"},
+        {"ip": "10.0.0.2", "targetRef": {"name": "nic-2", "uid": "u2", "providerID": "p"}, "name": "ignored"},
+        {"ip": "10.0.0.3"}]}));
+    (d.default)(&mut o).unwrap();
+    assert_eq!(
+        o["destinations"],
+        json!([
+            {"targetRef": {"name": "nic-1", "uid": "u1", "providerID": ""}},
+            {"ip": "10.0.0.2", "targetRef": {"name": "nic-2", "uid": "u2", "providerID": "p"}},
+            {"ip": "10.0.0.3"}])
+    );
+    assert!(
+        (d.validate_create)(&o).is_empty(),
+        "{:?}",
+        common::rendered(&(d.validate_create)(&o))
+    );
+    let again = o.clone();
+    (d.default)(&mut o).unwrap();
+    assert_eq!(o, again, "conversion is idempotent");
 }
 
 fn ngw(spec: Value) -> Value {
@@ -630,6 +658,16 @@ fn h_virtual_ip() {
         "spec.targetRef: Forbidden: virtual ip is still bound to foo",
         "delete while bound",
     );
+    // The descriptor the API server calls on DELETE: bound refuses, unbound allows.
+    assert_contains(
+        &(d.validate_delete)(&v("IPv4", "foo")),
+        "spec.targetRef: Forbidden: virtual ip is still bound to foo",
+        "descriptor delete while bound",
+    );
+    let unbound = vip(json!({"type": "Public", "ipFamily": "IPv4"}));
+    assert!((d.validate_delete)(&unbound).is_empty(), "delete unbound");
+    // Kinds without a delete rule allow every delete.
+    assert!((descriptor(G, "Network").validate_delete)(&v("IPv4", "foo")).is_empty());
 }
 
 #[test]

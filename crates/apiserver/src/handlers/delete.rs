@@ -162,6 +162,13 @@ impl Server {
                     ),
                 ));
             }
+            if !meta::is_deleting(&current) {
+                // A deletion already accepted is not judged again (finalizers may be releasing it).
+                let errs = kind.strategy.validate_delete(&ctx, &current).await?;
+                if !errs.is_empty() {
+                    return Err(ApiError::invalid(&def.group, &def.kind, name, &errs));
+                }
+            }
             let mut finalizers = meta::finalizers(&current);
             let wanted = match opts.propagation {
                 Propagation::Foreground => Some(FOREGROUND_FINALIZER),
@@ -273,7 +280,9 @@ impl Server {
         )
     }
 
-    /// DELETECOLLECTION: deletes every matching object; returns the list of what was deleted.
+    /// DELETECOLLECTION: deletes every matching object; returns the list of what was deleted, or
+    /// the first 422 of an item whose deletion `Strategy::validate_delete` refused (the others
+    /// are deleted all the same).
     pub(crate) async fn delete_collection(&self, call: &Call) -> Result<Reply, ApiError> {
         let def = call.def();
         let sel = Selectors::parse(def, &call.query)?;
@@ -285,6 +294,7 @@ impl Server {
             .list_objects(def, call.namespace.as_deref(), &sel, &q)
             .await?;
         let mut items = Vec::new();
+        let mut refused = None;
         for obj in listed.items {
             let ns = meta::meta_str(&obj, "namespace").to_owned();
             let ns = (!ns.is_empty()).then_some(ns);
@@ -294,8 +304,15 @@ impl Server {
             {
                 Ok(Deleted::Gone(o) | Deleted::Pending(o)) => items.push(o),
                 Err(e) if e.code == 404 => {}
+                // Like kube-apiserver, the other items are still deleted; the first refusal is the answer.
+                Err(e) if e.code == 422 => {
+                    refused.get_or_insert(e);
+                }
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(e) = refused {
+            return Err(e);
         }
         let body = json!({
             "kind": def.list_kind, "apiVersion": def.api_version(),

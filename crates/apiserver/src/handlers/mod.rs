@@ -51,7 +51,7 @@ impl Server {
             Output::Table => {
                 let include = include_object(call)?;
                 let rv = meta::meta_str(&obj, "resourceVersion").to_owned();
-                TableConvertor::new(call.def()).table(
+                TableConvertor::for_kind(&call.kind).table(
                     &[obj],
                     serde_json::json!({"resourceVersion": rv}),
                     include,

@@ -258,7 +258,7 @@ impl Server {
             list_meta["continue"] = Value::String(c.clone());
         }
         let body = match call.output {
-            Output::Table => TableConvertor::new(def).table(
+            Output::Table => TableConvertor::for_kind(&call.kind).table(
                 &listed.items,
                 list_meta,
                 include_object(call)?,

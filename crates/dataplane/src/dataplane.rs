@@ -106,7 +106,10 @@ pub struct Dataplane {
     pub(crate) iface_ports: Map<String, PortId>,
     pub(crate) vnf: VnfTable,
     pub(crate) underlays: UnderlayGenerator,
+    /// Routing tables; mutate only through [`Dataplane::routes_mut`], which invalidates the flows' cached routes.
     pub(crate) vnis: Map<u32, VniTables>,
+    /// Number of (possible) routing-table changes, plus one; part of the forwarding epoch.
+    pub(crate) route_gen: u64,
     pub(crate) dnat: Map<(Ipv4Addr, u32), Dnat>,
     pub(crate) neighbor_nats: Vec<crate::api::NeighborNat>,
     pub(crate) nat_ports: NatPorts,
@@ -140,6 +143,7 @@ impl Dataplane {
             iface_ports: Map::default(),
             vnf: VnfTable::default(),
             vnis: Map::default(),
+            route_gen: 1,
             dnat: Map::default(),
             neighbor_nats: Vec::new(),
             nat_ports: NatPorts::default(),
@@ -248,9 +252,26 @@ impl Dataplane {
         self.initialized = true;
     }
 
+    /// The routing tables for changing. Every call moves the forwarding epoch on, so flows re-run the route
+    /// lookup that they cached.
+    #[inline]
+    pub(crate) fn routes_mut(&mut self) -> &mut Map<u32, VniTables> {
+        self.route_gen += 1;
+        &mut self.vnis
+    }
+
+    /// The forwarding epoch: changes whenever a routing table or the VNF table may have changed, so a flow's
+    /// cached output decision ([`crate::flow::FwdCache`]) is current exactly while its epoch equals this. Never 0.
+    #[inline]
+    pub(crate) fn fwd_epoch(&self) -> u64 {
+        self.route_gen.wrapping_add(self.vnf.generation())
+    }
+
     /// Recreates `vni`'s tables with only the local interface routes (own IPs and alias prefixes).
     fn rebuild_vni_routes(&mut self, vni: u32) {
-        let Some(t) = self.vnis.get_mut(&vni) else { return };
+        let Some(t) = self.routes_mut().get_mut(&vni) else {
+            return;
+        };
         t.v4.retain(|_, _, r| matches!(r, RouteTarget::Vf { .. }));
         t.v6.retain(|_, _, r| matches!(r, RouteTarget::Vf { .. }));
     }
@@ -283,14 +304,14 @@ impl Dataplane {
 
     /// Takes a reference on `vni`'s tables, creating them.
     pub(crate) fn vni_ref(&mut self, vni: u32) -> Result<(), DpError> {
-        if let Some(t) = self.vnis.get_mut(&vni) {
+        if let Some(t) = self.routes_mut().get_mut(&vni) {
             t.users += 1;
             return Ok(());
         }
         if self.vnis.len() >= MAX_VNIS {
             return Err(DpError::VniInit4);
         }
-        self.vnis.insert(
+        self.routes_mut().insert(
             vni,
             VniTables {
                 users: 1,
@@ -302,10 +323,10 @@ impl Dataplane {
 
     /// Drops a reference on `vni`'s tables, freeing them with the last one.
     pub(crate) fn vni_unref(&mut self, vni: u32) {
-        if let Some(t) = self.vnis.get_mut(&vni) {
+        if let Some(t) = self.routes_mut().get_mut(&vni) {
             t.users = t.users.saturating_sub(1);
             if t.users == 0 {
-                self.vnis.remove(&vni);
+                self.routes_mut().remove(&vni);
             }
         }
     }
@@ -317,7 +338,7 @@ impl Dataplane {
         prefix: IpNet,
         target: RouteTarget,
     ) -> Result<(), DpError> {
-        let t = self.vnis.get_mut(&vni).ok_or(DpError::NoVni)?;
+        let t = self.routes_mut().get_mut(&vni).ok_or(DpError::NoVni)?;
         let inserted = match prefix {
             IpNet::V4(p) => {
                 if t.v4.get_exact(u32::from(p.addr()), p.prefix_len()).is_some() {
@@ -347,7 +368,7 @@ impl Dataplane {
 
     /// Removes a route, returning its target.
     pub(crate) fn route_remove(&mut self, vni: u32, prefix: IpNet) -> Option<RouteTarget> {
-        let t = self.vnis.get_mut(&vni)?;
+        let t = self.routes_mut().get_mut(&vni)?;
         match prefix {
             IpNet::V4(p) => t.v4.remove(u32::from(p.addr()), p.prefix_len()),
             IpNet::V6(p) => t.v6.remove(u128::from(p.addr()), p.prefix_len()),

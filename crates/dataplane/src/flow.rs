@@ -1,15 +1,20 @@
 //! Connection tracking (spec §B.10): a flow table keyed by both directions' 5-tuples, TCP state and idle aging.
 //!
-//! Flows live in a slab (`Vec<Flow>` plus a free list) and a hash index maps each direction's [`FlowKey`] to
-//! `slot << 1 | direction`. A flow is created once and then only read and touched on the fast path, so the
-//! established-flow path does one hash probe and no allocation.
+//! Flows live in a slab (`Vec<Flow>` plus a free list) and a hash index ([`crate::flow_index`]) maps each
+//! direction's [`FlowKey`] to `slot << 1 | direction`; the key itself is stored once, in the slab. A flow is
+//! created once and then only read and touched on the fast path, so the established-flow path does one hash
+//! probe and no allocation.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::dataplane::RouteTarget;
+use crate::flow_index::FlowIndex;
 use crate::port::PortId;
+
+/// Largest number of flows a table can hold (index values are `slot << 1 | direction` in a `u32` that must stay
+/// below `u32::MAX`); configurations are limited to far fewer (`max_flows` ≤ 2^24).
+const MAX_CAPACITY: usize = 1 << 30;
 
 /// A direction of a flow: the one that created it, or the opposite one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,6 +221,14 @@ pub enum NatTag {
     Nat,
 }
 
+/// A route lookup result cached in a flow for one direction: valid while the dataplane's forwarding epoch (bumped
+/// by every change of a routing table or of the VNF table) equals `epoch`. Epoch 0 is never current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FwdCache {
+    pub(crate) epoch: u64,
+    pub(crate) target: Option<RouteTarget>,
+}
+
 /// A tracked connection.
 #[derive(Debug, Clone)]
 pub struct Flow {
@@ -237,6 +250,8 @@ pub struct Flow {
     pub last_seen: u64,
     /// Uplink index (0 = pf0, 1 = pf1) chosen by WCMP when the flow was created.
     pub uplink: u8,
+    /// Per direction: the cached output decision (the established path skips the LPM lookup while it is current).
+    pub(crate) fwd: [FwdCache; 2],
     live: bool,
 }
 
@@ -253,6 +268,7 @@ impl Flow {
             tcp: TcpState::None,
             last_seen: now,
             uplink: 0,
+            fwd: [FwdCache::default(); 2],
             live: true,
         }
     }
@@ -265,7 +281,9 @@ pub struct FlowId(u32);
 /// The connection-tracking table.
 #[derive(Debug)]
 pub struct FlowTable {
-    index: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    /// Per-table random seed: flow keys come from the network, so their hashes must not be predictable.
+    hasher: foldhash::fast::RandomState,
+    index: FlowIndex,
     slab: Vec<Flow>,
     free: Vec<u32>,
     capacity: usize,
@@ -287,10 +305,11 @@ impl FlowTable {
     /// An empty table for up to `capacity` flows.
     pub fn new(capacity: usize) -> Self {
         FlowTable {
-            index: HashMap::default(),
+            hasher: foldhash::fast::RandomState::default(),
+            index: FlowIndex::default(),
             slab: Vec::new(),
             free: Vec::new(),
-            capacity,
+            capacity: capacity.min(MAX_CAPACITY),
             live: 0,
         }
     }
@@ -321,7 +340,7 @@ impl FlowTable {
     /// Looks up a packet's key: the flow and the direction the packet travels in.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(FlowId, FlowDir)> {
-        self.index.get(key).map(|&v| {
+        self.find(self.hasher.hash_one(key), key).map(|v| {
             (
                 FlowId(v >> 1),
                 if v & 1 == 0 {
@@ -330,6 +349,16 @@ impl FlowTable {
                     FlowDir::Reply
                 },
             )
+        })
+    }
+
+    /// The index value (`slot << 1 | direction`) of `key`, whose hash is `hash`.
+    #[inline]
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slab = &self.slab;
+        self.index.find(hash, |v| {
+            slab.get((v >> 1) as usize)
+                .is_some_and(|f| f.keys[(v & 1) as usize] == *key)
         })
     }
 
@@ -351,24 +380,14 @@ impl FlowTable {
             return Err(FlowError::Full);
         }
         let [k0, k1] = flow.keys;
-        // One hash probe per key: claim k0 through the entry API, then k1; undo k0 if k1 is taken (rare).
-        let slot = self.free.last().copied().unwrap_or(self.slab.len() as u32);
-        match self.index.entry(k0) {
-            Entry::Occupied(_) => return Err(FlowError::Collision),
-            Entry::Vacant(e) => {
-                e.insert(slot << 1);
-            }
-        }
-        if k1 != k0 {
-            match self.index.entry(k1) {
-                Entry::Occupied(_) => {
-                    self.index.remove(&k0);
-                    return Err(FlowError::Collision);
-                }
-                Entry::Vacant(e) => {
-                    e.insert(slot << 1 | 1);
-                }
-            }
+        let h0 = self.hasher.hash_one(k0);
+        let h1 = if k1 != k0 {
+            Some(self.hasher.hash_one(k1))
+        } else {
+            None
+        };
+        if self.find(h0, &k0).is_some() || h1.is_some_and(|h1| self.find(h1, &k1).is_some()) {
+            return Err(FlowError::Collision);
         }
         let slot = match self.free.pop() {
             Some(s) => {
@@ -380,6 +399,10 @@ impl FlowTable {
                 (self.slab.len() - 1) as u32
             }
         };
+        self.index.insert(h0, slot << 1);
+        if let Some(h1) = h1 {
+            self.index.insert(h1, slot << 1 | 1);
+        }
         self.live += 1;
         Ok(FlowId(slot))
     }
@@ -389,10 +412,9 @@ impl FlowTable {
         let f = &mut self.slab[id.0 as usize];
         let out = f.clone();
         f.live = false;
-        for k in &out.keys {
-            if self.index.get(k).is_some_and(|v| v >> 1 == id.0) {
-                self.index.remove(k);
-            }
+        // A one-way flow (both keys equal) is indexed only as original; removing the absent reply entry is a no-op.
+        for (dir, k) in out.keys.iter().enumerate() {
+            self.index.remove(self.hasher.hash_one(k), id.0 << 1 | dir as u32);
         }
         self.free.push(id.0);
         self.live -= 1;
@@ -413,8 +435,7 @@ impl FlowTable {
 
     /// Bytes of heap memory held by the table (index and slab), an estimate from capacities.
     pub fn memory_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(FlowKey, u32)>() + 1;
-        self.index.capacity() * entry
+        self.index.memory_bytes()
             + self.slab.capacity() * std::mem::size_of::<Flow>()
             + self.free.capacity() * 4
     }

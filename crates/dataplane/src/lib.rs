@@ -18,6 +18,7 @@ pub mod dhcpv6;
 pub mod error;
 pub mod firewall;
 pub mod flow;
+mod flow_index;
 pub mod lpm;
 pub mod maglev;
 pub mod nat;

@@ -95,6 +95,8 @@ fn splitmix64(state: &mut u64) -> u64 {
 #[derive(Debug, Default, Clone)]
 pub struct VnfTable {
     entries: HashMap<Ipv6Addr, Vnf, foldhash::fast::RandomState>,
+    /// Number of changes so far: flows cache decisions derived from this table and compare it to revalidate.
+    generation: u64,
 }
 
 impl VnfTable {
@@ -104,12 +106,20 @@ impl VnfTable {
             return Err(DpError::VnfInsert);
         }
         self.entries.insert(addr, vnf);
+        self.generation += 1;
         Ok(())
     }
 
     /// Removes `addr`, returning its entry.
     pub fn remove(&mut self, addr: &Ipv6Addr) -> Option<Vnf> {
+        self.generation += 1;
         self.entries.remove(addr)
+    }
+
+    /// Number of changes made so far (increases with every insert and removal).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Looks up `addr`.

@@ -9,7 +9,9 @@ use super::{Ingress, Outcome};
 use crate::batch::Packet;
 use crate::dataplane::{Dataplane, Dnat, RouteTarget};
 use crate::firewall::{Action, Direction, FlowMatch, evaluate};
-use crate::flow::{Flow, FlowDir, FlowError, FlowId, FlowKey, FlowKind, FlowTable, NatTag, Rewrite};
+use crate::flow::{
+    Flow, FlowDir, FlowError, FlowId, FlowKey, FlowKind, FlowTable, FwdCache, NatTag, Rewrite,
+};
 use crate::nat::SocketKey;
 use crate::packet::checksum::update16;
 use crate::packet::ether::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -48,6 +50,23 @@ fn apply_key_rewrite(k: &FlowKey, rw: &Rewrite) -> FlowKey {
         }
     }
     t
+}
+
+/// For an uplink packet to an interface-type VNF (own address, alias or LB prefix): `Some(its port)`, because
+/// such packets go straight to the VF without a route lookup. `None` for everything else.
+#[inline]
+fn direct_vnf_port(ing: &Ingress) -> Option<Option<PortId>> {
+    match ing.tunnel {
+        Some((_, _, vnf))
+            if matches!(
+                vnf.kind,
+                VnfKind::InterfaceIp | VnfKind::AliasPrefix | VnfKind::LbAliasPrefix
+            ) =>
+        {
+            Some(vnf.port)
+        }
+        _ => None,
+    }
 }
 
 impl Dataplane {
@@ -89,6 +108,7 @@ impl Dataplane {
         id: FlowId,
         dir: FlowDir,
     ) -> Outcome {
+        let epoch = self.fwd_epoch();
         let f = self.flows.get_mut(id);
         f.last_seen = now;
         if p.key.proto == crate::packet::ipv4::PROTO_TCP {
@@ -96,9 +116,29 @@ impl Dataplane {
         }
         let (allowed, kind, uplink) = (f.allowed, f.kind, f.uplink);
         let rw = f.rewrite[dir as usize];
+        let cached = f.fwd[dir as usize];
         self.check_verdict(allowed)?;
         match kind {
-            FlowKind::LbForward { backend } => self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink),
+            FlowKind::LbForward { backend } => {
+                if cached.epoch == epoch
+                    && let Some(target) = cached.target
+                {
+                    return match target {
+                        RouteTarget::Vf { port, .. } => self.deliver_vf(pkt, ing.l3, port, p.key.v6),
+                        RouteTarget::External { nexthop, .. } => {
+                            self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, nexthop, uplink)
+                        }
+                    };
+                }
+                let target = self.lb_target(backend);
+                if let Some(target) = target {
+                    self.flows.get_mut(id).fwd[dir as usize] = FwdCache {
+                        epoch,
+                        target: Some(target),
+                    };
+                }
+                self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink)
+            }
             FlowKind::NeighborRelay { underlay } => {
                 self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, underlay, uplink)
             }
@@ -112,12 +152,37 @@ impl Dataplane {
                 if !p.key.v6 {
                     apply_v4(pkt, ing.l3, p, &rw);
                 }
-                let dst = match (rw.dst, p.icmp) {
-                    (Some((ip, _)), _) => u128::from(u32::from(ip)).to_be_bytes(),
-                    _ => p.key.dst,
+                if let Some(port) = direct_vnf_port(&ing) {
+                    return self.deliver_vf(pkt, ing.l3, port.ok_or(DropReason::NoTarget)?, p.key.v6);
+                }
+                let target = if cached.epoch == epoch {
+                    cached.target
+                } else {
+                    let dst = match rw.dst {
+                        Some((ip, _)) => u128::from(u32::from(ip)).to_be_bytes(),
+                        None => p.key.dst,
+                    };
+                    let target = self.lookup_route(ing.vni, p.key.v6, dst).map(|(t, _)| t);
+                    self.flows.get_mut(id).fwd[dir as usize] = FwdCache { epoch, target };
+                    target
                 };
-                self.route_out(pkt, ing, p.key.v6, dst, uplink)
+                let target = target.ok_or(DropReason::NoRoute)?;
+                self.send_to_target(pkt, ing, p.key.v6, target, uplink)
             }
+        }
+    }
+
+    /// What [`Dataplane::lb_send`] does with `backend`'s packets, as a cacheable target: a local LB prefix's port,
+    /// or the backend's underlay via the uplink. `None` for a local backend without a port (dropped, not cached).
+    fn lb_target(&self, backend: Ipv6Addr) -> Option<RouteTarget> {
+        match self.vnf.get(&backend) {
+            Some(v) if v.kind == VnfKind::LbAliasPrefix => {
+                v.port.map(|port| RouteTarget::Vf { port, alias: true })
+            }
+            _ => Some(RouteTarget::External {
+                nexthop_vni: 0,
+                nexthop: backend,
+            }),
         }
     }
 
@@ -128,22 +193,6 @@ impl Dataplane {
         } else {
             Ok(())
         }
-    }
-
-    /// Output of a routed packet: uplink packets to an interface-type VNF go straight to its port; everything
-    /// else is routed in the VNI.
-    #[inline]
-    fn route_out(&mut self, pkt: &mut Packet, ing: Ingress, v6: bool, dst: [u8; 16], uplink: u8) -> Outcome {
-        if let Some((_, _, vnf)) = ing.tunnel
-            && matches!(
-                vnf.kind,
-                VnfKind::InterfaceIp | VnfKind::AliasPrefix | VnfKind::LbAliasPrefix
-            )
-        {
-            return self.deliver_vf(pkt, ing.l3, vnf.port.ok_or(DropReason::NoTarget)?, v6);
-        }
-        let (target, _) = self.lookup_route(ing.vni, v6, dst).ok_or(DropReason::NoRoute)?;
-        self.send_to_target(pkt, ing, v6, target, uplink)
     }
 
     fn send_to_target(

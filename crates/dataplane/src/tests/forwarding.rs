@@ -272,3 +272,48 @@ fn batches_keep_order_and_count_per_port() {
     b.clear();
     assert!(b.is_empty());
 }
+
+/// Established flows cache their route lookup; a route change must still take effect on the next packet of every
+/// established flow (the cache is revalidated by the forwarding epoch), including a route's removal.
+#[test]
+fn route_changes_apply_to_established_flows() {
+    let mut env = Env::new();
+    let (a, b): (Ipv6Addr, Ipv6Addr) = ("fc00:9::a".parse().unwrap(), "fc00:9::b".parse().unwrap());
+    let route = |nexthop| Route {
+        prefix: "10.1.0.0/16".parse().unwrap(),
+        nexthop_vni: VNI,
+        nexthop,
+    };
+    env.dp.create_route(VNI, route(a)).unwrap();
+    let ip = ip4_udp(vm_ip(0), Ipv4Addr::new(10, 1, 2, 3), 1234, 80, b"abc");
+    let f = frame(VF_MACS[0], VM_MACS[0], &ip);
+    for _ in 0..2 {
+        let (v, out) = env.run(env.vf[0], &f);
+        assert_eq!(v, Verdict::Tx(env.pf[0]));
+        assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], a, &ip));
+    }
+    // A more specific route to another next hop wins for the established flow.
+    env.dp
+        .create_route(
+            VNI,
+            Route {
+                prefix: "10.1.2.0/24".parse().unwrap(),
+                nexthop_vni: VNI,
+                nexthop: b,
+            },
+        )
+        .unwrap();
+    let (_, out) = env.run(env.vf[0], &f);
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], b, &ip));
+    env.dp.delete_route(VNI, "10.1.2.0/24".parse().unwrap()).unwrap();
+    let (_, out) = env.run(env.vf[0], &f);
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], a, &ip));
+    env.dp.delete_route(VNI, "10.1.0.0/16".parse().unwrap()).unwrap();
+    let (v, _) = env.run(env.vf[0], &f);
+    assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+    assert_eq!(
+        env.dp.flow_count(),
+        1,
+        "the flow itself survives the route change"
+    );
+}

@@ -222,6 +222,33 @@ pub fn plan_instances(
     plan
 }
 
+/// The alphabet of Kubernetes' random names and safe encodings (no vowels, no ambiguous characters).
+const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// The `controller-revision-hash` of a DaemonSet template: FNV-1a (32 bit) over the template's JSON, safe-encoded
+/// like Kubernetes' `rand.SafeEncodeString` of the decimal hash. Stable for an unchanged template.
+pub fn template_hash(template: &Value) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in template.to_string().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h.to_string()
+        .bytes()
+        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
+        .collect()
+}
+
+/// The name of a new instance of DaemonSet `ds`: at most 52 characters of the DaemonSet name, `-`, and 10
+/// characters from Kubernetes' random-name alphabet.
+pub fn instance_name(ds: &str, rng: &mut impl rand::Rng) -> String {
+    let prefix: String = ds.chars().take(52).collect();
+    let suffix: String = (0..10)
+        .map(|_| char::from(SAFE_ALPHABET[rng.random_range(0..SAFE_ALPHABET.len())]))
+        .collect();
+    format!("{prefix}-{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +386,18 @@ mod tests {
         );
         assert_eq!(plan.create, ["a"]);
         assert_eq!(plan.delete, ["b1"]);
+    }
+    #[test]
+    fn hashes_are_stable_and_names_bounded() {
+        let t = json!({"metadata": {"labels": {"foo": "bar"}}, "spec": {"type": "LoadBalancer"}});
+        assert_eq!(template_hash(&t), template_hash(&t.clone()));
+        assert_ne!(template_hash(&t), template_hash(&json!({})));
+        assert!(template_hash(&t).bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+        let mut rng = rand::rng();
+        let long = "x".repeat(80);
+        let n = instance_name(&long, &mut rng);
+        assert_eq!(n.len(), 63);
+        assert!(n.starts_with(&format!("{}-", "x".repeat(52))));
+        assert_ne!(instance_name("lb-a", &mut rng), instance_name("lb-a", &mut rng));
     }
 }

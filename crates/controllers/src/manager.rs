@@ -88,7 +88,12 @@ async fn run_controllers(
         crate::reconcilers::autoscaler::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::nat_release::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::allocation_gc::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::ephemeral_vip::run(client, concurrency, wait(rx)),
+        crate::reconcilers::ephemeral_vip::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::ephemeral_prefix::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::apinet_loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::daemonset::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::instance_scheduler::run(client.clone(), wait(rx.clone())),
+        crate::reconcilers::network_policy::run(client, concurrency, wait(rx)),
         trigger,
     );
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::Value;
 
 use crate::selector::{LabelMatcher, SelectorError};
 
@@ -290,6 +291,100 @@ pub fn schedule(
         .map_or(Placement::NoFit, |n| Placement::Node(n.name.clone())))
 }
 
+fn requirements(v: Option<&Value>) -> Vec<NodeSelectorRequirement> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| NodeSelectorRequirement {
+            key: r
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            operator: r
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            values: r
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Reads a required node selector (`{nodeSelectorTerms: [...]}`) from its wire form; `None` for null/absent.
+pub fn node_selector_from_json(v: &Value) -> Option<NodeSelector> {
+    if !v.is_object() {
+        return None;
+    }
+    Some(NodeSelector {
+        terms: v
+            .get("nodeSelectorTerms")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| NodeSelectorTerm {
+                match_expressions: requirements(t.get("matchExpressions")),
+                match_fields: requirements(t.get("matchFields")),
+            })
+            .collect(),
+    })
+}
+
+fn selector_at(v: &Value, key: &str) -> Option<LabelSelector> {
+    v.get(key)
+        .filter(|s| !s.is_null())
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+}
+
+/// The scheduling view of an Instance from its namespace, name, labels and wire-form `spec`: the required node
+/// affinity, the required instance anti-affinity terms and the topology spread constraints.
+pub fn instance_view_from_json(namespace: &str, name: &str, labels: Labels, spec: &Value) -> InstanceView {
+    let affinity = spec.get("affinity").cloned().unwrap_or(Value::Null);
+    InstanceView {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        labels,
+        node_affinity: affinity
+            .pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+            .and_then(node_selector_from_json),
+        anti_affinity: affinity
+            .pointer("/instanceAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| AntiAffinityTerm {
+                selector: selector_at(t, "labelSelector"),
+                topology_key: t
+                    .get("topologyKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+            .collect(),
+        spread: spec
+            .get("topologySpreadConstraints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| SpreadConstraint {
+                max_skew: c.get("maxSkew").and_then(Value::as_i64).unwrap_or(0),
+                topology_key: c
+                    .get("topologyKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                selector: selector_at(c, "labelSelector"),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,5 +632,26 @@ mod tests {
             node: "a".into(),
         }];
         assert!(schedule(&i, &[node("a", &[])], &placed).is_err());
+    }
+    #[test]
+    fn views_are_read_from_the_wire_form() {
+        let spec = serde_json::json!({
+            "affinity": {
+                "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}},
+                "instanceAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"a": "b"}}, "topologyKey": "zone"}]},
+            },
+            "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}],
+        });
+        let v = instance_view_from_json("ns", "i", Labels::new(), &spec);
+        assert_eq!(v.node_affinity, Some(pin("n1")));
+        assert_eq!(v.anti_affinity.len(), 1);
+        assert_eq!(v.anti_affinity[0].topology_key, "zone");
+        assert!(v.anti_affinity[0].selector.is_some());
+        assert_eq!((v.spread[0].max_skew, v.spread[0].selector.is_none()), (2, true));
+        let bare = instance_view_from_json("ns", "i", Labels::new(), &serde_json::json!({}));
+        assert_eq!(bare.node_affinity, None);
+        assert!(bare.anti_affinity.is_empty() && bare.spread.is_empty());
     }
 }

@@ -2,12 +2,17 @@
 //! only what differs.
 
 pub mod allocation_gc;
+pub mod apinet_loadbalancer;
 pub mod autoscaler;
+pub mod daemonset;
+pub mod ephemeral_prefix;
 pub mod ephemeral_vip;
+pub mod instance_scheduler;
 pub mod loadbalancer;
 pub mod nat_release;
 pub mod natgateway;
 pub mod network;
+pub mod network_policy;
 pub mod release;
 
 use std::time::Duration;

@@ -100,3 +100,43 @@ async fn ephemeral_vips_follow_their_interface() {
     .await;
     tx.send(()).unwrap();
 }
+
+#[tokio::test]
+async fn retained_vip_survives_its_interface_and_other_interfaces_leave_it_alone() {
+    let (client, _server, _dir) = server().await;
+    let _stop = crate::common::start(&client, |c, s| {
+        ironnet_controllers::reconcilers::ephemeral_vip::run(c, 2, s)
+    });
+    let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
+    let vips: Api<VirtualIP> = Api::namespaced(client.clone(), "default");
+    nics.create(&PostParams::default(), &nic("a", Some("Retain")))
+        .await
+        .unwrap();
+    eventually("retained vip", || async {
+        vips.get_opt("a").await.unwrap().is_some()
+    })
+    .await;
+
+    // M5: an interface without a virtual IP never touches A's retained VIP.
+    let mut plain = nic("b", None);
+    plain.spec.virtual_ip = None;
+    nics.create(&PostParams::default(), &plain).await.unwrap();
+    crate::common::consistently("retained vip not deleting", || async {
+        vips.get("a").await.unwrap().metadata.deletion_timestamp.is_none()
+    })
+    .await;
+    assert!(vips.get_opt("b").await.unwrap().is_none());
+
+    // M3: deleting the interface is immediate (no finalizer) and the VIP stays.
+    nics.delete("a", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(nics.get_opt("a").await.unwrap().is_none());
+    crate::common::consistently("retained vip survives", || async {
+        vips.get_opt("a")
+            .await
+            .unwrap()
+            .is_some_and(|v| v.metadata.deletion_timestamp.is_none())
+    })
+    .await;
+}

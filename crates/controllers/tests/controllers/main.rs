@@ -1,9 +1,15 @@
 //! The controllers integration tests, one binary so the workspace links (and stores) fewer test executables.
 
 mod common;
+mod daemonset_controller;
+mod ephemeral_prefix_controller;
 mod ephemeral_vip_controller;
+mod ironcore_net_conformance;
 mod leader_election;
 mod loadbalancer_controller;
 mod natgateway_controller;
+mod network_conformance;
 mod network_controllers;
+mod network_policy_controller;
 mod release_controllers;
+mod scheduler_controller;

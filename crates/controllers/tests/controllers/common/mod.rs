@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ironnet_api::KindDescriptor;
 use ironnet_apimachinery::field::ErrorList;
-use ironnet_apiserver::{ApiServer, ResourceDefinition, Strategy};
+use ironnet_apiserver::{ApiServer, ResourceDefinition, Scope, Strategy};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use serde_json::Value;
 
@@ -28,8 +28,23 @@ impl Strategy for DescriptorStrategy {
     }
 }
 
+/// Serves a kind without defaulting or validation (ipam Prefixes, which the API crate does not define).
+struct PassThrough;
+
+impl Strategy for PassThrough {}
+
 /// A server over a fresh embedded store and a kube-rs client talking to it in process.
 pub async fn server() -> (kube::Client, ApiServer, tempfile::TempDir) {
+    server_with(false).await
+}
+
+/// Like [`server`], and also serving `ipam.ironcore.dev/v1alpha1` Prefixes (schema-less, as a stand-in for
+/// IronCore's ipam API server).
+pub async fn server_with_prefixes() -> (kube::Client, ApiServer, tempfile::TempDir) {
+    server_with(true).await
+}
+
+async fn server_with(prefixes: bool) -> (kube::Client, ApiServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("db"), EmbeddedOptions::default()).unwrap();
     let mut builder = ApiServer::builder(Arc::new(store));
@@ -37,8 +52,47 @@ pub async fn server() -> (kube::Client, ApiServer, tempfile::TempDir) {
         let def = ResourceDefinition::from_crd(&kind.crd).unwrap();
         builder = builder.register(def, Arc::new(DescriptorStrategy(kind))).unwrap();
     }
+    if prefixes {
+        let def = ResourceDefinition::new(
+            "ipam.ironcore.dev",
+            "v1alpha1",
+            "Prefix",
+            "prefixes",
+            Scope::Namespaced,
+        )
+        .unwrap();
+        builder = builder.register(def, Arc::new(PassThrough)).unwrap();
+    }
     let server = builder.build().await.unwrap();
     (kube::Client::new(server.router(), "default"), server, dir)
+}
+
+/// Starts a reconciler's `run(client, shutdown)` in the background; dropping the returned sender stops it.
+pub fn start<F, Fut>(client: &kube::Client, run: F) -> tokio::sync::oneshot::Sender<()>
+where
+    F: FnOnce(kube::Client, futures::future::BoxFuture<'static, ()>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(
+        client.clone(),
+        Box::pin(async move {
+            let _ = rx.await;
+        }),
+    ));
+    tx
+}
+
+/// Checks `f` every 50 ms for 1 s and panics the first time it returns false (upstream's `Consistently`).
+pub async fn consistently<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..20 {
+        assert!(f().await, "no longer true: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `f` every 20 ms until it returns true, for at most 10 s.

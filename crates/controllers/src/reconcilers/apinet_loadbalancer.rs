@@ -1,0 +1,103 @@
+//! apinet LoadBalancer → DaemonSet reconciler (ironcore-net §4.5) over [`crate::daemonset::desired_daemonset`].
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::apinet::{DaemonSet, LoadBalancer};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use super::{RETRY_AFTER, ReconcileError};
+use crate::daemonset::{LoadBalancerView, daemonset_name, desired_daemonset};
+
+/// Field manager of the controller-manager's applies (DaemonSet, as upstream).
+pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
+
+/// The DaemonSet-relevant view of an apinet LoadBalancer.
+///
+/// Entries of `spec.ips` without an address yet are left out (upstream writes the zero IP, which an Instance
+/// cannot hold); the DaemonSet gains them once the API server has allocated them.
+pub fn lb_view(lb: &LoadBalancer) -> LoadBalancerView {
+    let v = serde_json::to_value(lb).unwrap_or(Value::Null);
+    let arr = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    LoadBalancerView {
+        namespace: lb.namespace().unwrap_or_default(),
+        name: lb.name_any(),
+        uid: lb.uid().unwrap_or_default(),
+        lb_type: v
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        network: lb.spec.network_ref.name.clone(),
+        ips: arr("/spec/ips")
+            .iter()
+            .filter_map(|ip| ip.get("ip").filter(|a| !a.is_null()).cloned())
+            .collect(),
+        ports: arr("/spec/ports"),
+        selector: v.pointer("/spec/selector").cloned().unwrap_or(Value::Null),
+        template: v.pointer("/spec/template").cloned().unwrap_or(Value::Null),
+    }
+}
+
+struct Ctx {
+    client: Client,
+}
+
+async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    // Deleting: nothing to do; the DaemonSet and its Instances go with the LoadBalancer through their owner
+    // references (the server's garbage collector), as does a routing object.
+    if lb.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = lb
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let body = desired_daemonset(&lb_view(&lb));
+    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
+    // An unchanged apply is a no-op on the server (no write, no event), so there is no separate diff here.
+    api.patch(
+        &daemonset_name(&lb.name_any()),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "apinet load balancer reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+/// Runs the apinet LoadBalancer → DaemonSet controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let wc = watcher::Config::default();
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let controller = Controller::new(Api::<LoadBalancer>::all(client.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .owns(Api::<DaemonSet>::all(client.clone()), wc)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .for_each(|_| futures::future::ready(()));
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(controller, trigger);
+}

@@ -1,0 +1,169 @@
+//! The instance scheduler (ironcore-net §4.7, controller `instance-scheduler`) over [`crate::scheduler::schedule`].
+//!
+//! One reconcile at a time (upstream's MaxConcurrentReconciles 1): each placement reads the Nodes and every bound
+//! Instance live, and the binding patch completes before the next instance is placed, so decisions never race
+//! and no "assumed" cache is needed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ironnet_api::apinet::{Instance, Node};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::daemonset::node_view;
+use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::scheduler::{
+    InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, schedule,
+};
+
+/// Controller name, also the reporting controller of its events.
+pub const CONTROLLER_NAME: &str = "instance-scheduler";
+
+struct Ctx {
+    client: Client,
+    recorder: Recorder,
+}
+
+/// The scheduling view of an Instance.
+pub fn instance_view(inst: &Instance) -> InstanceView {
+    let spec = serde_json::to_value(&inst.spec).unwrap_or(Value::Null);
+    instance_view_from_json(
+        &inst.namespace().unwrap_or_default(),
+        &inst.name_any(),
+        inst.labels().clone(),
+        &spec,
+    )
+}
+
+async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if inst.metadata.deletion_timestamp.is_some() || inst.spec.node_ref.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = inst
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let nodes: Vec<NodeView> = Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .map(node_view)
+        .collect();
+    let placed: Vec<PlacedInstance> = Api::<Instance>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .filter(|i| i.metadata.deletion_timestamp.is_none())
+        .filter_map(|i| {
+            let node = i.spec.node_ref.as_ref()?.name.clone();
+            Some(PlacedInstance {
+                instance: instance_view(i),
+                node,
+            })
+        })
+        .collect();
+    let placement = match schedule(&instance_view(&inst), &nodes, &placed) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(instance = %inst.name_any(), error = %e, "cannot schedule instance");
+            return Ok(Action::await_change());
+        }
+    };
+    match placement {
+        Placement::NoFit => {
+            let note = format!("No nodes available to schedule {ns}/{} on", inst.name_any());
+            tracing::info!(instance = %inst.name_any(), "{note}");
+            let ev = Event {
+                type_: EventType::Normal,
+                reason: "OutOfCapacity".into(),
+                note: Some(note),
+                action: "Scheduling".into(),
+                secondary: None,
+            };
+            // An event that cannot be recorded must not stop scheduling.
+            if let Err(e) = ctx.recorder.publish(&ev, &inst.object_ref(&())).await {
+                tracing::debug!(error = %e, "recording scheduling event failed");
+            }
+            // A Node or Instance event brings it back (see `run`).
+            Ok(Action::await_change())
+        }
+        Placement::Node(node) => {
+            let patch = json!({"metadata": {"resourceVersion": inst.resource_version()},
+                               "spec": {"nodeRef": {"name": node}}});
+            match Api::<Instance>::namespaced(ctx.client.clone(), &ns)
+                .patch(&inst.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(Action::await_change()),
+                Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn error_policy(_: Arc<Instance>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "instance scheduling failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+fn unscheduled(store: &Store<Instance>, ns: Option<&str>) -> Vec<ObjectRef<Instance>> {
+    store
+        .state()
+        .iter()
+        .filter(|i| i.spec.node_ref.is_none() && i.metadata.deletion_timestamp.is_none())
+        .filter(|i| ns.is_none_or(|ns| i.namespace().as_deref() == Some(ns)))
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+/// Runs the scheduler until `shutdown` resolves.
+///
+/// Unscheduled Instances are retried when any Node changes (upstream: only on Node creation) and when a bound
+/// Instance of their namespace changes or goes away (it may have freed an anti-affinity or spread domain;
+/// upstream never retries them).
+pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    let wc = watcher::Config::default();
+    let ctrl = Controller::new(Api::<Instance>::all(client.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(1));
+    let store = ctrl.store();
+    let (s1, s2) = (store.clone(), store);
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: None,
+        },
+    );
+    let controller = ctrl
+        .watches(Api::<Node>::all(client.clone()), wc.clone(), move |_| {
+            unscheduled(&s1, None)
+        })
+        .watches(Api::<Instance>::all(client.clone()), wc, move |i| {
+            if i.spec.node_ref.is_some() {
+                unscheduled(&s2, i.namespace().as_deref())
+            } else {
+                Vec::new()
+            }
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client, recorder }))
+        .for_each(|_| futures::future::ready(()));
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(controller, trigger);
+}

@@ -1,0 +1,303 @@
+//! apinet NetworkPolicy → NetworkPolicyRule reconciler (ironcore-net §4.11, with the rule resolution of §5.6)
+//! over [`crate::policy::resolve_policy`].
+//!
+//! Upstream's controller-manager only deletes a rule whose policy is gone and leaves resolution to apinetlet,
+//! which re-resolves only when the ironcore policy changes. Here the rule follows the apinet objects it depends
+//! on: interfaces and load balancers changing labels, IPs or readiness, and the Network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::apinet::{LoadBalancer, Network, NetworkInterface, NetworkPolicy, NetworkPolicyRule};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::{RETRY_AFTER, ReconcileError};
+use crate::policy::{
+    PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
+    ResolvedRule, resolve_policy,
+};
+
+/// Field manager of the rule applies. Distinct from apinetlet's (`networkpolicies.networking.ironcore.dev`),
+/// so that applying never strips the origin metadata apinetlet puts on the same rule; both compute the same
+/// content through [`resolve_policy`].
+pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
+
+/// The priority of a policy without `spec.priority` (as apinetlet).
+pub const DEFAULT_PRIORITY: i32 = 1000;
+
+fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn ips_at(v: &Value, p: &str, key: Option<&str>) -> Vec<IpAddr> {
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| key.map_or(Some(e), |k| e.get(k)))
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect()
+}
+
+/// The policy view of an apinet NetworkInterface (Ready = `status.state == Ready`; IPs = `spec.ips`).
+pub fn interface_view(nic: &NetworkInterface) -> PolicyInterfaceView {
+    let v = serde_json::to_value(nic).unwrap_or(Value::Null);
+    PolicyInterfaceView {
+        name: nic.name_any(),
+        uid: nic.uid().unwrap_or_default(),
+        labels: nic.labels().clone(),
+        network: nic.spec.network_ref.name.clone(),
+        ready: str_at(&v, "/status/state") == "Ready",
+        ips: ips_at(&v, "/spec/ips", None),
+    }
+}
+
+/// The policy view of an apinet LoadBalancer (IPs = the set `spec.ips[].ip`).
+pub fn load_balancer_view(lb: &LoadBalancer) -> PolicyLoadBalancerView {
+    let v = serde_json::to_value(lb).unwrap_or(Value::Null);
+    PolicyLoadBalancerView {
+        name: lb.name_any(),
+        labels: lb.labels().clone(),
+        network: lb.spec.network_ref.name.clone(),
+        ips: ips_at(&v, "/spec/ips", Some("ip")),
+    }
+}
+
+fn rules(spec: &Value, key: &str, peers_key: &str) -> Option<Vec<PolicyRuleView>> {
+    spec.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut peers = Vec::new();
+            for p in r.get(peers_key).and_then(Value::as_array).into_iter().flatten() {
+                let os = p.get("objectSelector").filter(|x| !x.is_null());
+                let block = p.get("ipBlock").filter(|x| !x.is_null());
+                peers.push(match (os, block) {
+                    (Some(os), _) => {
+                        // The object selector is a label selector inlined next to `kind`.
+                        let mut sel = json!({});
+                        for k in ["matchLabels", "matchExpressions"] {
+                            if let Some(x) = os.get(k).filter(|x| !x.is_null()) {
+                                sel[k] = x.clone();
+                            }
+                        }
+                        PolicyPeer::Objects {
+                            kind: str_at(os, "/kind").to_owned(),
+                            selector: serde_json::from_value(sel).ok()?,
+                        }
+                    }
+                    (None, Some(b)) => PolicyPeer::IpBlock(b.clone()),
+                    (None, None) => PolicyPeer::Empty,
+                });
+            }
+            let ports = r
+                .get("ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Some(PolicyRuleView { ports, peers })
+        })
+        .collect()
+}
+
+/// The resolution view of an apinet NetworkPolicy; `None` when a selector does not parse.
+pub fn policy_view(policy: &NetworkPolicy) -> Option<PolicyView> {
+    let spec = serde_json::to_value(&policy.spec).ok()?;
+    Some(PolicyView {
+        network: policy.spec.network_ref.name.clone(),
+        selector: policy.spec.network_interface_selector.clone(),
+        ingress: rules(&spec, "ingress", "from")?,
+        egress: rules(&spec, "egress", "to")?,
+    })
+}
+
+fn rule_json(rule: &ResolvedRule) -> Value {
+    json!({
+        "networkPolicyPorts": rule.ports,
+        "ipBlock": rule.ip_blocks,
+        "ips": rule.ips.iter().map(|i| json!({"ipFamily": i.family.as_str(), "prefix": i.prefix})).collect::<Vec<_>>(),
+    })
+}
+
+/// The apply body of the NetworkPolicyRule of `policy` on the Network `network` (name, uid).
+pub fn desired_rule(policy: &NetworkPolicy, network: (&str, &str), resolved: &ResolvedPolicy) -> Value {
+    json!({
+        "apiVersion": NetworkPolicyRule::api_version(&()),
+        "kind": "NetworkPolicyRule",
+        "metadata": {
+            "name": policy.name_any(),
+            "namespace": policy.namespace(),
+            "ownerReferences": [{
+                "apiVersion": NetworkPolicy::api_version(&()),
+                "kind": "NetworkPolicy",
+                "name": policy.name_any(),
+                "uid": policy.uid().unwrap_or_default(),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "networkRef": {"name": network.0, "uid": network.1},
+        "priority": policy.spec.priority.unwrap_or(DEFAULT_PRIORITY),
+        "targets": resolved.targets.iter()
+            .map(|t| json!({"ip": t.ip.to_string(), "targetRef": {"name": t.name, "uid": t.uid}}))
+            .collect::<Vec<_>>(),
+        "ingressRule": resolved.ingress.iter().map(rule_json).collect::<Vec<_>>(),
+        "egressRule": resolved.egress.iter().map(rule_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Whether the stored rule already carries `body`'s content and controller.
+fn up_to_date(existing: &NetworkPolicyRule, body: &Value) -> bool {
+    let cur = serde_json::to_value(existing).unwrap_or(Value::Null);
+    let owned = existing.owner_references().iter().any(|o| {
+        o.controller == Some(true)
+            && Some(o.uid.as_str())
+                == body
+                    .pointer("/metadata/ownerReferences/0/uid")
+                    .and_then(Value::as_str)
+    });
+    let same = |k: &str| {
+        let empty = |v: Option<&Value>| {
+            v.cloned()
+                .filter(|x| !x.is_null() && x != &json!([]))
+                .unwrap_or(Value::Null)
+        };
+        empty(cur.get(k)) == empty(body.get(k))
+    };
+    owned
+        && ["networkRef", "priority", "targets", "ingressRule", "egressRule"]
+            .into_iter()
+            .all(same)
+}
+
+struct Ctx {
+    client: Client,
+}
+
+async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    // Deleting or gone: the rule goes with the policy through its owner reference.
+    if policy.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = policy
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&policy.spec.network_ref.name)
+        .await?
+    else {
+        // The Network watch brings the policy back once it exists.
+        return Ok(Action::await_change());
+    };
+    let Some(view) = policy_view(&policy) else {
+        tracing::warn!(policy = %policy.name_any(), "malformed object selector");
+        return Ok(Action::await_change());
+    };
+    let nics: Vec<PolicyInterfaceView> = Api::<NetworkInterface>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .map(interface_view)
+        .collect();
+    let lbs: Vec<PolicyLoadBalancerView> = Api::<LoadBalancer>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .filter(|l| l.metadata.deletion_timestamp.is_none())
+        .map(load_balancer_view)
+        .collect();
+    let resolved = match resolve_policy(&view, &nics, &lbs) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(policy = %policy.name_any(), error = %e, "cannot resolve network policy");
+            return Ok(Action::await_change());
+        }
+    };
+    let body = desired_rule(
+        &policy,
+        (&network.name_any(), &network.uid().unwrap_or_default()),
+        &resolved,
+    );
+    let rules: Api<NetworkPolicyRule> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(existing) = rules.get_opt(&policy.name_any()).await?
+        && up_to_date(&existing, &body)
+    {
+        return Ok(Action::await_change());
+    }
+    rules
+        .patch(
+            &policy.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %err, "network policy reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+fn policies_on(
+    store: &Store<NetworkPolicy>,
+    ns: Option<String>,
+    network: &str,
+) -> Vec<ObjectRef<NetworkPolicy>> {
+    store
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == ns && p.spec.network_ref.name == network)
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Runs the NetworkPolicy controller until `shutdown` resolves.
+///
+/// Every NetworkInterface, LoadBalancer or Network event re-reconciles every policy on that network in that
+/// namespace: kube-rs mappers see only the new object, so matching on labels would miss an object whose labels
+/// stop matching. Reconciles that change nothing write nothing.
+pub async fn run(
+    client: Client,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let wc = watcher::Config::default();
+    let ctrl = Controller::new(Api::<NetworkPolicy>::all(client.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(concurrency));
+    let store = ctrl.store();
+    let (s1, s2, s3) = (store.clone(), store.clone(), store);
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let controller = ctrl
+        .owns(Api::<NetworkPolicyRule>::all(client.clone()), wc.clone())
+        .watches(
+            Api::<NetworkInterface>::all(client.clone()),
+            wc.clone(),
+            move |n| policies_on(&s1, n.namespace(), &n.spec.network_ref.name),
+        )
+        .watches(Api::<LoadBalancer>::all(client.clone()), wc.clone(), move |l| {
+            policies_on(&s2, l.namespace(), &l.spec.network_ref.name)
+        })
+        .watches(Api::<Network>::all(client.clone()), wc, move |n| {
+            policies_on(&s3, n.namespace(), &n.name_any())
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .for_each(|_| futures::future::ready(()));
+    let trigger = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(controller, trigger);
+}

@@ -190,7 +190,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn run_established(name: &str, e: &mut Env, port: PortId, frames: &[Vec<u8>], expect: Option<PortId>) {
     let mut batch = Batch::with_capacity(BATCH);
     let mut now = 1_000_000_000u64;
-    let per_round = 200_000usize;
+    let per_round = 2_000_000usize;
     let fill = |batch: &mut Batch, i: &mut usize| {
         batch.clear();
         for _ in 0..BATCH {

@@ -20,10 +20,11 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 
 /// Folds a 32-bit sum to 16 bits and complements it: the checksum field value.
 #[inline]
-pub fn finish(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
+pub fn finish(s: u32) -> u16 {
+    // Two folds bring any 32-bit sum to 16 bits (the first leaves at most 0x1fffe, the second at most 0xffff);
+    // a fold of a value that already fits is the identity, so this equals folding until it fits, without a loop.
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
     !(s as u16)
 }
 
@@ -95,6 +96,15 @@ mod tests {
             let inc = update32(before, old, new);
             // 0x0000 and 0xffff are the same value in one's complement.
             prop_assert!(inc == after || (inc == 0xffff && after == 0) || (inc == 0 && after == 0xffff));
+        }
+
+        #[test]
+        fn finish_equals_folding_until_it_fits(s in any::<u32>()) {
+            let mut r = s;
+            while r > 0xffff {
+                r = (r & 0xffff) + (r >> 16);
+            }
+            prop_assert_eq!(finish(s), !(r as u16));
         }
     }
 }

@@ -54,8 +54,10 @@ pub(crate) fn apply_v4(pkt: &mut Packet, l3: usize, parsed: &Parsed, rw: &Rewrit
 
 /// Writes `ip` at `at` (12 = source, 16 = destination), updating the IP header checksum and, if given, the L4
 /// checksum at `l4csum` (pseudo header).
+#[inline]
 fn set_addr(data: &mut [u8], at: usize, ip: Ipv4Addr, l4csum: Option<(usize, bool)>) {
-    let old = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+    let w = &data[at..at + 4];
+    let old = [w[0], w[1], w[2], w[3]];
     let new = ip.octets();
     if old == new {
         return;
@@ -73,6 +75,7 @@ fn set_addr(data: &mut [u8], at: usize, ip: Ipv4Addr, l4csum: Option<(usize, boo
 }
 
 /// Writes the TCP/UDP port at `l4 + which` (0 source, 2 destination), or the ICMP echo identifier.
+#[inline]
 fn set_port(data: &mut [u8], l4: usize, proto: u8, which: usize, port: u16) {
     let (at, cat, udp) = match proto {
         PROTO_TCP => (l4 + which, l4 + 16, false),

@@ -103,6 +103,23 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
         .collect();
     let plan = plan_ephemeral(&uid, &want, &existing);
     for name in &plan.delete {
+        // A bound VirtualIP cannot be deleted (`virtualip::validate_delete`), so the managed VIP is unbound
+        // from this interface first; a conflict rereads it.
+        if let Some(vip) = api.get_opt(name).await?
+            && vip.spec.target_ref.is_some()
+        {
+            let patch =
+                json!({"metadata": {"resourceVersion": vip.resource_version()}, "spec": {"targetRef": null}});
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}

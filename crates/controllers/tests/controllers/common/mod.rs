@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use ironnet_api::KindDescriptor;
 use ironnet_apimachinery::field::ErrorList;
-use ironnet_apiserver::{ApiServer, ResourceDefinition, Scope, Strategy};
+use ironnet_apiserver::{AdmissionContext, ApiError, ApiServer, ResourceDefinition, Scope, Strategy};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use serde_json::Value;
 
-/// Serves one kind through the API crate's defaulting and validation (no allocation hooks: the lead's
-/// registry adds those in `ironnet up`).
+/// Serves one kind through the API crate's defaulting and validation, delete validation included (no
+/// allocation hooks: the lead's registry adds those in `ironnet up`).
 struct DescriptorStrategy(KindDescriptor);
 
 #[async_trait::async_trait]
@@ -25,6 +25,9 @@ impl Strategy for DescriptorStrategy {
     }
     fn validate_status_update(&self, new: &Value, old: &Value) -> ErrorList {
         (self.0.validate_status_update)(new, old)
+    }
+    async fn validate_delete(&self, _ctx: &AdmissionContext, obj: &Value) -> Result<ErrorList, ApiError> {
+        Ok((self.0.validate_delete)(obj))
     }
 }
 

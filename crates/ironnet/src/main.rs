@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod apinetlet_cmd;
 mod apiserver_cmd;
 mod controller_manager_cmd;
 mod dpservice_cmd;
@@ -18,12 +19,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything in one process: API server (embedded store), controllers and a simulated node.
+    /// Everything in one process: API server (embedded store), controllers, apinetlet and a simulated node.
     Up(up_cmd::UpArgs),
     /// The API server with every IronCore kind and its allocators (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
     /// The ironcore networking and ironcore-net controllers.
     ControllerManager(controller_manager_cmd::ControllerManagerArgs),
+    /// apinetlet: networking.ironcore.dev objects → core.apinet.ironcore.dev objects, status back.
+    Apinetlet(apinetlet_cmd::ApinetletArgs),
     /// The dataplane service: dpservice's gRPC API over TAP ports.
     Dpservice(ironnet_dpservice::DpServiceArgs),
     /// metalbond route distribution: route reflector server or client.
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => up_cmd::run(args).await,
         Command::Apiserver(args) => apiserver_cmd::run(args).await,
         Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
+        Command::Apinetlet(args) => apinetlet_cmd::run(args).await,
         Command::Dpservice(args) => dpservice_cmd::run(args).await,
         Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
     }

@@ -84,11 +84,19 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     };
     let controllers = tokio::spawn(ironnet_controllers::run(
         ironnet_controllers::ControllerConfig::default(),
+        client.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    // One server serves both API groups, so apinetlet's two clients are the same in-process client.
+    let apinetlet = tokio::spawn(ironnet_apinetlet::run(
+        ironnet_apinetlet::ApinetletConfig::new(ironnet_apinetlet::DEFAULT_APINET_NAMESPACE),
+        client.clone(),
         client,
         stopped(stop_rx.clone()),
     ));
     server.serve(stopped(stop_rx)).await?;
     controllers.await.context("controllers")?;
+    apinetlet.await.context("apinetlet")?;
     Ok(())
 }
 

@@ -1,0 +1,116 @@
+//! "Delete gone" (ironcore-net §1.3): apinet objects whose origin names an ironcore object that no longer
+//! exists (or is a different incarnation with another UID) are deleted — or, for claimed NetworkInterfaces,
+//! released by stripping the origin metadata.
+//!
+//! The finalizers make this the exception (a source removed while apinetlet was not running, or its finalizer
+//! removed by hand); a controller over the apinet kind catches both the initial list and later events.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{Ctx, RETRY_AFTER, ReconcileError, Stop, delete_gone, is_not_found, stopped};
+use crate::origin::Origin;
+
+/// What happens to an orphaned apinet object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphan {
+    /// Delete it.
+    Delete,
+    /// Remove the origin labels and annotation (the object is not apinetlet's to delete).
+    Release,
+}
+
+struct GcCtx {
+    ctx: Arc<Ctx>,
+    origin: Origin,
+    orphan: Orphan,
+}
+
+async fn reconcile<A, I>(obj: Arc<A>, gc: Arc<GcCtx>) -> Result<Action, ReconcileError>
+where
+    A: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    I: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    let Some(data) = gc.origin.data_of(obj.labels(), obj.annotations()) else {
+        return Ok(Action::await_change());
+    };
+    // Read fresh, not from a cache: a cache lagging behind a just-created source must not delete its object.
+    let sources: Api<I> = Api::namespaced(gc.ctx.ironcore.clone(), &data.namespace);
+    if let Some(src) = sources.get_opt(&data.name).await?
+        && src.meta().uid.as_deref() == Some(data.uid.as_str())
+    {
+        return Ok(Action::await_change());
+    }
+    let api: Api<A> = gc.ctx.apinet_api();
+    match gc.orphan {
+        Orphan::Delete => {
+            tracing::info!(name = %obj.name_any(), source = %data.name, "deleting apinet object of a vanished source");
+            delete_gone(&api, &obj.name_any()).await?;
+        }
+        Orphan::Release => {
+            let patch = json!({
+                "metadata": {
+                    "labels": { gc.origin.uid_label(): null, gc.origin.namespace_label(): null },
+                    "annotations": { gc.origin.name_annotation(): null },
+                },
+            });
+            match api
+                .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy<A>(_: Arc<A>, err: &ReconcileError, _: Arc<GcCtx>) -> Action {
+    tracing::warn!(error = %err, "apinetlet orphan collection failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+/// Runs the orphan collector for apinet kind `A` derived from ironcore kind `I` until `stop` fires.
+pub async fn run<A, I>(ctx: Arc<Ctx>, origin: Origin, orphan: Orphan, stop: Stop)
+where
+    A: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    I: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    // Only objects carrying the origin's UID label are of interest.
+    let wc = watcher::Config::default().labels(&origin.uid_label());
+    let api: Api<A> = ctx.apinet_api();
+    let concurrency = ctx.concurrency;
+    Controller::new(api, wc)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(stopped(stop))
+        .run(
+            reconcile::<A, I>,
+            error_policy,
+            Arc::new(GcCtx { ctx, origin, orphan }),
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

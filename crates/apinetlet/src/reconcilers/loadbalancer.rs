@@ -1,0 +1,200 @@
+//! ironcore LoadBalancer (+ its LoadBalancerRouting) → apinet LoadBalancer + LoadBalancerRouting,
+//! `status.ips` back (§5.5) over [`crate::loadbalancer`].
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::apinet;
+use ironnet_api::networking::{LoadBalancer, LoadBalancerRouting, Network};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use super::natgateway::{spec_ips, status_ips};
+use super::{
+    Ctx, RETRY_AFTER, ReconcileError, Stop, allocated_prefix, apinet_network_name, apply, by_origin,
+    ensure_finalizer, finalize, patch_status, source_of, stopped, to_value,
+};
+use crate::loadbalancer::{
+    Destination, InternalIp, LoadBalancerView, desired_load_balancer, desired_routing, destination,
+    status_patch,
+};
+use crate::meta::finalizers;
+use crate::origin;
+
+/// The family of an address literal.
+fn family_of(ip: &str) -> &'static str {
+    if ip.contains(':') { "IPv6" } else { "IPv4" }
+}
+
+/// The internal IPs of a LoadBalancer: literal values, or the address of the Allocated ipam Prefix
+/// `<lb>-<i>` for ephemeral entries.
+async fn internal_ips(
+    ctx: &Ctx,
+    lb: &Value,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<InternalIp>, ReconcileError> {
+    let mut out = Vec::new();
+    for (i, src) in lb
+        .pointer("/spec/ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(ip) = src.get("value").and_then(Value::as_str) {
+            out.push(InternalIp::Value {
+                ip: ip.to_owned(),
+                family: family_of(ip).to_owned(),
+            });
+        } else if src.get("ephemeral").is_some_and(|e| !e.is_null()) {
+            match allocated_prefix(ctx, namespace, &format!("{name}-{i}")).await? {
+                Some(prefix) => {
+                    let ip = prefix.split('/').next().unwrap_or_default().to_owned();
+                    out.push(InternalIp::Allocated {
+                        family: family_of(&ip).to_owned(),
+                        ip,
+                    });
+                }
+                None => out.push(InternalIp::Pending),
+            }
+        } else {
+            out.push(InternalIp::Pending);
+        }
+    }
+    Ok(out)
+}
+
+/// The destinations of the ironcore LoadBalancerRouting (JSON form).
+pub fn destinations(routing: Option<&Value>) -> Vec<Destination> {
+    routing
+        .and_then(|r| r.get("destinations"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let ip = d.get("ip").and_then(Value::as_str)?;
+            Some(destination(
+                ip,
+                d.pointer("/targetRef/providerID").and_then(Value::as_str),
+            ))
+        })
+        .collect()
+}
+
+async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let source = source_of(lb.as_ref())?;
+    let api: Api<LoadBalancer> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
+    let lbs: Api<apinet::LoadBalancer> = ctx.apinet_api();
+    if lb.metadata.deletion_timestamp.is_some() {
+        // The routing is controlled by the apinet LoadBalancer and goes with it (owner GC).
+        return finalize(&api, &lb, finalizers::LOAD_BALANCER, &lbs).await;
+    }
+    if ensure_finalizer(&api, &lb, finalizers::LOAD_BALANCER).await? {
+        return Ok(Action::await_change());
+    }
+    let Some(network) = apinet_network_name(&ctx, &source.namespace, &lb.spec.network_ref.name).await? else {
+        return Ok(Action::await_change());
+    };
+    let v = to_value(lb.as_ref());
+    let routing = Api::<LoadBalancerRouting>::namespaced(ctx.ironcore.clone(), &source.namespace)
+        .get_opt(&source.name)
+        .await?
+        .map(|r| to_value(&r));
+    let dests = destinations(routing.as_ref());
+    let view = LoadBalancerView {
+        lb_type: v
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("Public")
+            .to_owned(),
+        ip_families: v
+            .pointer("/spec/ipFamilies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_owned))
+            .collect(),
+        internal_ips: internal_ips(&ctx, &v, &source.namespace, &source.name).await?,
+        ports: v
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let mut out = json!({ "port": p.get("port").cloned().unwrap_or(json!(0)) });
+                for key in ["protocol", "endPort"] {
+                    if let Some(x) = p.get(key).filter(|x| !x.is_null()) {
+                        out[key] = x.clone();
+                    }
+                }
+                out
+            })
+            .collect(),
+        source: source.clone(),
+    };
+    let body = desired_load_balancer(&ctx.namespace, &view, &network, &dests, ctx.node_affinity_aware)
+        .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
+    let applied = apply(&lbs, &source.uid, &body).await?;
+    let apinet_uid = applied.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
+    let routings: Api<apinet::LoadBalancerRouting> = ctx.apinet_api();
+    apply(
+        &routings,
+        &source.uid,
+        &desired_routing(&ctx.namespace, &source, &apinet_uid, &dests),
+    )
+    .await?;
+    if let Some(patch) = status_patch(&status_ips(&v), &spec_ips(&to_value(&applied))) {
+        patch_status(&api, &lb, &patch).await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(lb: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(loadbalancer = %lb.name_any(), error = %err, "apinetlet load balancer reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+fn lbs_of(store: &Store<LoadBalancer>, net: &Network) -> Vec<ObjectRef<LoadBalancer>> {
+    store
+        .state()
+        .iter()
+        .filter(|l| l.namespace() == net.namespace() && l.spec.network_ref.name == net.name_any())
+        .map(|l| ObjectRef::from_obj(l.as_ref()))
+        .collect()
+}
+
+/// Runs the LoadBalancer controller until `stop` fires.
+pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
+    let wc = watcher::Config::default();
+    let ctrl = Controller::new(Api::<LoadBalancer>::all(ctx.ironcore.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
+    let store = ctrl.store();
+    ctrl.watches(
+        Api::<LoadBalancerRouting>::all(ctx.ironcore.clone()),
+        wc.clone(),
+        |r| Some(ObjectRef::<LoadBalancer>::new(&r.name_any()).within(&r.namespace()?)),
+    )
+    .watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
+        lbs_of(&store, &n)
+    })
+    .watches(
+        ctx.apinet_api::<apinet::LoadBalancer>(),
+        wc.clone(),
+        by_origin::<apinet::LoadBalancer, LoadBalancer>(origin::LOAD_BALANCER),
+    )
+    .watches(
+        ctx.apinet_api::<apinet::LoadBalancerRouting>(),
+        wc,
+        by_origin::<apinet::LoadBalancerRouting, LoadBalancer>(origin::LOAD_BALANCER),
+    )
+    .graceful_shutdown_on(stopped(stop))
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()))
+    .await;
+}

@@ -1,0 +1,311 @@
+//! kube-rs reconcilers: thin shells that read the ironcore object (and what it references), call the pure
+//! mapping of this crate, apply the apinet objects and write only the status that differs.
+//!
+//! Every reconciler follows the upstream skeleton (ironcore-net §5): a deleting source deletes its apinet
+//! object and drops the finalizer once that object is gone; a live source first gets the finalizer, then the
+//! apinet object is server-side applied (force, field manager [`FIELD_MANAGER`]) and the status is mirrored
+//! back. Apinet objects whose source vanished without the finalizer flow are handled by [`gc`].
+
+pub mod gc;
+pub mod loadbalancer;
+pub mod natgateway;
+pub mod network;
+pub mod networkinterface;
+pub mod networkpolicy;
+pub mod virtualip;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::meta::{FIELD_MANAGER, Source};
+use crate::origin::Origin;
+
+/// A reconcile failed; the controller retries after [`RETRY_AFTER`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An API request failed.
+    #[error("api request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// The object is missing required metadata.
+    #[error("object without {0}")]
+    MissingMetadata(&'static str),
+    /// The object cannot be mapped (unsupported type, malformed field).
+    #[error("cannot map object: {0}")]
+    Mapping(String),
+}
+
+/// Delay before retrying a failed reconcile.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Delay before checking again whether a deleted apinet object is gone (its own finalizers may hold it).
+pub(crate) const DELETE_RECHECK: Duration = Duration::from_millis(500);
+/// Delay after an optimistic-concurrency conflict.
+pub(crate) const CONFLICT_RETRY: Duration = Duration::from_millis(50);
+
+/// What every apinetlet reconciler needs.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Client of the ironcore (`networking.ironcore.dev`) API server.
+    pub ironcore: Client,
+    /// Client of the apinet (`core.apinet.ironcore.dev`) API server.
+    pub apinet: Client,
+    /// The apinet namespace every derived object lives in.
+    pub namespace: String,
+    /// Whether LoadBalancer instances get node affinity to the routing destinations' nodes.
+    pub node_affinity_aware: bool,
+    /// Whether ironcore Network `status.peerings` is left alone.
+    pub network_peering_disabled: bool,
+    /// Maximum concurrent reconciles per controller.
+    pub concurrency: u16,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The clients carry no useful state to print.
+        f.debug_struct("Ctx")
+            .field("namespace", &self.namespace)
+            .field("node_affinity_aware", &self.node_affinity_aware)
+            .field("network_peering_disabled", &self.network_peering_disabled)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    /// A namespaced apinet API in the apinet namespace.
+    pub fn apinet_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.apinet.clone(), &self.namespace)
+    }
+}
+
+/// Whether `e` is an optimistic-concurrency conflict.
+pub(crate) fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Whether `e` is a NotFound.
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// The source view (namespace, name, uid) of an ironcore object.
+pub(crate) fn source_of<K: Resource>(obj: &K) -> Result<Source, ReconcileError> {
+    Ok(Source {
+        namespace: obj
+            .meta()
+            .namespace
+            .clone()
+            .ok_or(ReconcileError::MissingMetadata("namespace"))?,
+        name: obj
+            .meta()
+            .name
+            .clone()
+            .ok_or(ReconcileError::MissingMetadata("name"))?,
+        uid: obj
+            .meta()
+            .uid
+            .clone()
+            .ok_or(ReconcileError::MissingMetadata("uid"))?,
+    })
+}
+
+/// Writes `finalizers` on `obj` guarded by its resourceVersion; a conflict is not an error (the next event
+/// brings the fresh object).
+async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let patch =
+        json!({ "metadata": { "resourceVersion": obj.meta().resource_version, "finalizers": finalizers } });
+    match api
+        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds `finalizer` to `obj` if missing; returns whether it had to be added (the reconcile then waits for the
+/// update event, as upstream requeues).
+pub(crate) async fn ensure_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+) -> Result<bool, ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(false);
+    }
+    let mut f = obj.finalizers().to_vec();
+    f.push(finalizer.to_owned());
+    write_finalizers(api, obj, f).await?;
+    Ok(true)
+}
+
+/// Removes `finalizer` from `obj` if present.
+pub(crate) async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let f = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    write_finalizers(api, obj, f).await
+}
+
+/// Deletes apinet object `name`; returns whether it is gone (NotFound before or after the request).
+pub(crate) async fn delete_gone<K>(api: &Api<K>, name: &str) -> Result<bool, ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.delete(name, &Default::default()).await {
+        Ok(either) => Ok(either.is_right()),
+        Err(e) if is_not_found(&e) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The deletion half of the skeleton: delete the apinet object, drop the finalizer once it is gone.
+pub(crate) async fn finalize<K, A>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    apinet: &Api<A>,
+) -> Result<kube::runtime::controller::Action, ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    A: Resource + Clone + DeserializeOwned + Debug,
+{
+    use kube::runtime::controller::Action;
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(Action::await_change());
+    }
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    if !delete_gone(apinet, &uid).await? {
+        return Ok(Action::requeue(DELETE_RECHECK));
+    }
+    remove_finalizer(api, obj, finalizer).await?;
+    Ok(Action::await_change())
+}
+
+/// Server-side applies `body` (force, apinetlet's field manager) and returns the applied object.
+pub(crate) async fn apply<K>(api: &Api<K>, name: &str, body: &Value) -> Result<K, ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?)
+}
+
+/// Merge-patches the status subresource of `obj`.
+pub(crate) async fn patch_status<K>(api: &Api<K>, obj: &K, patch: &Value) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api
+        .patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Maps an apinet object to the ironcore object its `origin` metadata names (`EnqueueRequestByOrigin`).
+pub(crate) fn by_origin<A, I>(
+    origin: Origin,
+) -> impl Fn(A) -> Option<ObjectRef<I>> + Send + Sync + Clone + 'static
+where
+    A: Resource,
+    I: Resource<DynamicType = ()>,
+{
+    move |obj: A| {
+        let data = origin.data_of(obj.labels(), obj.annotations())?;
+        Some(ObjectRef::new(&data.name).within(&data.namespace))
+    }
+}
+
+/// The apinet network name of an ironcore `networkRef`: the referenced Network's UID, or `None` if it does
+/// not exist (the reconcile then stops until the Network appears).
+pub(crate) async fn apinet_network_name(
+    ctx: &Ctx,
+    namespace: &str,
+    network: &str,
+) -> Result<Option<String>, ReconcileError> {
+    let api: Api<ironnet_api::networking::Network> = Api::namespaced(ctx.ironcore.clone(), namespace);
+    Ok(api.get_opt(network).await?.and_then(|n| n.metadata.uid))
+}
+
+/// The ipam `Prefix` kind (`ipam.ironcore.dev/v1alpha1`), read dynamically: `ironnet` may not serve it.
+fn prefix_resource() -> ApiResource {
+    ApiResource {
+        group: "ipam.ironcore.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "ipam.ironcore.dev/v1alpha1".into(),
+        kind: "Prefix".into(),
+        plural: "prefixes".into(),
+    }
+}
+
+/// `spec.prefix` of ipam Prefix `namespace/name` if it exists and is `Allocated`. A server that does not serve
+/// ipam Prefixes answers NotFound, which is the same as "not allocated".
+pub(crate) async fn allocated_prefix(
+    ctx: &Ctx,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, ReconcileError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.ironcore.clone(), namespace, &prefix_resource());
+    let obj = match api.get(name).await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let allocated = obj.data.pointer("/status/phase").and_then(Value::as_str) == Some("Allocated");
+    Ok(allocated
+        .then(|| {
+            obj.data
+                .pointer("/spec/prefix")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten())
+}
+
+/// The JSON form of a typed object (every API type serializes).
+pub(crate) fn to_value<T: Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+/// The stop signal every controller of one apinetlet run shares.
+pub type Stop = tokio::sync::watch::Receiver<bool>;
+
+/// A future resolving once `stop` says so (or its sender is gone).
+pub(crate) async fn stopped(mut stop: Stop) {
+    let _ = stop.wait_for(|v| *v).await;
+}

@@ -1,0 +1,78 @@
+//! ironcore NetworkPolicy → apinet NetworkPolicy (§5.6) over [`crate::networkpolicy`].
+//!
+//! The NetworkPolicyRule is resolved and applied by the controller-manager's NetworkPolicy reconciler
+//! (`ironnet_controllers::reconcilers::network_policy`), which follows interface and load-balancer changes;
+//! apinetlet only translates the policy itself (see docs/compatibility.md).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::apinet;
+use ironnet_api::networking::{Network, NetworkPolicy};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use super::{
+    Ctx, RETRY_AFTER, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer,
+    finalize, source_of, stopped, to_value,
+};
+use crate::meta::finalizers;
+use crate::networkpolicy::desired_network_policy;
+use crate::origin;
+
+async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let source = source_of(np.as_ref())?;
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
+    let policies: Api<apinet::NetworkPolicy> = ctx.apinet_api();
+    if np.metadata.deletion_timestamp.is_some() {
+        return finalize(&api, &np, finalizers::NETWORK_POLICY, &policies).await;
+    }
+    if ensure_finalizer(&api, &np, finalizers::NETWORK_POLICY).await? {
+        return Ok(Action::await_change());
+    }
+    let Some(network) = apinet_network_name(&ctx, &source.namespace, &np.spec.network_ref.name).await? else {
+        return Ok(Action::await_change());
+    };
+    let spec = to_value(&np.spec);
+    let body = desired_network_policy(&ctx.namespace, &source, &spec, &network)
+        .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
+    apply(&policies, &source.uid, &body).await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(np: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(networkpolicy = %np.name_any(), error = %err, "apinetlet network policy reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+fn policies_of(store: &Store<NetworkPolicy>, net: &Network) -> Vec<ObjectRef<NetworkPolicy>> {
+    store
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == net.namespace() && p.spec.network_ref.name == net.name_any())
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Runs the NetworkPolicy controller until `stop` fires.
+pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
+    let wc = watcher::Config::default();
+    let ctrl = Controller::new(Api::<NetworkPolicy>::all(ctx.ironcore.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
+    let store = ctrl.store();
+    ctrl.watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
+        policies_of(&store, &n)
+    })
+    .watches(
+        ctx.apinet_api::<apinet::NetworkPolicy>(),
+        wc,
+        by_origin::<apinet::NetworkPolicy, NetworkPolicy>(origin::NETWORK_POLICY),
+    )
+    .graceful_shutdown_on(stopped(stop))
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()))
+    .await;
+}

@@ -1,0 +1,74 @@
+//! ironcore VirtualIP → apinet IP (public, allocated by the API server), `status.ip` back (§5.3) over
+//! [`crate::virtualip`].
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ironnet_api::apinet;
+use ironnet_api::networking::VirtualIP;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::watcher;
+use serde_json::Value;
+
+use super::{
+    Ctx, RETRY_AFTER, ReconcileError, Stop, apply, by_origin, ensure_finalizer, finalize, patch_status,
+    source_of, stopped, to_value,
+};
+use crate::meta::finalizers;
+use crate::origin;
+use crate::virtualip::{desired_ip, status_patch};
+
+async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let source = source_of(vip.as_ref())?;
+    let api: Api<VirtualIP> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
+    let apinet_api: Api<apinet::IP> = ctx.apinet_api();
+    if vip.metadata.deletion_timestamp.is_some() {
+        return finalize(&api, &vip, finalizers::VIRTUAL_IP, &apinet_api).await;
+    }
+    if ensure_finalizer(&api, &vip, finalizers::VIRTUAL_IP).await? {
+        return Ok(Action::await_change());
+    }
+    let v = to_value(vip.as_ref());
+    let current = v.pointer("/status/ip").and_then(Value::as_str);
+    let family = v
+        .pointer("/spec/ipFamily")
+        .and_then(Value::as_str)
+        .unwrap_or("IPv4");
+    // A failed apply returns the error and leaves a previously reported address alone: a transient failure
+    // must not withdraw an address the workload already uses.
+    let applied = apply(
+        &apinet_api,
+        &source.uid,
+        &desired_ip(&ctx.namespace, &source, family),
+    )
+    .await?;
+    let a = to_value(&applied);
+    let allocated = a.pointer("/spec/ip").and_then(Value::as_str);
+    if let Some(patch) = status_patch(current, allocated) {
+        patch_status(&api, &vip, &patch).await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(vip: Arc<VirtualIP>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+    tracing::warn!(virtualip = %vip.name_any(), error = %err, "apinetlet virtual IP reconcile failed");
+    Action::requeue(RETRY_AFTER)
+}
+
+/// Runs the VirtualIP controller until `stop` fires.
+pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
+    let wc = watcher::Config::default();
+    Controller::new(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc.clone())
+        .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
+        .watches(
+            ctx.apinet_api::<apinet::IP>(),
+            wc,
+            by_origin::<apinet::IP, VirtualIP>(origin::VIRTUAL_IP),
+        )
+        .graceful_shutdown_on(stopped(stop))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,179 @@
+//! Network → apinet Network (VNI), provider ID, `Available`, peerings, cleanup.
+
+use serde_json::json;
+
+use crate::common::{APINET_NS, Env, apinet, env, ironcore, s};
+
+#[tokio::test]
+async fn network_becomes_available_with_provider_id_and_cleans_up() {
+    let env = env().await;
+    let net = env.available_network("default", "net", json!({})).await;
+    let uid = s(&net, "/metadata/uid").to_owned();
+    let apinet_net = env.get(&apinet("Network"), Some(APINET_NS), &uid).await.unwrap();
+    let id = s(&apinet_net, "/spec/id").to_owned();
+    assert!(
+        id.parse::<u32>().unwrap() >= 200,
+        "VNI {id} from the configured range"
+    );
+    assert_eq!(
+        s(&net, "/spec/providerID"),
+        format!(
+            "ironcore-net://{APINET_NS}/{uid}/{id}/{}",
+            s(&apinet_net, "/metadata/uid")
+        )
+    );
+    assert_eq!(
+        apinet_net.pointer("/metadata/labels/apinetlet.ironcore.dev~1network-uid"),
+        Some(&json!(uid))
+    );
+    assert_eq!(
+        apinet_net.pointer("/metadata/annotations/apinetlet.ironcore.dev~1network-name"),
+        Some(&json!("net"))
+    );
+    assert!(
+        net.pointer("/metadata/finalizers")
+            .and_then(|f| f.as_array())
+            .is_some_and(|f| f.contains(&json!("apinet.ironcore.dev/network")))
+    );
+
+    env.delete(&ironcore("Network"), Some("default"), "net").await;
+    env.wait_gone(&ironcore("Network"), Some("default"), "net").await;
+    env.wait_gone(&apinet("Network"), Some(APINET_NS), &uid).await;
+    env.wait_gone(&apinet("NetworkID"), None, &id).await;
+}
+
+#[tokio::test]
+async fn apinet_network_of_a_vanished_source_is_deleted() {
+    let env = env().await;
+    let origin = json!({
+        "apinetlet.ironcore.dev/network-uid": "0000-gone",
+        "apinetlet.ironcore.dev/network-namespace": "default",
+    });
+    env.namespace(APINET_NS).await;
+    env.create(
+        &apinet("Network"),
+        Some(APINET_NS),
+        json!({"apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Network",
+               "metadata": {"name": "orphan", "labels": origin,
+                            "annotations": {"apinetlet.ironcore.dev/network-name": "some-nonexistent-name"}},
+               "spec": {}}),
+    )
+    .await;
+    env.wait_gone(&apinet("Network"), Some(APINET_NS), "orphan").await;
+}
+
+fn peering(name: &str, ns: &str, network: &str) -> serde_json::Value {
+    json!({"name": name, "networkRef": {"namespace": ns, "name": network}})
+}
+
+async fn status_peerings(env: &Env, ns: &str, name: &str) -> serde_json::Value {
+    env.get(&ironcore("Network"), Some(ns), name)
+        .await
+        .and_then(|n| n.pointer("/status/peerings").cloned())
+        .unwrap_or(json!(null))
+}
+
+#[tokio::test]
+async fn mutual_peerings_become_ready_and_one_sided_stay_out() {
+    let env = env().await;
+    env.namespace("other").await;
+    let n1 = env
+        .available_network(
+            "default",
+            "n1",
+            json!({"peerings": [peering("to-n2", "other", "n2")]}),
+        )
+        .await;
+    let n2 = env
+        .available_network(
+            "other",
+            "n2",
+            json!({"peerings": [peering("to-n1", "default", "n1")]}),
+        )
+        .await;
+    // One-sided: n3 wants n1, n1 does not want n3.
+    let n3 = env
+        .available_network("default", "n3", json!({"peerings": [peering("to-n1", "", "n1")]}))
+        .await;
+    let uid = |n: &serde_json::Value| s(n, "/metadata/uid").to_owned();
+    let id_of = |uid: String| {
+        let env = &env;
+        async move {
+            let n = env.get(&apinet("Network"), Some(APINET_NS), &uid).await.unwrap();
+            s(&n, "/spec/id").to_owned()
+        }
+    };
+    let (id1, id2) = (id_of(uid(&n1)).await, id_of(uid(&n2)).await);
+
+    // The ironcore peering controller claims both sides; apinetlet translates the claims into apinet peerings.
+    env.wait_for("apinet n1 peers n2", || async {
+        let n = env.get(&apinet("Network"), Some(APINET_NS), &uid(&n1)).await?;
+        (n.pointer("/spec/peerings") == Some(&json!([{"name": "to-n2", "id": id2}]))).then_some(())
+    })
+    .await;
+    env.wait_for("apinet n2 peers n1", || async {
+        let n = env.get(&apinet("Network"), Some(APINET_NS), &uid(&n2)).await?;
+        (n.pointer("/spec/peerings") == Some(&json!([{"name": "to-n1", "id": id1}]))).then_some(())
+    })
+    .await;
+    env.wait_for("n1 peering pending", || async {
+        (status_peerings(&env, "default", "n1").await == json!([{"name": "to-n2", "state": "Pending"}]))
+            .then_some(())
+    })
+    .await;
+    let incoming = env
+        .get(&ironcore("Network"), Some("default"), "n1")
+        .await
+        .unwrap()
+        .pointer("/spec/incomingPeerings")
+        .cloned();
+    assert_eq!(
+        incoming,
+        Some(json!([{"namespace": "other", "name": "n2", "uid": uid(&n2)}]))
+    );
+
+    // A node reports the peering in place.
+    let id2_num: i64 = id2.parse().unwrap();
+    env.patch(
+        &apinet("Network"),
+        Some(APINET_NS),
+        &uid(&n1),
+        json!({"status": {"peerings": {"partition1": [{"id": id2_num, "state": "Ready"}]}}}),
+        true,
+    )
+    .await;
+    env.wait_for("n1 peering ready", || async {
+        (status_peerings(&env, "default", "n1").await == json!([{"name": "to-n2", "state": "Ready"}]))
+            .then_some(())
+    })
+    .await;
+
+    // n3's one-sided wish never becomes an apinet peering.
+    let n3_apinet = env
+        .get(&apinet("Network"), Some(APINET_NS), &uid(&n3))
+        .await
+        .unwrap();
+    assert!(
+        n3_apinet
+            .pointer("/spec/peerings")
+            .is_none_or(|p| p.as_array().is_none_or(Vec::is_empty))
+    );
+    let n3_status = status_peerings(&env, "default", "n3").await;
+    assert!(
+        n3_status
+            .as_array()
+            .is_none_or(|a| a.iter().all(|p| p["state"] != "Ready"))
+    );
+
+    for (ns, name) in [("default", "n3"), ("default", "n1"), ("other", "n2")] {
+        env.delete(&ironcore("Network"), Some(ns), name).await;
+    }
+    for (ns, name, u) in [
+        ("default", "n3", uid(&n3)),
+        ("default", "n1", uid(&n1)),
+        ("other", "n2", uid(&n2)),
+    ] {
+        env.wait_gone(&ironcore("Network"), Some(ns), name).await;
+        env.wait_gone(&apinet("Network"), Some(APINET_NS), &u).await;
+    }
+}

@@ -1,0 +1,181 @@
+//! A simulated hypervisor, used by `ironnet up` and the control-plane benchmark: it reports every
+//! `core.apinet.ironcore.dev` NetworkInterface placed on its Node as realised, the way metalnetlet does once a
+//! real node's dataplane has programmed the interface (ironcore-net §6.3: `status.state`, `prefixes`,
+//! `publicIPs`, `natIPs`).
+//!
+//! It exists so that a laptop without hypervisors can take tenant objects all the way to `state: Available`; a
+//! real node agent replaces it by running with its own Node name.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ironnet_api::apinet::{NATTable, NetworkInterface};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+/// A reconcile of the simulated node failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+#[error("simulated node: {0}")]
+struct SimNodeError(#[from] kube::Error);
+
+struct Ctx {
+    client: Client,
+    node: String,
+}
+
+/// The status a node reports for `nic` once it has realised it, given the NAT IPs the NATTables hand it.
+fn realised_status(nic: &Value, nat_ips: &BTreeSet<String>) -> Value {
+    let spec = &nic["spec"];
+    let public_ips: Vec<&Value> = spec["publicIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("ip").filter(|ip| ip.is_string()))
+        .collect();
+    let mut status = json!({ "state": "Ready" });
+    if let Some(prefixes) = spec["prefixes"].as_array().filter(|p| !p.is_empty()) {
+        status["prefixes"] = json!(prefixes);
+    }
+    if !public_ips.is_empty() {
+        status["publicIPs"] = json!(public_ips);
+    }
+    if !nat_ips.is_empty() {
+        status["natIPs"] = json!(nat_ips);
+    }
+    status
+}
+
+/// Whether the fields a node owns in `current` already equal `desired`.
+fn status_matches(current: &Value, desired: &Value) -> bool {
+    ["state", "prefixes", "publicIPs", "natIPs"].iter().all(|k| {
+        let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+        let (c, d) = (&current[k], &desired[k]);
+        c == d || (empty(c) && empty(d))
+    })
+}
+
+async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, SimNodeError> {
+    if nic.spec.node_ref.name != ctx.node || nic.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = nic.namespace().unwrap_or_default();
+    let uid = nic.uid().unwrap_or_default();
+    let tables: Api<NATTable> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut nat_ips = BTreeSet::new();
+    for table in tables.list(&ListParams::default()).await? {
+        let table = serde_json::to_value(&table).unwrap_or(Value::Null);
+        for ip in table["ips"].as_array().into_iter().flatten() {
+            let mine = ip["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s.pointer("/targetRef/uid").and_then(Value::as_str) == Some(uid.as_str()));
+            if let (true, Some(addr)) = (mine, ip["ip"].as_str()) {
+                nat_ips.insert(addr.to_owned());
+            }
+        }
+    }
+    let value = serde_json::to_value(nic.as_ref()).unwrap_or(Value::Null);
+    let desired = realised_status(&value, &nat_ips);
+    if status_matches(&value["status"], &desired) {
+        return Ok(Action::await_change());
+    }
+    let mut patch = desired;
+    for k in ["prefixes", "publicIPs", "natIPs"] {
+        if patch.get(k).is_none() {
+            patch[k] = Value::Null;
+        }
+    }
+    Api::<NetworkInterface>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(
+            &nic.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": patch })),
+        )
+        .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<NetworkInterface>, err: &SimNodeError, _: Arc<Ctx>) -> Action {
+    tracing::debug!(%err, "simulated node: retrying");
+    Action::requeue(Duration::from_secs(1))
+}
+
+/// Runs the simulated node `node` until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    node: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let nics: Api<NetworkInterface> = Api::all(client.clone());
+    let tables: Api<NATTable> = Api::all(client.clone());
+    let ctx = Arc::new(Ctx { client, node });
+    // kube-rs needs a shutdown future that is Sync; relay the caller's through a watch channel.
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let relay = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let stop = async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let controller = Controller::new(nics, watcher::Config::default())
+        .watches(tables, watcher::Config::default(), |table| {
+            let ns = table.namespace().unwrap_or_default();
+            let table = serde_json::to_value(&table).unwrap_or(Value::Null);
+            table["ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|ip| ip["sections"].as_array().into_iter().flatten())
+                .filter_map(|s| s.pointer("/targetRef/name").and_then(Value::as_str))
+                .map(|name| ObjectRef::new(name).within(&ns))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {});
+    futures::join!(controller, relay);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realised_status_reports_spec_addresses_and_nat_ips() {
+        let nic = json!({"spec": {
+            "prefixes": ["10.0.5.0/24"],
+            "publicIPs": [{"name": "a", "ipFamily": "IPv4", "ip": "192.0.2.7"}, {"name": "b", "ipFamily": "IPv6"}],
+        }});
+        let nat: BTreeSet<String> = ["192.0.2.9".to_owned()].into();
+        assert_eq!(
+            realised_status(&nic, &nat),
+            json!({"state": "Ready", "prefixes": ["10.0.5.0/24"], "publicIPs": ["192.0.2.7"], "natIPs": ["192.0.2.9"]})
+        );
+        assert_eq!(
+            realised_status(&json!({"spec": {}}), &BTreeSet::new()),
+            json!({"state": "Ready"})
+        );
+    }
+
+    #[test]
+    fn empty_lists_match_absent_fields() {
+        let desired = json!({"state": "Ready"});
+        assert!(status_matches(
+            &json!({"state": "Ready", "publicIPs": []}),
+            &desired
+        ));
+        assert!(!status_matches(&json!({"state": "Pending"}), &desired));
+        assert!(!status_matches(
+            &json!({"state": "Ready", "natIPs": ["192.0.2.1"]}),
+            &desired
+        ));
+    }
+}

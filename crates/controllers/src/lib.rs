@@ -18,5 +18,6 @@ pub mod reconcilers;
 pub mod release;
 pub mod scheduler;
 pub mod selector;
+pub mod simulated_node;
 
 pub use manager::{ControllerConfig, run};

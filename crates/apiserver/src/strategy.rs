@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::definition::PrinterColumn;
 use crate::error::ApiError;
+use crate::meta::{SharedClock, SystemClock};
 use crate::registry::Registry;
 
 /// Extra conditions and writes an admission hook adds to the object's own store transaction.
@@ -39,6 +40,7 @@ pub struct AdmissionContext {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     dry_run: bool,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for AdmissionContext {
@@ -56,7 +58,19 @@ impl AdmissionContext {
             store,
             registry,
             dry_run,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context with the server's clock (the system clock unless replaced, e.g. in tests).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The server's current time, for timestamps of objects a hook creates as side effects.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
     }
 
     /// The store, for reads (`get`, `list`). Side effects must be returned, not written here.

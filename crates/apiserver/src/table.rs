@@ -197,14 +197,14 @@ impl TableConvertor {
         now: Timestamp,
     ) -> Value {
         let rows: Vec<Value> = objs.iter().map(|o| self.row(o, include, now)).collect();
-        let mut t =
-            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "rows": rows});
-        t["columnDefinitions"] = if with_headers {
+        let columns = if with_headers {
             self.column_definitions()
         } else {
             Value::Array(Vec::new())
         };
-        t
+        // Field order of kube-apiserver's `metav1.Table`, so the JSON is byte-for-byte the same.
+        json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+            "columnDefinitions": columns, "rows": rows})
     }
 }
 

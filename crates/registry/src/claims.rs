@@ -26,8 +26,8 @@ const MAX_PROPOSALS: usize = 64;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The current time as Kubernetes writes timestamps.
-pub(crate) fn now() -> String {
-    ironnet_apiserver::meta::format_time(jiff::Timestamp::now())
+pub(crate) fn now(ctx: &AdmissionContext) -> String {
+    ironnet_apiserver::meta::format_time(ctx.now())
 }
 
 /// The store key of an ironcore-net object of `kind`.
@@ -128,7 +128,7 @@ pub async fn network_create(
                 &format!("the provided ID {vni} is already allocated"),
             ));
         }
-        let (compare, op) = create_claim(key, &objects::network_id(vni, &claimer, &now()));
+        let (compare, op) = create_claim(key, &objects::network_id(vni, &claimer, &now(ctx)));
         return Ok(SideEffects {
             compares: vec![compare],
             ops: vec![op],
@@ -149,7 +149,7 @@ pub async fn network_create(
             obj["spec"] = Value::Object(Default::default());
         }
         obj["spec"]["id"] = Value::String(vni.to_string());
-        let (compare, op) = create_claim(key, &objects::network_id(vni, &claimer, &now()));
+        let (compare, op) = create_claim(key, &objects::network_id(vni, &claimer, &now(ctx)));
         return Ok(SideEffects {
             compares: vec![compare],
             ops: vec![op],
@@ -352,7 +352,7 @@ pub async fn ip_create(
             Value::String(objects::ip_label_value(claim.ip)),
         );
     }
-    let (compare, op) = create_claim(claim.key, &objects::ip_address(claim.ip, &claimer, &now()));
+    let (compare, op) = create_claim(claim.key, &objects::ip_address(claim.ip, &claimer, &now(ctx)));
     Ok(SideEffects {
         compares: vec![compare],
         ops: vec![op],

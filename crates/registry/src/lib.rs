@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod claims;
 pub mod index;
+pub mod networking;
 pub mod objects;
 pub mod public_ips;
 pub mod server;

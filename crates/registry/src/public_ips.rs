@@ -191,7 +191,7 @@ impl PublicIpSlots {
         kept: &BTreeSet<IpAddr>,
     ) -> Result<SideEffects, ApiError> {
         let claimer = Claimer::of(self.resource, obj);
-        let now = claims::now();
+        let now = claims::now(ctx);
         let mut effects = SideEffects::none();
         let mut chosen: Vec<IpAddr> = Vec::new();
         for (i, request) in requests.into_iter().enumerate() {

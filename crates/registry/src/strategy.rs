@@ -1,15 +1,17 @@
-//! Per-kind strategies: the API types' defaulting and validation, plus the allocation hooks.
+//! Per-kind strategies: the API types' defaulting, validation (create, update, delete) and formatted printer
+//! columns, plus the allocation hooks and the networking rules that read the store ([`crate::networking`]).
 
 use std::sync::Arc;
 
 use ironnet_api::KindDescriptor;
 use ironnet_apimachinery::field::ErrorList;
-use ironnet_apiserver::definition::{DefinitionError, ResourceDefinition};
+use ironnet_apiserver::definition::{DefinitionError, PrinterColumn, ResourceDefinition};
 use ironnet_apiserver::error::ApiError;
 use ironnet_apiserver::strategy::{AdmissionContext, SideEffects, Strategy};
 use serde_json::Value;
 
 use crate::claims::{self, SharedIndex};
+use crate::networking;
 use crate::objects::{APINET_GROUP, IPADDRESS_PROTECTION_FINALIZER};
 use crate::public_ips::{self, PublicIpSlots};
 
@@ -26,6 +28,10 @@ enum Admission {
     IpAddress,
     /// Embedded public IPs (LoadBalancer, NATGateway, NetworkInterface).
     PublicIps(PublicIpSlots, SharedIndex),
+    /// networking VirtualIP: deleting it is refused while it is in use.
+    VirtualIp,
+    /// networking LoadBalancerRouting: destinations without IP get their interface's IPs.
+    RoutingDestinations,
 }
 
 /// The strategy of one IronCore kind.
@@ -61,9 +67,29 @@ impl Strategy for KindStrategy {
         (self.descriptor.validate_status_update)(new, old)
     }
 
+    async fn validate_delete(&self, ctx: &AdmissionContext, obj: &Value) -> Result<ErrorList, ApiError> {
+        let errs = (self.descriptor.validate_delete)(obj);
+        if errs.is_empty() {
+            return Ok(errs);
+        }
+        match &self.admission {
+            // The type's rule sees only the VirtualIP; whether its binding is live needs the interface.
+            Admission::VirtualIp if !networking::virtual_ip_in_use(ctx, obj).await? => Ok(ErrorList::new()),
+            _ => Ok(errs),
+        }
+    }
+
+    fn printer_cell(&self, column: &PrinterColumn, obj: &Value) -> Option<Value> {
+        (self.descriptor.printer_cell)(&column.name, obj).map(Value::String)
+    }
+
     async fn admit_create(&self, ctx: &AdmissionContext, obj: &mut Value) -> Result<SideEffects, ApiError> {
         match &self.admission {
-            Admission::None => Ok(SideEffects::none()),
+            Admission::None | Admission::VirtualIp => Ok(SideEffects::none()),
+            Admission::RoutingDestinations => {
+                networking::resolve_routing_destinations(ctx, obj).await?;
+                Ok(SideEffects::none())
+            }
             Admission::Network(index) => claims::network_create(ctx, index, obj).await,
             Admission::Ip(index) => claims::ip_create(ctx, index, obj).await,
             Admission::IpAddress => {
@@ -82,6 +108,10 @@ impl Strategy for KindStrategy {
     ) -> Result<SideEffects, ApiError> {
         match &self.admission {
             Admission::PublicIps(slots, index) => slots.admit_update(ctx, index, new, old).await,
+            Admission::RoutingDestinations => {
+                networking::resolve_routing_destinations(ctx, new).await?;
+                Ok(SideEffects::none())
+            }
             _ => Ok(SideEffects::none()),
         }
     }
@@ -91,7 +121,10 @@ impl Strategy for KindStrategy {
             Admission::Network(_) => claims::network_delete(ctx, old).await,
             Admission::Ip(_) => claims::ip_delete(ctx, old).await,
             Admission::PublicIps(slots, _) => slots.admit_delete(ctx, old).await,
-            Admission::None | Admission::IpAddress => Ok(SideEffects::none()),
+            Admission::None
+            | Admission::IpAddress
+            | Admission::VirtualIp
+            | Admission::RoutingDestinations => Ok(SideEffects::none()),
         }
     }
 }
@@ -128,6 +161,12 @@ pub fn kinds(index: &SharedIndex) -> Result<Vec<ServedKind>, DefinitionError> {
                     "NetworkInterface" => {
                         Admission::PublicIps(public_ips::NETWORK_INTERFACE, Arc::clone(index))
                     }
+                    _ => Admission::None,
+                }
+            } else if def.group == networking::NETWORKING_GROUP {
+                match def.kind.as_str() {
+                    "VirtualIP" => Admission::VirtualIp,
+                    "LoadBalancerRouting" => Admission::RoutingDestinations,
                     _ => Admission::None,
                 }
             } else {

@@ -47,6 +47,7 @@ pub(crate) fn blocking_finalizers(kind: &RegisteredKind, obj: &Value) -> usize {
 impl Server {
     pub(crate) fn admission(&self, dry_run: bool) -> AdmissionContext {
         AdmissionContext::new(self.store.clone(), self.registry.clone(), dry_run)
+            .with_clock(self.clock.clone())
     }
 
     /// Runs a transaction of the object's own compare/op plus side effects. `Ok(None)`: the

@@ -20,9 +20,11 @@ use ironnet_dataplane::{Batch, Dataplane, PortId};
 use crate::offload::{self, Coalescer, VNET_HDR_LEN, VnetHdr};
 use crate::tap::TapDevice;
 
-/// Frames per batch: large enough to amortise the per-batch work, small enough that control
-/// commands wait at most one batch.
-pub const BATCH_SIZE: usize = 64;
+/// Frames per batch (a VM's TCP super-frame counts as its segments): large enough to amortise
+/// the per-batch work and to hold several ~45-segment bursts, so that the coalescer in front of
+/// a VM port sees whole bursts; small enough that control commands wait at most one batch
+/// (well under a millisecond).
+pub const BATCH_SIZE: usize = 256;
 /// How often [`Dataplane::tick`] runs (flow aging, ARP probes, RAs).
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Largest read from a TAP: a vnet header and a 64 KiB TCP super-frame from a VM port (with an

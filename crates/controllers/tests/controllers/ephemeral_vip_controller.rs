@@ -140,3 +140,43 @@ async fn retained_vip_survives_its_interface_and_other_interfaces_leave_it_alone
     })
     .await;
 }
+
+#[tokio::test]
+async fn controlled_vip_is_unbound_when_its_interface_goes_so_it_can_be_collected() {
+    let (client, _server, _dir) = server().await;
+    let _vip = crate::common::start(&client, |c, s| {
+        ironnet_controllers::reconcilers::ephemeral_vip::run(c, 2, s)
+    });
+    let _release = crate::common::start(&client, |c, s| {
+        ironnet_controllers::reconcilers::release::run(c, 2, s)
+    });
+    let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
+    let vips: Api<VirtualIP> = Api::namespaced(client.clone(), "default");
+    nics.create(&PostParams::default(), &nic("a", None))
+        .await
+        .unwrap();
+    eventually("vip", || async { vips.get_opt("a").await.unwrap().is_some() }).await;
+    // While bound, the API refuses to delete the VIP.
+    assert!(
+        vips.delete("a", &kube::api::DeleteParams::default())
+            .await
+            .is_err()
+    );
+    nics.delete("a", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    // The release controller unbinds it once the interface is gone; from then on the garbage collector (or
+    // anyone) can delete it.
+    eventually("vip unbound", || async {
+        vips.get_opt("a")
+            .await
+            .unwrap()
+            .is_none_or(|v| v.spec.target_ref.is_none())
+    })
+    .await;
+    match vips.delete("a", &kube::api::DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("unbound vip not deletable: {e}"),
+    }
+}

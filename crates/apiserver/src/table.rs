@@ -264,6 +264,75 @@ mod tests {
         assert_eq!(human_duration(-5), "<invalid>");
     }
 
+    /// Formats `Size` only, leaving the other columns to their JSONPath.
+    struct Sized;
+
+    impl Strategy for Sized {
+        fn printer_cell(&self, column: &PrinterColumn, obj: &Value) -> Option<Value> {
+            (column.name == "Size").then(|| match obj.pointer("/spec/size") {
+                Some(v) => json!(format!("{v} units")),
+                None => json!("<none>"),
+            })
+        }
+    }
+
+    #[test]
+    fn a_kinds_strategy_formats_the_cells_it_knows() {
+        let mut def = ResourceDefinition::new("g", "v1", "W", "ws", Scope::Namespaced).unwrap();
+        def.printer_columns = vec![
+            PrinterColumn {
+                name: "Size".into(),
+                type_: "integer".into(),
+                format: String::new(),
+                description: String::new(),
+                priority: 0,
+                json_path: ".spec.size".into(),
+            },
+            PrinterColumn {
+                name: "Color".into(),
+                type_: "string".into(),
+                format: String::new(),
+                description: String::new(),
+                priority: 0,
+                json_path: ".spec.color".into(),
+            },
+        ];
+        let kind = RegisteredKind {
+            def: def.clone(),
+            strategy: Arc::new(Sized),
+        };
+        let now: Timestamp = "2026-11-23T19:00:00Z".parse().unwrap();
+        let obj = json!({"metadata": {"name": "a"}, "spec": {"size": 3, "color": "red"}});
+        let bare = json!({"metadata": {"name": "b"}, "spec": {}});
+        let t = TableConvertor::for_kind(&kind);
+        assert_eq!(
+            t.row(&obj, IncludeObject::None, now),
+            json!({"cells": ["a", "3 units", "red"]})
+        );
+        assert_eq!(
+            t.row(&bare, IncludeObject::None, now),
+            json!({"cells": ["b", "<none>", null]})
+        );
+        // Without the kind's strategy the same definition renders plain values.
+        assert_eq!(
+            TableConvertor::new(&def).row(&obj, IncludeObject::None, now),
+            json!({"cells": ["a", 3, "red"]})
+        );
+        let table = t.table(
+            &[obj],
+            json!({"resourceVersion": "7"}),
+            IncludeObject::None,
+            false,
+            now,
+        );
+        let keys: Vec<&String> = table.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["kind", "apiVersion", "metadata", "columnDefinitions", "rows"],
+            "metav1.Table field order"
+        );
+    }
+
     #[test]
     fn rows_from_printer_columns() {
         let mut def = ResourceDefinition::new("g", "v1", "W", "ws", Scope::Namespaced).unwrap();

@@ -1,7 +1,9 @@
 //! Dataplane benchmarks (bench binary, release profile): packets per second on one core for the established-flow
 //! fast paths and for new flows, flow-table memory at one million flows, and Maglev disruption.
 //!
-//! Run: `cargo bench -p ironnet-dataplane --bench pipeline` (optional argument: a filter substring).
+//! Run: `cargo bench -p ironnet-dataplane --bench pipeline` (optional argument: a filter substring). For
+//! instruction counts under `valgrind --tool=callgrind`, shorten the run with `PIPELINE_PACKETS` (packets per timed
+//! round, default 2,000,000) and `PIPELINE_NEW_FLOWS` (flows per first-packet run, default 1,000,000).
 //! Every figure is the median of `ROUNDS` timed rounds. Each round refills the batch from template frames (a 64-byte
 //! copy per packet, standing in for the NIC/TAP receive copy) and processes it.
 //!
@@ -138,6 +140,14 @@ fn tunnel(inner: &[u8], dst: Ipv6Addr) -> Vec<u8> {
     f
 }
 
+/// A size from the environment, or `default`.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Nanoseconds this thread has spent on a CPU (Linux schedstat; `None` elsewhere, then only wall time is shown).
 fn cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -190,7 +200,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn run_established(name: &str, e: &mut Env, port: PortId, frames: &[Vec<u8>], expect: Option<PortId>) {
     let mut batch = Batch::with_capacity(BATCH);
     let mut now = 1_000_000_000u64;
-    let per_round = 2_000_000usize;
+    let per_round = env_usize("PIPELINE_PACKETS", 2_000_000);
     let fill = |batch: &mut Batch, i: &mut usize| {
         batch.clear();
         for _ in 0..BATCH {
@@ -308,7 +318,7 @@ fn main() {
     }
     if want("new_flows") {
         // First packet of a flow: every packet opens a new VM→remote flow (route, firewall, flow insert, encap).
-        let n = 1_000_000usize / BATCH * BATCH;
+        let n = env_usize("PIPELINE_NEW_FLOWS", 1_000_000) / BATCH * BATCH;
         let mut results = Vec::new();
         let mut reserved = Vec::new();
         for round in 0..10 {
@@ -342,7 +352,7 @@ fn main() {
                 let mem = e.dp.flow_table_memory();
                 println!(
                     "{:<40} {:>8.1} MiB flow table for {} flows ({} B/flow)",
-                    "memory at 1M flows",
+                    "memory of the flow table",
                     mem as f64 / (1 << 20) as f64,
                     n,
                     mem / n
@@ -351,12 +361,12 @@ fn main() {
         }
         let (wall, cpu) = medians(&results);
         println!(
-            "{:<40} {wall:>8.2} Mpps wall, {cpu:>8.2} Mpps per CPU-second (median of 5, table filling 0 → 1M)",
+            "{:<40} {wall:>8.2} Mpps wall, {cpu:>8.2} Mpps per CPU-second (median of 5, table filling 0 → {n})",
             "new flows (first packet)",
         );
         let (wall, cpu) = medians(&reserved);
         println!(
-            "{:<40} {wall:>8.2} Mpps wall, {cpu:>8.2} Mpps per CPU-second (median of 5, reserve_flows(1M) first)",
+            "{:<40} {wall:>8.2} Mpps wall, {cpu:>8.2} Mpps per CPU-second (median of 5, reserve_flows({n}) first)",
             "new flows, preallocated table",
         );
     }

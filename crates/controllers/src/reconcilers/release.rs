@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -18,6 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::ephemeral::{EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER};
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -59,14 +60,32 @@ async fn reconcile_vip(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Rec
         return Ok(Action::await_change());
     }
     let patch = json!({"metadata": {"resourceVersion": vip.resource_version()}, "spec": {"targetRef": null}});
-    match Api::<VirtualIP>::namespaced(ctx.client.clone(), &ns)
+    let api = Api::<VirtualIP>::namespaced(ctx.client.clone(), &ns);
+    match api
         .patch(&vip.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) => return Err(e.into()),
     }
+    // An ephemeral VIP controlled by the vanished interface is garbage. The garbage collector's own delete was
+    // refused while the VIP was bound (`virtualip::validate_delete`) and is only retried at its resync, so it
+    // is deleted here, as upstream's collector would have done right away.
+    let controlled_by_target = vip
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == target.uid);
+    let ephemeral =
+        vip.annotations().get(EPHEMERAL_MANAGED_BY).map(String::as_str) == Some(EPHEMERAL_MANAGER);
+    if controlled_by_target && ephemeral {
+        match api.delete(&vip.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Action::await_change())
 }
 
 async fn reconcile_network(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {

@@ -178,6 +178,33 @@ pub fn desired_routing(
     })
 }
 
+/// Carries the addresses the API server already allocated for `body`'s public IP entries (matched by name)
+/// from the `current` apinet LoadBalancer into the apply body.
+///
+/// An entry applied without `ip` asks the API server for a fresh address; re-applying the body as computed
+/// would therefore hand the LoadBalancer a new address on every reconcile (and release the old one).
+pub fn keep_allocated_ips(body: &mut Value, current: Option<&Value>) {
+    let Some(current) = current
+        .and_then(|c| c.pointer("/spec/ips"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let Some(ips) = body.pointer_mut("/spec/ips").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in ips.iter_mut().filter(|e| e.get("ip").is_none_or(Value::is_null)) {
+        let allocated = current
+            .iter()
+            .find(|c| c.get("name") == entry.get("name") && c.get("ipFamily") == entry.get("ipFamily"))
+            .and_then(|c| c.get("ip"))
+            .filter(|ip| ip.is_string());
+        if let Some(ip) = allocated {
+            entry["ip"] = ip.clone();
+        }
+    }
+}
+
 /// The status merge patch mirroring the apinet LB's IPs, or `None` if unchanged.
 pub fn status_patch(current: &[String], apinet_ips: &[String]) -> Option<Value> {
     (current != apinet_ips).then(|| json!({ "status": { "ips": apinet_ips } }))
@@ -199,6 +226,30 @@ mod tests {
             internal_ips: vec![],
             ports: vec![],
         }
+    }
+
+    #[test]
+    fn allocated_public_ips_are_kept_on_reapply() {
+        let mut body = desired_load_balancer("apinet", &lb("Public"), "n", &[], false).unwrap();
+        let current = json!({"spec": {"ips": [{"name": "ipv4", "ipFamily": "IPv4", "ip": "192.0.2.7"}]}});
+        keep_allocated_ips(&mut body, Some(&current));
+        assert_eq!(
+            body["spec"]["ips"],
+            json!([{"name": "ipv4", "ipFamily": "IPv4", "ip": "192.0.2.7"}])
+        );
+        let mut fresh = desired_load_balancer("apinet", &lb("Public"), "n", &[], false).unwrap();
+        keep_allocated_ips(&mut fresh, None);
+        assert_eq!(
+            fresh["spec"]["ips"],
+            json!([{"name": "ipv4", "ipFamily": "IPv4"}])
+        );
+        let other_family =
+            json!({"spec": {"ips": [{"name": "ipv4", "ipFamily": "IPv6", "ip": "2001:db8::1"}]}});
+        keep_allocated_ips(&mut fresh, Some(&other_family));
+        assert_eq!(
+            fresh["spec"]["ips"],
+            json!([{"name": "ipv4", "ipFamily": "IPv4"}])
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::loadbalancer::{
     Destination, InternalIp, LoadBalancerView, desired_load_balancer, desired_routing, destination,
-    status_patch,
+    keep_allocated_ips, status_patch,
 };
 use crate::meta::finalizers;
 use crate::origin;
@@ -138,8 +138,10 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
             .collect(),
         source: source.clone(),
     };
-    let body = desired_load_balancer(&ctx.namespace, &view, &network, &dests, ctx.node_affinity_aware)
+    let mut body = desired_load_balancer(&ctx.namespace, &view, &network, &dests, ctx.node_affinity_aware)
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
+    let current = lbs.get_opt(&source.uid).await?.map(|l| to_value(&l));
+    keep_allocated_ips(&mut body, current.as_ref());
     let applied = apply(&lbs, &source.uid, &body).await?;
     let apinet_uid = applied.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
     let routings: Api<apinet::LoadBalancerRouting> = ctx.apinet_api();

@@ -91,6 +91,18 @@ async fn load_balancer_gets_ips_and_routing_follows_interface_labels() {
     })
     .await;
 
+    // Re-applying after the routing change keeps the allocated public address.
+    let after = env
+        .get(&apinet("LoadBalancer"), Some(APINET_NS), &uid)
+        .await
+        .unwrap();
+    assert_eq!(after.pointer("/spec/ips/0/ip"), ips.first());
+    let l = env
+        .get(&ironcore("LoadBalancer"), Some("default"), "lb")
+        .await
+        .unwrap();
+    assert_eq!(l.pointer("/status/ips"), Some(&json!(ips)));
+
     env.delete(&ironcore("LoadBalancer"), Some("default"), "lb").await;
     env.wait_gone(&ironcore("LoadBalancer"), Some("default"), "lb")
         .await;

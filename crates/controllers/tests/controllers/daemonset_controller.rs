@@ -224,3 +224,53 @@ async fn daemon_set_honours_template_node_affinity_and_releases_unselected_insta
     })
     .await;
 }
+
+#[tokio::test]
+async fn load_balancer_instances_are_created_and_bound_by_the_whole_controller_manager() {
+    let (client, _server, _dir) = server().await;
+    create_node(
+        &client,
+        "node-a",
+        json!({"topology.core.apinet.ironcore.dev/zone": "a"}),
+    )
+    .await;
+    create_node(
+        &client,
+        "node-b",
+        json!({"topology.core.apinet.ironcore.dev/zone": "b"}),
+    )
+    .await;
+    let _stop = start(&client, |c, s| {
+        ironnet_controllers::run(ironnet_controllers::ControllerConfig::default(), c, s)
+    });
+    let mut l = lb("web", "Public", "10.0.0.1");
+    // apinetlet's zone anti-affinity: one instance per zone, which two zones allow.
+    l.spec.template = serde_json::from_value(json!({
+        "metadata": {"labels": {"foo": "bar"}},
+        "spec": {"affinity": {"instanceAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"foo": "bar"}}, "topologyKey": "topology.core.apinet.ironcore.dev/zone"}]}}},
+    }))
+    .unwrap();
+    Api::<LoadBalancer>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &l)
+        .await
+        .unwrap();
+    let insts: Api<Instance> = Api::namespaced(client.clone(), "default");
+    eventually("two instances bound to their pinned nodes", || async {
+        let items = live(&insts).await;
+        let mut bound: Vec<String> = items
+            .iter()
+            .filter(|i| {
+                // The scheduler's binding agrees with the DaemonSet's affinity pin.
+                let mut spec = serde_json::to_value(&i.spec).unwrap();
+                spec.as_object_mut().unwrap().remove("nodeRef");
+                let pin = ironnet_controllers::daemonset::pinned_node(&spec);
+                pin.is_some() && i.spec.node_ref.as_ref().map(|n| n.name.clone()) == pin
+            })
+            .filter_map(|i| i.spec.node_ref.as_ref().map(|n| n.name.clone()))
+            .collect();
+        bound.sort();
+        items.len() == 2 && bound == ["node-a", "node-b"]
+    })
+    .await;
+}

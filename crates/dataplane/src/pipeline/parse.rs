@@ -56,6 +56,10 @@ pub(crate) struct Parsed {
 
 /// Parses the IP packet at `l3` (IPv6 if `v6`), drops trailing padding, and extracts the flow key in `vni`.
 /// `services` enables recognition of DHCP/ND packets (VM ports only).
+///
+/// Always inlined (into both callers): this saves returning the ~90-byte `Parsed` through memory; measured with
+/// callgrind, 6–8% fewer instructions per packet for VM→VM, encap and NAT, ~1% more for decap and LB.
+#[inline(always)]
 pub(crate) fn parse(
     pkt: &mut Packet,
     l3: usize,

@@ -25,6 +25,11 @@ pub struct Env {
 
 /// Starts the server, `ironnet_controllers::run` and `ironnet_apinetlet::run`.
 pub async fn env() -> Env {
+    env_with(ironnet_apinetlet::ApinetletConfig::new(APINET_NS)).await
+}
+
+/// Like [`env`], with apinetlet configured by `config`.
+pub async fn env_with(config: ironnet_apinetlet::ApinetletConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("db"), EmbeddedOptions::default()).unwrap();
     let allocation = AllocationConfig {
@@ -45,7 +50,7 @@ pub async fn env() -> Env {
         stopped(rx.clone()),
     ));
     tokio::spawn(ironnet_apinetlet::run(
-        ironnet_apinetlet::ApinetletConfig::new(APINET_NS),
+        config,
         client.clone(),
         client.clone(),
         stopped(rx),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::{APINET_NS, Env, apinet, env, ironcore, s};
+use crate::common::{APINET_NS, Env, apinet, env, env_with, ironcore, s};
 
 #[tokio::test]
 async fn network_becomes_available_with_provider_id_and_cleans_up() {
@@ -176,4 +176,92 @@ async fn mutual_peerings_become_ready_and_one_sided_stay_out() {
         env.wait_gone(&ironcore("Network"), Some(ns), name).await;
         env.wait_gone(&apinet("Network"), Some(APINET_NS), &u).await;
     }
+}
+
+#[tokio::test]
+async fn disabled_network_peering_translates_spec_but_leaves_status() {
+    let env = env_with(ironnet_apinetlet::ApinetletConfig {
+        network_peering_disabled: true,
+        ..ironnet_apinetlet::ApinetletConfig::new(APINET_NS)
+    })
+    .await;
+    let n1 = env
+        .available_network("default", "n1", json!({"peerings": [peering("to-n2", "", "n2")]}))
+        .await;
+    let n2 = env
+        .available_network("default", "n2", json!({"peerings": [peering("to-n1", "", "n1")]}))
+        .await;
+    let apinet_n2 = env
+        .get(&apinet("Network"), Some(APINET_NS), s(&n2, "/metadata/uid"))
+        .await
+        .unwrap();
+    let id2 = s(&apinet_n2, "/spec/id").to_owned();
+    let uid1 = s(&n1, "/metadata/uid").to_owned();
+    env.wait_for("apinet n1 peers n2", || async {
+        let n = env.get(&apinet("Network"), Some(APINET_NS), &uid1).await?;
+        (n.pointer("/spec/peerings") == Some(&json!([{"name": "to-n2", "id": id2}]))).then_some(())
+    })
+    .await;
+    env.patch(
+        &apinet("Network"),
+        Some(APINET_NS),
+        &uid1,
+        json!({"status": {"peerings": {"p": [{"id": id2.parse::<i64>().unwrap(), "state": "Ready"}]}}}),
+        true,
+    )
+    .await;
+    // A later spec change of n1 is translated (so apinetlet has reconciled n1 after the Ready report) and still
+    // no peering status is written.
+    env.patch(
+        &ironcore("Network"),
+        Some("default"),
+        "n1",
+        json!({"spec": {"peerings": [{"name": "to-n2", "networkRef": {"name": "n2"},
+                                      "prefixes": [{"name": "p1", "prefix": "10.0.0.0/24"}]}]}}),
+        false,
+    )
+    .await;
+    env.wait_for("apinet n1 exposes the prefix", || async {
+        let n = env.get(&apinet("Network"), Some(APINET_NS), &uid1).await?;
+        n.pointer("/spec/peerings/0/prefixes/0/prefix").map(|_| ())
+    })
+    .await;
+    let status = status_peerings(&env, "default", "n1").await;
+    assert!(
+        status
+            .as_array()
+            .is_none_or(|a| a.iter().all(|p| p["state"] != "Ready")),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn leader_elected_apinetlet_reconciles_and_holds_the_lease() {
+    let le = ironnet_controllers::leader::LeaderElectionConfig::new(
+        "default",
+        ironnet_apinetlet::LEASE_NAME,
+        "test-a",
+    )
+    .unwrap();
+    let env = env_with(ironnet_apinetlet::ApinetletConfig {
+        leader_election: Some(le),
+        ..ironnet_apinetlet::ApinetletConfig::new(APINET_NS)
+    })
+    .await;
+    env.available_network("default", "net", json!({})).await;
+    let lease = env
+        .get(
+            &kube::api::ApiResource {
+                group: "coordination.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "coordination.k8s.io/v1".into(),
+                kind: "Lease".into(),
+                plural: "leases".into(),
+            },
+            Some("default"),
+            ironnet_apinetlet::LEASE_NAME,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s(&lease, "/spec/holderIdentity"), "test-a");
 }

@@ -152,6 +152,42 @@ async fn prefixes(ctx: &Ctx, nic: &Value, source: &Source) -> Result<Vec<String>
     Ok(out)
 }
 
+/// The apinet interfaces the claim can concern: those claimed by `source` (by origin label) and the one the
+/// provider ID names. The named one is read by name; only if that object does not carry the provider ID's UID
+/// (a stale name) are all interfaces listed, as upstream's UID-only selector would match it anywhere.
+async fn claim_candidates(
+    api: &Api<apinet::NetworkInterface>,
+    source: &Source,
+    provider_id: &str,
+) -> Result<Vec<apinet::NetworkInterface>, ReconcileError> {
+    let by_label = ListParams::default().labels(&format!(
+        "{}={}",
+        origin::NETWORK_INTERFACE.uid_label(),
+        source.uid
+    ));
+    let mut candidates = api.list(&by_label).await?.items;
+    let Ok(id) = provider_id.parse::<NetworkInterfaceId>() else {
+        return Ok(candidates);
+    };
+    if candidates
+        .iter()
+        .any(|c| c.uid().as_deref() == Some(id.uid.as_str()))
+    {
+        return Ok(candidates);
+    }
+    match api.get_opt(&id.name).await? {
+        Some(named) if named.uid().as_deref() == Some(id.uid.as_str()) => candidates.push(named),
+        _ => {
+            let all = api.list(&ListParams::default()).await?.items;
+            candidates.extend(
+                all.into_iter()
+                    .filter(|c| c.uid().as_deref() == Some(id.uid.as_str())),
+            );
+        }
+    }
+    Ok(candidates)
+}
+
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -175,7 +211,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     let v = to_value(nic.as_ref());
     let selected = selected_uid(&nic.spec.provider_id);
     let mut claimed = None;
-    for candidate in apinet_nics.list(&ListParams::default()).await? {
+    for candidate in claim_candidates(&apinet_nics, &source, &nic.spec.provider_id).await? {
         if claim_apinet(&apinet_nics, &candidate, &source, selected.as_deref(), deleting).await? {
             claimed = Some(candidate.name_any());
         }

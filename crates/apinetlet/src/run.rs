@@ -29,10 +29,12 @@ pub struct ApinetletConfig {
     pub node_affinity_aware: bool,
     /// `--disable-network-peering`: ironcore Network `status.peerings` is not written.
     pub network_peering_disabled: bool,
+    /// `--watch-filter`: only reconcile ironcore objects labelled `common.ironcore.dev/watch-filter=<value>`.
+    pub watch_filter: Option<String>,
 }
 
 impl ApinetletConfig {
-    /// Defaults (8 concurrent reconciles, no leader election, flags off) for `apinet_namespace`.
+    /// Defaults (8 concurrent reconciles, no leader election, no watch filter, flags off) for `apinet_namespace`.
     pub fn new(apinet_namespace: impl Into<String>) -> Self {
         ApinetletConfig {
             apinet_namespace: apinet_namespace.into(),
@@ -40,6 +42,7 @@ impl ApinetletConfig {
             leader_election: None,
             node_affinity_aware: false,
             network_peering_disabled: false,
+            watch_filter: None,
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn run(
         node_affinity_aware: config.node_affinity_aware,
         network_peering_disabled: config.network_peering_disabled,
         concurrency: config.concurrency.max(1),
+        watch_filter: config.watch_filter.clone(),
     });
     let Some(le) = config.leader_election else {
         run_reconcilers(ctx, stop_rx).await;

@@ -24,6 +24,9 @@ pub struct ApinetletArgs {
     /// Do not write ironcore Network `status.peerings`.
     #[arg(long)]
     pub disable_network_peering: bool,
+    /// Only reconcile ironcore objects labelled `common.ironcore.dev/watch-filter=<value>`.
+    #[arg(long)]
+    pub watch_filter: Option<String>,
     /// Run only while holding the apinetlet Lease on the ironcore server (for several replicas).
     #[arg(long)]
     pub leader_elect: bool,
@@ -61,6 +64,7 @@ pub async fn run(args: ApinetletArgs) -> anyhow::Result<()> {
         leader_election,
         node_affinity_aware: args.is_node_affinity_aware,
         network_peering_disabled: args.disable_network_peering,
+        watch_filter: args.watch_filter,
         ..ApinetletConfig::new(args.apinet_namespace)
     };
     ironnet_apinetlet::run(config, ironcore, apinet, crate::serve::shutdown_signal()).await;

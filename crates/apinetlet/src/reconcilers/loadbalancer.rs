@@ -87,6 +87,9 @@ pub fn destinations(routing: Option<&Value>) -> Vec<Destination> {
 }
 
 async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), lb.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let source = source_of(lb.as_ref())?;
     let api: Api<LoadBalancer> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
     let lbs: Api<apinet::LoadBalancer> = ctx.apinet_api();

@@ -63,6 +63,8 @@ pub struct Ctx {
     pub network_peering_disabled: bool,
     /// Maximum concurrent reconciles per controller.
     pub concurrency: u16,
+    /// `--watch-filter`: only ironcore objects whose `common.ironcore.dev/watch-filter` label has this value.
+    pub watch_filter: Option<String>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for Ctx {
             .field("node_affinity_aware", &self.node_affinity_aware)
             .field("network_peering_disabled", &self.network_peering_disabled)
             .field("concurrency", &self.concurrency)
+            .field("watch_filter", &self.watch_filter)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +89,20 @@ impl Ctx {
     {
         Api::namespaced(self.apinet.clone(), &self.namespace)
     }
+}
+
+/// Label naming the controller instance an ironcore object is meant for (`--watch-filter`).
+pub const WATCH_FILTER_LABEL: &str = "common.ironcore.dev/watch-filter";
+/// Label marking an ironcore object as managed by something else; apinetlet leaves it alone.
+pub const MANAGED_BY_LABEL: &str = "common.ironcore.dev/managed-by";
+
+/// Whether apinetlet ignores `obj` (upstream's watch predicates): it is externally managed, or a watch filter is
+/// set and the object's watch-filter label does not carry it.
+pub fn ignored(watch_filter: Option<&str>, obj: &impl Resource) -> bool {
+    let labels = obj.meta().labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    label(MANAGED_BY_LABEL).is_some()
+        || watch_filter.is_some_and(|f| !f.is_empty() && label(WATCH_FILTER_LABEL) != Some(f))
 }
 
 /// Whether `e` is an optimistic-concurrency conflict.

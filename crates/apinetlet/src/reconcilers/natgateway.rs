@@ -46,6 +46,9 @@ pub(crate) fn status_ips(obj: &Value) -> Vec<String> {
 }
 
 async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), nat.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let source = source_of(nat.as_ref())?;
     let api: Api<NATGateway> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
     let gateways: Api<apinet::NATGateway> = ctx.apinet_api();

@@ -88,6 +88,9 @@ pub fn reported_peerings(apinet_network: &Value) -> PartitionPeerings {
 }
 
 async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), net.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let view = network_view(&net)?;
     let api: Api<Network> = Api::namespaced(ctx.ironcore.clone(), &view.source.namespace);
     let apinet_api: Api<apinet::Network> = ctx.apinet_api();

@@ -193,6 +193,9 @@ fn now() -> String {
 }
 
 async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), nic.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let source = source_of(nic.as_ref())?;
     let api: Api<NetworkInterface> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
     let apinet_nics: Api<apinet::NetworkInterface> = ctx.apinet_api();

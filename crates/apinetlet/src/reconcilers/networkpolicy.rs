@@ -24,6 +24,9 @@ use crate::networkpolicy::desired_network_policy;
 use crate::origin;
 
 async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), np.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let source = source_of(np.as_ref())?;
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
     let policies: Api<apinet::NetworkPolicy> = ctx.apinet_api();

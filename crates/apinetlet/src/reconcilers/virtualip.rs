@@ -21,6 +21,9 @@ use crate::origin;
 use crate::virtualip::{desired_ip, status_patch};
 
 async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    if super::ignored(ctx.watch_filter.as_deref(), vip.as_ref()) {
+        return Ok(Action::await_change());
+    }
     let source = source_of(vip.as_ref())?;
     let api: Api<VirtualIP> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
     let apinet_api: Api<apinet::IP> = ctx.apinet_api();

@@ -265,3 +265,49 @@ async fn leader_elected_apinetlet_reconciles_and_holds_the_lease() {
         .unwrap();
     assert_eq!(s(&lease, "/spec/holderIdentity"), "test-a");
 }
+
+#[tokio::test]
+async fn watch_filter_and_managed_by_objects_are_left_alone() {
+    let env = env_with(ironnet_apinetlet::ApinetletConfig {
+        watch_filter: Some("mine".into()),
+        ..ironnet_apinetlet::ApinetletConfig::new(APINET_NS)
+    })
+    .await;
+    let create = |name: &'static str, labels: serde_json::Value| {
+        let env = &env;
+        async move {
+            env.create(
+                &ironcore("Network"),
+                Some("default"),
+                json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "Network",
+                       "metadata": {"name": name, "labels": labels}, "spec": {}}),
+            )
+            .await
+        }
+    };
+    let other = create("other", json!({"common.ironcore.dev/watch-filter": "theirs"})).await;
+    let managed = create(
+        "managed",
+        json!({"common.ironcore.dev/watch-filter": "mine", "common.ironcore.dev/managed-by": "someone"}),
+    )
+    .await;
+    // Created last: once it is Available, the earlier events have been handled too.
+    create("mine", json!({"common.ironcore.dev/watch-filter": "mine"})).await;
+    env.wait_for("filtered network available", || async {
+        let n = env.get(&ironcore("Network"), Some("default"), "mine").await?;
+        (s(&n, "/status/state") == "Available").then_some(())
+    })
+    .await;
+    for n in [other, managed] {
+        assert!(
+            env.get(&apinet("Network"), Some(APINET_NS), s(&n, "/metadata/uid"))
+                .await
+                .is_none()
+        );
+        let now = env
+            .get(&ironcore("Network"), Some("default"), s(&n, "/metadata/name"))
+            .await
+            .unwrap();
+        assert_ne!(s(&now, "/status/state"), "Available");
+    }
+}

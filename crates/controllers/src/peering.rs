@@ -81,8 +81,10 @@ pub struct PeeringClaimRef {
 /// The incoming peerings `network` should have: every Available peer that `network` references and that
 /// references `network` back, in `spec.peerings` order (duplicates removed).
 ///
-/// `lookup` returns the Network with a key, if it exists. Missing, deleting or not-yet-Available peers give
-/// nothing; a deleting or non-Available `network` gets no incoming peerings.
+/// `lookup` returns the Network with a key, if it exists. Missing or not-yet-Available peers give nothing; a
+/// deleting peer still counts until it is gone (as upstream: its claim keeps protecting this Network, and this
+/// Network's claim keeps the peer terminating until this one goes too). A deleting or non-Available `network`
+/// gets no incoming peerings (its reconciler does not write them).
 pub fn incoming_peerings<'a>(
     network: &PeeringNetworkView,
     lookup: impl Fn(&ObjectKey) -> Option<&'a PeeringNetworkView>,
@@ -94,7 +96,7 @@ pub fn incoming_peerings<'a>(
     let mut refs: Vec<PeeringClaimRef> = Vec::new();
     for target in network.peer_keys() {
         let Some(peer) = lookup(&target) else { continue };
-        if peer.deleting || !peer.available || !peer.peer_keys().any(|k| k == own) {
+        if !peer.available || !peer.peer_keys().any(|k| k == own) {
             continue;
         }
         let r = PeeringClaimRef {
@@ -235,5 +237,16 @@ mod tests {
             affected_by(&w[&ObjectKey::new("ns", "b")]),
             [ObjectKey::new("ns", "a"), ObjectKey::new("ns", "c")]
         );
+    }
+
+    #[test]
+    fn deleting_peers_still_count_until_gone() {
+        let a = net("ns", "a", &[("", "b")]);
+        let mut b = net("ns", "b", &[("", "a")]);
+        b.deleting = true;
+        let got = incoming_peerings(&a, |k| (k == &b.key()).then_some(&b));
+        assert_eq!(names(&got), ["ns/b"]);
+        // The deleting network itself gets nothing written.
+        assert!(incoming_peerings(&b, |k| (k == &a.key()).then_some(&a)).is_empty());
     }
 }

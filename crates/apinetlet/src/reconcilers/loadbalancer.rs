@@ -203,3 +203,24 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     .for_each(|_| futures::future::ready(()))
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_destinations_parse_provider_ids() {
+        let r = json!({"destinations": [
+            {"ip": "10.0.0.1", "targetRef": {"uid": "u", "name": "n", "providerID": "ironcore-net://ns/nic/node-1/uid-1"}},
+            {"ip": "10.0.0.2"},
+            {"targetRef": {"providerID": "ironcore-net://ns/nic/node-1/uid-2"}},
+        ]});
+        let d = destinations(Some(&r));
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].target.as_ref().map(|t| t.node.as_str()), Some("node-1"));
+        assert_eq!(d[1].target, None);
+        assert!(destinations(None).is_empty());
+        assert_eq!(family_of("2001:db8::1"), "IPv6");
+        assert_eq!(family_of("10.0.0.1"), "IPv4");
+    }
+}

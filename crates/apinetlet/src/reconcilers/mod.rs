@@ -326,3 +326,35 @@ pub type Stop = tokio::sync::watch::Receiver<bool>;
 pub(crate) async fn stopped(mut stop: Stop) {
     let _ = stop.wait_for(|v| *v).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironnet_api::networking::Network;
+
+    fn labelled(labels: &[(&str, &str)]) -> Network {
+        let mut n = Network::new("n", Default::default());
+        n.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        n
+    }
+
+    #[test]
+    fn watch_predicates() {
+        assert!(!ignored(None, &labelled(&[])));
+        assert!(ignored(None, &labelled(&[(MANAGED_BY_LABEL, "x")])));
+        assert!(ignored(Some("a"), &labelled(&[])));
+        assert!(ignored(Some("a"), &labelled(&[(WATCH_FILTER_LABEL, "b")])));
+        assert!(!ignored(Some("a"), &labelled(&[(WATCH_FILTER_LABEL, "a")])));
+        assert!(ignored(
+            Some("a"),
+            &labelled(&[(WATCH_FILTER_LABEL, "a"), (MANAGED_BY_LABEL, "x")])
+        ));
+        // An empty filter value filters nothing, as upstream's predicate.
+        assert!(!ignored(Some(""), &labelled(&[])));
+    }
+}

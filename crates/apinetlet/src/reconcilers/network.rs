@@ -189,3 +189,18 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .for_each(|_| futures::future::ready(()))
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_peerings_read_every_partition() {
+        let n = json!({"status": {"peerings": {"a": [{"id": 300, "state": "Ready"}], "b": [{"id": 300}]}}});
+        let r = reported_peerings(&n);
+        assert_eq!(r["a"], [(300, "Ready".to_string())]);
+        // A missing state counts as Pending.
+        assert_eq!(r["b"], [(300, "Pending".to_string())]);
+        assert!(reported_peerings(&json!({})).is_empty());
+    }
+}

@@ -333,3 +333,26 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     .for_each(|_| futures::future::ready(()))
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_ip_names() {
+        let by_ref =
+            json!({"metadata": {"name": "nic"}, "spec": {"virtualIP": {"virtualIPRef": {"name": "vip"}}}});
+        assert_eq!(virtual_ip_name(&by_ref).as_deref(), Some("vip"));
+        let ephemeral = json!({"metadata": {"name": "nic"}, "spec": {"virtualIP": {"ephemeral": {}}}});
+        assert_eq!(virtual_ip_name(&ephemeral).as_deref(), Some("nic"));
+        assert_eq!(
+            virtual_ip_name(&json!({"metadata": {"name": "nic"}, "spec": {}})),
+            None
+        );
+        assert_eq!(
+            selected_uid("ironcore-net://ns/name/node-1/u-1").as_deref(),
+            Some("u-1")
+        );
+        assert_eq!(selected_uid("garbage"), None);
+    }
+}

@@ -1,8 +1,10 @@
 //! ironcore NetworkPolicy → apinet NetworkPolicy (§5.6) over [`crate::networkpolicy`].
 //!
-//! The NetworkPolicyRule is resolved and applied by the controller-manager's NetworkPolicy reconciler
+//! The NetworkPolicyRule's content is resolved and applied by the controller-manager's NetworkPolicy reconciler
 //! (`ironnet_controllers::reconcilers::network_policy`), which follows interface and load-balancer changes;
-//! apinetlet only translates the policy itself (see docs/compatibility.md).
+//! apinetlet translates the policy and, once the rule exists, puts its origin metadata on it (field manager
+//! `networkpolicies.networking.ironcore.dev`, as upstream) so the rule names its ironcore policy like upstream's
+//! does (see docs/compatibility.md).
 
 use std::sync::Arc;
 
@@ -10,16 +12,17 @@ use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{Network, NetworkPolicy};
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+use serde_json::json;
 
 use super::{
     Ctx, RETRY_AFTER, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer,
-    finalize, source_of, stopped, to_value,
+    finalize, is_conflict, is_not_found, source_of, stopped, to_value,
 };
-use crate::meta::finalizers;
+use crate::meta::{APINET_API_VERSION, POLICY_RULE_FIELD_MANAGER, Source, derived_metadata, finalizers};
 use crate::networkpolicy::desired_network_policy;
 use crate::origin;
 
@@ -43,7 +46,37 @@ async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let body = desired_network_policy(&ctx.namespace, &source, &spec, &network)
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
     apply(&policies, &source.uid, &body).await?;
+    label_rule(&ctx, &source).await?;
     Ok(Action::await_change())
+}
+
+/// Puts the origin metadata on the policy's NetworkPolicyRule if it exists and lacks it (the rule itself is
+/// created by the controller-manager; applying only metadata here never creates an empty rule).
+async fn label_rule(ctx: &Ctx, source: &Source) -> Result<(), ReconcileError> {
+    let rules: Api<apinet::NetworkPolicyRule> = ctx.apinet_api();
+    let Some(rule) = rules.get_opt(&source.uid).await? else {
+        return Ok(());
+    };
+    let o = origin::NETWORK_POLICY;
+    if o.data_of(rule.labels(), rule.annotations()) == Some(source.origin_data()) {
+        return Ok(());
+    }
+    let mut metadata = derived_metadata(&ctx.namespace, o, source);
+    // Guarded by the observed version: a rule deleted and recreated meanwhile is labelled on its next event.
+    metadata["resourceVersion"] = json!(rule.resource_version());
+    let body = json!({ "apiVersion": APINET_API_VERSION, "kind": "NetworkPolicyRule", "metadata": metadata });
+    match rules
+        .patch(
+            &source.uid,
+            &PatchParams::apply(POLICY_RULE_FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn error_policy(np: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
@@ -66,14 +99,25 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let ctrl = Controller::new(Api::<NetworkPolicy>::all(ctx.ironcore.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
     let store = ctrl.store();
+    let rule_store = ctrl.store();
     ctrl.watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
         policies_of(&store, &n)
     })
     .watches(
         ctx.apinet_api::<apinet::NetworkPolicy>(),
-        wc,
+        wc.clone(),
         by_origin::<apinet::NetworkPolicy, NetworkPolicy>(origin::NETWORK_POLICY),
     )
+    // A rule is named by the policy's UID: map it back through the cache until it carries the origin.
+    .watches(ctx.apinet_api::<apinet::NetworkPolicyRule>(), wc, move |rule| {
+        let name = rule.name_any();
+        rule_store
+            .state()
+            .iter()
+            .filter(|p| p.uid().as_deref() == Some(name.as_str()))
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect::<Vec<_>>()
+    })
     .graceful_shutdown_on(stopped(stop))
     .run(reconcile, error_policy, ctx)
     .for_each(|_| futures::future::ready(()))

@@ -1,4 +1,4 @@
-//! NetworkPolicy → apinet NetworkPolicy, cleanup.
+//! NetworkPolicy → apinet NetworkPolicy (and the controller-manager's NetworkPolicyRule with origin), cleanup.
 
 use serde_json::json;
 

@@ -1,10 +1,12 @@
 //! The instance scheduler (ironcore-net §4.7, controller `instance-scheduler`) over [`crate::scheduler::schedule`].
 //!
-//! One reconcile at a time (upstream's MaxConcurrentReconciles 1): each placement reads the Nodes and every bound
-//! Instance live, and the binding patch completes before the next instance is placed, so decisions never race
-//! and no "assumed" cache is needed.
+//! One reconcile at a time (upstream's MaxConcurrentReconciles 1). Bound Instances are read from the
+//! controller's own reflector cache; a binding this scheduler has written but the cache has not shown yet is
+//! "assumed" (kept in memory and counted as placed) until the cache catches up, so consecutive decisions never
+//! miss each other. Nodes are read live.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,6 +31,37 @@ pub const CONTROLLER_NAME: &str = "instance-scheduler";
 struct Ctx {
     client: Client,
     recorder: Recorder,
+    /// The controller's cache of every Instance.
+    instances: Store<Instance>,
+    /// Bindings written but not yet seen in `instances`, by Instance UID.
+    assumed: Mutex<BTreeMap<String, PlacedInstance>>,
+}
+
+/// Every bound, non-deleting Instance: the cached ones plus the assumed bindings the cache has not caught up
+/// with. Assumptions the cache has confirmed (or whose Instance is gone) are dropped.
+fn placed_instances(ctx: &Ctx) -> Vec<PlacedInstance> {
+    let state = ctx.instances.state();
+    let mut placed = Vec::new();
+    let mut unbound = BTreeSet::new();
+    for i in state.iter().filter(|i| i.metadata.deletion_timestamp.is_none()) {
+        match &i.spec.node_ref {
+            Some(n) => placed.push(PlacedInstance {
+                instance: instance_view(i),
+                node: n.name.clone(),
+            }),
+            None => {
+                unbound.insert(i.uid().unwrap_or_default());
+            }
+        }
+    }
+    let mut assumed = ctx.assumed.lock().unwrap_or_else(|p| p.into_inner());
+    assumed.retain(|uid, _| unbound.contains(uid));
+    placed.extend(assumed.values().cloned());
+    placed
+}
+
+fn forget(ctx: &Ctx, uid: &str) {
+    ctx.assumed.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
 }
 
 /// The scheduling view of an Instance.
@@ -56,19 +89,17 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         .filter(|n| n.metadata.deletion_timestamp.is_none())
         .map(node_view)
         .collect();
-    let placed: Vec<PlacedInstance> = Api::<Instance>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .iter()
-        .filter(|i| i.metadata.deletion_timestamp.is_none())
-        .filter_map(|i| {
-            let node = i.spec.node_ref.as_ref()?.name.clone();
-            Some(PlacedInstance {
-                instance: instance_view(i),
-                node,
-            })
-        })
-        .collect();
+    let placed = placed_instances(&ctx);
+    let uid = inst.uid().unwrap_or_default();
+    // Bound by us already; the cache has not shown it yet.
+    if ctx
+        .assumed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&uid)
+    {
+        return Ok(Action::await_change());
+    }
     let placement = match schedule(&instance_view(&inst), &nodes, &placed) {
         Ok(p) => p,
         Err(e) => {
@@ -95,12 +126,22 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, Reconci
             Ok(Action::await_change())
         }
         Placement::Node(node) => {
+            ctx.assumed.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                uid.clone(),
+                PlacedInstance {
+                    instance: instance_view(&inst),
+                    node: node.clone(),
+                },
+            );
             let patch = json!({"metadata": {"resourceVersion": inst.resource_version()},
                                "spec": {"nodeRef": {"name": node}}});
-            match Api::<Instance>::namespaced(ctx.client.clone(), &ns)
+            let result = Api::<Instance>::namespaced(ctx.client.clone(), &ns)
                 .patch(&inst.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+                .await;
+            if result.is_err() {
+                forget(&ctx, &uid);
+            }
+            match result {
                 Ok(_) => Ok(Action::await_change()),
                 Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
@@ -147,6 +188,12 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
             instance: None,
         },
     );
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        recorder,
+        instances: ctrl.store(),
+        assumed: Mutex::new(BTreeMap::new()),
+    });
     let controller = ctrl
         .watches(Api::<Node>::all(client.clone()), wc.clone(), move |_| {
             unscheduled(&s1, None)
@@ -159,7 +206,7 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
             }
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client, recorder }))
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     let trigger = async move {
         shutdown.await;

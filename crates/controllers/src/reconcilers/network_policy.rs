@@ -24,8 +24,8 @@ use crate::policy::{
 };
 
 /// Field manager of the rule applies. Distinct from apinetlet's (`networkpolicies.networking.ironcore.dev`),
-/// so that applying never strips the origin metadata apinetlet puts on the same rule; both compute the same
-/// content through [`resolve_policy`].
+/// which applies only the origin metadata onto the rule this reconciler creates, so neither apply strips the
+/// other's fields.
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
 
 /// The priority of a policy without `spec.priority` (as apinetlet).

@@ -73,6 +73,13 @@ async fn load_balancer_daemon_set_has_exactly_the_upstream_shape_public_and_inte
             )
         );
     }
+    // The DaemonSet goes with its LoadBalancer (owner reference, the server's garbage collector).
+    lbs.delete("public", &DeleteParams::default()).await.unwrap();
+    eventually("daemon set collected", || async {
+        dss.get_opt("lb-public").await.unwrap().is_none()
+    })
+    .await;
+    assert!(dss.get_opt("lb-internal").await.unwrap().is_some());
 }
 
 fn instance_node(i: &Instance) -> Option<String> {

@@ -162,38 +162,43 @@ pub fn provider_id(apinet_namespace: &str, name: &str, id: &str, uid: &str) -> S
 /// Per-partition peering states reported in apinet `status.peerings` (`partition → [(id, state)]`).
 pub type PartitionPeerings = BTreeMap<String, Vec<(i64, String)>>;
 
-/// The ironcore `status.peerings`: one entry per apinet peering, in spec order.
+/// The ironcore `status.peerings`: one entry per ironcore `spec.peerings` entry, in spec order.
 ///
-/// The state is `Error` if any partition reports Error, `Ready` if at least one partition reports the peering
-/// and all reporting partitions say Ready, else `Pending`. Ready entries carry the exposed prefixes.
-/// (Upstream emits one entry per partition, in random map order, with duplicate names.)
-pub fn status_peerings(peerings: &[ApinetPeering], reported: &PartitionPeerings) -> Value {
+/// A peering that became an apinet peering (both sides agreed) is `Error` if any partition reports Error,
+/// `Ready` if at least one partition reports it and all reporting partitions say Ready, else `Pending`; Ready
+/// entries carry the exposed prefixes. A peering the other side has not agreed to is `Pending`, so the tenant
+/// sees every requested peering. (Upstream lists only translated peerings, one entry per partition, in random
+/// map order, with duplicate names.)
+pub fn status_peerings(spec: &[Peering], peerings: &[ApinetPeering], reported: &PartitionPeerings) -> Value {
+    let translated = |p: &ApinetPeering| {
+        let states: Vec<&str> = reported
+            .values()
+            .flatten()
+            .filter(|(id, _)| id.to_string() == p.id)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let state = if states.contains(&"Error") {
+            "Error"
+        } else if !states.is_empty() && states.iter().all(|s| *s == "Ready") {
+            "Ready"
+        } else {
+            "Pending"
+        };
+        let mut v = json!({ "name": p.name, "state": state });
+        if state == "Ready" && !p.prefixes.is_empty() {
+            v["prefixes"] = p
+                .prefixes
+                .iter()
+                .map(|(name, prefix)| json!({"name": name, "prefix": prefix}))
+                .collect();
+        }
+        v
+    };
     Value::Array(
-        peerings
-            .iter()
-            .map(|p| {
-                let states: Vec<&str> = reported
-                    .values()
-                    .flatten()
-                    .filter(|(id, _)| id.to_string() == p.id)
-                    .map(|(_, s)| s.as_str())
-                    .collect();
-                let state = if states.contains(&"Error") {
-                    "Error"
-                } else if !states.is_empty() && states.iter().all(|s| *s == "Ready") {
-                    "Ready"
-                } else {
-                    "Pending"
-                };
-                let mut v = json!({ "name": p.name, "state": state });
-                if state == "Ready" && !p.prefixes.is_empty() {
-                    v["prefixes"] = p
-                        .prefixes
-                        .iter()
-                        .map(|(name, prefix)| json!({"name": name, "prefix": prefix}))
-                        .collect();
-                }
-                v
+        spec.iter()
+            .map(|sp| match peerings.iter().find(|p| p.name == sp.name) {
+                Some(p) => translated(p),
+                None => json!({ "name": sp.name, "state": "Pending" }),
             })
             .collect(),
     )
@@ -296,7 +301,7 @@ mod tests {
         );
         let reported = PartitionPeerings::from([("partition1".into(), vec![(301, "Ready".into())])]);
         assert_eq!(
-            status_peerings(&p, &reported),
+            status_peerings(&n.peerings, &p, &reported),
             json!([{"name": "peering-1", "state": "Ready"}])
         );
     }
@@ -338,8 +343,18 @@ mod tests {
         let p = apinet_peerings(&literal, |_| Some("300".into()), |_| None);
         let reported = PartitionPeerings::from([("p".into(), vec![(300, "Ready".into())])]);
         assert_eq!(
-            status_peerings(&p, &reported),
+            status_peerings(&literal.peerings, &p, &reported),
             json!([{"name": "peering-1", "state": "Ready", "prefixes": [{"name": "prefix-2", "prefix": "192.168.178.20/32"}]}])
+        );
+    }
+
+    #[test]
+    fn requested_but_unagreed_peerings_are_pending() {
+        let n = view("ns", "n1", ("ns", "n2", "n2-uid"), vec![]);
+        // No claim from n2: nothing is translated, yet the tenant sees its wish as Pending.
+        assert_eq!(
+            status_peerings(&n.peerings, &[], &PartitionPeerings::new()),
+            json!([{"name": "peering-1", "state": "Pending"}])
         );
     }
 
@@ -374,7 +389,13 @@ mod tests {
                 .iter()
                 .map(|(part, s)| (part.to_string(), vec![(5, s.to_string())]))
                 .collect();
-            status_peerings(&p, &reported)[0]["state"].clone()
+            let spec = [Peering {
+                name: "x".into(),
+                namespace: "ns".into(),
+                network: "peer".into(),
+                prefixes: vec![],
+            }];
+            status_peerings(&spec, &p, &reported)[0]["state"].clone()
         };
         assert_eq!(st(&[]), "Pending");
         assert_eq!(st(&[("a", "Ready"), ("b", "Pending")]), "Pending");

@@ -1,9 +1,73 @@
 //! ironcore NetworkInterface ⇄ apinet NetworkInterface: claiming, public IPs / prefixes / NAT down, status
 //! up (ironcore-net §5.7).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
+
+/// Annotation on a claimed apinet NetworkInterface naming the tenant labels apinetlet mirrored onto it (comma
+/// separated), so that a label removed from the tenant object is removed from the apinet one too.
+pub const MIRRORED_LABELS_ANNOTATION: &str = "apinetlet.ironcore.dev/mirrored-labels";
+
+/// Labels apinetlet never mirrors: its own origin labels.
+fn mirrorable(key: &str) -> bool {
+    !key.starts_with("apinetlet.ironcore.dev/")
+}
+
+/// The metadata merge patch that makes a claimed apinet NetworkInterface carry the tenant NetworkInterface's
+/// labels, or `None` when it already does.
+///
+/// NetworkPolicies select apinet NetworkInterfaces by label (ironcore-net §5.6). Upstream leaves labelling to
+/// the provider that creates them; mirroring the tenant's labels makes a policy written against the tenant's
+/// NetworkInterfaces select them, and follow label changes. Labels that others set on the apinet object and that
+/// were never mirrored are left alone.
+pub fn label_mirror_patch(
+    tenant_labels: &BTreeMap<String, String>,
+    apinet_metadata: &Value,
+) -> Option<Value> {
+    let current =
+        |k: &str| apinet_metadata.pointer(&format!("/labels/{}", k.replace('~', "~0").replace('/', "~1")));
+    let previous: BTreeSet<&str> = apinet_metadata
+        .pointer(&format!(
+            "/annotations/{}",
+            MIRRORED_LABELS_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .map(|s| s.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    let desired: BTreeMap<&str, &str> = tenant_labels
+        .iter()
+        .filter(|(k, _)| mirrorable(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut labels = serde_json::Map::new();
+    for (k, v) in &desired {
+        if current(k).and_then(Value::as_str) != Some(*v) {
+            labels.insert((*k).to_owned(), json!(v));
+        }
+    }
+    for k in previous.iter().filter(|k| !desired.contains_key(*k)) {
+        labels.insert((*k).to_owned(), Value::Null);
+    }
+    let keys = desired.keys().copied().collect::<Vec<_>>().join(",");
+    let annotation_current = previous.iter().copied().collect::<Vec<_>>().join(",");
+    if labels.is_empty() && keys == annotation_current {
+        return None;
+    }
+    let annotation = if keys.is_empty() { Value::Null } else { json!(keys) };
+    Some(
+        json!({ "metadata": { "labels": labels, "annotations": { MIRRORED_LABELS_ANNOTATION: annotation } } }),
+    )
+}
+
+/// The metadata merge patch that removes every mirrored label (and the bookkeeping annotation) when the
+/// apinet NetworkInterface is released.
+pub fn label_release_patch(apinet_metadata: &Value) -> Value {
+    label_mirror_patch(&BTreeMap::new(), apinet_metadata)
+        .and_then(|p| p.get("metadata").cloned())
+        .unwrap_or_else(|| json!({}))
+}
 
 /// Who holds a claimable object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,5 +279,35 @@ mod tests {
         assert_eq!(status_patch(&current, &want, "now"), None);
         assert_eq!(ironcore_state(Some("Error")), "Error");
         assert_eq!(ironcore_state(Some("Weird")), "Pending");
+    }
+
+    #[test]
+    fn tenant_labels_are_mirrored_and_follow_changes() {
+        let tenant: BTreeMap<String, String> = [
+            ("app".to_owned(), "web".to_owned()),
+            ("apinetlet.ironcore.dev/x".to_owned(), "no".to_owned()),
+        ]
+        .into();
+        let fresh = json!({"labels": {"apinetlet.ironcore.dev/networkinterface-uid": "u", "team": "infra"}});
+        assert_eq!(
+            label_mirror_patch(&tenant, &fresh),
+            Some(
+                json!({"metadata": {"labels": {"app": "web"}, "annotations": {MIRRORED_LABELS_ANNOTATION: "app"}}})
+            )
+        );
+        let mirrored = json!({"labels": {"app": "web", "team": "infra"},
+                              "annotations": {MIRRORED_LABELS_ANNOTATION: "app"}});
+        assert_eq!(label_mirror_patch(&tenant, &mirrored), None);
+        // The tenant drops `app`: removed from the apinet object; `team` (never mirrored) stays.
+        assert_eq!(
+            label_mirror_patch(&BTreeMap::new(), &mirrored),
+            Some(
+                json!({"metadata": {"labels": {"app": null}, "annotations": {MIRRORED_LABELS_ANNOTATION: null}}})
+            )
+        );
+        assert_eq!(
+            label_release_patch(&mirrored),
+            json!({"labels": {"app": null}, "annotations": {MIRRORED_LABELS_ANNOTATION: null}})
+        );
     }
 }

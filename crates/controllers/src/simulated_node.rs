@@ -1,7 +1,8 @@
 //! A simulated hypervisor, used by `ironnet up` and the control-plane benchmark: it reports every
 //! `core.apinet.ironcore.dev` NetworkInterface placed on its Node as realised, the way metalnetlet does once a
 //! real node's dataplane has programmed the interface (ironcore-net §6.3: `status.state`, `prefixes`,
-//! `publicIPs`, `natIPs`).
+//! `publicIPs`, `natIPs`), and reports the peerings of every Network under its partition (§6.2: a peering is
+//! `Ready` once the peer Network exists and peers back, `Pending` until then).
 //!
 //! It exists so that a laptop without hypervisors can take tenant objects all the way to `state: Available`; a
 //! real node agent replaces it by running with its own Node name.
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ironnet_api::apinet::{NATTable, NetworkInterface};
+use ironnet_api::apinet::{NATTable, Network, NetworkInterface};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -27,6 +28,7 @@ struct SimNodeError(#[from] kube::Error);
 struct Ctx {
     client: Client,
     node: String,
+    partition: String,
 }
 
 /// The status a node reports for `nic` once it has realised it, given the NAT IPs the NATTables hand it.
@@ -102,29 +104,118 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<NetworkInterface>, err: &SimNodeError, _: Arc<Ctx>) -> Action {
+fn error_policy<K>(_: Arc<K>, err: &SimNodeError, _: Arc<Ctx>) -> Action {
     tracing::debug!(%err, "simulated node: retrying");
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Runs the simulated node `node` until `shutdown` resolves.
+/// The peering states a node reports for `network` (`{id, state}` per `spec.peerings` entry), given every
+/// Network's `(id, peered ids)`: `Ready` when a Network with the peer's id exists and peers back.
+fn peering_states(network: &Value, all: &[(i64, Vec<i64>)]) -> Vec<Value> {
+    let own: Option<i64> = network
+        .pointer("/spec/id")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok());
+    network["spec"]["peerings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_str().and_then(|id| id.parse::<i64>().ok()))
+        .map(|peer| {
+            let mutual = all
+                .iter()
+                .any(|(id, peers)| *id == peer && own.is_some_and(|own| peers.contains(&own)));
+            json!({"id": peer, "state": if mutual { "Ready" } else { "Pending" }})
+        })
+        .collect()
+}
+
+fn ids(network: &Value) -> (i64, Vec<i64>) {
+    let parse = |v: &Value| v.as_str().and_then(|s| s.parse::<i64>().ok());
+    let id = parse(&network["spec"]["id"]).unwrap_or(-1);
+    let peers = network["spec"]["peerings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| parse(&p["id"]))
+        .collect();
+    (id, peers)
+}
+
+async fn reconcile_network(network: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, SimNodeError> {
+    if network.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let value = serde_json::to_value(network.as_ref()).unwrap_or(Value::Null);
+    let has_peerings = value["spec"]["peerings"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty());
+    let all: Vec<(i64, Vec<i64>)> = if has_peerings {
+        Api::<Network>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await?
+            .iter()
+            .map(|n| ids(&serde_json::to_value(n).unwrap_or(Value::Null)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let states = peering_states(&value, &all);
+    let current = &value["status"]["peerings"][&ctx.partition];
+    let unchanged = current == &json!(states) || (states.is_empty() && current.is_null());
+    let pending = states.iter().any(|s| s["state"] == "Pending");
+    if !unchanged {
+        let patch = json!({"status": {"peerings": {(ctx.partition.clone()): if states.is_empty() { Value::Null } else { json!(states) }}}});
+        Api::<Network>::namespaced(ctx.client.clone(), &network.namespace().unwrap_or_default())
+            .patch_status(
+                &network.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+    }
+    // A peer that appears later is noticed on the next look.
+    Ok(if pending {
+        Action::requeue(Duration::from_secs(1))
+    } else {
+        Action::await_change()
+    })
+}
+
+/// Runs the simulated node `node` of `partition` until `shutdown` resolves.
 pub async fn run(
     client: Client,
     node: String,
+    partition: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let nics: Api<NetworkInterface> = Api::all(client.clone());
     let tables: Api<NATTable> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx { client, node });
+    let networks: Api<Network> = Api::all(client.clone());
+    let ctx = Arc::new(Ctx {
+        client,
+        node,
+        partition,
+    });
     // kube-rs needs a shutdown future that is Sync; relay the caller's through a watch channel.
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let relay = async move {
         shutdown.await;
         let _ = tx.send(true);
     };
-    let stop = async move {
+    let stop = {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let network_stop = async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let network_controller = Controller::new(networks, watcher::Config::default())
+        .graceful_shutdown_on(network_stop)
+        .run(reconcile_network, error_policy, Arc::clone(&ctx))
+        .for_each(|_| async {});
     let controller = Controller::new(nics, watcher::Config::default())
         .watches(tables, watcher::Config::default(), |table| {
             let ns = table.namespace().unwrap_or_default();
@@ -141,7 +232,7 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});
-    futures::join!(controller, relay);
+    futures::join!(controller, network_controller, relay);
 }
 
 #[cfg(test)]
@@ -163,6 +254,20 @@ mod tests {
             realised_status(&json!({"spec": {}}), &BTreeSet::new()),
             json!({"state": "Ready"})
         );
+    }
+
+    #[test]
+    fn peerings_are_ready_only_when_the_peer_exists_and_peers_back() {
+        let net = json!({"spec": {"id": "200", "peerings": [{"name": "a", "id": "201"}, {"name": "b", "id": "202"}]}});
+        let all = vec![(200, vec![201, 202]), (201, vec![200]), (202, vec![])];
+        assert_eq!(
+            peering_states(&net, &all),
+            vec![
+                json!({"id": 201, "state": "Ready"}),
+                json!({"id": 202, "state": "Pending"})
+            ]
+        );
+        assert!(peering_states(&json!({"spec": {"id": "200"}}), &all).is_empty());
     }
 
     #[test]

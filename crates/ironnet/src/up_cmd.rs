@@ -16,6 +16,10 @@ use crate::serve::{self, AllocationArgs};
 /// (RFC 5737, RFC 3849), which are never routed on the internet.
 const DEFAULT_PUBLIC_PREFIXES: [&str; 2] = ["192.0.2.0/24", "2001:db8::/64"];
 
+/// The partition of the simulated node (the Node label metalnetlet partitions by; the key of its
+/// Network peering reports).
+const SIMULATED_PARTITION: &str = "simulated";
+
 /// Arguments of `ironnet up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -91,12 +95,20 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let apinetlet = tokio::spawn(ironnet_apinetlet::run(
         ironnet_apinetlet::ApinetletConfig::new(ironnet_apinetlet::DEFAULT_APINET_NAMESPACE),
         client.clone(),
+        client.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    // Stands in for the hypervisors until the node agent exists: realises what is placed on the node.
+    let node = tokio::spawn(ironnet_controllers::simulated_node::run(
         client,
+        args.node_name.clone(),
+        SIMULATED_PARTITION.to_owned(),
         stopped(stop_rx.clone()),
     ));
     server.serve(stopped(stop_rx)).await?;
     controllers.await.context("controllers")?;
     apinetlet.await.context("apinetlet")?;
+    node.await.context("simulated node")?;
     Ok(())
 }
 
@@ -113,7 +125,7 @@ async fn register_node(client: &kube::Client, name: &str) -> anyhow::Result<()> 
     let node: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "core.apinet.ironcore.dev/v1alpha1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"topology.core.apinet.ironcore.dev/partition": "simulated"}},
+        "metadata": {"name": name, "labels": {"topology.core.apinet.ironcore.dev/partition": SIMULATED_PARTITION}},
         "spec": {},
     }))?;
     match nodes.create(&PostParams::default(), &node).await {

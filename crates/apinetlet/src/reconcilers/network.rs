@@ -103,7 +103,8 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
 
     // Peer VNIs and referenced prefixes are read fresh; the pure mapping decides what is used.
     let mut peer_ids = BTreeMap::new();
-    for claim in &view.incoming {
+    // A claim without a uid (hand-written, like the seed's reconciled example) names no apinet Network.
+    for claim in view.incoming.iter().filter(|c| !c.uid.is_empty()) {
         if let Some(peer) = apinet_api.get_opt(&claim.uid).await?
             && !peer.spec.id.is_empty()
         {
@@ -161,7 +162,8 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         };
     }
     let reported = reported_peerings(&to_value(&applied));
-    let status_peers = (!ctx.network_peering_disabled).then(|| status_peerings(&peerings, &reported));
+    let status_peers =
+        (!ctx.network_peering_disabled).then(|| status_peerings(&view.peerings, &peerings, &reported));
     let current = net.status.as_ref().map(to_value).unwrap_or_else(|| json!({}));
     if let Some(patch) = status_patch(&current, status_peers.as_ref()) {
         patch_status(&api, &net, &patch).await?;

@@ -21,7 +21,8 @@ use super::{
 };
 use crate::meta::{Source, finalizers};
 use crate::networkinterface::{
-    ClaimAction, ClaimState, apinet_spec_patch, claim_action, desired_status, public_ips, status_patch,
+    ClaimAction, ClaimState, apinet_spec_patch, claim_action, desired_status, label_mirror_patch,
+    label_release_patch, public_ips, status_patch,
 };
 use crate::origin;
 use crate::provider_id::NetworkInterfaceId;
@@ -73,14 +74,25 @@ async fn claim_apinet(
             let data = source.origin_data();
             json!({ "metadata": { "resourceVersion": nic.resource_version(), "labels": o.labels(&data), "annotations": o.annotations(&data) } })
         }
-        ClaimAction::Release => json!({
-            "metadata": {
-                "resourceVersion": nic.resource_version(),
-                "labels": { o.uid_label(): null, o.namespace_label(): null },
-                "annotations": { o.name_annotation(): null },
-            },
-            "spec": { "publicIPs": null, "prefixes": null },
-        }),
+        ClaimAction::Release => {
+            let mut patch = json!({
+                "metadata": {
+                    "resourceVersion": nic.resource_version(),
+                    "labels": { o.uid_label(): null, o.namespace_label(): null },
+                    "annotations": { o.name_annotation(): null },
+                },
+                "spec": { "publicIPs": null, "prefixes": null },
+            });
+            let unmirror = label_release_patch(&to_value(&nic.metadata));
+            for part in ["labels", "annotations"] {
+                if let Some(fields) = unmirror.get(part).and_then(Value::as_object) {
+                    for (k, v) in fields {
+                        patch["metadata"][part][k] = v.clone();
+                    }
+                }
+            }
+            patch
+        }
     };
     api.patch(&nic.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
@@ -257,6 +269,18 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        match apinet_nics
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => apinet_nic = to_value(&updated),
+            Err(e) if is_not_found(&e) => return Ok(Action::requeue(RETRY_AFTER)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let apinet_metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
+    if let Some(patch) = label_mirror_patch(nic.labels(), &apinet_metadata) {
+        let name = apinet_metadata["name"].as_str().unwrap_or_default().to_owned();
         match apinet_nics
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::natgateway::{spec_ips, status_ips};
 use super::{
-    Ctx, RETRY_AFTER, ReconcileError, Stop, allocated_prefix, apinet_network_name, apply, by_origin,
-    ensure_finalizer, finalize, patch_status, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, allocated_prefix, apinet_network_name, apply, by_origin, ensure_finalizer,
+    finalize, patch_status, source_of, stopped, to_value,
 };
 use crate::loadbalancer::{
     Destination, InternalIp, LoadBalancerView, desired_load_balancer, desired_routing, destination,
@@ -161,8 +161,7 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
 }
 
 fn error_policy(lb: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(loadbalancer = %lb.name_any(), error = %err, "apinetlet load balancer reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("LoadBalancer", &lb.name_any(), err)
 }
 
 fn lbs_of(store: &Store<LoadBalancer>, net: &Network) -> Vec<ObjectRef<LoadBalancer>> {

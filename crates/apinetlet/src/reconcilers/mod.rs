@@ -41,6 +41,29 @@ pub enum ReconcileError {
     Mapping(String),
 }
 
+impl ReconcileError {
+    /// Whether this is an optimistic-concurrency conflict: someone wrote the object first, which is normal
+    /// among cooperating controllers and calls for a quick, quiet retry rather than a warning.
+    pub(crate) fn is_conflict(&self) -> bool {
+        matches!(self, ReconcileError::Api(e) if is_conflict(e))
+    }
+}
+
+/// Logs a failed reconcile (conflicts at debug level, everything else as a warning) and says when to retry.
+pub(crate) fn retry_after_error(
+    kind: &'static str,
+    name: &str,
+    err: &ReconcileError,
+) -> kube::runtime::controller::Action {
+    if err.is_conflict() {
+        tracing::debug!(kind, name, error = %err, "apinetlet reconcile conflicted; retrying");
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(50))
+    } else {
+        tracing::warn!(kind, name, error = %err, "apinetlet reconcile failed");
+        kube::runtime::controller::Action::requeue(RETRY_AFTER)
+    }
+}
+
 /// Delay before retrying a failed reconcile.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Delay before checking again whether a deleted apinet object is gone (its own finalizers may hold it).

@@ -14,8 +14,8 @@ use kube::runtime::watcher;
 use serde_json::Value;
 
 use super::{
-    Ctx, RETRY_AFTER, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer,
-    finalize, patch_status, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer, finalize,
+    patch_status, source_of, stopped, to_value,
 };
 use crate::meta::finalizers;
 use crate::natgateway::{desired_autoscaler, desired_nat_gateway, status_patch};
@@ -92,8 +92,7 @@ async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconc
 }
 
 fn error_policy(nat: Arc<NATGateway>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(natgateway = %nat.name_any(), error = %err, "apinetlet NAT gateway reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("NATGateway", &nat.name_any(), err)
 }
 
 fn gateways_of(store: &Store<NATGateway>, net: &Network) -> Vec<ObjectRef<NATGateway>> {

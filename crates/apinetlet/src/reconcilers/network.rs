@@ -172,8 +172,7 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
 }
 
 fn error_policy(net: Arc<Network>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(network = %net.name_any(), error = %err, "apinetlet network reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("Network", &net.name_any(), err)
 }
 
 /// Runs the Network controller until `stop` fires.

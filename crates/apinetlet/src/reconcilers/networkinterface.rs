@@ -297,8 +297,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
 }
 
 fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(networkinterface = %nic.name_any(), error = %err, "apinetlet network interface reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("NetworkInterface", &nic.name_any(), err)
 }
 
 /// The ironcore interfaces an apinet interface event concerns: its claimer, or (while unclaimed) the

@@ -19,8 +19,8 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::{
-    Ctx, RETRY_AFTER, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer,
-    finalize, is_conflict, is_not_found, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer, finalize,
+    is_conflict, is_not_found, source_of, stopped, to_value,
 };
 use crate::meta::{APINET_API_VERSION, POLICY_RULE_FIELD_MANAGER, Source, derived_metadata, finalizers};
 use crate::networkpolicy::desired_network_policy;
@@ -80,8 +80,7 @@ async fn label_rule(ctx: &Ctx, source: &Source) -> Result<(), ReconcileError> {
 }
 
 fn error_policy(np: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(networkpolicy = %np.name_any(), error = %err, "apinetlet network policy reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("NetworkPolicy", &np.name_any(), err)
 }
 
 fn policies_of(store: &Store<NetworkPolicy>, net: &Network) -> Vec<ObjectRef<NetworkPolicy>> {

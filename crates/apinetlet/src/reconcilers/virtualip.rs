@@ -13,8 +13,8 @@ use kube::runtime::watcher;
 use serde_json::Value;
 
 use super::{
-    Ctx, RETRY_AFTER, ReconcileError, Stop, apply, by_origin, ensure_finalizer, finalize, patch_status,
-    source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, apply, by_origin, ensure_finalizer, finalize, patch_status, source_of,
+    stopped, to_value,
 };
 use crate::meta::finalizers;
 use crate::origin;
@@ -56,8 +56,7 @@ async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Reconci
 }
 
 fn error_policy(vip: Arc<VirtualIP>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(virtualip = %vip.name_any(), error = %err, "apinetlet virtual IP reconcile failed");
-    Action::requeue(RETRY_AFTER)
+    super::retry_after_error("VirtualIP", &vip.name_any(), err)
 }
 
 /// Runs the VirtualIP controller until `stop` fires.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -95,8 +95,10 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
             controlled: *controlled,
         })
         .collect();
+    // The only VirtualIP an interface ever manages is named after it, so reading that one name finds every
+    // candidate; listing the namespace made each reconcile cost O(VirtualIPs).
     let existing: Vec<ExistingObject> = api
-        .list(&ListParams::default())
+        .get_opt(&nic.name_any())
         .await?
         .iter()
         .map(existing_view)

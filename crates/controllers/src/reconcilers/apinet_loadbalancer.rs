@@ -85,19 +85,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let wc = watcher::Config::default();
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = Controller::new(Api::<LoadBalancer>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .owns(Api::<DaemonSet>::all(client.clone()), wc)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

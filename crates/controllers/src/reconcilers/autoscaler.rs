@@ -119,10 +119,7 @@ pub async fn run(
     let ctrl = Controller::new(Api::<NATGatewayAutoscaler>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     // A gateway change (demand in status, IPs in spec) re-evaluates the autoscalers targeting it.
     let controller = ctrl
         .watches(Api::<NATGateway>::all(client.clone()), wc, move |gw| {
@@ -142,9 +139,5 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

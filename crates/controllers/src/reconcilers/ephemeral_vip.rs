@@ -182,10 +182,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let wc = watcher::Config::default();
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     // A VirtualIP event re-reconciles the interface of the same name (ephemeral VIPs are named like their NIC).
     let controller = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -196,9 +193,5 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

@@ -177,10 +177,7 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         .with_config(ControllerConfig::default().concurrency(1));
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -208,9 +205,5 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

@@ -168,14 +168,7 @@ pub async fn run(
         .watches(Api::<Network>::all(client.clone()), wc, move |net| {
             lbs_on_network(&s2, &net.namespace().unwrap_or_default(), &net.name_any())
         });
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))

@@ -28,6 +28,27 @@ pub enum ReconcileError {
     MissingMetadata(&'static str),
 }
 
+/// kube-rs's `graceful_shutdown_on` needs a `Sync` future, which the callers' shutdown futures need not be.
+///
+/// Returns that `Sync` future and a relay that completes when `shutdown` does; the relay must be polled beside
+/// the controller (`futures::join!(controller, relay)`).
+pub(crate) fn sync_shutdown(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let relay = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    (stop, relay)
+}
+
 /// Delay before retrying a failed reconcile.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 

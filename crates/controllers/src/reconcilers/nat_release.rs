@@ -92,10 +92,7 @@ pub async fn run(
     let ctrl = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     // A deleting gateway releases the interfaces it claimed.
     let controller = ctrl
         .watches(Api::<NATGateway>::all(client.clone()), wc, move |gw| {
@@ -123,9 +120,5 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

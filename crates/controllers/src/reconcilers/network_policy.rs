@@ -275,10 +275,7 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NetworkPolicyRule>::all(client.clone()), wc.clone())
         .watches(
@@ -295,9 +292,5 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
-    let trigger = async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    };
     futures::join!(controller, trigger);
 }

@@ -74,7 +74,9 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!();
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl api-resources --api-group=networking.ironcore.dev");
-    println!("  kubectl apply -f examples/");
+    // Not `-f examples/`: the directory also holds the guide's status fragments, which are not objects.
+    println!("  kubectl apply -f examples/00-network.yaml -f examples/04-virtualip.yaml");
+    println!("  kubectl get networks,virtualips          # README.md walks through every flow");
     println!();
     println!("Press Ctrl-C to stop.");
 

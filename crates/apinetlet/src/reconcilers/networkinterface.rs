@@ -9,10 +9,11 @@ use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use ironnet_controllers::cache::{IndexedStore, index_key, indexed_reflector};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use super::{
@@ -39,6 +40,55 @@ pub fn virtual_ip_name(nic: &Value) -> Option<String> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     })
+}
+
+/// The NetworkInterface controller's view of the cluster: the shared context plus indexed caches, each fed by
+/// the watch that also triggers this controller, so a reconcile never reads a cache older than its trigger.
+struct NicCtx {
+    base: Arc<Ctx>,
+    /// apinet interfaces by `claimer:/<source uid>` and `uid:/<uid>`.
+    apinet_nics: IndexedStore<apinet::NetworkInterface>,
+    /// VirtualIPs by `target:<namespace>/<interface uid>`.
+    vips: IndexedStore<VirtualIP>,
+}
+
+impl std::ops::Deref for NicCtx {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.base
+    }
+}
+
+fn nic_keys(nic: &NetworkInterface) -> Vec<String> {
+    let mut keys: Vec<String> = selected_uid(&nic.spec.provider_id)
+        .map(|uid| index_key("provider", None, &uid))
+        .into_iter()
+        .collect();
+    if let Some(vip) = virtual_ip_name(&to_value(nic)) {
+        keys.push(index_key("vip", nic.namespace().as_deref(), &vip));
+    }
+    keys
+}
+
+fn apinet_nic_keys(nic: &apinet::NetworkInterface) -> Vec<String> {
+    let mut keys: Vec<String> = nic
+        .labels()
+        .get(&origin::NETWORK_INTERFACE.uid_label())
+        .map(|uid| index_key("claimer", None, uid))
+        .into_iter()
+        .collect();
+    keys.extend(nic.uid().map(|uid| index_key("uid", None, &uid)));
+    keys
+}
+
+fn vip_keys(vip: &VirtualIP) -> Vec<String> {
+    vip.spec
+        .target_ref
+        .as_ref()
+        .map(|t| index_key("target", vip.namespace().as_deref(), &t.uid))
+        .into_iter()
+        .collect()
 }
 
 /// The apinet interface UID named by the provider ID (an unparsable ID selects nothing).
@@ -99,16 +149,29 @@ async fn claim_apinet(
     Ok(action == ClaimAction::Adopt)
 }
 
-/// Claims (or releases) the VirtualIPs of the interface's namespace; returns the claimed one.
+/// Claims (or releases) VirtualIPs for the interface: the one it wants and every one bound to it; returns
+/// the claimed one.
+///
+/// The candidates come from the cache; every write carries the cached resourceVersion, so a stale entry
+/// fails with a conflict and the reconcile runs again instead of overwriting a newer binding.
 async fn claim_vips(
-    ctx: &Ctx,
+    ctx: &NicCtx,
     source: &Source,
     wanted: Option<&str>,
     deleting: bool,
 ) -> Result<Option<VirtualIP>, ReconcileError> {
     let api: Api<VirtualIP> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
+    ctx.vips.wait_ready().await;
+    let mut candidates = ctx
+        .vips
+        .indexed(&index_key("target", Some(&source.namespace), &source.uid));
+    if let Some(w) = wanted.and_then(|w| ctx.vips.get(Some(&source.namespace), w))
+        && !candidates.iter().any(|c| c.uid() == w.uid())
+    {
+        candidates.push(w);
+    }
     let mut claimed = None;
-    for vip in api.list(&ListParams::default()).await? {
+    for vip in candidates {
         let target = vip.spec.target_ref.as_ref();
         let state = match target {
             None => ClaimState::Free,
@@ -124,7 +187,7 @@ async fn claim_vips(
         );
         let target_ref = match action {
             ClaimAction::Keep => {
-                claimed = Some(vip);
+                claimed = Some(VirtualIP::clone(&vip));
                 continue;
             }
             ClaimAction::Ignore => continue,
@@ -164,47 +227,33 @@ async fn prefixes(ctx: &Ctx, nic: &Value, source: &Source) -> Result<Vec<String>
     Ok(out)
 }
 
-/// The apinet interfaces the claim can concern: those claimed by `source` (by origin label) and the one the
-/// provider ID names. The named one is read by name; only if that object does not carry the provider ID's UID
-/// (a stale name) are all interfaces listed, as upstream's UID-only selector would match it anywhere.
+/// The apinet interfaces the claim can concern: those claimed by `source` (by origin label) and the one whose
+/// UID the provider ID names, wherever it is (upstream selects by UID alone).
+///
+/// They come from the cache; claims and releases carry the cached resourceVersion, so a stale entry fails
+/// with a conflict and the reconcile runs again.
 async fn claim_candidates(
-    api: &Api<apinet::NetworkInterface>,
+    ctx: &NicCtx,
     source: &Source,
     provider_id: &str,
-) -> Result<Vec<apinet::NetworkInterface>, ReconcileError> {
-    let by_label = ListParams::default().labels(&format!(
-        "{}={}",
-        origin::NETWORK_INTERFACE.uid_label(),
-        source.uid
-    ));
-    let mut candidates = api.list(&by_label).await?.items;
-    let Ok(id) = provider_id.parse::<NetworkInterfaceId>() else {
-        return Ok(candidates);
-    };
-    if candidates
-        .iter()
-        .any(|c| c.uid().as_deref() == Some(id.uid.as_str()))
-    {
-        return Ok(candidates);
-    }
-    match api.get_opt(&id.name).await? {
-        Some(named) if named.uid().as_deref() == Some(id.uid.as_str()) => candidates.push(named),
-        _ => {
-            let all = api.list(&ListParams::default()).await?.items;
-            candidates.extend(
-                all.into_iter()
-                    .filter(|c| c.uid().as_deref() == Some(id.uid.as_str())),
-            );
+) -> Vec<Arc<apinet::NetworkInterface>> {
+    ctx.apinet_nics.wait_ready().await;
+    let mut candidates = ctx.apinet_nics.indexed(&index_key("claimer", None, &source.uid));
+    if let Ok(id) = provider_id.parse::<NetworkInterfaceId>() {
+        for named in ctx.apinet_nics.indexed(&index_key("uid", None, &id.uid)) {
+            if !candidates.iter().any(|c| c.uid() == named.uid()) {
+                candidates.push(named);
+            }
         }
     }
-    Ok(candidates)
+    candidates
 }
 
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Action, ReconcileError> {
     if super::ignored(ctx.watch_filter.as_deref(), nic.as_ref()) {
         return Ok(Action::await_change());
     }
@@ -226,7 +275,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     let v = to_value(nic.as_ref());
     let selected = selected_uid(&nic.spec.provider_id);
     let mut claimed = None;
-    for candidate in claim_candidates(&apinet_nics, &source, &nic.spec.provider_id).await? {
+    for candidate in claim_candidates(&ctx, &source, &nic.spec.provider_id).await {
         if claim_apinet(&apinet_nics, &candidate, &source, selected.as_deref(), deleting).await? {
             claimed = Some(candidate.name_any());
         }
@@ -296,39 +345,35 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<NicCtx>) -> Action {
     super::retry_after_error("NetworkInterface", &nic.name_any(), err)
 }
 
 /// The ironcore interfaces an apinet interface event concerns: its claimer, or (while unclaimed) the
 /// interfaces whose provider ID names it.
 fn nics_for_apinet(
-    store: &Store<NetworkInterface>,
+    nics: &IndexedStore<NetworkInterface>,
     apinet_nic: &apinet::NetworkInterface,
 ) -> Vec<ObjectRef<NetworkInterface>> {
     let o = origin::NETWORK_INTERFACE;
     if let Some(data) = o.data_of(apinet_nic.labels(), apinet_nic.annotations()) {
         return vec![ObjectRef::new(&data.name).within(&data.namespace)];
     }
-    let uid = apinet_nic.uid();
-    store
-        .state()
+    let Some(uid) = apinet_nic.uid() else {
+        return Vec::new();
+    };
+    nics.indexed(&index_key("provider", None, &uid))
         .iter()
-        .filter(|n| uid.is_some() && selected_uid(&n.spec.provider_id) == uid)
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect()
 }
 
 /// The ironcore interfaces a VirtualIP event concerns: its target, and interfaces that want it.
-fn nics_for_vip(store: &Store<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectRef<NetworkInterface>> {
+fn nics_for_vip(nics: &IndexedStore<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectRef<NetworkInterface>> {
     let ns = vip.namespace();
-    let mut refs: Vec<ObjectRef<NetworkInterface>> = store
-        .state()
+    let mut refs: Vec<ObjectRef<NetworkInterface>> = nics
+        .indexed(&index_key("vip", ns.as_deref(), &vip.name_any()))
         .iter()
-        .filter(|n| {
-            n.namespace() == ns
-                && virtual_ip_name(&to_value(n.as_ref())).as_deref() == Some(vip.name_any().as_str())
-        })
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect();
     if let (Some(t), Some(ns)) = (&vip.spec.target_ref, &ns) {
@@ -340,21 +385,38 @@ fn nics_for_vip(store: &Store<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectR
 /// Runs the NetworkInterface controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NetworkInterface>::all(ctx.ironcore.clone()), wc.clone())
-        .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
-    let (s1, s2) = (ctrl.store(), ctrl.store());
-    ctrl.watches(
-        ctx.apinet_api::<apinet::NetworkInterface>(),
-        wc.clone(),
-        move |n| nics_for_apinet(&s1, &n),
-    )
-    .watches(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc, move |vip| {
-        nics_for_vip(&s2, &vip)
-    })
-    .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    let (nics, nic_events) = indexed_reflector(
+        nic_keys,
+        watcher(Api::<NetworkInterface>::all(ctx.ironcore.clone()), wc.clone()).default_backoff(),
+    );
+    let (apinet_nics, apinet_events) = indexed_reflector(
+        apinet_nic_keys,
+        watcher(ctx.apinet_api::<apinet::NetworkInterface>(), wc.clone()).default_backoff(),
+    );
+    let (vips, vip_events) = indexed_reflector(
+        vip_keys,
+        watcher(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc).default_backoff(),
+    );
+    let concurrency = ctx.concurrency;
+    let (n1, n2) = (nics.clone(), nics.clone());
+    // ironcore interfaces are indexed by `provider:/<apinet uid>` and `vip:<namespace>/<VirtualIP name>` for
+    // the mappers below.
+    Controller::for_stream(nic_events, nics.reader())
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .watches_stream(apinet_events, move |n| nics_for_apinet(&n1, &n))
+        .watches_stream(vip_events, move |vip| nics_for_vip(&n2, &vip))
+        .graceful_shutdown_on(stopped(stop))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(NicCtx {
+                base: ctx,
+                apinet_nics,
+                vips,
+            }),
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }
 
 #[cfg(test)]

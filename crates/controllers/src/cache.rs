@@ -102,7 +102,10 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for IndexedStore<K> {
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> std::fmt::Debug for IndexedStore<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f.debug_struct("IndexedStore")
             .field("objects", &index.keys.len())
             .field("keys", &index.by_key.len())
@@ -142,7 +145,10 @@ where
     /// never returns an object that no longer has the key.
     pub fn indexed(&self, key: &str) -> Vec<Arc<K>> {
         let refs: Vec<ObjectRef<K>> = {
-            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let index = self
+                .index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             index
                 .by_key
                 .get(key)
@@ -266,7 +272,11 @@ mod tests {
     }
 
     fn by_network(n: &NetworkInterface) -> Vec<String> {
-        vec![index_key("net", n.namespace().as_deref(), &n.spec.network_ref.name)]
+        vec![index_key(
+            "net",
+            n.namespace().as_deref(),
+            &n.spec.network_ref.name,
+        )]
     }
 
     fn names(v: Vec<Arc<NetworkInterface>>) -> Vec<String> {
@@ -286,8 +296,10 @@ mod tests {
         let b = index_key("net", Some("ns"), "b");
 
         tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
-        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("n1", "a")))).expect("send");
-        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("n2", "a")))).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("n1", "a"))))
+            .expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("n2", "a"))))
+            .expect("send");
         tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");
         let mut first = Vec::new();
         for _ in 0..2 {
@@ -300,12 +312,14 @@ mod tests {
         store.wait_ready().await;
 
         // A move to another network leaves the old key.
-        tx.unbounded_send(Ok(watcher::Event::Apply(nic("n2", "b")))).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::Apply(nic("n2", "b"))))
+            .expect("send");
         assert_eq!(touched.next().await.expect("item").expect("ok").name_any(), "n2");
         assert_eq!(names(store.indexed(&a)), ["n1"]);
         assert_eq!(names(store.indexed(&b)), ["n2"]);
 
-        tx.unbounded_send(Ok(watcher::Event::Delete(nic("n1", "a")))).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::Delete(nic("n1", "a"))))
+            .expect("send");
         assert_eq!(touched.next().await.expect("item").expect("ok").name_any(), "n1");
         assert!(store.indexed(&a).is_empty());
         assert!(store.get(Some("ns"), "n1").is_none());
@@ -320,14 +334,17 @@ mod tests {
         let mut touched = Box::pin(touched);
         let a = index_key("net", Some("ns"), "a");
         tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
-        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("old", "a")))).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("old", "a"))))
+            .expect("send");
         tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");
         touched.next().await.expect("item").expect("ok");
 
         // The watch restarts; during the re-list the previous state is still served.
         tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
-        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("new", "a")))).expect("send");
-        tx.unbounded_send(Err(watcher::Error::NoResourceVersion)).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitApply(nic("new", "a"))))
+            .expect("send");
+        tx.unbounded_send(Err(watcher::Error::NoResourceVersion))
+            .expect("send");
         assert!(touched.next().await.expect("item").is_err());
         assert_eq!(names(store.indexed(&a)), ["old"]);
 
@@ -337,7 +354,11 @@ mod tests {
             touched.next().await.expect("item").expect("ok").name_any(),
         ];
         yielded.sort();
-        assert_eq!(yielded, ["new", "old"], "the vanished object triggers its dependents too");
+        assert_eq!(
+            yielded,
+            ["new", "old"],
+            "the vanished object triggers its dependents too"
+        );
         assert_eq!(names(store.indexed(&a)), ["new"]);
         assert!(store.get(Some("ns"), "old").is_none());
     }

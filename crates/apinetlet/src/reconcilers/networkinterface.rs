@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
-use kube::ResourceExt;
 use ironnet_controllers::cache::{IndexedStore, index_key, indexed_reflector};
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -96,14 +96,59 @@ fn selected_uid(provider_id: &str) -> Option<String> {
     provider_id.parse::<NetworkInterfaceId>().ok().map(|id| id.uid)
 }
 
-/// Claims or releases one apinet interface; returns whether it is claimed by `source` afterwards.
+/// An apinet interface claimed by the source after [`claim_apinet`].
+enum Claimed {
+    /// Adopted just now; the object as the API server returned it, the desired spec and labels included.
+    Adopted(Value),
+    /// Already claimed; its name (the cached copy may be older than our last write, so it is read again).
+    Kept(String),
+}
+
+/// Deep-merges JSON merge patch `other` into `into` (objects key by key, anything else replaced).
+fn merge_into(into: &mut Value, other: Value) {
+    match (into, other) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge_into(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The spec and label changes the claimed apinet interface `apinet_nic` (JSON) needs, as one merge patch.
+fn desired_apinet_patch(apinet_nic: &Value, desired: &DesiredApinet) -> Option<Value> {
+    let spec = apinet_nic.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
+    let parts = [
+        apinet_spec_patch(&spec, desired.public_ips.clone(), desired.prefixes.clone()),
+        label_mirror_patch(&desired.labels, &metadata),
+    ];
+    parts.into_iter().flatten().reduce(|mut a, b| {
+        merge_into(&mut a, b);
+        a
+    })
+}
+
+/// What the claimed apinet interface should carry besides the claim: public IPs, prefixes, mirrored labels.
+struct DesiredApinet {
+    public_ips: Vec<Value>,
+    prefixes: Vec<String>,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Claims or releases one apinet interface; returns how it is claimed by `source` afterwards, if it is.
+///
+/// An adoption writes the claim, the spec and the mirrored labels in one patch (with the cached
+/// resourceVersion as precondition), so a newly attached interface costs one write, not three.
 async fn claim_apinet(
     api: &Api<apinet::NetworkInterface>,
     nic: &apinet::NetworkInterface,
     source: &Source,
     selected: Option<&str>,
     deleting: bool,
-) -> Result<bool, ReconcileError> {
+    desired: Option<&DesiredApinet>,
+) -> Result<Option<Claimed>, ReconcileError> {
     let o = origin::NETWORK_INTERFACE;
     let state = match nic.labels().get(&o.uid_label()) {
         None => ClaimState::Free,
@@ -118,11 +163,15 @@ async fn claim_apinet(
         nic.metadata.deletion_timestamp.is_some(),
     );
     let patch = match action {
-        ClaimAction::Keep => return Ok(true),
-        ClaimAction::Ignore => return Ok(false),
+        ClaimAction::Keep => return Ok(Some(Claimed::Kept(nic.name_any()))),
+        ClaimAction::Ignore => return Ok(None),
         ClaimAction::Adopt => {
             let data = source.origin_data();
-            json!({ "metadata": { "resourceVersion": nic.resource_version(), "labels": o.labels(&data), "annotations": o.annotations(&data) } })
+            let mut patch = json!({ "metadata": { "resourceVersion": nic.resource_version(), "labels": o.labels(&data), "annotations": o.annotations(&data) } });
+            if let Some(extra) = desired.and_then(|d| desired_apinet_patch(&to_value(nic), d)) {
+                merge_into(&mut patch, extra);
+            }
+            patch
         }
         ClaimAction::Release => {
             let mut patch = json!({
@@ -133,20 +182,18 @@ async fn claim_apinet(
                 },
                 "spec": { "publicIPs": null, "prefixes": null },
             });
-            let unmirror = label_release_patch(&to_value(&nic.metadata));
-            for part in ["labels", "annotations"] {
-                if let Some(fields) = unmirror.get(part).and_then(Value::as_object) {
-                    for (k, v) in fields {
-                        patch["metadata"][part][k] = v.clone();
-                    }
-                }
-            }
+            // The release patch of the mirrored labels is relative to `metadata`.
+            merge_into(
+                &mut patch["metadata"],
+                label_release_patch(&to_value(&nic.metadata)),
+            );
             patch
         }
     };
-    api.patch(&nic.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+    let updated = api
+        .patch(&nic.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
-    Ok(action == ClaimAction::Adopt)
+    Ok((action == ClaimAction::Adopt).then(|| Claimed::Adopted(to_value(&updated))))
 }
 
 /// Claims (or releases) VirtualIPs for the interface: the one it wants and every one bound to it; returns
@@ -269,26 +316,55 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
     {
         return Ok(Action::await_change());
     }
-    if !deleting && ensure_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await? {
-        return Ok(Action::await_change());
+    if !deleting {
+        // The finalizer's own event brings another reconcile; carrying on now saves the claim a round trip.
+        ensure_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await?;
     }
     let v = to_value(nic.as_ref());
+    let vip = claim_vips(&ctx, &source, virtual_ip_name(&v).as_deref(), deleting).await?;
+    let desired = if deleting {
+        None
+    } else {
+        let vip_addresses: Vec<IpAddr> = vip
+            .as_ref()
+            .and_then(|vip| {
+                to_value(vip)
+                    .pointer("/status/ip")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+            })
+            .into_iter()
+            .collect();
+        Some(DesiredApinet {
+            public_ips: public_ips(&vip_addresses),
+            prefixes: prefixes(&ctx, &v, &source).await?,
+            labels: nic.labels().clone(),
+        })
+    };
     let selected = selected_uid(&nic.spec.provider_id);
     let mut claimed = None;
     for candidate in claim_candidates(&ctx, &source, &nic.spec.provider_id).await {
-        if claim_apinet(&apinet_nics, &candidate, &source, selected.as_deref(), deleting).await? {
-            claimed = Some(candidate.name_any());
+        let outcome = claim_apinet(
+            &apinet_nics,
+            &candidate,
+            &source,
+            selected.as_deref(),
+            deleting,
+            desired.as_ref(),
+        )
+        .await?;
+        if outcome.is_some() {
+            claimed = outcome;
         }
     }
-    let vip = claim_vips(&ctx, &source, virtual_ip_name(&v).as_deref(), deleting).await?;
-    if deleting {
+    let Some(desired) = desired else {
         remove_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await?;
         return Ok(Action::await_change());
-    }
+    };
     let current_status = nic.status.as_ref().map(to_value).unwrap_or_else(|| json!({}));
-    // Read back the claimed interface: claiming patched it.
     let apinet_nic = match claimed {
-        Some(name) => apinet_nics.get_opt(&name).await?.map(|n| to_value(&n)),
+        Some(Claimed::Adopted(updated)) => Some(updated),
+        Some(Claimed::Kept(name)) => apinet_nics.get_opt(&name).await?.map(|n| to_value(&n)),
         None => None,
     };
     let Some(mut apinet_nic) = apinet_nic else {
@@ -297,39 +373,12 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
         }
         return Ok(Action::await_change());
     };
-    let vip_addresses: Vec<IpAddr> = vip
-        .as_ref()
-        .and_then(|vip| {
-            to_value(vip)
-                .pointer("/status/ip")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-        })
-        .into_iter()
-        .collect();
-    let spec = apinet_nic.get("spec").cloned().unwrap_or_else(|| json!({}));
-    if let Some(patch) = apinet_spec_patch(
-        &spec,
-        public_ips(&vip_addresses),
-        prefixes(&ctx, &v, &source).await?,
-    ) {
+    if let Some(patch) = desired_apinet_patch(&apinet_nic, &desired) {
         let name = apinet_nic
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        match apinet_nics
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(updated) => apinet_nic = to_value(&updated),
-            Err(e) if is_not_found(&e) => return Ok(Action::requeue(RETRY_AFTER)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let apinet_metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
-    if let Some(patch) = label_mirror_patch(nic.labels(), &apinet_metadata) {
-        let name = apinet_metadata["name"].as_str().unwrap_or_default().to_owned();
         match apinet_nics
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -163,7 +163,13 @@ pub async fn run(
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
     let (nics, nic_events) = indexed_reflector(
-        |n: &NetworkInterface| vec![index_key(BY_NETWORK, n.namespace().as_deref(), &n.spec.network_ref.name)],
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let ctrl = ctrl

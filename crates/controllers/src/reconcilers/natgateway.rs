@@ -15,10 +15,10 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::cache::{IndexedStore, index_key, indexed_reflector};
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
-use crate::cache::{IndexedStore, index_key, indexed_reflector};
 use crate::net::Family;
 
 /// The cache index of interfaces on a Network.
@@ -270,7 +270,13 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (nics, nic_events) = indexed_reflector(
-        |n: &NetworkInterface| vec![index_key(BY_NETWORK, n.namespace().as_deref(), &n.spec.network_ref.name)],
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (stop, trigger) = super::sync_shutdown(shutdown);

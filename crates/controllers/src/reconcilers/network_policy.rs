@@ -288,11 +288,23 @@ pub async fn run(
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
     let (nics, nic_events) = indexed_reflector(
-        |n: &NetworkInterface| vec![index_key(BY_NETWORK, n.namespace().as_deref(), &n.spec.network_ref.name)],
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (lbs, lb_events) = indexed_reflector(
-        |l: &LoadBalancer| vec![index_key(BY_NETWORK, l.namespace().as_deref(), &l.spec.network_ref.name)],
+        |l: &LoadBalancer| {
+            vec![index_key(
+                BY_NETWORK,
+                l.namespace().as_deref(),
+                &l.spec.network_ref.name,
+            )]
+        },
         watcher(Api::<LoadBalancer>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (stop, trigger) = super::sync_shutdown(shutdown);

@@ -91,6 +91,60 @@ async fn create(client: &kube::Client, r: &ApiResource, ns: &str, body: Value) -
     }
 }
 
+/// Requests per verb and resource (`CONTROL_PLANE_REQUEST_STATS=1`): where the control plane's work goes.
+#[derive(Clone, Default)]
+struct RequestCounts(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+impl RequestCounts {
+    fn counting(
+        self,
+        router: axum::Router,
+    ) -> impl tower::Service<
+        http::Request<kube::client::Body>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send {
+        use tower::ServiceExt;
+        let counts = self;
+        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let path = req.uri().path();
+            let watch = req.uri().query().is_some_and(|q| q.contains("watch=true"));
+            // `/apis/<group>/<version>/namespaces/<ns>/<plural>[/<name>[/<sub>]]`: keep group, plural, subresource.
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let (resource, item, sub) = match parts.iter().position(|p| *p == "namespaces") {
+                Some(i) if parts.len() > i + 2 => (
+                    format!("{}/{}", parts.get(1).unwrap_or(&""), parts[i + 2]),
+                    parts.len() > i + 3,
+                    parts.get(i + 4).copied(),
+                ),
+                _ => (path.to_owned(), false, None),
+            };
+            let verb = match (req.method().as_str(), item, watch) {
+                ("GET", _, true) => "WATCH",
+                ("GET", false, _) => "LIST",
+                (m, _, _) => m,
+            };
+            let key = format!("{verb:6} {resource}{}", sub.map(|s| format!("/{s}")).unwrap_or_default());
+            *counts.0.lock().expect("counts").entry(key).or_default() += 1;
+            router.clone().oneshot(req)
+        })
+    }
+
+    fn print(&self) {
+        let counts = self.0.lock().expect("counts");
+        if counts.is_empty() {
+            return;
+        }
+        let mut rows: Vec<(&String, &usize)> = counts.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1));
+        for (k, n) in rows {
+            println!("  {n:>8}  {k}");
+        }
+    }
+}
+
 /// A watch-fed cache of one kind in `ns`, as a user observing the apply would keep (polling with lists would
 /// decode every object every time and compete with the control plane for the two cores).
 fn observe(client: &kube::Client, r: &ApiResource, ns: &str) -> Store<DynamicObject> {
@@ -106,21 +160,33 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// The provider's part for one NetworkInterface: wait for the Network in ironcore-net, create the ironcore-net
-/// NetworkInterface on the node, then the tenant NetworkInterface with its provider ID.
-async fn attach_nic(client: kube::Client, net: usize, i: usize, scale: Scale) {
-    let networks: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), NS, &tenant("Network", "networks"));
-    let apinet_networks: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), APINET_NS, &apinet("Network", "networks"));
-    let net_uid = loop {
-        let n = networks.get(&format!("net-{net}")).await.expect("network exists");
-        let uid = n.metadata.uid.clone().unwrap_or_default();
-        if apinet_networks.get_opt(&uid).await.expect("get").is_some() {
-            break uid;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+/// The provider's part for one NetworkInterface: wait for the Network in ironcore-net (once per Network, as a
+/// provider with an informer would), create the ironcore-net NetworkInterface on the node, then the tenant
+/// NetworkInterface with its provider ID.
+async fn attach_nic(
+    client: kube::Client,
+    net: usize,
+    i: usize,
+    scale: Scale,
+    network_uids: Arc<Vec<tokio::sync::OnceCell<String>>>,
+) {
+    let net_uid = network_uids[net]
+        .get_or_init(|| async {
+            let networks: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), NS, &tenant("Network", "networks"));
+            let apinet_networks: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), APINET_NS, &apinet("Network", "networks"));
+            loop {
+                let n = networks.get(&format!("net-{net}")).await.expect("network exists");
+                let uid = n.metadata.uid.clone().unwrap_or_default();
+                if apinet_networks.get_opt(&uid).await.expect("get").is_some() {
+                    break uid;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .clone();
     let name = format!("nic-{net}-{i}");
     let ip = format!("10.0.{}.{}", i / 250, i % 250 + 2);
     let anic = create(
@@ -210,8 +276,9 @@ async fn apply(client: &kube::Client, scale: Scale, concurrency: usize) {
         .collect::<Vec<_>>()
         .await;
     let per_net = scale.nics / scale.networks;
+    let network_uids = Arc::new((0..scale.networks).map(|_| tokio::sync::OnceCell::new()).collect::<Vec<_>>());
     futures::stream::iter((0..scale.networks).flat_map(|n| (0..per_net).map(move |i| (n, i))))
-        .map(|(n, i)| attach_nic(client.clone(), n, i, scale))
+        .map(|(n, i)| attach_nic(client.clone(), n, i, scale, Arc::clone(&network_uids)))
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
@@ -288,7 +355,12 @@ async fn run_once(percent: usize) -> Duration {
     let server = ironnet_registry::build(Arc::clone(&store), &allocation, |b| b)
         .await
         .expect("server");
-    let client = kube::Client::new(server.server.router(), NS);
+    let requests = RequestCounts::default();
+    let client = if std::env::var_os("CONTROL_PLANE_REQUEST_STATS").is_some() {
+        kube::Client::new(requests.clone().counting(server.server.router()), NS)
+    } else {
+        kube::Client::new(server.server.router(), NS)
+    };
     let nodes: Api<DynamicObject> = Api::all_with(client.clone(), &apinet("Node", "nodes"));
     let node = serde_json::from_value(
         json!({"apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Node",
@@ -352,6 +424,7 @@ async fn run_once(percent: usize) -> Duration {
     );
     let _ = stop_tx.send(true);
     let _ = tokio::join!(controllers, apinetlet, node_agent);
+    requests.print();
     converged
 }
 

@@ -183,6 +183,53 @@ where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
+    reflect(index_fn, None, events)
+}
+
+/// A fingerprint of the parts of an object a controller reacts to, for [`indexed_reflector_filtered`]:
+/// the hash of their JSON form.
+pub fn fingerprint(relevant: &impl serde::Serialize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(relevant).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// As [`indexed_reflector`], but an update whose `relevant` fingerprint equals that of the cached version
+/// is applied to the cache without being yielded: the controller it triggers would find nothing new.
+///
+/// Unlike kube-rs's `predicate_filter`, creations, deletions and re-lists are always yielded (a deletion
+/// does not change the object, yet its dependents must hear of it); only no-op updates are held back.
+pub fn indexed_reflector_filtered<K, S>(
+    index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    relevant: impl Fn(&K) -> u64 + Send + 'static,
+    events: S,
+) -> (
+    IndexedStore<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    reflect(index_fn, Some(Box::new(relevant)), events)
+}
+
+/// The fingerprint of what a controller reacts to.
+type RelevantFn<K> = Box<dyn Fn(&K) -> u64 + Send>;
+
+fn reflect<K, S>(
+    index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    relevant: Option<RelevantFn<K>>,
+    events: S,
+) -> (
+    IndexedStore<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
     let mut writer: Writer<K> = Writer::new(());
     let index_fn: Arc<IndexFn<K>> = Arc::new(index_fn);
     let store = IndexedStore {
@@ -201,9 +248,17 @@ where
             let mut idx = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             match &event {
                 watcher::Event::Apply(obj) => {
+                    let r = ObjectRef::from_obj(obj);
+                    let unchanged = relevant
+                        .as_ref()
+                        .is_some_and(|f| reader.get(&r).is_some_and(|old| f(&old) == f(obj)));
                     writer.apply_watcher_event(&event);
-                    idx.insert(ObjectRef::from_obj(obj), index_fn(obj));
-                    vec![Ok(obj.clone())]
+                    idx.insert(r, index_fn(obj));
+                    if unchanged {
+                        Vec::new()
+                    } else {
+                        vec![Ok(obj.clone())]
+                    }
                 }
                 watcher::Event::Delete(obj) => {
                     writer.apply_watcher_event(&event);
@@ -325,6 +380,45 @@ mod tests {
         assert!(store.get(Some("ns"), "n1").is_none());
         assert!(store.get(Some("ns"), "n2").is_some());
         assert!(store.indexed(&index_key("net", Some("other"), "b")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn irrelevant_updates_are_cached_but_not_yielded() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Ev>();
+        let (store, touched) =
+            indexed_reflector_filtered(by_network, |n: &NetworkInterface| fingerprint(n.labels()), rx);
+        let mut touched = Box::pin(touched);
+        tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::Apply(nic("n1", "a"))))
+            .expect("send");
+        assert_eq!(
+            touched.next().await.expect("item").expect("ok").name_any(),
+            "n1",
+            "creations pass"
+        );
+
+        // Same labels, new IPs: cached, not yielded.
+        let mut quiet = nic("n1", "a");
+        quiet.spec.ips = vec!["10.0.0.2".parse().expect("ip")];
+        tx.unbounded_send(Ok(watcher::Event::Apply(quiet))).expect("send");
+        let mut labelled = nic("n1", "a");
+        labelled.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+        tx.unbounded_send(Ok(watcher::Event::Apply(labelled)))
+            .expect("send");
+        let next = touched.next().await.expect("item").expect("ok");
+        assert_eq!(
+            next.labels().get("app").map(String::as_str),
+            Some("web"),
+            "the quiet update was held back"
+        );
+        let cached = store.get(Some("ns"), "n1").expect("cached");
+        assert_eq!(cached.labels().len(), 1);
+
+        // A deletion passes although nothing relevant changed.
+        tx.unbounded_send(Ok(watcher::Event::Delete(next))).expect("send");
+        assert_eq!(touched.next().await.expect("item").expect("ok").name_any(), "n1");
+        assert!(store.get(Some("ns"), "n1").is_none());
     }
 
     #[tokio::test]

@@ -126,7 +126,10 @@ impl RequestCounts {
                 ("GET", false, _) => "LIST",
                 (m, _, _) => m,
             };
-            let key = format!("{verb:6} {resource}{}", sub.map(|s| format!("/{s}")).unwrap_or_default());
+            let key = format!(
+                "{verb:6} {resource}{}",
+                sub.map(|s| format!("/{s}")).unwrap_or_default()
+            );
             *counts.0.lock().expect("counts").entry(key).or_default() += 1;
             router.clone().oneshot(req)
         })
@@ -276,7 +279,11 @@ async fn apply(client: &kube::Client, scale: Scale, concurrency: usize) {
         .collect::<Vec<_>>()
         .await;
     let per_net = scale.nics / scale.networks;
-    let network_uids = Arc::new((0..scale.networks).map(|_| tokio::sync::OnceCell::new()).collect::<Vec<_>>());
+    let network_uids = Arc::new(
+        (0..scale.networks)
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect::<Vec<_>>(),
+    );
     futures::stream::iter((0..scale.networks).flat_map(|n| (0..per_net).map(move |i| (n, i))))
         .map(|(n, i)| attach_nic(client.clone(), n, i, scale, Arc::clone(&network_uids)))
         .buffer_unordered(concurrency)
@@ -312,8 +319,8 @@ impl Observed {
         }
     }
 
-    /// How many objects are not reconciled yet.
-    fn pending(&self, scale: Scale) -> usize {
+    /// How many objects are not reconciled yet, in total and per kind.
+    fn pending(&self, scale: Scale) -> (usize, String) {
         let count = |store: &Store<DynamicObject>, done: &dyn Fn(&Value) -> bool| {
             store.state().iter().filter(|o| done(&o.data)).count()
         };
@@ -326,13 +333,22 @@ impl Observed {
         let nics = count(&self.nics, &|n| s(n, "/status/state") == "Available");
         let routings = self.routings.state().len();
         let rules = self.rules.state().len();
-        scale.networks.saturating_sub(networks)
-            + scale.vips.saturating_sub(vips)
-            + scale.nats.saturating_sub(nats)
-            + scale.lbs.saturating_sub(lbs)
-            + scale.lbs.saturating_sub(routings)
-            + scale.policies.saturating_sub(rules)
-            + scale.nics.saturating_sub(nics)
+        let left = [
+            ("networks", scale.networks.saturating_sub(networks)),
+            ("virtualips", scale.vips.saturating_sub(vips)),
+            ("natgateways", scale.nats.saturating_sub(nats)),
+            ("loadbalancers", scale.lbs.saturating_sub(lbs)),
+            ("routings", scale.lbs.saturating_sub(routings)),
+            ("rules", scale.policies.saturating_sub(rules)),
+            ("interfaces", scale.nics.saturating_sub(nics)),
+        ];
+        let detail = left
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (left.iter().map(|(_, n)| n).sum(), detail)
     }
 }
 
@@ -397,13 +413,13 @@ async fn run_once(percent: usize) -> Duration {
     let applied = start.elapsed();
     let mut last = usize::MAX;
     loop {
-        let left = observed.pending(scale);
+        let (left, detail) = observed.pending(scale);
         if left == 0 {
             break;
         }
         if left != last {
             eprintln!(
-                "  {percent:>3}%: {left} objects not reconciled after {:.1?}",
+                "  {percent:>3}%: {left} objects not reconciled after {:.1?} ({detail})",
                 start.elapsed()
             );
             last = left;

@@ -100,8 +100,9 @@ fn selected_uid(provider_id: &str) -> Option<String> {
 enum Claimed {
     /// Adopted just now; the object as the API server returned it, the desired spec and labels included.
     Adopted(Value),
-    /// Already claimed; its name (the cached copy may be older than our last write, so it is read again).
-    Kept(String),
+    /// Already claimed; the cached object (at least as new as whatever triggered this reconcile; writes
+    /// derived from it carry its resourceVersion, so a stale copy only costs a conflict and a retry).
+    Kept(Value),
 }
 
 /// Deep-merges JSON merge patch `other` into `into` (objects key by key, anything else replaced).
@@ -163,7 +164,7 @@ async fn claim_apinet(
         nic.metadata.deletion_timestamp.is_some(),
     );
     let patch = match action {
-        ClaimAction::Keep => return Ok(Some(Claimed::Kept(nic.name_any()))),
+        ClaimAction::Keep => return Ok(Some(Claimed::Kept(to_value(nic)))),
         ClaimAction::Ignore => return Ok(None),
         ClaimAction::Adopt => {
             let data = source.origin_data();
@@ -363,8 +364,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
     };
     let current_status = nic.status.as_ref().map(to_value).unwrap_or_else(|| json!({}));
     let apinet_nic = match claimed {
-        Some(Claimed::Adopted(updated)) => Some(updated),
-        Some(Claimed::Kept(name)) => apinet_nics.get_opt(&name).await?.map(|n| to_value(&n)),
+        Some(Claimed::Adopted(updated) | Claimed::Kept(updated)) => Some(updated),
         None => None,
     };
     let Some(mut apinet_nic) = apinet_nic else {
@@ -373,7 +373,8 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
         }
         return Ok(Action::await_change());
     };
-    if let Some(patch) = desired_apinet_patch(&apinet_nic, &desired) {
+    if let Some(mut patch) = desired_apinet_patch(&apinet_nic, &desired) {
+        patch["metadata"]["resourceVersion"] = apinet_nic["metadata"]["resourceVersion"].clone();
         let name = apinet_nic
             .pointer("/metadata/name")
             .and_then(Value::as_str)

@@ -13,7 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{IndexedStore, index_key, indexed_reflector};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
 use crate::lb_routing::{self, RoutingInterfaceView};
 
 /// Field manager of the routing applies.
@@ -43,6 +43,8 @@ struct Ctx {
     client: Client,
     /// NetworkInterfaces by `net:<namespace>/<network>`.
     nics: IndexedStore<NetworkInterface>,
+    /// Every Network.
+    networks: IndexedStore<Network>,
 }
 
 /// The cache index of interfaces on a Network.
@@ -59,10 +61,9 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         .namespace()
         .ok_or(ReconcileError::MissingMetadata("namespace"))?;
     let network_name = &lb.spec.network_ref.name;
-    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(network_name)
-        .await?
-    else {
+    // An absent Network is waited for: its creation comes through the Network watch and triggers again.
+    ctx.networks.wait_ready().await;
+    let Some(network) = ctx.networks.get(Some(&ns), network_name) else {
         return Ok(Action::await_change());
     };
     // The cache feeds this controller's interface triggers, so it is at least as new as the event that led here.
@@ -162,7 +163,9 @@ pub async fn run(
         Controller::new(lbs, wc.clone()).with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
-    let (nics, nic_events) = indexed_reflector(
+    // Only what routing depends on re-triggers: labels, network, provider ID and status (a finalizer or a
+    // NAT claim does not).
+    let (nics, nic_events) = indexed_reflector_filtered(
         |n: &NetworkInterface| {
             vec![index_key(
                 BY_NETWORK,
@@ -170,7 +173,19 @@ pub async fn run(
                 &n.spec.network_ref.name,
             )]
         },
+        |n: &NetworkInterface| {
+            fingerprint(&(
+                n.labels(),
+                &n.spec.network_ref.name,
+                &n.spec.provider_id,
+                &n.status,
+            ))
+        },
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let (networks, network_events) = indexed_reflector(
+        |_: &Network| Vec::new(),
+        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let ctrl = ctrl
         .owns(Api::<LoadBalancerRouting>::all(client.clone()), wc.clone())
@@ -181,13 +196,21 @@ pub async fn run(
                 &nic.spec.network_ref.name,
             )
         })
-        .watches(Api::<Network>::all(client.clone()), wc, move |net| {
+        .watches_stream(network_events, move |net| {
             lbs_on_network(&s2, &net.namespace().unwrap_or_default(), &net.name_any())
         });
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client, nics }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                client,
+                nics,
+                networks,
+            }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::{IndexedStore, index_key, indexed_reflector};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector_filtered};
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
@@ -269,7 +269,8 @@ pub async fn run(
     let ctrl = Controller::new(Api::<NATGateway>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
-    let (nics, nic_events) = indexed_reflector(
+    // Port slots depend on the interface's spec only; its status (reported by the node) does not re-trigger.
+    let (nics, nic_events) = indexed_reflector_filtered(
         |n: &NetworkInterface| {
             vec![index_key(
                 BY_NETWORK,
@@ -277,6 +278,7 @@ pub async fn run(
                 &n.spec.network_ref.name,
             )]
         },
+        |n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)),
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (stop, trigger) = super::sync_shutdown(shutdown);

@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{IndexedStore, index_key, indexed_reflector};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
@@ -184,6 +184,8 @@ struct Ctx {
     nics: IndexedStore<NetworkInterface>,
     /// apinet LoadBalancers by `net:<namespace>/<network>`.
     lbs: IndexedStore<LoadBalancer>,
+    /// Every apinet Network.
+    networks: IndexedStore<Network>,
 }
 
 /// The cache index of objects on a Network.
@@ -197,10 +199,8 @@ async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
     let ns = policy
         .namespace()
         .ok_or(ReconcileError::MissingMetadata("namespace"))?;
-    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&policy.spec.network_ref.name)
-        .await?
-    else {
+    ctx.networks.wait_ready().await;
+    let Some(network) = ctx.networks.get(Some(&ns), &policy.spec.network_ref.name) else {
         // The Network watch brings the policy back once it exists.
         return Ok(Action::await_change());
     };
@@ -287,7 +287,8 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
-    let (nics, nic_events) = indexed_reflector(
+    // Only what resolution depends on re-triggers: labels, network, IPs and status (not NAT claims).
+    let (nics, nic_events) = indexed_reflector_filtered(
         |n: &NetworkInterface| {
             vec![index_key(
                 BY_NETWORK,
@@ -295,7 +296,20 @@ pub async fn run(
                 &n.spec.network_ref.name,
             )]
         },
+        |n: &NetworkInterface| {
+            fingerprint(&(
+                n.labels(),
+                &n.spec.network_ref.name,
+                &n.spec.ips,
+                &n.status,
+                &n.metadata.deletion_timestamp,
+            ))
+        },
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let (networks, network_events) = indexed_reflector(
+        |_: &Network| Vec::new(),
+        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (lbs, lb_events) = indexed_reflector(
         |l: &LoadBalancer| {
@@ -316,11 +330,20 @@ pub async fn run(
         .watches_stream(lb_events, move |l| {
             policies_on(&s2, l.namespace(), &l.spec.network_ref.name)
         })
-        .watches(Api::<Network>::all(client.clone()), wc, move |n| {
+        .watches_stream(network_events, move |n| {
             policies_on(&s3, n.namespace(), &n.name_any())
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client, nics, lbs }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                client,
+                nics,
+                lbs,
+                networks,
+            }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

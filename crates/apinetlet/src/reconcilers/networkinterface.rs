@@ -259,21 +259,27 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
         .into_iter()
         .collect();
     let spec = apinet_nic.get("spec").cloned().unwrap_or_else(|| json!({}));
-    // Spec (public IPs, prefixes) and mirrored labels: disjoint parts of one object, written in one patch.
-    let apinet_metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
-    let mut patch = apinet_spec_patch(
+    if let Some(patch) = apinet_spec_patch(
         &spec,
         public_ips(&vip_addresses),
         prefixes(&ctx, &v, &source).await?,
-    )
-    .unwrap_or_else(|| json!({}));
-    if let (Some(p), Some(Value::Object(mirror))) = (
-        patch.as_object_mut(),
-        label_mirror_patch(nic.labels(), &apinet_metadata),
     ) {
-        p.extend(mirror);
+        let name = apinet_nic
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match apinet_nics
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => apinet_nic = to_value(&updated),
+            Err(e) if is_not_found(&e) => return Ok(Action::requeue(RETRY_AFTER)),
+            Err(e) => return Err(e.into()),
+        }
     }
-    if patch.as_object().is_some_and(|p| !p.is_empty()) {
+    let apinet_metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
+    if let Some(patch) = label_mirror_patch(nic.labels(), &apinet_metadata) {
         let name = apinet_metadata["name"].as_str().unwrap_or_default().to_owned();
         match apinet_nics
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -168,24 +168,72 @@ async fn initial_scan(server: &Server, work: &mut BTreeSet<Work>) -> Result<Revi
     Ok(revision.unwrap_or(0))
 }
 
+/// The metadata the collector looks at, decoded without building the rest of the object: every write in
+/// the cluster passes through [`observe`], and a full decode (twice, with the previous version) made the
+/// collector a visible share of the API server's CPU.
+#[derive(serde::Deserialize, Default)]
+struct GcMeta {
+    #[serde(default)]
+    metadata: GcMetadata,
+}
+
+impl GcMetadata {
+    fn owner_references(&self) -> &[GcOwner] {
+        self.owner_references.as_deref().unwrap_or_default()
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GcMetadata {
+    // `Option`: a stored `null` must decode as well as an absent field.
+    #[serde(default)]
+    owner_references: Option<Vec<GcOwner>>,
+    #[serde(default)]
+    finalizers: Option<Vec<String>>,
+    #[serde(default)]
+    deletion_timestamp: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct GcOwner {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+impl GcMeta {
+    fn decode(kv: &ironnet_store::KeyValue) -> Option<GcMeta> {
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    fn owners(&self) -> Vec<String> {
+        self.metadata
+            .owner_references()
+            .iter()
+            .filter_map(|o| o.uid.clone())
+            .collect()
+    }
+}
+
 fn observe(server: &Server, ev: ironnet_store::Event, work: &mut BTreeSet<Work>) {
     let key = ev.kv.key.clone();
     match ev.kind {
         EventKind::Put => {
-            let Ok(obj) = decode_stored(&ev.kv) else { return };
-            let owners = owner_uids(&obj);
-            let prev_owners = ev
-                .prev
-                .as_ref()
-                .and_then(|p| decode_stored(p).ok())
-                .map(|p| owner_uids(&p));
-            if !owners.is_empty() && prev_owners.as_ref() != Some(&owners) {
-                work.insert(Work::Dependent(key.clone()));
+            let Some(obj) = GcMeta::decode(&ev.kv) else { return };
+            let owners = obj.owners();
+            if !owners.is_empty() {
+                let prev_owners = ev.prev.as_ref().and_then(GcMeta::decode).map(|p| p.owners());
+                if prev_owners.as_ref() != Some(&owners) {
+                    work.insert(Work::Dependent(key.clone()));
+                }
             }
             server.gc_index.lock().set(&key, owners);
-            let f = meta::finalizers(&obj);
-            if meta::is_deleting(&obj)
-                && f.iter()
+            if obj.metadata.deletion_timestamp.is_some()
+                && obj
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
                     .any(|f| f == FOREGROUND_FINALIZER || f == ORPHAN_FINALIZER)
             {
                 work.insert(Work::Owner(key));

@@ -356,14 +356,26 @@ fn convert(
     ev: ironnet_store::Event,
     now: jiff::Timestamp,
 ) -> Option<Bytes> {
-    let prev = ev.prev.as_ref().and_then(|p| cache.get(p, p.mod_revision, false));
-    let prev_matches = prev.as_ref().is_some_and(|p| sel.matches(&p.value));
+    // Without selectors the previous version only decides ADDED vs MODIFIED, which its presence tells; most
+    // watches (every controller's) have none, so they skip decoding it.
+    let everything = sel.is_everything();
+    let prev = if everything {
+        None
+    } else {
+        ev.prev.as_ref().and_then(|p| cache.get(p, p.mod_revision, false))
+    };
+    let prev_exists = ev.prev.is_some();
+    let prev_matches = if everything {
+        prev_exists
+    } else {
+        prev.as_ref().is_some_and(|p| sel.matches(&p.value))
+    };
     match ev.kind {
         EventKind::Put => {
             let obj = cache.get(&ev.kv, ev.kv.mod_revision, false)?;
-            let now_matches = sel.matches(&obj.value);
+            let now_matches = everything || sel.matches(&obj.value);
             let type_ = match (prev_matches, now_matches) {
-                (_, true) if prev.is_none() => "ADDED",
+                (_, true) if !prev_exists => "ADDED",
                 (true, true) => "MODIFIED",
                 (false, true) => "ADDED",
                 (true, false) => "DELETED",

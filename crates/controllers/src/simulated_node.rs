@@ -13,12 +13,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATTable, Network, NetworkInterface};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+
+use crate::cache::{IndexedStore, index_key, indexed_reflector};
+
+/// The cache index of NATTables by the interfaces (UIDs) their sections target.
+const BY_TARGET: &str = "target";
 
 /// A reconcile of the simulated node failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,24 @@ struct Ctx {
     client: Client,
     node: String,
     partition: String,
+    /// NATTables by `target:<namespace>/<interface uid>`.
+    tables: IndexedStore<NATTable>,
+    /// Every Network (filled by the Network controller's own watch).
+    networks: Store<Network>,
+}
+
+/// The interfaces (namespace, uid) a NATTable gives a section to.
+fn table_targets(table: &NATTable) -> Vec<String> {
+    let ns = table.namespace();
+    let v = serde_json::to_value(table).unwrap_or(Value::Null);
+    v["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|ip| ip["sections"].as_array().into_iter().flatten())
+        .filter_map(|s| s.pointer("/targetRef/uid").and_then(Value::as_str))
+        .map(|uid| index_key(BY_TARGET, ns.as_deref(), uid))
+        .collect()
 }
 
 /// The status a node reports for `nic` once it has realised it, given the NAT IPs the NATTables hand it.
@@ -68,10 +91,12 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     }
     let ns = nic.namespace().unwrap_or_default();
     let uid = nic.uid().unwrap_or_default();
-    let tables: Api<NATTable> = Api::namespaced(ctx.client.clone(), &ns);
+    // The table cache feeds this controller's table triggers, so it is at least as new as the event that led
+    // here.
+    ctx.tables.wait_ready().await;
     let mut nat_ips = BTreeSet::new();
-    for table in tables.list(&ListParams::default()).await? {
-        let table = serde_json::to_value(&table).unwrap_or(Value::Null);
+    for table in ctx.tables.indexed(&index_key(BY_TARGET, Some(&ns), &uid)) {
+        let table = serde_json::to_value(table.as_ref()).unwrap_or(Value::Null);
         for ip in table["ips"].as_array().into_iter().flatten() {
             let mine = ip["sections"]
                 .as_array()
@@ -151,11 +176,10 @@ async fn reconcile_network(network: Arc<Network>, ctx: Arc<Ctx>) -> Result<Actio
         .as_array()
         .is_some_and(|p| !p.is_empty());
     let all: Vec<(i64, Vec<i64>)> = if has_peerings {
-        Api::<Network>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await?
+        ctx.networks
+            .state()
             .iter()
-            .map(|n| ids(&serde_json::to_value(n).unwrap_or(Value::Null)))
+            .map(|n| ids(&serde_json::to_value(n.as_ref()).unwrap_or(Value::Null)))
             .collect()
     } else {
         Vec::new()
@@ -190,12 +214,18 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let nics: Api<NetworkInterface> = Api::all(client.clone());
-    let tables: Api<NATTable> = Api::all(client.clone());
     let networks: Api<Network> = Api::all(client.clone());
+    let (tables, table_events) = indexed_reflector(
+        table_targets,
+        watcher(Api::<NATTable>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    );
+    let network_controller = Controller::new(networks, watcher::Config::default());
     let ctx = Arc::new(Ctx {
         client,
         node,
         partition,
+        tables,
+        networks: network_controller.store(),
     });
     // kube-rs needs a shutdown future that is Sync; relay the caller's through a watch channel.
     let (tx, mut rx) = tokio::sync::watch::channel(false);
@@ -212,12 +242,12 @@ pub async fn run(
     let network_stop = async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let network_controller = Controller::new(networks, watcher::Config::default())
+    let network_controller = network_controller
         .graceful_shutdown_on(network_stop)
         .run(reconcile_network, error_policy, Arc::clone(&ctx))
         .for_each(|_| async {});
     let controller = Controller::new(nics, watcher::Config::default())
-        .watches(tables, watcher::Config::default(), |table| {
+        .watches_stream(table_events, |table| {
             let ns = table.namespace().unwrap_or_default();
             let table = serde_json::to_value(&table).unwrap_or(Value::Null);
             table["ips"]

@@ -19,8 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
+
+// As the `ironnet` binary, so that the figures are those of `ironnet up`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const APINET_NS: &str = "apinet-system";
 const NS: &str = "default";
@@ -85,36 +91,105 @@ async fn create(client: &kube::Client, r: &ApiResource, ns: &str, body: Value) -
     }
 }
 
-async fn list(client: &kube::Client, r: &ApiResource, ns: &str) -> Vec<Value> {
+/// Requests per verb and resource (`CONTROL_PLANE_REQUEST_STATS=1`): where the control plane's work goes.
+#[derive(Clone, Default)]
+struct RequestCounts(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+impl RequestCounts {
+    fn counting(
+        self,
+        router: axum::Router,
+    ) -> impl tower::Service<
+        http::Request<kube::client::Body>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send {
+        use tower::ServiceExt;
+        let counts = self;
+        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let path = req.uri().path();
+            let watch = req.uri().query().is_some_and(|q| q.contains("watch=true"));
+            // `/apis/<group>/<version>/namespaces/<ns>/<plural>[/<name>[/<sub>]]`: keep group, plural, subresource.
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let (resource, item, sub) = match parts.iter().position(|p| *p == "namespaces") {
+                Some(i) if parts.len() > i + 2 => (
+                    format!("{}/{}", parts.get(1).unwrap_or(&""), parts[i + 2]),
+                    parts.len() > i + 3,
+                    parts.get(i + 4).copied(),
+                ),
+                _ => (path.to_owned(), false, None),
+            };
+            let verb = match (req.method().as_str(), item, watch) {
+                ("GET", _, true) => "WATCH",
+                ("GET", false, _) => "LIST",
+                (m, _, _) => m,
+            };
+            let key = format!(
+                "{verb:6} {resource}{}",
+                sub.map(|s| format!("/{s}")).unwrap_or_default()
+            );
+            *counts.0.lock().expect("counts").entry(key).or_default() += 1;
+            router.clone().oneshot(req)
+        })
+    }
+
+    fn print(&self) {
+        let counts = self.0.lock().expect("counts");
+        if counts.is_empty() {
+            return;
+        }
+        let mut rows: Vec<(&String, &usize)> = counts.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1));
+        for (k, n) in rows {
+            println!("  {n:>8}  {k}");
+        }
+    }
+}
+
+/// A watch-fed cache of one kind in `ns`, as a user observing the apply would keep (polling with lists would
+/// decode every object every time and compete with the control plane for the two cores).
+fn observe(client: &kube::Client, r: &ApiResource, ns: &str) -> Store<DynamicObject> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, r);
-    api.list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .map(|o| serde_json::to_value(o).expect("json"))
-        .collect()
+    let writer = reflector::store::Writer::new(r.clone());
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// The provider's part for one NetworkInterface: wait for the Network in ironcore-net, create the ironcore-net
-/// NetworkInterface on the node, then the tenant NetworkInterface with its provider ID.
-async fn attach_nic(client: kube::Client, net: usize, i: usize, scale: Scale) {
-    let networks: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), NS, &tenant("Network", "networks"));
-    let apinet_networks: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), APINET_NS, &apinet("Network", "networks"));
-    let net_uid = loop {
-        let n = networks.get(&format!("net-{net}")).await.expect("network exists");
-        let uid = n.metadata.uid.clone().unwrap_or_default();
-        if apinet_networks.get_opt(&uid).await.expect("get").is_some() {
-            break uid;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+/// The provider's part for one NetworkInterface: wait for the Network in ironcore-net (once per Network, as a
+/// provider with an informer would), create the ironcore-net NetworkInterface on the node, then the tenant
+/// NetworkInterface with its provider ID.
+async fn attach_nic(
+    client: kube::Client,
+    net: usize,
+    i: usize,
+    scale: Scale,
+    network_uids: Arc<Vec<tokio::sync::OnceCell<String>>>,
+) {
+    let net_uid = network_uids[net]
+        .get_or_init(|| async {
+            let networks: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), NS, &tenant("Network", "networks"));
+            let apinet_networks: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), APINET_NS, &apinet("Network", "networks"));
+            loop {
+                let n = networks.get(&format!("net-{net}")).await.expect("network exists");
+                let uid = n.metadata.uid.clone().unwrap_or_default();
+                if apinet_networks.get_opt(&uid).await.expect("get").is_some() {
+                    break uid;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .clone();
     let name = format!("nic-{net}-{i}");
     let ip = format!("10.0.{}.{}", i / 250, i % 250 + 2);
     let anic = create(
@@ -204,88 +279,77 @@ async fn apply(client: &kube::Client, scale: Scale, concurrency: usize) {
         .collect::<Vec<_>>()
         .await;
     let per_net = scale.nics / scale.networks;
+    let network_uids = Arc::new(
+        (0..scale.networks)
+            .map(|_| tokio::sync::OnceCell::new())
+            .collect::<Vec<_>>(),
+    );
     futures::stream::iter((0..scale.networks).flat_map(|n| (0..per_net).map(move |i| (n, i))))
-        .map(|(n, i)| attach_nic(client.clone(), n, i, scale))
+        .map(|(n, i)| attach_nic(client.clone(), n, i, scale, Arc::clone(&network_uids)))
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
 }
 
-/// The kinds whose objects are all reconciled: each is listed only until it is done, so that the
-/// benchmark's own polling does not compete with the control plane for the two cores.
-#[derive(Default)]
-struct Done {
-    networks: bool,
-    nics: bool,
-    vips: bool,
-    nats: bool,
-    lbs: bool,
-    policies: bool,
+/// The caches the benchmark judges convergence from.
+struct Observed {
+    networks: Store<DynamicObject>,
+    nics: Store<DynamicObject>,
+    vips: Store<DynamicObject>,
+    nats: Store<DynamicObject>,
+    lbs: Store<DynamicObject>,
+    routings: Store<DynamicObject>,
+    rules: Store<DynamicObject>,
 }
 
-/// How many objects are not reconciled yet.
-async fn pending(client: &kube::Client, scale: Scale, done: &mut Done) -> usize {
-    let mut left = 0;
-    if !done.networks {
-        let nets = list(client, &tenant("Network", "networks"), NS).await;
-        let n = scale.networks
-            - nets
-                .iter()
-                .filter(|n| s(n, "/status/state") == "Available" && !s(n, "/spec/providerID").is_empty())
-                .count();
-        done.networks = n == 0;
-        left += n;
+impl Observed {
+    fn new(client: &kube::Client) -> Observed {
+        Observed {
+            networks: observe(client, &tenant("Network", "networks"), NS),
+            nics: observe(client, &tenant("NetworkInterface", "networkinterfaces"), NS),
+            vips: observe(client, &tenant("VirtualIP", "virtualips"), NS),
+            nats: observe(client, &tenant("NATGateway", "natgateways"), NS),
+            lbs: observe(client, &tenant("LoadBalancer", "loadbalancers"), NS),
+            routings: observe(client, &tenant("LoadBalancerRouting", "loadbalancerroutings"), NS),
+            rules: observe(
+                client,
+                &apinet("NetworkPolicyRule", "networkpolicyrules"),
+                APINET_NS,
+            ),
+        }
     }
-    if !done.vips {
-        let vips = list(client, &tenant("VirtualIP", "virtualips"), NS).await;
-        let n = scale.vips - vips.iter().filter(|v| !s(v, "/status/ip").is_empty()).count();
-        done.vips = n == 0;
-        left += n;
+
+    /// How many objects are not reconciled yet, in total and per kind.
+    fn pending(&self, scale: Scale) -> (usize, String) {
+        let count = |store: &Store<DynamicObject>, done: &dyn Fn(&Value) -> bool| {
+            store.state().iter().filter(|o| done(&o.data)).count()
+        };
+        let networks = count(&self.networks, &|n| {
+            s(n, "/status/state") == "Available" && !s(n, "/spec/providerID").is_empty()
+        });
+        let vips = count(&self.vips, &|v| !s(v, "/status/ip").is_empty());
+        let nats = count(&self.nats, &|g| g.pointer("/status/ips/0").is_some());
+        let lbs = count(&self.lbs, &|l| l.pointer("/status/ips/0").is_some());
+        let nics = count(&self.nics, &|n| s(n, "/status/state") == "Available");
+        let routings = self.routings.state().len();
+        let rules = self.rules.state().len();
+        let left = [
+            ("networks", scale.networks.saturating_sub(networks)),
+            ("virtualips", scale.vips.saturating_sub(vips)),
+            ("natgateways", scale.nats.saturating_sub(nats)),
+            ("loadbalancers", scale.lbs.saturating_sub(lbs)),
+            ("routings", scale.lbs.saturating_sub(routings)),
+            ("rules", scale.policies.saturating_sub(rules)),
+            ("interfaces", scale.nics.saturating_sub(nics)),
+        ];
+        let detail = left
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (left.iter().map(|(_, n)| n).sum(), detail)
     }
-    if !done.nats {
-        let nats = list(client, &tenant("NATGateway", "natgateways"), NS).await;
-        let n = scale.nats
-            - nats
-                .iter()
-                .filter(|g| g.pointer("/status/ips/0").is_some())
-                .count();
-        done.nats = n == 0;
-        left += n;
-    }
-    if !done.lbs {
-        let lbs = list(client, &tenant("LoadBalancer", "loadbalancers"), NS).await;
-        let routings = list(client, &tenant("LoadBalancerRouting", "loadbalancerroutings"), NS).await;
-        let n = (scale.lbs
-            - lbs
-                .iter()
-                .filter(|l| l.pointer("/status/ips/0").is_some())
-                .count())
-            + (scale.lbs - routings.len().min(scale.lbs));
-        done.lbs = n == 0;
-        left += n;
-    }
-    if !done.policies {
-        let rules = list(
-            client,
-            &apinet("NetworkPolicyRule", "networkpolicyrules"),
-            APINET_NS,
-        )
-        .await;
-        let n = scale.policies - rules.len().min(scale.policies);
-        done.policies = n == 0;
-        left += n;
-    }
-    if !done.nics {
-        let nics = list(client, &tenant("NetworkInterface", "networkinterfaces"), NS).await;
-        let n = scale.nics
-            - nics
-                .iter()
-                .filter(|n| s(n, "/status/state") == "Available")
-                .count();
-        done.nics = n == 0;
-        left += n;
-    }
-    left
 }
 
 async fn run_once(percent: usize) -> Duration {
@@ -307,7 +371,12 @@ async fn run_once(percent: usize) -> Duration {
     let server = ironnet_registry::build(Arc::clone(&store), &allocation, |b| b)
         .await
         .expect("server");
-    let client = kube::Client::new(server.server.router(), NS);
+    let requests = RequestCounts::default();
+    let client = if std::env::var_os("CONTROL_PLANE_REQUEST_STATS").is_some() {
+        kube::Client::new(requests.clone().counting(server.server.router()), NS)
+    } else {
+        kube::Client::new(server.server.router(), NS)
+    };
     let nodes: Api<DynamicObject> = Api::all_with(client.clone(), &apinet("Node", "nodes"));
     let node = serde_json::from_value(
         json!({"apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Node",
@@ -338,19 +407,19 @@ async fn run_once(percent: usize) -> Duration {
         stopped(stop_rx),
     ));
 
+    let observed = Observed::new(&client);
     let start = Instant::now();
     apply(&client, scale, 64).await;
     let applied = start.elapsed();
     let mut last = usize::MAX;
-    let mut done = Done::default();
     loop {
-        let left = pending(&client, scale, &mut done).await;
+        let (left, detail) = observed.pending(scale);
         if left == 0 {
             break;
         }
         if left != last {
             eprintln!(
-                "  {percent:>3}%: {left} objects not reconciled after {:.1?}",
+                "  {percent:>3}%: {left} objects not reconciled after {:.1?} ({detail})",
                 start.elapsed()
             );
             last = left;
@@ -359,7 +428,7 @@ async fn run_once(percent: usize) -> Duration {
             start.elapsed() < Duration::from_secs(1800),
             "{percent}%: not converged: {left} left"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converged = start.elapsed();
     println!(
@@ -371,6 +440,7 @@ async fn run_once(percent: usize) -> Duration {
     );
     let _ = stop_tx.send(true);
     let _ = tokio::join!(controllers, apinetlet, node_agent);
+    requests.print();
     converged
 }
 

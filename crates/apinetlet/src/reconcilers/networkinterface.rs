@@ -8,11 +8,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
+use ironnet_controllers::cache::{IndexedStore, index_key, indexed_reflector};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use super::{
@@ -41,19 +42,114 @@ pub fn virtual_ip_name(nic: &Value) -> Option<String> {
     })
 }
 
+/// The NetworkInterface controller's view of the cluster: the shared context plus indexed caches, each fed by
+/// the watch that also triggers this controller, so a reconcile never reads a cache older than its trigger.
+struct NicCtx {
+    base: Arc<Ctx>,
+    /// apinet interfaces by `claimer:/<source uid>` and `uid:/<uid>`.
+    apinet_nics: IndexedStore<apinet::NetworkInterface>,
+    /// VirtualIPs by `target:<namespace>/<interface uid>`.
+    vips: IndexedStore<VirtualIP>,
+}
+
+impl std::ops::Deref for NicCtx {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.base
+    }
+}
+
+fn nic_keys(nic: &NetworkInterface) -> Vec<String> {
+    let mut keys: Vec<String> = selected_uid(&nic.spec.provider_id)
+        .map(|uid| index_key("provider", None, &uid))
+        .into_iter()
+        .collect();
+    if let Some(vip) = virtual_ip_name(&to_value(nic)) {
+        keys.push(index_key("vip", nic.namespace().as_deref(), &vip));
+    }
+    keys
+}
+
+fn apinet_nic_keys(nic: &apinet::NetworkInterface) -> Vec<String> {
+    let mut keys: Vec<String> = nic
+        .labels()
+        .get(&origin::NETWORK_INTERFACE.uid_label())
+        .map(|uid| index_key("claimer", None, uid))
+        .into_iter()
+        .collect();
+    keys.extend(nic.uid().map(|uid| index_key("uid", None, &uid)));
+    keys
+}
+
+fn vip_keys(vip: &VirtualIP) -> Vec<String> {
+    vip.spec
+        .target_ref
+        .as_ref()
+        .map(|t| index_key("target", vip.namespace().as_deref(), &t.uid))
+        .into_iter()
+        .collect()
+}
+
 /// The apinet interface UID named by the provider ID (an unparsable ID selects nothing).
 fn selected_uid(provider_id: &str) -> Option<String> {
     provider_id.parse::<NetworkInterfaceId>().ok().map(|id| id.uid)
 }
 
-/// Claims or releases one apinet interface; returns whether it is claimed by `source` afterwards.
+/// An apinet interface claimed by the source after [`claim_apinet`].
+enum Claimed {
+    /// Adopted just now; the object as the API server returned it, the desired spec and labels included.
+    Adopted(Value),
+    /// Already claimed; the cached object (at least as new as whatever triggered this reconcile; writes
+    /// derived from it carry its resourceVersion, so a stale copy only costs a conflict and a retry).
+    Kept(Value),
+}
+
+/// Deep-merges JSON merge patch `other` into `into` (objects key by key, anything else replaced).
+fn merge_into(into: &mut Value, other: Value) {
+    match (into, other) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge_into(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The spec and label changes the claimed apinet interface `apinet_nic` (JSON) needs, as one merge patch.
+fn desired_apinet_patch(apinet_nic: &Value, desired: &DesiredApinet) -> Option<Value> {
+    let spec = apinet_nic.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
+    let parts = [
+        apinet_spec_patch(&spec, desired.public_ips.clone(), desired.prefixes.clone()),
+        label_mirror_patch(&desired.labels, &metadata),
+    ];
+    parts.into_iter().flatten().reduce(|mut a, b| {
+        merge_into(&mut a, b);
+        a
+    })
+}
+
+/// What the claimed apinet interface should carry besides the claim: public IPs, prefixes, mirrored labels.
+struct DesiredApinet {
+    public_ips: Vec<Value>,
+    prefixes: Vec<String>,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Claims or releases one apinet interface; returns how it is claimed by `source` afterwards, if it is.
+///
+/// An adoption writes the claim, the spec and the mirrored labels in one patch (with the cached
+/// resourceVersion as precondition), so a newly attached interface costs one write, not three.
 async fn claim_apinet(
     api: &Api<apinet::NetworkInterface>,
     nic: &apinet::NetworkInterface,
     source: &Source,
     selected: Option<&str>,
     deleting: bool,
-) -> Result<bool, ReconcileError> {
+    desired: Option<&DesiredApinet>,
+) -> Result<Option<Claimed>, ReconcileError> {
     let o = origin::NETWORK_INTERFACE;
     let state = match nic.labels().get(&o.uid_label()) {
         None => ClaimState::Free,
@@ -68,11 +164,15 @@ async fn claim_apinet(
         nic.metadata.deletion_timestamp.is_some(),
     );
     let patch = match action {
-        ClaimAction::Keep => return Ok(true),
-        ClaimAction::Ignore => return Ok(false),
+        ClaimAction::Keep => return Ok(Some(Claimed::Kept(to_value(nic)))),
+        ClaimAction::Ignore => return Ok(None),
         ClaimAction::Adopt => {
             let data = source.origin_data();
-            json!({ "metadata": { "resourceVersion": nic.resource_version(), "labels": o.labels(&data), "annotations": o.annotations(&data) } })
+            let mut patch = json!({ "metadata": { "resourceVersion": nic.resource_version(), "labels": o.labels(&data), "annotations": o.annotations(&data) } });
+            if let Some(extra) = desired.and_then(|d| desired_apinet_patch(&to_value(nic), d)) {
+                merge_into(&mut patch, extra);
+            }
+            patch
         }
         ClaimAction::Release => {
             let mut patch = json!({
@@ -83,32 +183,43 @@ async fn claim_apinet(
                 },
                 "spec": { "publicIPs": null, "prefixes": null },
             });
-            let unmirror = label_release_patch(&to_value(&nic.metadata));
-            for part in ["labels", "annotations"] {
-                if let Some(fields) = unmirror.get(part).and_then(Value::as_object) {
-                    for (k, v) in fields {
-                        patch["metadata"][part][k] = v.clone();
-                    }
-                }
-            }
+            // The release patch of the mirrored labels is relative to `metadata`.
+            merge_into(
+                &mut patch["metadata"],
+                label_release_patch(&to_value(&nic.metadata)),
+            );
             patch
         }
     };
-    api.patch(&nic.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+    let updated = api
+        .patch(&nic.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
-    Ok(action == ClaimAction::Adopt)
+    Ok((action == ClaimAction::Adopt).then(|| Claimed::Adopted(to_value(&updated))))
 }
 
-/// Claims (or releases) the VirtualIPs of the interface's namespace; returns the claimed one.
+/// Claims (or releases) VirtualIPs for the interface: the one it wants and every one bound to it; returns
+/// the claimed one.
+///
+/// The candidates come from the cache; every write carries the cached resourceVersion, so a stale entry
+/// fails with a conflict and the reconcile runs again instead of overwriting a newer binding.
 async fn claim_vips(
-    ctx: &Ctx,
+    ctx: &NicCtx,
     source: &Source,
     wanted: Option<&str>,
     deleting: bool,
 ) -> Result<Option<VirtualIP>, ReconcileError> {
     let api: Api<VirtualIP> = Api::namespaced(ctx.ironcore.clone(), &source.namespace);
+    ctx.vips.wait_ready().await;
+    let mut candidates = ctx
+        .vips
+        .indexed(&index_key("target", Some(&source.namespace), &source.uid));
+    if let Some(w) = wanted.and_then(|w| ctx.vips.get(Some(&source.namespace), w))
+        && !candidates.iter().any(|c| c.uid() == w.uid())
+    {
+        candidates.push(w);
+    }
     let mut claimed = None;
-    for vip in api.list(&ListParams::default()).await? {
+    for vip in candidates {
         let target = vip.spec.target_ref.as_ref();
         let state = match target {
             None => ClaimState::Free,
@@ -124,7 +235,7 @@ async fn claim_vips(
         );
         let target_ref = match action {
             ClaimAction::Keep => {
-                claimed = Some(vip);
+                claimed = Some(VirtualIP::clone(&vip));
                 continue;
             }
             ClaimAction::Ignore => continue,
@@ -164,47 +275,33 @@ async fn prefixes(ctx: &Ctx, nic: &Value, source: &Source) -> Result<Vec<String>
     Ok(out)
 }
 
-/// The apinet interfaces the claim can concern: those claimed by `source` (by origin label) and the one the
-/// provider ID names. The named one is read by name; only if that object does not carry the provider ID's UID
-/// (a stale name) are all interfaces listed, as upstream's UID-only selector would match it anywhere.
+/// The apinet interfaces the claim can concern: those claimed by `source` (by origin label) and the one whose
+/// UID the provider ID names, wherever it is (upstream selects by UID alone).
+///
+/// They come from the cache; claims and releases carry the cached resourceVersion, so a stale entry fails
+/// with a conflict and the reconcile runs again.
 async fn claim_candidates(
-    api: &Api<apinet::NetworkInterface>,
+    ctx: &NicCtx,
     source: &Source,
     provider_id: &str,
-) -> Result<Vec<apinet::NetworkInterface>, ReconcileError> {
-    let by_label = ListParams::default().labels(&format!(
-        "{}={}",
-        origin::NETWORK_INTERFACE.uid_label(),
-        source.uid
-    ));
-    let mut candidates = api.list(&by_label).await?.items;
-    let Ok(id) = provider_id.parse::<NetworkInterfaceId>() else {
-        return Ok(candidates);
-    };
-    if candidates
-        .iter()
-        .any(|c| c.uid().as_deref() == Some(id.uid.as_str()))
-    {
-        return Ok(candidates);
-    }
-    match api.get_opt(&id.name).await? {
-        Some(named) if named.uid().as_deref() == Some(id.uid.as_str()) => candidates.push(named),
-        _ => {
-            let all = api.list(&ListParams::default()).await?.items;
-            candidates.extend(
-                all.into_iter()
-                    .filter(|c| c.uid().as_deref() == Some(id.uid.as_str())),
-            );
+) -> Vec<Arc<apinet::NetworkInterface>> {
+    ctx.apinet_nics.wait_ready().await;
+    let mut candidates = ctx.apinet_nics.indexed(&index_key("claimer", None, &source.uid));
+    if let Ok(id) = provider_id.parse::<NetworkInterfaceId>() {
+        for named in ctx.apinet_nics.indexed(&index_key("uid", None, &id.uid)) {
+            if !candidates.iter().any(|c| c.uid() == named.uid()) {
+                candidates.push(named);
+            }
         }
     }
-    Ok(candidates)
+    candidates
 }
 
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Action, ReconcileError> {
     if super::ignored(ctx.watch_filter.as_deref(), nic.as_ref()) {
         return Ok(Action::await_change());
     }
@@ -220,26 +317,54 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     {
         return Ok(Action::await_change());
     }
-    if !deleting && ensure_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await? {
-        return Ok(Action::await_change());
+    if !deleting {
+        // The finalizer's own event brings another reconcile; carrying on now saves the claim a round trip.
+        ensure_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await?;
     }
     let v = to_value(nic.as_ref());
+    let vip = claim_vips(&ctx, &source, virtual_ip_name(&v).as_deref(), deleting).await?;
+    let desired = if deleting {
+        None
+    } else {
+        let vip_addresses: Vec<IpAddr> = vip
+            .as_ref()
+            .and_then(|vip| {
+                to_value(vip)
+                    .pointer("/status/ip")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+            })
+            .into_iter()
+            .collect();
+        Some(DesiredApinet {
+            public_ips: public_ips(&vip_addresses),
+            prefixes: prefixes(&ctx, &v, &source).await?,
+            labels: nic.labels().clone(),
+        })
+    };
     let selected = selected_uid(&nic.spec.provider_id);
     let mut claimed = None;
-    for candidate in claim_candidates(&apinet_nics, &source, &nic.spec.provider_id).await? {
-        if claim_apinet(&apinet_nics, &candidate, &source, selected.as_deref(), deleting).await? {
-            claimed = Some(candidate.name_any());
+    for candidate in claim_candidates(&ctx, &source, &nic.spec.provider_id).await {
+        let outcome = claim_apinet(
+            &apinet_nics,
+            &candidate,
+            &source,
+            selected.as_deref(),
+            deleting,
+            desired.as_ref(),
+        )
+        .await?;
+        if outcome.is_some() {
+            claimed = outcome;
         }
     }
-    let vip = claim_vips(&ctx, &source, virtual_ip_name(&v).as_deref(), deleting).await?;
-    if deleting {
+    let Some(desired) = desired else {
         remove_finalizer(&api, &nic, finalizers::NETWORK_INTERFACE).await?;
         return Ok(Action::await_change());
-    }
+    };
     let current_status = nic.status.as_ref().map(to_value).unwrap_or_else(|| json!({}));
-    // Read back the claimed interface: claiming patched it.
     let apinet_nic = match claimed {
-        Some(name) => apinet_nics.get_opt(&name).await?.map(|n| to_value(&n)),
+        Some(Claimed::Adopted(updated) | Claimed::Kept(updated)) => Some(updated),
         None => None,
     };
     let Some(mut apinet_nic) = apinet_nic else {
@@ -248,39 +373,13 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
         }
         return Ok(Action::await_change());
     };
-    let vip_addresses: Vec<IpAddr> = vip
-        .as_ref()
-        .and_then(|vip| {
-            to_value(vip)
-                .pointer("/status/ip")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-        })
-        .into_iter()
-        .collect();
-    let spec = apinet_nic.get("spec").cloned().unwrap_or_else(|| json!({}));
-    if let Some(patch) = apinet_spec_patch(
-        &spec,
-        public_ips(&vip_addresses),
-        prefixes(&ctx, &v, &source).await?,
-    ) {
+    if let Some(mut patch) = desired_apinet_patch(&apinet_nic, &desired) {
+        patch["metadata"]["resourceVersion"] = apinet_nic["metadata"]["resourceVersion"].clone();
         let name = apinet_nic
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        match apinet_nics
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(updated) => apinet_nic = to_value(&updated),
-            Err(e) if is_not_found(&e) => return Ok(Action::requeue(RETRY_AFTER)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let apinet_metadata = apinet_nic.get("metadata").cloned().unwrap_or_default();
-    if let Some(patch) = label_mirror_patch(nic.labels(), &apinet_metadata) {
-        let name = apinet_metadata["name"].as_str().unwrap_or_default().to_owned();
         match apinet_nics
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -296,39 +395,35 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
+fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<NicCtx>) -> Action {
     super::retry_after_error("NetworkInterface", &nic.name_any(), err)
 }
 
 /// The ironcore interfaces an apinet interface event concerns: its claimer, or (while unclaimed) the
 /// interfaces whose provider ID names it.
 fn nics_for_apinet(
-    store: &Store<NetworkInterface>,
+    nics: &IndexedStore<NetworkInterface>,
     apinet_nic: &apinet::NetworkInterface,
 ) -> Vec<ObjectRef<NetworkInterface>> {
     let o = origin::NETWORK_INTERFACE;
     if let Some(data) = o.data_of(apinet_nic.labels(), apinet_nic.annotations()) {
         return vec![ObjectRef::new(&data.name).within(&data.namespace)];
     }
-    let uid = apinet_nic.uid();
-    store
-        .state()
+    let Some(uid) = apinet_nic.uid() else {
+        return Vec::new();
+    };
+    nics.indexed(&index_key("provider", None, &uid))
         .iter()
-        .filter(|n| uid.is_some() && selected_uid(&n.spec.provider_id) == uid)
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect()
 }
 
 /// The ironcore interfaces a VirtualIP event concerns: its target, and interfaces that want it.
-fn nics_for_vip(store: &Store<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectRef<NetworkInterface>> {
+fn nics_for_vip(nics: &IndexedStore<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectRef<NetworkInterface>> {
     let ns = vip.namespace();
-    let mut refs: Vec<ObjectRef<NetworkInterface>> = store
-        .state()
+    let mut refs: Vec<ObjectRef<NetworkInterface>> = nics
+        .indexed(&index_key("vip", ns.as_deref(), &vip.name_any()))
         .iter()
-        .filter(|n| {
-            n.namespace() == ns
-                && virtual_ip_name(&to_value(n.as_ref())).as_deref() == Some(vip.name_any().as_str())
-        })
         .map(|n| ObjectRef::from_obj(n.as_ref()))
         .collect();
     if let (Some(t), Some(ns)) = (&vip.spec.target_ref, &ns) {
@@ -340,21 +435,38 @@ fn nics_for_vip(store: &Store<NetworkInterface>, vip: &VirtualIP) -> Vec<ObjectR
 /// Runs the NetworkInterface controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NetworkInterface>::all(ctx.ironcore.clone()), wc.clone())
-        .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
-    let (s1, s2) = (ctrl.store(), ctrl.store());
-    ctrl.watches(
-        ctx.apinet_api::<apinet::NetworkInterface>(),
-        wc.clone(),
-        move |n| nics_for_apinet(&s1, &n),
-    )
-    .watches(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc, move |vip| {
-        nics_for_vip(&s2, &vip)
-    })
-    .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    let (nics, nic_events) = indexed_reflector(
+        nic_keys,
+        watcher(Api::<NetworkInterface>::all(ctx.ironcore.clone()), wc.clone()).default_backoff(),
+    );
+    let (apinet_nics, apinet_events) = indexed_reflector(
+        apinet_nic_keys,
+        watcher(ctx.apinet_api::<apinet::NetworkInterface>(), wc.clone()).default_backoff(),
+    );
+    let (vips, vip_events) = indexed_reflector(
+        vip_keys,
+        watcher(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc).default_backoff(),
+    );
+    let concurrency = ctx.concurrency;
+    let (n1, n2) = (nics.clone(), nics.clone());
+    // ironcore interfaces are indexed by `provider:/<apinet uid>` and `vip:<namespace>/<VirtualIP name>` for
+    // the mappers below.
+    Controller::for_stream(nic_events, nics.reader())
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .watches_stream(apinet_events, move |n| nics_for_apinet(&n1, &n))
+        .watches_stream(vip_events, move |vip| nics_for_vip(&n2, &vip))
+        .graceful_shutdown_on(stopped(stop))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(NicCtx {
+                base: ctx,
+                apinet_nics,
+                vips,
+            }),
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }
 
 #[cfg(test)]

@@ -44,6 +44,11 @@ impl Selectors {
         Ok(Selectors { labels, fields })
     }
 
+    /// Whether the selectors select every object (no label and no field requirement).
+    pub(crate) fn is_everything(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     /// Whether `obj` matches both selectors.
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(obj)

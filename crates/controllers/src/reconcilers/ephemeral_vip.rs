@@ -8,17 +8,20 @@ use ironnet_api::networking::{NetworkInterface, VirtualIP};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::cache::{IndexedStore, indexed_reflector};
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, plan_ephemeral,
 };
 
 struct Ctx {
     client: Client,
+    /// Every VirtualIP, fed by the watch that triggers this controller on VirtualIP events.
+    vips: IndexedStore<VirtualIP>,
 }
 
 fn owner_ref(nic: &NetworkInterface) -> Value {
@@ -95,13 +98,15 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
             controlled: *controlled,
         })
         .collect();
-    // The only VirtualIP an interface ever manages is named after it, so reading that one name finds every
-    // candidate; listing the namespace made each reconcile cost O(VirtualIPs).
-    let existing: Vec<ExistingObject> = api
-        .get_opt(&nic.name_any())
-        .await?
+    // The only VirtualIP an interface ever manages is named after it, so that one name is every candidate.
+    // It is read from the cache (most interfaces have none, and this runs on every interface event): a stale
+    // absence makes the create conflict and retry, and deletion and adoption read the object again.
+    ctx.vips.wait_ready().await;
+    let existing: Vec<ExistingObject> = ctx
+        .vips
+        .get(Some(&ns), &nic.name_any())
         .iter()
-        .map(existing_view)
+        .map(|v| existing_view(v))
         .collect();
     let plan = plan_ephemeral(&uid, &want, &existing);
     for name in &plan.delete {
@@ -184,14 +189,18 @@ pub async fn run(
     let wc = watcher::Config::default();
     let (stop, trigger) = super::sync_shutdown(shutdown);
     // A VirtualIP event re-reconciles the interface of the same name (ephemeral VIPs are named like their NIC).
-    let controller = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc.clone())
+    let (vips, vip_events) = indexed_reflector(
+        |_: &VirtualIP| Vec::new(),
+        watcher(Api::<VirtualIP>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let controller = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc)
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches(Api::<VirtualIP>::all(client.clone()), wc, |vip| {
+        .watches_stream(vip_events, |vip| {
             vip.namespace()
                 .map(|ns| ObjectRef::<NetworkInterface>::new(&vip.name_any()).within(&ns))
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, error_policy, Arc::new(Ctx { client, vips }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

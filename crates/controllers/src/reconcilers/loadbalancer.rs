@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::networking::{LoadBalancer, LoadBalancerRouting, Network, NetworkInterface};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
 use crate::lb_routing::{self, RoutingInterfaceView};
 
 /// Field manager of the routing applies.
@@ -40,7 +41,14 @@ pub fn routing_view(nic: &NetworkInterface) -> RoutingInterfaceView {
 
 struct Ctx {
     client: Client,
+    /// NetworkInterfaces by `net:<namespace>/<network>`.
+    nics: IndexedStore<NetworkInterface>,
+    /// Every Network.
+    networks: IndexedStore<Network>,
 }
+
+/// The cache index of interfaces on a Network.
+const BY_NETWORK: &str = "net";
 
 async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if lb.metadata.deletion_timestamp.is_some() {
@@ -53,16 +61,19 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         .namespace()
         .ok_or(ReconcileError::MissingMetadata("namespace"))?;
     let network_name = &lb.spec.network_ref.name;
-    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(network_name)
-        .await?
-    else {
+    // An absent Network is waited for: its creation comes through the Network watch and triggers again.
+    ctx.networks.wait_ready().await;
+    let Some(network) = ctx.networks.get(Some(&ns), network_name) else {
         return Ok(Action::await_change());
     };
-    let nics = Api::<NetworkInterface>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?;
-    let views: Vec<RoutingInterfaceView> = nics.iter().map(routing_view).collect();
+    // The cache feeds this controller's interface triggers, so it is at least as new as the event that led here.
+    ctx.nics.wait_ready().await;
+    let views: Vec<RoutingInterfaceView> = ctx
+        .nics
+        .indexed(&index_key(BY_NETWORK, Some(&ns), network_name))
+        .iter()
+        .map(|n| routing_view(n))
+        .collect();
     let selector_json = serde_json::to_value(selector).unwrap_or(Value::Null);
     let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
         serde_json::from_value(selector_json).unwrap_or_default();
@@ -152,26 +163,54 @@ pub async fn run(
         Controller::new(lbs, wc.clone()).with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
+    // Only what routing depends on re-triggers: labels, network, provider ID and status (a finalizer or a
+    // NAT claim does not).
+    let (nics, nic_events) = indexed_reflector_filtered(
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
+        |n: &NetworkInterface| {
+            fingerprint(&(
+                n.labels(),
+                &n.spec.network_ref.name,
+                &n.spec.provider_id,
+                &n.status,
+            ))
+        },
+        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let (networks, network_events) = indexed_reflector(
+        |_: &Network| Vec::new(),
+        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
+    );
     let ctrl = ctrl
         .owns(Api::<LoadBalancerRouting>::all(client.clone()), wc.clone())
-        .watches(
-            Api::<NetworkInterface>::all(client.clone()),
-            wc.clone(),
-            move |nic| {
-                lbs_on_network(
-                    &s1,
-                    &nic.namespace().unwrap_or_default(),
-                    &nic.spec.network_ref.name,
-                )
-            },
-        )
-        .watches(Api::<Network>::all(client.clone()), wc, move |net| {
+        .watches_stream(nic_events, move |nic| {
+            lbs_on_network(
+                &s1,
+                &nic.namespace().unwrap_or_default(),
+                &nic.spec.network_ref.name,
+            )
+        })
+        .watches_stream(network_events, move |net| {
             lbs_on_network(&s2, &net.namespace().unwrap_or_default(), &net.name_any())
         });
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                client,
+                nics,
+                networks,
+            }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -7,18 +7,22 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector_filtered};
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
 use crate::net::Family;
+
+/// The cache index of interfaces on a Network.
+const BY_NETWORK: &str = "net";
 
 /// Field manager of controller-manager applies.
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
@@ -105,6 +109,8 @@ fn table_json(table: &[NatTableIp]) -> Value {
 
 struct Ctx {
     client: Client,
+    /// apinet NetworkInterfaces by `net:<namespace>/<network>`.
+    nics: IndexedStore<NetworkInterface>,
 }
 
 async fn patch_claims(
@@ -160,12 +166,14 @@ async fn reconcile(gw: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         .await?
         .map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
     let nic_api: Api<NetworkInterface> = Api::namespaced(ctx.client.clone(), &ns);
-    let nics: Vec<Value> = nic_api
-        .list(&ListParams::default())
-        .await?
-        .into_iter()
-        .map(|n| serde_json::to_value(n).unwrap_or(Value::Null))
-        .filter(|n| str_at(n, "/spec/networkRef/name") == network)
+    // The cache feeds this controller's interface triggers, so it is at least as new as the event that led
+    // here; a claim written from an older view fails its resourceVersion precondition and is planned again.
+    ctx.nics.wait_ready().await;
+    let nics: Vec<Value> = ctx
+        .nics
+        .indexed(&index_key(BY_NETWORK, Some(&ns), &network))
+        .iter()
+        .map(|n| serde_json::to_value(n.as_ref()).unwrap_or(Value::Null))
         .collect();
     let views: Vec<NatInterfaceView> = nics.iter().map(interface_view).collect();
     let plan = match plan_nat(&view, &current.as_ref().map(table_of).unwrap_or_default(), &views) {
@@ -243,15 +251,10 @@ fn error_policy(_: Arc<NATGateway>, err: &ReconcileError, _: Arc<Ctx>) -> Action
 
 fn gateways_for(store: &Store<NATGateway>, nic: &NetworkInterface) -> Vec<ObjectRef<NATGateway>> {
     let ns = nic.namespace();
-    let v = serde_json::to_value(nic).unwrap_or(Value::Null);
-    let network = str_at(&v, "/spec/networkRef/name").to_owned();
     store
         .state()
         .iter()
-        .filter(|g| g.namespace() == ns)
-        .filter(|g| {
-            serde_json::to_value(g.as_ref()).is_ok_and(|gv| str_at(&gv, "/spec/networkRef/name") == network)
-        })
+        .filter(|g| g.namespace() == ns && g.spec.network_ref.name == nic.spec.network_ref.name)
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()
 }
@@ -266,14 +269,24 @@ pub async fn run(
     let ctrl = Controller::new(Api::<NATGateway>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
+    // Port slots depend on the interface's spec only; its status (reported by the node) does not re-trigger.
+    let (nics, nic_events) = indexed_reflector_filtered(
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
+        |n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)),
+        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
+    );
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
-        .owns(Api::<NATTable>::all(client.clone()), wc.clone())
-        .watches(Api::<NetworkInterface>::all(client.clone()), wc, move |nic| {
-            gateways_for(&store, &nic)
-        })
+        .owns(Api::<NATTable>::all(client.clone()), wc)
+        .watches_stream(nic_events, move |nic| gateways_for(&store, &nic))
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, error_policy, Arc::new(Ctx { client, nics }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{LoadBalancer, Network, NetworkInterface, NetworkPolicy, NetworkPolicyRule};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
+use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
@@ -179,7 +180,16 @@ fn up_to_date(existing: &NetworkPolicyRule, body: &Value) -> bool {
 
 struct Ctx {
     client: Client,
+    /// apinet NetworkInterfaces by `net:<namespace>/<network>`.
+    nics: IndexedStore<NetworkInterface>,
+    /// apinet LoadBalancers by `net:<namespace>/<network>`.
+    lbs: IndexedStore<LoadBalancer>,
+    /// Every apinet Network.
+    networks: IndexedStore<Network>,
 }
+
+/// The cache index of objects on a Network.
+const BY_NETWORK: &str = "net";
 
 async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     // Deleting or gone: the rule goes with the policy through its owner reference.
@@ -189,10 +199,8 @@ async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
     let ns = policy
         .namespace()
         .ok_or(ReconcileError::MissingMetadata("namespace"))?;
-    let Some(network) = Api::<Network>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&policy.spec.network_ref.name)
-        .await?
-    else {
+    ctx.networks.wait_ready().await;
+    let Some(network) = ctx.networks.get(Some(&ns), &policy.spec.network_ref.name) else {
         // The Network watch brings the policy back once it exists.
         return Ok(Action::await_change());
     };
@@ -200,19 +208,23 @@ async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
         tracing::warn!(policy = %policy.name_any(), "malformed object selector");
         return Ok(Action::await_change());
     };
-    let nics: Vec<PolicyInterfaceView> = Api::<NetworkInterface>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
+    // The caches feed this controller's triggers, so they are at least as new as the event that led here.
+    ctx.nics.wait_ready().await;
+    ctx.lbs.wait_ready().await;
+    let on_network = index_key(BY_NETWORK, Some(&ns), &policy.spec.network_ref.name);
+    let nics: Vec<PolicyInterfaceView> = ctx
+        .nics
+        .indexed(&on_network)
         .iter()
         .filter(|n| n.metadata.deletion_timestamp.is_none())
-        .map(interface_view)
+        .map(|n| interface_view(n))
         .collect();
-    let lbs: Vec<PolicyLoadBalancerView> = Api::<LoadBalancer>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
+    let lbs: Vec<PolicyLoadBalancerView> = ctx
+        .lbs
+        .indexed(&on_network)
         .iter()
         .filter(|l| l.metadata.deletion_timestamp.is_none())
-        .map(load_balancer_view)
+        .map(|l| load_balancer_view(l))
         .collect();
     let resolved = match resolve_policy(&view, &nics, &lbs) {
         Ok(r) => r,
@@ -275,22 +287,63 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
+    // Only what resolution depends on re-triggers: labels, network, IPs and status (not NAT claims).
+    let (nics, nic_events) = indexed_reflector_filtered(
+        |n: &NetworkInterface| {
+            vec![index_key(
+                BY_NETWORK,
+                n.namespace().as_deref(),
+                &n.spec.network_ref.name,
+            )]
+        },
+        |n: &NetworkInterface| {
+            fingerprint(&(
+                n.labels(),
+                &n.spec.network_ref.name,
+                &n.spec.ips,
+                &n.status,
+                &n.metadata.deletion_timestamp,
+            ))
+        },
+        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let (networks, network_events) = indexed_reflector(
+        |_: &Network| Vec::new(),
+        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
+    );
+    let (lbs, lb_events) = indexed_reflector(
+        |l: &LoadBalancer| {
+            vec![index_key(
+                BY_NETWORK,
+                l.namespace().as_deref(),
+                &l.spec.network_ref.name,
+            )]
+        },
+        watcher(Api::<LoadBalancer>::all(client.clone()), wc.clone()).default_backoff(),
+    );
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NetworkPolicyRule>::all(client.clone()), wc.clone())
-        .watches(
-            Api::<NetworkInterface>::all(client.clone()),
-            wc.clone(),
-            move |n| policies_on(&s1, n.namespace(), &n.spec.network_ref.name),
-        )
-        .watches(Api::<LoadBalancer>::all(client.clone()), wc.clone(), move |l| {
+        .watches_stream(nic_events, move |n| {
+            policies_on(&s1, n.namespace(), &n.spec.network_ref.name)
+        })
+        .watches_stream(lb_events, move |l| {
             policies_on(&s2, l.namespace(), &l.spec.network_ref.name)
         })
-        .watches(Api::<Network>::all(client.clone()), wc, move |n| {
+        .watches_stream(network_events, move |n| {
             policies_on(&s3, n.namespace(), &n.name_any())
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                client,
+                nics,
+                lbs,
+                networks,
+            }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

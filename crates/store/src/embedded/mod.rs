@@ -210,6 +210,22 @@ impl EmbeddedStore {
         &self.path
     }
 
+    /// A point read on the calling thread. A single-key lookup touches a handful of (usually cached) pages,
+    /// which costs less than handing it to the blocking pool and waking the caller again: that hand-off was
+    /// most of a `get` and a visible share of the control plane's system time.
+    fn read_inline<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction, Revision) -> Result<T, tables::DbError>,
+    ) -> Result<T, StoreError> {
+        let durable = self.shared.current.load(Ordering::Acquire);
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| tables::DbError::from(redb::Error::from(e)))?;
+        f(&txn, durable).map_err(StoreError::from)
+    }
+
+    /// A read that may scan many keys, on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&redb::ReadTransaction, Revision) -> Result<T, tables::DbError> + Send + 'static,
@@ -284,9 +300,7 @@ impl Store for EmbeddedStore {
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>, StoreError> {
         validate_key(key)?;
-        let key = key.to_owned();
-        self.read(move |txn, durable| read::get(txn, durable, &key, revision))
-            .await
+        self.read_inline(|txn, durable| read::get(txn, durable, key, revision))
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {

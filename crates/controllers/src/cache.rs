@@ -88,6 +88,12 @@ pub struct IndexedStore<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     index: Arc<RwLock<Index<K>>>,
     index_fn: Arc<IndexFn<K>>,
+    /// `true` once the first complete list is in the cache.
+    ///
+    /// Not kube-rs's `Store::wait_until_ready`: its `DelayedInit` keeps the waker of only the task that
+    /// polled it last, so of several reconciles waiting at once all but one sleep forever (kube-runtime
+    /// 5.0). A `watch` channel wakes every waiter.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for IndexedStore<K> {
@@ -96,6 +102,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for IndexedStore<K> {
             store: self.store.clone(),
             index: Arc::clone(&self.index),
             index_fn: Arc::clone(&self.index_fn),
+            ready: self.ready.clone(),
         }
     }
 }
@@ -127,7 +134,9 @@ where
     /// Reconcilers call this before trusting an absence in the cache; it returns at once afterwards. It also
     /// returns (and the cache stays empty) if the feeding stream is dropped before its first list.
     pub async fn wait_ready(&self) {
-        let _ = self.store.wait_until_ready().await;
+        let mut ready = self.ready.clone();
+        // An error means the feeding task ended before its first list; the cache then stays empty.
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// The cached object `name` in `namespace` (`None` for cluster-scoped kinds), if any.
@@ -170,8 +179,12 @@ where
 /// Feeds `events` (a kube-rs watcher stream) into a new [`IndexedStore`] indexed by `index_fn`.
 ///
 /// Returns the store and the stream of touched objects (applied, deleted, or re-listed), each yielded only
-/// after the cache holds it. The stream must be polled for the cache to fill: hand it to
-/// `Controller::watches_stream` / `for_stream`, or spawn it with [`drain`].
+/// after the cache holds it; hand it to `Controller::watches_stream` / `for_stream`.
+///
+/// The watch is driven by a task of its own (spawned here, so this needs a tokio runtime), not by whoever
+/// polls the returned stream: a kube-rs controller stops polling its trigger streams while all its
+/// reconcile slots are busy, and reconciles that wait for this cache to be ready would otherwise wait
+/// forever. The task ends when the returned stream is dropped.
 pub fn indexed_reflector<K, S>(
     index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
     events: S,
@@ -232,10 +245,12 @@ where
 {
     let mut writer: Writer<K> = Writer::new(());
     let index_fn: Arc<IndexFn<K>> = Arc::new(index_fn);
+    let (ready_tx, ready) = tokio::sync::watch::channel(false);
     let store = IndexedStore {
         store: writer.as_reader(),
         index: Arc::new(RwLock::new(Index::new())),
         index_fn: Arc::clone(&index_fn),
+        ready,
     };
     let index = Arc::clone(&store.index);
     let reader = writer.as_reader();
@@ -288,6 +303,7 @@ where
                         .collect();
                     writer.apply_watcher_event(&event);
                     idx.replace_all(fresh);
+                    ready_tx.send_replace(true);
                     let mut out: Vec<Result<K, watcher::Error>> =
                         gone.iter().map(|o| Ok(K::clone(o))).collect();
                     out.extend(reader.state().iter().map(|o| Ok(K::clone(o))));
@@ -296,19 +312,30 @@ where
             }
         })
         .flat_map(futures::stream::iter);
-    (store, touched)
+    (store, drive(touched))
 }
 
-/// Polls a touched-object stream to the end, for caches no controller takes triggers from.
-pub async fn drain<K>(touched: impl Stream<Item = Result<K, watcher::Error>>) {
-    touched
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "cache watch failed; the watcher retries");
+/// Polls `touched` on a task of its own and hands its items over through an unbounded channel (the consumer
+/// may pause; the cache must not). The task stops when the receiving stream is dropped.
+fn drive<T: Send + 'static>(
+    touched: impl Stream<Item = T> + Send + 'static,
+) -> impl Stream<Item = T> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut touched = std::pin::pin!(touched);
+        loop {
+            tokio::select! {
+                () = tx.closed() => break,
+                item = touched.next() => {
+                    let Some(item) = item else { break };
+                    if tx.send(item).is_err() {
+                        break;
+                    }
+                }
             }
-            futures::future::ready(())
-        })
-        .await;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 #[cfg(test)]
@@ -419,6 +446,29 @@ mod tests {
         tx.unbounded_send(Ok(watcher::Event::Delete(next))).expect("send");
         assert_eq!(touched.next().await.expect("item").expect("ok").name_any(), "n1");
         assert!(store.get(Some("ns"), "n1").is_none());
+    }
+
+    #[tokio::test]
+    async fn every_concurrent_waiter_wakes_when_the_first_list_is_done() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Ev>();
+        let (store, touched) = indexed_reflector(by_network, rx);
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.wait_ready().await })
+            })
+            .collect();
+        // Every waiter has polled (and parked) before the list completes.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
+        tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("every waiter wakes, not only the last one to poll")
+                .expect("waiter task");
+        }
+        drop(touched);
     }
 
     #[tokio::test]

@@ -159,8 +159,11 @@ pub async fn run(
 ) {
     let lbs: Api<LoadBalancer> = Api::all(client.clone());
     let wc = watcher::Config::default();
-    let ctrl =
-        Controller::new(lbs, wc.clone()).with_config(ControllerConfig::default().concurrency(concurrency));
+    let ctrl = Controller::new(lbs, wc.clone()).with_config(
+        ControllerConfig::default()
+            .concurrency(concurrency)
+            .debounce(super::FAN_IN_DEBOUNCE),
+    );
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
     // Only what routing depends on re-triggers: labels, network, provider ID and status (a finalizer or a

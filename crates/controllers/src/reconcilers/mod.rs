@@ -52,6 +52,15 @@ pub(crate) fn sync_shutdown(
 /// Delay before retrying a failed reconcile.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// How long fan-in controllers (one object derived from all interfaces of a Network: LB routing,
+/// NetworkPolicy rules, NATGateway tables) wait for further triggers before reconciling.
+///
+/// Attaching a Network's interfaces sends a burst of interface events, each of which re-triggers every
+/// such object on the Network; without a window each event cost a reconcile and usually a write, which
+/// every watcher then decoded. The window is trailing (kube-rs resets it on every trigger), so a result
+/// is at most this much later than the last change it reflects.
+pub(crate) const FAN_IN_DEBOUNCE: Duration = Duration::from_millis(200);
+
 /// Whether `e` is an optimistic-concurrency conflict (the object changed under us; a retry reads it again).
 pub(crate) fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)

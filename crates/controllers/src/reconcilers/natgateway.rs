@@ -266,8 +266,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NATGateway>::all(client.clone()), wc.clone())
-        .with_config(ControllerConfig::default().concurrency(concurrency));
+    let ctrl = Controller::new(Api::<NATGateway>::all(client.clone()), wc.clone()).with_config(
+        ControllerConfig::default()
+            .concurrency(concurrency)
+            .debounce(super::FAN_IN_DEBOUNCE),
+    );
     let store = ctrl.store();
     // Port slots depend on the interface's spec only; its status (reported by the node) does not re-trigger.
     let (nics, nic_events) = indexed_reflector_filtered(

@@ -283,8 +283,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NetworkPolicy>::all(client.clone()), wc.clone())
-        .with_config(ControllerConfig::default().concurrency(concurrency));
+    let ctrl = Controller::new(Api::<NetworkPolicy>::all(client.clone()), wc.clone()).with_config(
+        ControllerConfig::default()
+            .concurrency(concurrency)
+            .debounce(super::FAN_IN_DEBOUNCE),
+    );
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
     // Only what resolution depends on re-triggers: labels, network, IPs and status (not NAT claims).

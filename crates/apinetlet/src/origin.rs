@@ -37,7 +37,7 @@ pub const NETWORK_INTERFACE: Origin = Origin {
 };
 
 /// The source object an apinet object stems from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OriginData {
     /// Source namespace.
     pub namespace: String,

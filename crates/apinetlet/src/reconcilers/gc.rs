@@ -11,8 +11,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
+use kube::runtime::PredicateConfig;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -99,11 +100,23 @@ where
         + Sync
         + 'static,
 {
-    // Only objects carrying the origin's UID label are of interest.
+    // Only objects carrying the origin's UID label are of interest, and of those only their origin: the
+    // status and spec updates of a live object (several per interface) would each cost a fresh read of
+    // its source. A new process sees every object once, which catches sources removed meanwhile.
     let wc = watcher::Config::default().labels(&origin.uid_label());
     let api: Api<A> = ctx.apinet_api();
     let concurrency = ctx.concurrency;
-    Controller::new(api, wc)
+    let (reader, writer) = reflector::store();
+    let origin_of = move |o: &A| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        origin.data_of(o.labels(), o.annotations()).hash(&mut h);
+        Some(h.finish())
+    };
+    let objects = reflector(writer, watcher(api, wc).default_backoff())
+        .applied_objects()
+        .predicate_filter(origin_of, PredicateConfig::default());
+    Controller::for_stream(objects, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(stopped(stop))
         .run(

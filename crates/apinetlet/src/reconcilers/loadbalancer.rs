@@ -184,9 +184,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         wc.clone(),
         |r| Some(ObjectRef::<LoadBalancer>::new(&r.name_any()).within(&r.namespace()?)),
     )
-    .watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
-        lbs_of(&store, &n)
-    })
+    .watches_stream(super::network_uid_changes(&ctx), move |n| lbs_of(&store, &n))
     .watches(
         ctx.apinet_api::<apinet::LoadBalancer>(),
         wc.clone(),

@@ -277,6 +277,30 @@ where
     }
 }
 
+/// The ironcore Networks as a trigger stream for objects that only need a Network's UID (their apinet
+/// network name): a Network's status, finalizer and provider-ID updates do not pass, its creation, a new
+/// incarnation under the same name and every object of a (re-)list do.
+pub(crate) fn network_uid_changes(
+    ctx: &Ctx,
+) -> impl futures::Stream<Item = Result<ironnet_api::networking::Network, kube::runtime::watcher::Error>>
++ Send
++ 'static {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let networks: Api<ironnet_api::networking::Network> = Api::all(ctx.ironcore.clone());
+    watcher(networks, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(
+            |n: &ironnet_api::networking::Network| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                n.metadata.uid.hash(&mut h);
+                Some(h.finish())
+            },
+            kube::runtime::PredicateConfig::default(),
+        )
+}
+
 /// Maps an apinet object to the ironcore object its `origin` metadata names (`EnqueueRequestByOrigin`).
 pub(crate) fn by_origin<A, I>(
     origin: Origin,

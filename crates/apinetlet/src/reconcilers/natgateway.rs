@@ -110,21 +110,19 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let ctrl = Controller::new(Api::<NATGateway>::all(ctx.ironcore.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
     let store = ctrl.store();
-    ctrl.watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
-        gateways_of(&store, &n)
-    })
-    .watches(
-        ctx.apinet_api::<apinet::NATGateway>(),
-        wc.clone(),
-        by_origin::<apinet::NATGateway, NATGateway>(origin::NAT_GATEWAY),
-    )
-    .watches(
-        ctx.apinet_api::<apinet::NATGatewayAutoscaler>(),
-        wc,
-        by_origin::<apinet::NATGatewayAutoscaler, NATGateway>(origin::NAT_GATEWAY),
-    )
-    .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    ctrl.watches_stream(super::network_uid_changes(&ctx), move |n| gateways_of(&store, &n))
+        .watches(
+            ctx.apinet_api::<apinet::NATGateway>(),
+            wc.clone(),
+            by_origin::<apinet::NATGateway, NATGateway>(origin::NAT_GATEWAY),
+        )
+        .watches(
+            ctx.apinet_api::<apinet::NATGatewayAutoscaler>(),
+            wc,
+            by_origin::<apinet::NATGatewayAutoscaler, NATGateway>(origin::NAT_GATEWAY),
+        )
+        .graceful_shutdown_on(stopped(stop))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }

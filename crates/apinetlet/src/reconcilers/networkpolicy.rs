@@ -99,26 +99,24 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
     let store = ctrl.store();
     let rule_store = ctrl.store();
-    ctrl.watches(Api::<Network>::all(ctx.ironcore.clone()), wc.clone(), move |n| {
-        policies_of(&store, &n)
-    })
-    .watches(
-        ctx.apinet_api::<apinet::NetworkPolicy>(),
-        wc.clone(),
-        by_origin::<apinet::NetworkPolicy, NetworkPolicy>(origin::NETWORK_POLICY),
-    )
-    // A rule is named by the policy's UID: map it back through the cache until it carries the origin.
-    .watches(ctx.apinet_api::<apinet::NetworkPolicyRule>(), wc, move |rule| {
-        let name = rule.name_any();
-        rule_store
-            .state()
-            .iter()
-            .filter(|p| p.uid().as_deref() == Some(name.as_str()))
-            .map(|p| ObjectRef::from_obj(p.as_ref()))
-            .collect::<Vec<_>>()
-    })
-    .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    ctrl.watches_stream(super::network_uid_changes(&ctx), move |n| policies_of(&store, &n))
+        .watches(
+            ctx.apinet_api::<apinet::NetworkPolicy>(),
+            wc.clone(),
+            by_origin::<apinet::NetworkPolicy, NetworkPolicy>(origin::NETWORK_POLICY),
+        )
+        // A rule is named by the policy's UID: map it back through the cache until it carries the origin.
+        .watches(ctx.apinet_api::<apinet::NetworkPolicyRule>(), wc, move |rule| {
+            let name = rule.name_any();
+            rule_store
+                .state()
+                .iter()
+                .filter(|p| p.uid().as_deref() == Some(name.as_str()))
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stopped(stop))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }

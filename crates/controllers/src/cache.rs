@@ -35,6 +35,24 @@ pub fn index_key(index: &str, namespace: Option<&str>, value: &str) -> String {
     format!("{index}:{}/{value}", namespace.unwrap_or_default())
 }
 
+/// The name of the index of objects by the Network they are on (see [`by_network`]).
+pub const BY_NETWORK: &str = "net";
+
+/// An index function keying each object under `net:<namespace>/<its network>`, where `network_of` names the
+/// object's Network (for example its `spec.networkRef.name`). Look objects up with
+/// `index_key(BY_NETWORK, Some(namespace), network)`.
+pub fn by_network<K: Resource + 'static>(
+    network_of: fn(&K) -> &str,
+) -> impl Fn(&K) -> Vec<String> + Send + Sync + 'static {
+    move |o| {
+        vec![index_key(
+            BY_NETWORK,
+            o.meta().namespace.as_deref(),
+            network_of(o),
+        )]
+    }
+}
+
 struct Index<K: Resource<DynamicType = ()>> {
     /// The keys each cached object is indexed under.
     keys: HashMap<ObjectRef<K>, Vec<String>>,

@@ -13,7 +13,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
+use crate::cache::{
+    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector,
+    indexed_reflector_filtered,
+};
 use crate::lb_routing::{self, RoutingInterfaceView};
 
 /// Field manager of the routing applies.
@@ -46,9 +49,6 @@ struct Ctx {
     /// Every Network.
     networks: IndexedStore<Network>,
 }
-
-/// The cache index of interfaces on a Network.
-const BY_NETWORK: &str = "net";
 
 async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if lb.metadata.deletion_timestamp.is_some() {
@@ -169,13 +169,7 @@ pub async fn run(
     // Only what routing depends on re-triggers: labels, network, provider ID and status (a finalizer or a
     // NAT claim does not).
     let (nics, nic_events) = indexed_reflector_filtered(
-        |n: &NetworkInterface| {
-            vec![index_key(
-                BY_NETWORK,
-                n.namespace().as_deref(),
-                &n.spec.network_ref.name,
-            )]
-        },
+        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
         |n: &NetworkInterface| {
             fingerprint(&(
                 n.labels(),

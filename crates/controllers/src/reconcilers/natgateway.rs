@@ -15,14 +15,13 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector_filtered};
+use crate::cache::{
+    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector_filtered,
+};
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
 use crate::net::Family;
-
-/// The cache index of interfaces on a Network.
-const BY_NETWORK: &str = "net";
 
 /// Field manager of controller-manager applies.
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
@@ -274,13 +273,7 @@ pub async fn run(
     let store = ctrl.store();
     // Port slots depend on the interface's spec only; its status (reported by the node) does not re-trigger.
     let (nics, nic_events) = indexed_reflector_filtered(
-        |n: &NetworkInterface| {
-            vec![index_key(
-                BY_NETWORK,
-                n.namespace().as_deref(),
-                &n.spec.network_ref.name,
-            )]
-        },
+        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
         |n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)),
         watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
     );

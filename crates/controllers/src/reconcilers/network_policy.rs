@@ -18,7 +18,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{IndexedStore, fingerprint, index_key, indexed_reflector, indexed_reflector_filtered};
+use crate::cache::{
+    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector,
+    indexed_reflector_filtered,
+};
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
@@ -188,9 +191,6 @@ struct Ctx {
     networks: IndexedStore<Network>,
 }
 
-/// The cache index of objects on a Network.
-const BY_NETWORK: &str = "net";
-
 async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     // Deleting or gone: the rule goes with the policy through its owner reference.
     if policy.metadata.deletion_timestamp.is_some() {
@@ -292,13 +292,7 @@ pub async fn run(
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
     // Only what resolution depends on re-triggers: labels, network, IPs and status (not NAT claims).
     let (nics, nic_events) = indexed_reflector_filtered(
-        |n: &NetworkInterface| {
-            vec![index_key(
-                BY_NETWORK,
-                n.namespace().as_deref(),
-                &n.spec.network_ref.name,
-            )]
-        },
+        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
         |n: &NetworkInterface| {
             fingerprint(&(
                 n.labels(),
@@ -315,13 +309,7 @@ pub async fn run(
         watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (lbs, lb_events) = indexed_reflector(
-        |l: &LoadBalancer| {
-            vec![index_key(
-                BY_NETWORK,
-                l.namespace().as_deref(),
-                &l.spec.network_ref.name,
-            )]
-        },
+        by_network(|l: &LoadBalancer| &l.spec.network_ref.name),
         watcher(Api::<LoadBalancer>::all(client.clone()), wc.clone()).default_backoff(),
     );
     let (stop, trigger) = super::sync_shutdown(shutdown);

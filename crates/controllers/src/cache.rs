@@ -220,9 +220,15 @@ where
 /// A fingerprint of the parts of an object a controller reacts to, for [`indexed_reflector_filtered`]:
 /// the hash of their JSON form.
 pub fn fingerprint(relevant: &impl serde::Serialize) -> u64 {
-    use std::hash::{Hash, Hasher};
+    hash_of(&serde_json::to_string(relevant).unwrap_or_default())
+}
+
+/// The hash of `value`, for predicates and fingerprints that compare what a controller reads (stable within
+/// one process, which is all a predicate cache needs).
+pub fn hash_of(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(relevant).unwrap_or_default().hash(&mut h);
+    value.hash(&mut h);
     h.finish()
 }
 

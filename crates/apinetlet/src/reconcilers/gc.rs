@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use ironnet_controllers::cache::hash_of;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::PredicateConfig;
@@ -107,12 +108,7 @@ where
     let api: Api<A> = ctx.apinet_api();
     let concurrency = ctx.concurrency;
     let (reader, writer) = reflector::store();
-    let origin_of = move |o: &A| {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        origin.data_of(o.labels(), o.annotations()).hash(&mut h);
-        Some(h.finish())
-    };
+    let origin_of = move |o: &A| Some(hash_of(&origin.data_of(o.labels(), o.annotations())));
     let objects = reflector(writer, watcher(api, wc).default_backoff())
         .applied_objects()
         .predicate_filter(origin_of, PredicateConfig::default());

@@ -291,12 +291,7 @@ pub(crate) fn network_uid_changes(
         .default_backoff()
         .touched_objects()
         .predicate_filter(
-            |n: &ironnet_api::networking::Network| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                n.metadata.uid.hash(&mut h);
-                Some(h.finish())
-            },
+            |n: &ironnet_api::networking::Network| Some(ironnet_controllers::cache::hash_of(&n.metadata.uid)),
             kube::runtime::PredicateConfig::default(),
         )
 }

@@ -19,10 +19,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+
+use crate::informer::{Informer, Subscription};
 
 /// The index keys of one object; an object may have any number of keys.
 pub type IndexFn<K> = dyn Fn(&K) -> Vec<String> + Send + Sync;
@@ -53,7 +55,8 @@ pub fn by_network<K: Resource + 'static>(
     }
 }
 
-struct Index<K: Resource<DynamicType = ()>> {
+/// A secondary index over a reflector cache: the keys of each object and the objects under each key.
+pub(crate) struct Index<K: Resource<DynamicType = ()>> {
     /// The keys each cached object is indexed under.
     keys: HashMap<ObjectRef<K>, Vec<String>>,
     /// The objects under each key.
@@ -63,7 +66,7 @@ struct Index<K: Resource<DynamicType = ()>> {
 }
 
 impl<K: Resource<DynamicType = ()>> Index<K> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Index {
             keys: HashMap::new(),
             by_key: HashMap::new(),
@@ -71,7 +74,7 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
         }
     }
 
-    fn remove(&mut self, r: &ObjectRef<K>) {
+    pub(crate) fn remove(&mut self, r: &ObjectRef<K>) {
         for key in self.keys.remove(r).unwrap_or_default() {
             if let Some(set) = self.by_key.get_mut(&key) {
                 set.remove(r);
@@ -82,7 +85,7 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
         }
     }
 
-    fn insert(&mut self, r: ObjectRef<K>, keys: Vec<String>) {
+    pub(crate) fn insert(&mut self, r: ObjectRef<K>, keys: Vec<String>) {
         self.remove(&r);
         for key in &keys {
             self.by_key.entry(key.clone()).or_default().insert(r.clone());
@@ -90,7 +93,30 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
         self.keys.insert(r, keys);
     }
 
-    fn replace_all(&mut self, objects: HashMap<ObjectRef<K>, Vec<String>>) {
+    /// Starts collecting a re-list; the current index keeps serving until [`Index::finish_relist`].
+    pub(crate) fn begin_relist(&mut self) {
+        self.relist = Some(HashMap::new());
+    }
+
+    /// Records one object of the ongoing re-list.
+    pub(crate) fn relist_insert(&mut self, r: ObjectRef<K>, keys: Vec<String>) {
+        self.relist.get_or_insert_with(HashMap::new).insert(r, keys);
+    }
+
+    /// The indexed objects missing from the ongoing re-list (gone during the watch gap).
+    pub(crate) fn vanished_in_relist(&self) -> Vec<ObjectRef<K>> {
+        let empty = HashMap::new();
+        let fresh = self.relist.as_ref().unwrap_or(&empty);
+        self.keys
+            .keys()
+            .filter(|r| !fresh.contains_key(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces the index with the completed re-list.
+    pub(crate) fn finish_relist(&mut self) {
+        let objects = self.relist.take().unwrap_or_default();
         self.by_key.clear();
         for (r, keys) in &objects {
             for key in keys {
@@ -142,6 +168,20 @@ impl<K> IndexedStore<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
+    pub(crate) fn new(
+        store: Store<K>,
+        index: Arc<RwLock<Index<K>>>,
+        index_fn: Arc<IndexFn<K>>,
+        ready: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        IndexedStore {
+            store,
+            index,
+            index_fn,
+            ready,
+        }
+    }
+
     /// The plain kube-rs reader over the same objects (for `Controller::for_stream`).
     pub fn reader(&self) -> Store<K> {
         self.store.clone()
@@ -197,24 +237,24 @@ where
 /// Feeds `events` (a kube-rs watcher stream) into a new [`IndexedStore`] indexed by `index_fn`.
 ///
 /// Returns the store and the stream of touched objects (applied, deleted, or re-listed), each yielded only
-/// after the cache holds it; hand it to `Controller::watches_stream` / `for_stream`.
+/// after the cache holds it; hand it to `Controller::watches_stream` / `for_stream`. This is an
+/// [`Informer`] with a single subscriber: for a kind several controllers watch, share one informer instead
+/// (see [`crate::informer::Informers`]).
 ///
 /// The watch is driven by a task of its own (spawned here, so this needs a tokio runtime), not by whoever
 /// polls the returned stream: a kube-rs controller stops polling its trigger streams while all its
 /// reconcile slots are busy, and reconciles that wait for this cache to be ready would otherwise wait
-/// forever. The task ends when the returned stream is dropped.
+/// forever. The task ends when the returned stream is dropped. Watch errors are logged, not yielded.
 pub fn indexed_reflector<K, S>(
     index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
     events: S,
-) -> (
-    IndexedStore<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
+) -> (IndexedStore<K>, Subscription<K>)
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    reflect(index_fn, None, events)
+    let informer = Informer::new(index_fn, events);
+    (informer.store(), informer.subscribe())
 }
 
 /// A fingerprint of the parts of an object a controller reacts to, for [`indexed_reflector_filtered`]:
@@ -239,132 +279,21 @@ pub fn hash_of(value: &impl std::hash::Hash) -> u64 {
 /// does not change the object, yet its dependents must hear of it); only no-op updates are held back.
 pub fn indexed_reflector_filtered<K, S>(
     index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
-    relevant: impl Fn(&K) -> u64 + Send + 'static,
+    relevant: impl Fn(&K) -> u64 + Send + Sync + 'static,
     events: S,
-) -> (
-    IndexedStore<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
+) -> (IndexedStore<K>, Subscription<K>)
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    reflect(index_fn, Some(Box::new(relevant)), events)
-}
-
-/// The fingerprint of what a controller reacts to.
-type RelevantFn<K> = Box<dyn Fn(&K) -> u64 + Send>;
-
-fn reflect<K, S>(
-    index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
-    relevant: Option<RelevantFn<K>>,
-    events: S,
-) -> (
-    IndexedStore<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-{
-    let mut writer: Writer<K> = Writer::new(());
-    let index_fn: Arc<IndexFn<K>> = Arc::new(index_fn);
-    let (ready_tx, ready) = tokio::sync::watch::channel(false);
-    let store = IndexedStore {
-        store: writer.as_reader(),
-        index: Arc::new(RwLock::new(Index::new())),
-        index_fn: Arc::clone(&index_fn),
-        ready,
-    };
-    let index = Arc::clone(&store.index);
-    let reader = writer.as_reader();
-    let touched = events
-        .map(move |event| {
-            let event = match event {
-                Ok(e) => e,
-                Err(e) => return vec![Err(e)],
-            };
-            let mut idx = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match &event {
-                watcher::Event::Apply(obj) => {
-                    let r = ObjectRef::from_obj(obj);
-                    let unchanged = relevant
-                        .as_ref()
-                        .is_some_and(|f| reader.get(&r).is_some_and(|old| f(&old) == f(obj)));
-                    writer.apply_watcher_event(&event);
-                    idx.insert(r, index_fn(obj));
-                    if unchanged {
-                        Vec::new()
-                    } else {
-                        vec![Ok(obj.clone())]
-                    }
-                }
-                watcher::Event::Delete(obj) => {
-                    writer.apply_watcher_event(&event);
-                    idx.remove(&ObjectRef::from_obj(obj));
-                    vec![Ok(obj.clone())]
-                }
-                watcher::Event::Init => {
-                    writer.apply_watcher_event(&event);
-                    idx.relist = Some(HashMap::new());
-                    Vec::new()
-                }
-                watcher::Event::InitApply(obj) => {
-                    writer.apply_watcher_event(&event);
-                    idx.relist
-                        .get_or_insert_with(HashMap::new)
-                        .insert(ObjectRef::from_obj(obj), index_fn(obj));
-                    Vec::new()
-                }
-                watcher::Event::InitDone => {
-                    // The objects gone during the gap: their dependents must be re-evaluated too.
-                    let fresh = idx.relist.take().unwrap_or_default();
-                    let gone: Vec<Arc<K>> = idx
-                        .keys
-                        .keys()
-                        .filter(|r| !fresh.contains_key(r))
-                        .filter_map(|r| reader.get(r))
-                        .collect();
-                    writer.apply_watcher_event(&event);
-                    idx.replace_all(fresh);
-                    ready_tx.send_replace(true);
-                    let mut out: Vec<Result<K, watcher::Error>> =
-                        gone.iter().map(|o| Ok(K::clone(o))).collect();
-                    out.extend(reader.state().iter().map(|o| Ok(K::clone(o))));
-                    out
-                }
-            }
-        })
-        .flat_map(futures::stream::iter);
-    (store, drive(touched))
-}
-
-/// Polls `touched` on a task of its own and hands its items over through an unbounded channel (the consumer
-/// may pause; the cache must not). The task stops when the receiving stream is dropped.
-fn drive<T: Send + 'static>(
-    touched: impl Stream<Item = T> + Send + 'static,
-) -> impl Stream<Item = T> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut touched = std::pin::pin!(touched);
-        loop {
-            tokio::select! {
-                () = tx.closed() => break,
-                item = touched.next() => {
-                    let Some(item) = item else { break };
-                    if tx.send(item).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    let informer = Informer::new(index_fn, events);
+    (informer.store(), informer.subscribe_filtered(relevant))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use ironnet_api::apinet::NetworkInterface;
     use kube::ResourceExt;
 
@@ -513,7 +442,7 @@ mod tests {
             .expect("send");
         tx.unbounded_send(Err(watcher::Error::NoResourceVersion))
             .expect("send");
-        assert!(touched.next().await.expect("item").is_err());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(names(store.indexed(&a)), ["old"]);
 
         tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod daemonset;
 pub mod ephemeral;
+pub mod informer;
 pub mod lb_routing;
 pub mod leader;
 pub mod manager;

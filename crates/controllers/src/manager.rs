@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::informer::Informers;
 use crate::leader::{LeaderElectionConfig, LeaderElector, SystemClock};
 
 /// Controller-manager settings.
@@ -80,20 +81,23 @@ async fn run_controllers(
         stop.await;
         let _ = tx.send(true);
     };
+    // One watch per kind for all controllers: each event is decoded and cached once.
+    let informers = Informers::new(client.clone());
+    let i = || informers.clone();
     futures::join!(
-        crate::reconcilers::network::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::release::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::natgateway::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::autoscaler::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::nat_release::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::network::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::loadbalancer::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::release::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::natgateway::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::autoscaler::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::nat_release::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::allocation_gc::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::ephemeral_vip::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::ephemeral_prefix::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::apinet_loadbalancer::run(client.clone(), concurrency, wait(rx.clone())),
+        crate::reconcilers::ephemeral_vip::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::ephemeral_prefix::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::apinet_loadbalancer::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::daemonset::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::instance_scheduler::run(client.clone(), wait(rx.clone())),
-        crate::reconcilers::network_policy::run(client, concurrency, wait(rx)),
+        crate::reconcilers::network_policy::run(i(), concurrency, wait(rx)),
         trigger,
     );
 }

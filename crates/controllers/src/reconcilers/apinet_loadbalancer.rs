@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{RETRY_AFTER, ReconcileError};
 use crate::daemonset::{LoadBalancerView, daemonset_name, desired_daemonset};
+use crate::informer::Informers;
 
 /// Field manager of the controller-manager's applies (DaemonSet, as upstream).
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
@@ -80,13 +81,15 @@ fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Acti
 
 /// Runs the apinet LoadBalancer → DaemonSet controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let client = informers.client().clone();
     let wc = watcher::Config::default();
     let (stop, trigger) = super::sync_shutdown(shutdown);
-    let controller = Controller::new(Api::<LoadBalancer>::all(client.clone()), wc.clone())
+    let lbs = informers.get::<LoadBalancer>();
+    let controller = Controller::for_stream(lbs.subscribe(), lbs.store().reader())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .owns(Api::<DaemonSet>::all(client.clone()), wc)
         .graceful_shutdown_on(stop)

@@ -14,6 +14,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::informer::Informers;
 use crate::nat::autoscaler::{ScaleBounds, desired_public_ips, scale_ip_names};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -111,10 +112,11 @@ fn error_policy(_: Arc<NATGatewayAutoscaler>, err: &ReconcileError, _: Arc<Ctx>)
 
 /// Runs the NATGatewayAutoscaler controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let client = informers.client().clone();
     let wc = watcher::Config::default();
     let ctrl = Controller::new(Api::<NATGatewayAutoscaler>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
@@ -122,7 +124,7 @@ pub async fn run(
     let (stop, trigger) = super::sync_shutdown(shutdown);
     // A gateway change (demand in status, IPs in spec) re-evaluates the autoscalers targeting it.
     let controller = ctrl
-        .watches(Api::<NATGateway>::all(client.clone()), wc, move |gw| {
+        .watches_stream(informers.get::<NATGateway>().subscribe(), move |gw| {
             let (ns, name) = (gw.namespace(), gw.name_any());
             store
                 .state()

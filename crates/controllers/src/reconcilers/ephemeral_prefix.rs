@@ -4,7 +4,6 @@
 //! ipam Prefixes (`ipam.ironcore.dev/v1alpha1`) belong to IronCore's ipam, which ironnet does not serve itself;
 //! the controllers start once the API server serves the kind and stay idle until then.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
@@ -24,6 +22,7 @@ use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, ip_prefix_name, plan_ephemeral,
     prefix_prefix_name,
 };
+use crate::informer::{Informed, Informers};
 
 /// The group/version of ipam Prefixes.
 pub const IPAM_GROUP_VERSION: &str = "ipam.ironcore.dev/v1alpha1";
@@ -202,18 +201,20 @@ pub fn candidate_owners(prefix: &str) -> Vec<String> {
 }
 
 async fn run_for<K>(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     with_prefixes: bool,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    K: Informed + Serialize,
 {
+    let client = informers.client().clone();
+    let owners = informers.get::<K>();
     let wc = watcher::Config::default();
     let ar = prefix_resource();
     // A Prefix event re-reconciles its controller and the owners its name can stem from: that covers owned
     // Prefixes and a foreign Prefix freeing or taking a desired name.
-    Controller::new(Api::<K>::all(client.clone()), wc.clone())
+    Controller::for_stream(owners.subscribe(), owners.store().reader())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches_with(Api::<DynamicObject>::all_with(client.clone(), &ar), ar, wc, |p| {
             let mut owners = candidate_owners(&p.name_any());
@@ -256,7 +257,7 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 /// Runs the NetworkInterface and LoadBalancer ephemeral prefix controllers until `shutdown` resolves; they
 /// start once ipam Prefixes are served.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
@@ -270,15 +271,15 @@ pub async fn run(
     };
     let controllers = async {
         let mut stopped = std::pin::pin!(wait(rx.clone()));
-        while !prefixes_served(&client).await {
+        while !prefixes_served(informers.client()).await {
             tokio::select! {
                 _ = &mut stopped => return,
                 _ = tokio::time::sleep(DISCOVERY_INTERVAL) => {}
             }
         }
         futures::join!(
-            run_for::<NetworkInterface>(client.clone(), concurrency, true, wait(rx.clone())),
-            run_for::<LoadBalancer>(client.clone(), concurrency, false, wait(rx.clone())),
+            run_for::<NetworkInterface>(informers.clone(), concurrency, true, wait(rx.clone())),
+            run_for::<LoadBalancer>(informers.clone(), concurrency, false, wait(rx.clone())),
         );
     };
     futures::join!(controllers, trigger);

@@ -8,15 +8,15 @@ use ironnet_api::networking::{NetworkInterface, VirtualIP};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::{IndexedStore, indexed_reflector};
+use crate::cache::IndexedStore;
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, plan_ephemeral,
 };
+use crate::informer::Informers;
 
 struct Ctx {
     client: Client,
@@ -182,25 +182,30 @@ fn error_policy(_: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> 
 
 /// Runs the ephemeral VirtualIP controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let wc = watcher::Config::default();
+    let client = informers.client().clone();
     let (stop, trigger) = super::sync_shutdown(shutdown);
+    let vips = informers.get::<VirtualIP>();
+    let nics = informers.get::<NetworkInterface>();
     // A VirtualIP event re-reconciles the interface of the same name (ephemeral VIPs are named like their NIC).
-    let (vips, vip_events) = indexed_reflector(
-        |_: &VirtualIP| Vec::new(),
-        watcher(Api::<VirtualIP>::all(client.clone()), wc.clone()).default_backoff(),
-    );
-    let controller = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc)
+    let controller = Controller::for_stream(nics.subscribe(), nics.store().reader())
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches_stream(vip_events, |vip| {
+        .watches_stream(vips.subscribe(), |vip| {
             vip.namespace()
                 .map(|ns| ObjectRef::<NetworkInterface>::new(&vip.name_any()).within(&ns))
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client, vips }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                client,
+                vips: vips.store(),
+            }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

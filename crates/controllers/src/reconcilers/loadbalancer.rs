@@ -7,16 +7,14 @@ use futures::StreamExt;
 use ironnet_api::networking::{LoadBalancer, LoadBalancerRouting, Network, NetworkInterface};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{
-    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector,
-    indexed_reflector_filtered,
-};
+use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use crate::informer::Informers;
 use crate::lb_routing::{self, RoutingInterfaceView};
 
 /// Field manager of the routing applies.
@@ -137,11 +135,14 @@ fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Acti
     Action::requeue(RETRY_AFTER)
 }
 
-fn lbs_on_network(store: &Store<LoadBalancer>, ns: &str, network: &str) -> Vec<ObjectRef<LoadBalancer>> {
+fn lbs_on_network(
+    store: &IndexedStore<LoadBalancer>,
+    ns: &str,
+    network: &str,
+) -> Vec<ObjectRef<LoadBalancer>> {
     store
-        .state()
+        .indexed(&index_key(BY_NETWORK, Some(ns), network))
         .iter()
-        .filter(|lb| lb.namespace().as_deref() == Some(ns) && lb.spec.network_ref.name == network)
         .filter(|lb| lb.spec.network_interface_selector.is_some())
         .map(|lb| ObjectRef::from_obj(lb.as_ref()))
         .collect()
@@ -153,37 +154,34 @@ fn lbs_on_network(store: &Store<LoadBalancer>, ns: &str, network: &str) -> Vec<O
 /// see only the new object, so matching on labels would miss an interface whose labels stop matching.
 /// Reconciles that change nothing write nothing.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let lbs: Api<LoadBalancer> = Api::all(client.clone());
+    let client = informers.client().clone();
+    let lbs = informers.get::<LoadBalancer>();
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(lbs, wc.clone()).with_config(
+    let ctrl = Controller::for_stream(lbs.subscribe(), lbs.store().reader()).with_config(
         ControllerConfig::default()
             .concurrency(concurrency)
             .debounce(super::FAN_IN_DEBOUNCE),
     );
-    let store = ctrl.store();
-    let (s1, s2) = (store.clone(), store);
+    let (s1, s2) = (lbs.store(), lbs.store());
     // Only what routing depends on re-triggers: labels, network, provider ID and status (a finalizer or a
     // NAT claim does not).
-    let (nics, nic_events) = indexed_reflector_filtered(
-        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
-        |n: &NetworkInterface| {
-            fingerprint(&(
-                n.labels(),
-                &n.spec.network_ref.name,
-                &n.spec.provider_id,
-                &n.status,
-            ))
-        },
-        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
-    );
-    let (networks, network_events) = indexed_reflector(
-        |_: &Network| Vec::new(),
-        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
-    );
+    let nic_informer = informers.get::<NetworkInterface>();
+    let nic_events = nic_informer.subscribe_filtered(|n: &NetworkInterface| {
+        fingerprint(&(
+            n.labels(),
+            &n.spec.network_ref.name,
+            &n.spec.provider_id,
+            &n.status,
+        ))
+    });
+    let nics = nic_informer.store();
+    let network_informer = informers.get::<Network>();
+    let network_events = network_informer.subscribe();
+    let networks = network_informer.store();
     let ctrl = ctrl
         .owns(Api::<LoadBalancerRouting>::all(client.clone()), wc.clone())
         .watches_stream(nic_events, move |nic| {

@@ -9,11 +9,11 @@ use ironnet_api::apinet::{NATGateway, NetworkInterface};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::informer::Informers;
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -84,18 +84,19 @@ fn error_policy(_: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> 
 
 /// Runs the NetworkInterface NAT release controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NetworkInterface>::all(client.clone()), wc.clone())
+    let client = informers.client().clone();
+    let nics = informers.get::<NetworkInterface>();
+    let store = nics.store();
+    let ctrl = Controller::for_stream(nics.subscribe(), store.reader())
         .with_config(ControllerConfig::default().concurrency(concurrency));
-    let store = ctrl.store();
     let (stop, trigger) = super::sync_shutdown(shutdown);
     // A deleting gateway releases the interfaces it claimed.
     let controller = ctrl
-        .watches(Api::<NATGateway>::all(client.clone()), wc, move |gw| {
+        .watches_stream(informers.get::<NATGateway>().subscribe(), move |gw| {
             let uid = gw.uid().unwrap_or_default();
             if gw.metadata.deletion_timestamp.is_none() {
                 return Vec::new();

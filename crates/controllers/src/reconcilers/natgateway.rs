@@ -9,15 +9,14 @@ use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::{
-    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector_filtered,
-};
+use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use crate::informer::Informers;
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
@@ -248,35 +247,35 @@ fn error_policy(_: Arc<NATGateway>, err: &ReconcileError, _: Arc<Ctx>) -> Action
     Action::requeue(RETRY_AFTER)
 }
 
-fn gateways_for(store: &Store<NATGateway>, nic: &NetworkInterface) -> Vec<ObjectRef<NATGateway>> {
-    let ns = nic.namespace();
+fn gateways_for(store: &IndexedStore<NATGateway>, nic: &NetworkInterface) -> Vec<ObjectRef<NATGateway>> {
+    let key = index_key(BY_NETWORK, nic.namespace().as_deref(), &nic.spec.network_ref.name);
     store
-        .state()
+        .indexed(&key)
         .iter()
-        .filter(|g| g.namespace() == ns && g.spec.network_ref.name == nic.spec.network_ref.name)
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()
 }
 
 /// Runs the NATGateway controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let client = informers.client().clone();
     let wc = watcher::Config::default();
-    let ctrl = Controller::new(Api::<NATGateway>::all(client.clone()), wc.clone()).with_config(
+    let gateways = informers.get::<NATGateway>();
+    let ctrl = Controller::for_stream(gateways.subscribe(), gateways.store().reader()).with_config(
         ControllerConfig::default()
             .concurrency(concurrency)
             .debounce(super::FAN_IN_DEBOUNCE),
     );
-    let store = ctrl.store();
+    let store = gateways.store();
     // Port slots depend on the interface's spec only; its status (reported by the node) does not re-trigger.
-    let (nics, nic_events) = indexed_reflector_filtered(
-        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
-        |n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)),
-        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
-    );
+    let nic_informer = informers.get::<NetworkInterface>();
+    let nic_events = nic_informer
+        .subscribe_filtered(|n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)));
+    let nics = nic_informer.store();
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NATTable>::all(client.clone()), wc)

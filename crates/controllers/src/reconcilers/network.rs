@@ -10,11 +10,11 @@ use ironnet_api::networking::{LoadBalancer, NATGateway, Network, NetworkInterfac
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::informer::Informers;
 use crate::peering::{self, ObjectKey, PeeringClaimRef, PeeringNetworkView, PeeringRef};
 use crate::protection::{self, FinalizerAction, NETWORK_FINALIZER, NetworkUser};
 
@@ -187,43 +187,41 @@ fn network_key(ns: &str, name: &str) -> ObjectRef<Network> {
 
 /// Runs the Network protection and peering controllers until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let networks: Api<Network> = Api::all(client.clone());
+    let client = informers.client().clone();
+    let networks = informers.get::<Network>();
     let cfg = ControllerConfig::default().concurrency(concurrency);
-    let wc = watcher::Config::default();
 
-    let protection = Controller::new(networks.clone(), wc.clone()).with_config(cfg.clone());
-    let store = protection.store();
+    let protection =
+        Controller::for_stream(networks.subscribe(), networks.store().reader()).with_config(cfg.clone());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        networks: store,
+        networks: networks.store().reader(),
     });
     let by_ref = |ns: Option<String>, name: &str| ns.map(|ns| network_key(&ns, name));
     let protection = protection
-        .watches(
-            Api::<NetworkInterface>::all(client.clone()),
-            wc.clone(),
-            move |n| by_ref(n.namespace(), &n.spec.network_ref.name),
-        )
-        .watches(Api::<LoadBalancer>::all(client.clone()), wc.clone(), move |n| {
+        .watches_stream(informers.get::<NetworkInterface>().subscribe(), move |n| {
             by_ref(n.namespace(), &n.spec.network_ref.name)
         })
-        .watches(Api::<NATGateway>::all(client.clone()), wc.clone(), move |n| {
+        .watches_stream(informers.get::<LoadBalancer>().subscribe(), move |n| {
+            by_ref(n.namespace(), &n.spec.network_ref.name)
+        })
+        .watches_stream(informers.get::<NATGateway>().subscribe(), move |n| {
             by_ref(n.namespace(), &n.spec.network_ref.name)
         });
 
-    let peering_ctrl = Controller::new(networks.clone(), wc.clone()).with_config(cfg);
-    let peering_store = peering_ctrl.store();
+    let peering_ctrl =
+        Controller::for_stream(networks.subscribe(), networks.store().reader()).with_config(cfg);
     let peering_ctx = Arc::new(Ctx {
         client: client.clone(),
-        networks: peering_store,
+        networks: networks.store().reader(),
     });
     // A change of a Network affects its peering targets and the Networks it currently lists as peers
     // (kube-rs mappers only see the new object, so the claims stand in for the old peerings).
-    let peering_ctrl = peering_ctrl.watches(networks, wc, |n| {
+    let peering_ctrl = peering_ctrl.watches_stream(networks.subscribe(), |n| {
         let ns = n.namespace().unwrap_or_default();
         let mut keys = peering::affected_by(&peering_view(&n));
         keys.extend(n.spec.incoming_peerings.iter().map(|c| {

@@ -13,15 +13,13 @@ use ironnet_api::apinet::{LoadBalancer, Network, NetworkInterface, NetworkPolicy
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{
-    BY_NETWORK, IndexedStore, by_network, fingerprint, index_key, indexed_reflector,
-    indexed_reflector_filtered,
-};
+use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use crate::informer::Informers;
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
@@ -278,10 +276,11 @@ fn policies_on(
 /// namespace: kube-rs mappers see only the new object, so matching on labels would miss an object whose labels
 /// stop matching. Reconciles that change nothing write nothing.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let client = informers.client().clone();
     let wc = watcher::Config::default();
     let ctrl = Controller::new(Api::<NetworkPolicy>::all(client.clone()), wc.clone()).with_config(
         ControllerConfig::default()
@@ -291,27 +290,21 @@ pub async fn run(
     let store = ctrl.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
     // Only what resolution depends on re-triggers: labels, network, IPs and status (not NAT claims).
-    let (nics, nic_events) = indexed_reflector_filtered(
-        by_network(|n: &NetworkInterface| &n.spec.network_ref.name),
-        |n: &NetworkInterface| {
-            fingerprint(&(
-                n.labels(),
-                &n.spec.network_ref.name,
-                &n.spec.ips,
-                &n.status,
-                &n.metadata.deletion_timestamp,
-            ))
-        },
-        watcher(Api::<NetworkInterface>::all(client.clone()), wc.clone()).default_backoff(),
-    );
-    let (networks, network_events) = indexed_reflector(
-        |_: &Network| Vec::new(),
-        watcher(Api::<Network>::all(client.clone()), wc.clone()).default_backoff(),
-    );
-    let (lbs, lb_events) = indexed_reflector(
-        by_network(|l: &LoadBalancer| &l.spec.network_ref.name),
-        watcher(Api::<LoadBalancer>::all(client.clone()), wc.clone()).default_backoff(),
-    );
+    let nic_informer = informers.get::<NetworkInterface>();
+    let nic_events = nic_informer.subscribe_filtered(|n: &NetworkInterface| {
+        fingerprint(&(
+            n.labels(),
+            &n.spec.network_ref.name,
+            &n.spec.ips,
+            &n.status,
+            &n.metadata.deletion_timestamp,
+        ))
+    });
+    let nics = nic_informer.store();
+    let network_informer = informers.get::<Network>();
+    let (networks, network_events) = (network_informer.store(), network_informer.subscribe());
+    let lb_informer = informers.get::<LoadBalancer>();
+    let (lbs, lb_events) = (lb_informer.store(), lb_informer.subscribe());
     let (stop, trigger) = super::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NetworkPolicyRule>::all(client.clone()), wc.clone())

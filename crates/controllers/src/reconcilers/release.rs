@@ -13,12 +13,12 @@ use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
 use crate::ephemeral::{EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER};
+use crate::informer::Informers;
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -155,34 +155,31 @@ fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
 
 /// Runs the VirtualIP and Network release controllers until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    informers: Informers,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let client = informers.client().clone();
     let cfg = ControllerConfig::default().concurrency(concurrency);
-    let wc = watcher::Config::default();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    let vip_informer = informers.get::<VirtualIP>();
+    let vip_store = vip_informer.store();
     let vip_ctrl =
-        Controller::new(Api::<VirtualIP>::all(client.clone()), wc.clone()).with_config(cfg.clone());
-    let vip_store = vip_ctrl.store();
+        Controller::for_stream(vip_informer.subscribe(), vip_store.reader()).with_config(cfg.clone());
     // A NetworkInterface going away releases the VirtualIPs that target it.
     let vips = vip_ctrl
-        .watches(
-            Api::<NetworkInterface>::all(client.clone()),
-            wc.clone(),
-            move |nic| {
-                let uid = nic.uid().unwrap_or_default();
-                vip_store
-                    .state()
-                    .iter()
-                    .filter(|v| v.spec.target_ref.as_ref().is_some_and(|t| t.uid == uid))
-                    .map(|v| ObjectRef::from_obj(v.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(informers.get::<NetworkInterface>().subscribe(), move |nic| {
+            let uid = nic.uid().unwrap_or_default();
+            vip_store
+                .state()
+                .iter()
+                .filter(|v| v.spec.target_ref.as_ref().is_some_and(|t| t.uid == uid))
+                .map(|v| ObjectRef::from_obj(v.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(stop(rx.clone()))
         .run(
             reconcile_vip,
@@ -192,11 +189,12 @@ pub async fn run(
             }),
         )
         .for_each(|_| futures::future::ready(()));
-    let net_ctrl = Controller::new(Api::<Network>::all(client.clone()), wc.clone()).with_config(cfg);
-    let net_store = net_ctrl.store();
+    let networks = informers.get::<Network>();
+    let net_store = networks.store();
+    let net_ctrl = Controller::for_stream(networks.subscribe(), net_store.reader()).with_config(cfg);
     // A Network going away releases the claims other Networks hold on it.
     let nets = net_ctrl
-        .watches(Api::<Network>::all(client.clone()), wc, move |gone| {
+        .watches_stream(networks.subscribe(), move |gone| {
             let uid = gone.uid().unwrap_or_default();
             if gone.metadata.deletion_timestamp.is_none() {
                 return Vec::new();

@@ -25,7 +25,7 @@ async fn ephemeral_vips_follow_their_interface() {
     let (client, _server, _dir) = server().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::ephemeral_vip::run(
-        client.clone(),
+        ironnet_controllers::informer::Informers::new(client.clone()),
         2,
         async move {
             let _ = rx.await;
@@ -105,7 +105,11 @@ async fn ephemeral_vips_follow_their_interface() {
 async fn retained_vip_survives_its_interface_and_other_interfaces_leave_it_alone() {
     let (client, _server, _dir) = server().await;
     let _stop = crate::common::start(&client, |c, s| {
-        ironnet_controllers::reconcilers::ephemeral_vip::run(c, 2, s)
+        ironnet_controllers::reconcilers::ephemeral_vip::run(
+            ironnet_controllers::informer::Informers::new(c),
+            2,
+            s,
+        )
     });
     let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
     let vips: Api<VirtualIP> = Api::namespaced(client.clone(), "default");
@@ -145,10 +149,14 @@ async fn retained_vip_survives_its_interface_and_other_interfaces_leave_it_alone
 async fn controlled_vip_goes_with_its_interface() {
     let (client, _server, _dir) = server().await;
     let _vip = crate::common::start(&client, |c, s| {
-        ironnet_controllers::reconcilers::ephemeral_vip::run(c, 2, s)
+        ironnet_controllers::reconcilers::ephemeral_vip::run(
+            ironnet_controllers::informer::Informers::new(c),
+            2,
+            s,
+        )
     });
     let _release = crate::common::start(&client, |c, s| {
-        ironnet_controllers::reconcilers::release::run(c, 2, s)
+        ironnet_controllers::reconcilers::release::run(ironnet_controllers::informer::Informers::new(c), 2, s)
     });
     let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
     let vips: Api<VirtualIP> = Api::namespaced(client.clone(), "default");

@@ -33,7 +33,7 @@ async fn make_available(api: &Api<Network>, name: &str) {
 fn start(client: kube::Client) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::network::run(
-        client,
+        ironnet_controllers::informer::Informers::new(client),
         4,
         async move {
             let _ = rx.await;

@@ -318,57 +318,49 @@ fn on_network(o: &impl Resource, network: &str) -> Vec<String> {
     )]
 }
 
-impl Informed for ironnet_api::networking::NetworkInterface {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
-    }
+/// Kinds on a Network (`spec.networkRef.name`), indexed by it.
+macro_rules! informed_by_network {
+    ($($kind:ty),* $(,)?) => {$(
+        impl Informed for $kind {
+            fn index_keys(&self) -> Vec<String> {
+                on_network(self, &self.spec.network_ref.name)
+            }
+        }
+    )*};
 }
 
-impl Informed for ironnet_api::networking::LoadBalancer {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
-    }
+/// Kinds looked up by name only.
+macro_rules! informed_unindexed {
+    ($($kind:ty),* $(,)?) => {$(
+        impl Informed for $kind {
+            fn index_keys(&self) -> Vec<String> {
+                Vec::new()
+            }
+        }
+    )*};
 }
 
-impl Informed for ironnet_api::networking::NATGateway {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
-    }
-}
+informed_by_network!(
+    ironnet_api::networking::NetworkInterface,
+    ironnet_api::networking::LoadBalancer,
+    ironnet_api::networking::NATGateway,
+    ironnet_api::apinet::NetworkInterface,
+    ironnet_api::apinet::NATGateway,
+    ironnet_api::apinet::LoadBalancer,
+);
 
-impl Informed for ironnet_api::networking::Network {
-    fn index_keys(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
+informed_unindexed!(ironnet_api::networking::Network, ironnet_api::apinet::Network);
+
+/// The name of the index of VirtualIPs by the UID of the object they are bound to (`spec.targetRef.uid`).
+pub const BY_TARGET_UID: &str = "target";
 
 impl Informed for ironnet_api::networking::VirtualIP {
     fn index_keys(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-impl Informed for ironnet_api::apinet::NetworkInterface {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
-    }
-}
-
-impl Informed for ironnet_api::apinet::NATGateway {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
-    }
-}
-
-impl Informed for ironnet_api::apinet::Network {
-    fn index_keys(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-impl Informed for ironnet_api::apinet::LoadBalancer {
-    fn index_keys(&self) -> Vec<String> {
-        on_network(self, &self.spec.network_ref.name)
+        self.spec
+            .target_ref
+            .iter()
+            .map(|t| crate::cache::index_key(BY_TARGET_UID, self.meta().namespace.as_deref(), &t.uid))
+            .collect()
     }
 }
 

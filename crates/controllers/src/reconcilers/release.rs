@@ -17,8 +17,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use crate::cache::index_key;
 use crate::ephemeral::{EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER};
-use crate::informer::Informers;
+use crate::informer::{BY_TARGET_UID, Informers};
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -172,11 +173,14 @@ pub async fn run(
     // A NetworkInterface going away releases the VirtualIPs that target it.
     let vips = vip_ctrl
         .watches_stream(informers.get::<NetworkInterface>().subscribe(), move |nic| {
-            let uid = nic.uid().unwrap_or_default();
+            let key = index_key(
+                BY_TARGET_UID,
+                nic.namespace().as_deref(),
+                &nic.uid().unwrap_or_default(),
+            );
             vip_store
-                .state()
+                .indexed(&key)
                 .iter()
-                .filter(|v| v.spec.target_ref.as_ref().is_some_and(|t| t.uid == uid))
                 .map(|v| ObjectRef::from_obj(v.as_ref()))
                 .collect::<Vec<_>>()
         })

@@ -90,6 +90,7 @@ pub async fn run(
         network_peering_disabled: config.network_peering_disabled,
         concurrency: config.concurrency.max(1),
         watch_filter: config.watch_filter.clone(),
+        ironcore_informers: ironnet_controllers::informer::Informers::new(ironcore.clone()),
     });
     let Some(le) = config.leader_election else {
         run_reconcilers(ctx, stop_rx).await;

@@ -88,6 +88,9 @@ pub struct Ctx {
     pub concurrency: u16,
     /// `--watch-filter`: only ironcore objects whose `common.ironcore.dev/watch-filter` label has this value.
     pub watch_filter: Option<String>,
+    /// One watch per ironcore kind for all of apinetlet's controllers (Networks and VirtualIPs are read by
+    /// several), through `ironcore`.
+    pub ironcore_informers: ironnet_controllers::informer::Informers,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -278,22 +281,14 @@ where
 }
 
 /// The ironcore Networks as a trigger stream for objects that only need a Network's UID (their apinet
-/// network name): a Network's status, finalizer and provider-ID updates do not pass, its creation, a new
-/// incarnation under the same name and every object of a (re-)list do.
+/// network name): a Network's status, finalizer and provider-ID updates do not pass; its creation, its
+/// deletion, a new incarnation under the same name and every object of a (re-)list do.
 pub(crate) fn network_uid_changes(
     ctx: &Ctx,
-) -> impl futures::Stream<Item = Result<ironnet_api::networking::Network, kube::runtime::watcher::Error>>
-+ Send
-+ 'static {
-    use kube::runtime::{WatchStreamExt, watcher};
-    let networks: Api<ironnet_api::networking::Network> = Api::all(ctx.ironcore.clone());
-    watcher(networks, watcher::Config::default())
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(
-            |n: &ironnet_api::networking::Network| Some(ironnet_controllers::cache::hash_of(&n.metadata.uid)),
-            kube::runtime::PredicateConfig::default(),
-        )
+) -> ironnet_controllers::informer::Subscription<ironnet_api::networking::Network> {
+    ctx.ironcore_informers
+        .get::<ironnet_api::networking::Network>()
+        .subscribe_filtered(|n| ironnet_controllers::cache::hash_of(&n.metadata.uid))
 }
 
 /// Maps an apinet object to the ironcore object its `origin` metadata names (`EnqueueRequestByOrigin`).

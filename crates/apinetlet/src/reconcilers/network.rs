@@ -177,12 +177,12 @@ fn error_policy(net: Arc<Network>, err: &ReconcileError, _: Arc<Ctx>) -> Action 
 
 /// Runs the Network controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
-    let wc = watcher::Config::default();
-    Controller::new(Api::<Network>::all(ctx.ironcore.clone()), wc.clone())
+    let networks = ctx.ironcore_informers.get::<Network>();
+    Controller::for_stream(networks.subscribe(), networks.store().reader())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
         .watches(
             ctx.apinet_api::<apinet::Network>(),
-            wc,
+            watcher::Config::default(),
             by_origin::<apinet::Network, Network>(origin::NETWORK),
         )
         .graceful_shutdown_on(stopped(stop))

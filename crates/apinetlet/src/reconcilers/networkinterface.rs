@@ -9,6 +9,7 @@ use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
 use ironnet_controllers::cache::{IndexedStore, index_key, indexed_reflector};
+use ironnet_controllers::informer::BY_TARGET_UID;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -80,15 +81,6 @@ fn apinet_nic_keys(nic: &apinet::NetworkInterface) -> Vec<String> {
         .collect();
     keys.extend(nic.uid().map(|uid| index_key("uid", None, &uid)));
     keys
-}
-
-fn vip_keys(vip: &VirtualIP) -> Vec<String> {
-    vip.spec
-        .target_ref
-        .as_ref()
-        .map(|t| index_key("target", vip.namespace().as_deref(), &t.uid))
-        .into_iter()
-        .collect()
 }
 
 /// The apinet interface UID named by the provider ID (an unparsable ID selects nothing).
@@ -212,7 +204,7 @@ async fn claim_vips(
     ctx.vips.wait_ready().await;
     let mut candidates = ctx
         .vips
-        .indexed(&index_key("target", Some(&source.namespace), &source.uid));
+        .indexed(&index_key(BY_TARGET_UID, Some(&source.namespace), &source.uid));
     if let Some(w) = wanted.and_then(|w| ctx.vips.get(Some(&source.namespace), w))
         && !candidates.iter().any(|c| c.uid() == w.uid())
     {
@@ -443,10 +435,9 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         apinet_nic_keys,
         watcher(ctx.apinet_api::<apinet::NetworkInterface>(), wc.clone()).default_backoff(),
     );
-    let (vips, vip_events) = indexed_reflector(
-        vip_keys,
-        watcher(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc).default_backoff(),
-    );
+    // VirtualIPs come indexed by target UID (`BY_TARGET_UID`), shared with the VirtualIP controller.
+    let vip_informer = ctx.ironcore_informers.get::<VirtualIP>();
+    let (vips, vip_events) = (vip_informer.store(), vip_informer.subscribe());
     let concurrency = ctx.concurrency;
     let (n1, n2) = (nics.clone(), nics.clone());
     // ironcore interfaces are indexed by `provider:/<apinet uid>` and `vip:<namespace>/<VirtualIP name>` for

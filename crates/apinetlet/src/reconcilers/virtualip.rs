@@ -61,12 +61,12 @@ fn error_policy(vip: Arc<VirtualIP>, err: &ReconcileError, _: Arc<Ctx>) -> Actio
 
 /// Runs the VirtualIP controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
-    let wc = watcher::Config::default();
-    Controller::new(Api::<VirtualIP>::all(ctx.ironcore.clone()), wc.clone())
+    let vips = ctx.ironcore_informers.get::<VirtualIP>();
+    Controller::for_stream(vips.subscribe(), vips.store().reader())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
         .watches(
             ctx.apinet_api::<apinet::IP>(),
-            wc,
+            watcher::Config::default(),
             by_origin::<apinet::IP, VirtualIP>(origin::VIRTUAL_IP),
         )
         .graceful_shutdown_on(stopped(stop))

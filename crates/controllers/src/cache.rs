@@ -257,8 +257,8 @@ where
     (informer.store(), informer.subscribe())
 }
 
-/// A fingerprint of the parts of an object a controller reacts to, for [`indexed_reflector_filtered`]:
-/// the hash of their JSON form.
+/// A fingerprint of the parts of an object a controller reacts to, for
+/// [`Informer::subscribe_filtered`]: the hash of their JSON form.
 pub fn fingerprint(relevant: &impl serde::Serialize) -> u64 {
     hash_of(&serde_json::to_string(relevant).unwrap_or_default())
 }
@@ -270,24 +270,6 @@ pub fn hash_of(value: &impl std::hash::Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut h);
     h.finish()
-}
-
-/// As [`indexed_reflector`], but an update whose `relevant` fingerprint equals that of the cached version
-/// is applied to the cache without being yielded: the controller it triggers would find nothing new.
-///
-/// Unlike kube-rs's `predicate_filter`, creations, deletions and re-lists are always yielded (a deletion
-/// does not change the object, yet its dependents must hear of it); only no-op updates are held back.
-pub fn indexed_reflector_filtered<K, S>(
-    index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
-    relevant: impl Fn(&K) -> u64 + Send + Sync + 'static,
-    events: S,
-) -> (IndexedStore<K>, Subscription<K>)
-where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-{
-    let informer = Informer::new(index_fn, events);
-    (informer.store(), informer.subscribe_filtered(relevant))
 }
 
 #[cfg(test)]
@@ -365,9 +347,11 @@ mod tests {
     #[tokio::test]
     async fn irrelevant_updates_are_cached_but_not_yielded() {
         let (tx, rx) = futures::channel::mpsc::unbounded::<Ev>();
-        let (store, touched) =
-            indexed_reflector_filtered(by_network, |n: &NetworkInterface| fingerprint(n.labels()), rx);
-        let mut touched = Box::pin(touched);
+        let informer = Informer::new(by_network, rx);
+        let (store, mut touched) = (
+            informer.store(),
+            informer.subscribe_filtered(|n: &NetworkInterface| fingerprint(n.labels())),
+        );
         tx.unbounded_send(Ok(watcher::Event::Init)).expect("send");
         tx.unbounded_send(Ok(watcher::Event::InitDone)).expect("send");
         tx.unbounded_send(Ok(watcher::Event::Apply(nic("n1", "a"))))

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use ironnet_api::{apinet, networking};
-use ironnet_controllers::leader::{LeaderElectionConfig, LeaderElector, SystemClock};
+use ironnet_runtime::leader::{LeaderElectionConfig, LeaderElector, SystemClock};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
@@ -90,7 +90,7 @@ pub async fn run(
         network_peering_disabled: config.network_peering_disabled,
         concurrency: config.concurrency.max(1),
         watch_filter: config.watch_filter.clone(),
-        ironcore_informers: ironnet_controllers::informer::Informers::new(ironcore.clone()),
+        ironcore_informers: ironnet_runtime::informer::Informers::new(ironcore.clone()),
     });
     let Some(le) = config.leader_election else {
         run_reconcilers(ctx, stop_rx).await;

@@ -4,12 +4,9 @@
 //! functions take plain views of the objects involved and return what has to be written, so they can be tested
 //! exhaustively without an API server.
 
-pub mod cache;
 pub mod daemonset;
 pub mod ephemeral;
-pub mod informer;
 pub mod lb_routing;
-pub mod leader;
 pub mod manager;
 pub mod nat;
 pub mod net;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::informer::Informers;
-use crate::leader::{LeaderElectionConfig, LeaderElector, SystemClock};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::leader::{LeaderElectionConfig, LeaderElector, SystemClock};
 
 /// Controller-manager settings.
 #[derive(Clone, Debug)]

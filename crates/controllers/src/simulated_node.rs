@@ -20,15 +20,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::cache::{IndexedStore, index_key, indexed_reflector};
+use ironnet_runtime::ReconcileError;
+use ironnet_runtime::cache::{IndexedStore, index_key, indexed_reflector};
 
 /// The cache index of NATTables by the interfaces (UIDs) their sections target.
 const BY_TARGET: &str = "target";
-
-/// A reconcile of the simulated node failed (it is retried).
-#[derive(Debug, thiserror::Error)]
-#[error("simulated node: {0}")]
-struct SimNodeError(#[from] kube::Error);
 
 struct Ctx {
     client: Client,
@@ -85,7 +81,7 @@ fn status_matches(current: &Value, desired: &Value) -> bool {
     })
 }
 
-async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, SimNodeError> {
+async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if nic.spec.node_ref.name != ctx.node || nic.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -129,11 +125,6 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-fn error_policy<K>(_: Arc<K>, err: &SimNodeError, _: Arc<Ctx>) -> Action {
-    tracing::debug!(%err, "simulated node: retrying");
-    Action::requeue(Duration::from_secs(1))
-}
-
 /// The peering states a node reports for `network` (`{id, state}` per `spec.peerings` entry), given every
 /// Network's `(id, peered ids)`: `Ready` when a Network with the peer's id exists and peers back.
 fn peering_states(network: &Value, all: &[(i64, Vec<i64>)]) -> Vec<Value> {
@@ -167,7 +158,7 @@ fn ids(network: &Value) -> (i64, Vec<i64>) {
     (id, peers)
 }
 
-async fn reconcile_network(network: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, SimNodeError> {
+async fn reconcile_network(network: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if network.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -244,7 +235,7 @@ pub async fn run(
     };
     let network_controller = network_controller
         .graceful_shutdown_on(network_stop)
-        .run(reconcile_network, error_policy, Arc::clone(&ctx))
+        .run(reconcile_network, ironnet_runtime::error_policy, Arc::clone(&ctx))
         .for_each(|_| async {});
     let controller = Controller::new(nics, watcher::Config::default())
         .watches_stream(table_events, |table| {
@@ -260,7 +251,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| async {});
     futures::join!(controller, network_controller, relay);
 }

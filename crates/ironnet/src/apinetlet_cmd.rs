@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ironnet_apinetlet::ApinetletConfig;
-use ironnet_controllers::leader::LeaderElectionConfig;
+use ironnet_runtime::leader::LeaderElectionConfig;
 
 /// Flags of `ironnet apinetlet`.
 #[derive(Debug, clap::Args)]

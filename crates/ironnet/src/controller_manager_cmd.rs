@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ironnet_controllers::ControllerConfig;
-use ironnet_controllers::leader::LeaderElectionConfig;
+use ironnet_runtime::leader::LeaderElectionConfig;
 
 /// Flags of `ironnet controller-manager`.
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use ironnet_controllers::cache::hash_of;
+use ironnet_runtime::cache::hash_of;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::PredicateConfig;
@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Ctx, RETRY_AFTER, ReconcileError, Stop, delete_gone, is_not_found, stopped};
+use super::{Ctx, ReconcileError, Stop, delete_gone, is_not_found, stopped};
 use crate::origin::Origin;
 
 /// What happens to an orphaned apinet object.
@@ -78,11 +78,6 @@ where
     Ok(Action::await_change())
 }
 
-fn error_policy<A>(_: Arc<A>, err: &ReconcileError, _: Arc<GcCtx>) -> Action {
-    tracing::warn!(error = %err, "apinetlet orphan collection failed");
-    Action::requeue(RETRY_AFTER)
-}
-
 /// Runs the orphan collector for apinet kind `A` derived from ironcore kind `I` until `stop` fires.
 pub async fn run<A, I>(ctx: Arc<Ctx>, origin: Origin, orphan: Orphan, stop: Stop)
 where
@@ -117,7 +112,7 @@ where
         .graceful_shutdown_on(stopped(stop))
         .run(
             reconcile::<A, I>,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(GcCtx { ctx, origin, orphan }),
         )
         .for_each(|_| futures::future::ready(()))

@@ -160,10 +160,6 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
     Ok(Action::await_change())
 }
 
-fn error_policy(lb: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    super::retry_after_error("LoadBalancer", &lb.name_any(), err)
-}
-
 fn lbs_of(store: &Store<LoadBalancer>, net: &Network) -> Vec<ObjectRef<LoadBalancer>> {
     store
         .state()
@@ -196,7 +192,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         by_origin::<apinet::LoadBalancerRouting, LoadBalancer>(origin::LOAD_BALANCER),
     )
     .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, error_policy, ctx)
+    .run(reconcile, ironnet_runtime::error_policy, ctx)
     .for_each(|_| futures::future::ready(()))
     .await;
 }

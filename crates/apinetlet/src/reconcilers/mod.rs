@@ -25,51 +25,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::meta::{FIELD_MANAGER, Source};
+pub(crate) use ironnet_runtime::reconcile::{
+    CONFLICT_RETRY, RETRY_AFTER, ReconcileError, is_conflict, is_not_found,
+};
 use crate::origin::Origin;
 
-/// A reconcile failed; the controller retries after [`RETRY_AFTER`].
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// An API request failed.
-    #[error("api request failed: {0}")]
-    Api(#[from] kube::Error),
-    /// The object is missing required metadata.
-    #[error("object without {0}")]
-    MissingMetadata(&'static str),
-    /// The object cannot be mapped (unsupported type, malformed field).
-    #[error("cannot map object: {0}")]
-    Mapping(String),
-}
-
-impl ReconcileError {
-    /// Whether this is an optimistic-concurrency conflict: someone wrote the object first, which is normal
-    /// among cooperating controllers and calls for a quick, quiet retry rather than a warning.
-    pub(crate) fn is_conflict(&self) -> bool {
-        matches!(self, ReconcileError::Api(e) if is_conflict(e))
-    }
-}
-
-/// Logs a failed reconcile (conflicts at debug level, everything else as a warning) and says when to retry.
-pub(crate) fn retry_after_error(
-    kind: &'static str,
-    name: &str,
-    err: &ReconcileError,
-) -> kube::runtime::controller::Action {
-    if err.is_conflict() {
-        tracing::debug!(kind, name, error = %err, "apinetlet reconcile conflicted; retrying");
-        kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(50))
-    } else {
-        tracing::warn!(kind, name, error = %err, "apinetlet reconcile failed");
-        kube::runtime::controller::Action::requeue(RETRY_AFTER)
-    }
-}
-
-/// Delay before retrying a failed reconcile.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Delay before checking again whether a deleted apinet object is gone (its own finalizers may hold it).
 pub(crate) const DELETE_RECHECK: Duration = Duration::from_millis(500);
-/// Delay after an optimistic-concurrency conflict.
-pub(crate) const CONFLICT_RETRY: Duration = Duration::from_millis(50);
 
 /// What every apinetlet reconciler needs.
 #[derive(Clone)]
@@ -90,7 +52,7 @@ pub struct Ctx {
     pub watch_filter: Option<String>,
     /// One watch per ironcore kind for all of apinetlet's controllers (Networks and VirtualIPs are read by
     /// several), through `ironcore`.
-    pub ironcore_informers: ironnet_controllers::informer::Informers,
+    pub ironcore_informers: ironnet_runtime::informer::Informers,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -129,16 +91,6 @@ pub fn ignored(watch_filter: Option<&str>, obj: &impl Resource) -> bool {
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
     label(MANAGED_BY_LABEL).is_some()
         || watch_filter.is_some_and(|f| !f.is_empty() && label(WATCH_FILTER_LABEL) != Some(f))
-}
-
-/// Whether `e` is an optimistic-concurrency conflict.
-pub(crate) fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
-}
-
-/// Whether `e` is a NotFound.
-pub(crate) fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// The source view (namespace, name, uid) of an ironcore object.
@@ -285,10 +237,10 @@ where
 /// deletion, a new incarnation under the same name and every object of a (re-)list do.
 pub(crate) fn network_uid_changes(
     ctx: &Ctx,
-) -> ironnet_controllers::informer::Subscription<ironnet_api::networking::Network> {
+) -> ironnet_runtime::informer::Subscription<ironnet_api::networking::Network> {
     ctx.ironcore_informers
         .get::<ironnet_api::networking::Network>()
-        .subscribe_filtered(|n| ironnet_controllers::cache::hash_of(&n.metadata.uid))
+        .subscribe_filtered(|n| ironnet_runtime::cache::hash_of(&n.metadata.uid))
 }
 
 /// Maps an apinet object to the ironcore object its `origin` metadata names (`EnqueueRequestByOrigin`).

@@ -91,10 +91,6 @@ async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconc
     Ok(Action::await_change())
 }
 
-fn error_policy(nat: Arc<NATGateway>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    super::retry_after_error("NATGateway", &nat.name_any(), err)
-}
-
 fn gateways_of(store: &Store<NATGateway>, net: &Network) -> Vec<ObjectRef<NATGateway>> {
     store
         .state()
@@ -122,7 +118,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::NATGatewayAutoscaler, NATGateway>(origin::NAT_GATEWAY),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -171,10 +171,6 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
     Ok(Action::await_change())
 }
 
-fn error_policy(net: Arc<Network>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    super::retry_after_error("Network", &net.name_any(), err)
-}
-
 /// Runs the Network controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let networks = ctx.ironcore_informers.get::<Network>();
@@ -186,7 +182,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::Network, Network>(origin::NETWORK),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
-use ironnet_controllers::cache::{IndexedStore, index_key, indexed_reflector};
-use ironnet_controllers::informer::BY_TARGET_UID;
+use ironnet_runtime::cache::{IndexedStore, index_key, indexed_reflector};
+use ironnet_runtime::informer::BY_TARGET_UID;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -387,10 +387,6 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
     Ok(Action::await_change())
 }
 
-fn error_policy(nic: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<NicCtx>) -> Action {
-    super::retry_after_error("NetworkInterface", &nic.name_any(), err)
-}
-
 /// The ironcore interfaces an apinet interface event concerns: its claimer, or (while unclaimed) the
 /// interfaces whose provider ID names it.
 fn nics_for_apinet(
@@ -449,7 +445,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .graceful_shutdown_on(stopped(stop))
         .run(
             reconcile,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(NicCtx {
                 base: ctx,
                 apinet_nics,

@@ -79,10 +79,6 @@ async fn label_rule(ctx: &Ctx, source: &Source) -> Result<(), ReconcileError> {
     }
 }
 
-fn error_policy(np: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    super::retry_after_error("NetworkPolicy", &np.name_any(), err)
-}
-
 fn policies_of(store: &Store<NetworkPolicy>, net: &Network) -> Vec<ObjectRef<NetworkPolicy>> {
     store
         .state()
@@ -116,7 +112,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

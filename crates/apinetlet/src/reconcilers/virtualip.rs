@@ -6,7 +6,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::VirtualIP;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
@@ -55,10 +54,6 @@ async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Reconci
     Ok(Action::await_change())
 }
 
-fn error_policy(vip: Arc<VirtualIP>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    super::retry_after_error("VirtualIP", &vip.name_any(), err)
-}
-
 /// Runs the VirtualIP controller until `stop` fires.
 pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let vips = ctx.ironcore_informers.get::<VirtualIP>();
@@ -70,7 +65,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::IP, VirtualIP>(origin::VIRTUAL_IP),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -237,7 +237,7 @@ async fn disabled_network_peering_translates_spec_but_leaves_status() {
 
 #[tokio::test]
 async fn leader_elected_apinetlet_reconciles_and_holds_the_lease() {
-    let le = ironnet_controllers::leader::LeaderElectionConfig::new(
+    let le = ironnet_runtime::leader::LeaderElectionConfig::new(
         "default",
         ironnet_apinetlet::LEASE_NAME,
         "test-a",

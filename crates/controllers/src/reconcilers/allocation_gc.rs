@@ -14,7 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::release::{AllocationAction, ClaimRef, Claimer, allocation_action};
 
 /// The finalizer the API server puts on every IPAddress.
@@ -116,14 +116,9 @@ where
     match result {
         Ok(()) => Ok(Action::await_change()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "allocation GC reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// Runs the IPAddress and NetworkID garbage collectors until `shutdown` resolves.
@@ -155,7 +150,7 @@ pub async fn run(
         .graceful_shutdown_on(stop(rx.clone()))
         .run(
             move |o, c| async move { recheck(reconcile_allocation(o, c).await) },
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client: client.clone(),
             }),
@@ -166,7 +161,7 @@ pub async fn run(
         .graceful_shutdown_on(stop(rx))
         .run(
             move |o, c| async move { recheck(reconcile_allocation(o, c).await) },
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx { client }),
         )
         .for_each(|_| futures::future::ready(()));

@@ -10,9 +10,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use super::{RETRY_AFTER, ReconcileError};
+use ironnet_runtime::reconcile::ReconcileError;
 use crate::daemonset::{LoadBalancerView, daemonset_name, desired_daemonset};
-use crate::informer::Informers;
+use ironnet_runtime::informer::Informers;
 
 /// Field manager of the controller-manager's applies (DaemonSet, as upstream).
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
@@ -74,11 +74,6 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "apinet load balancer reconcile failed");
-    Action::requeue(RETRY_AFTER)
-}
-
 /// Runs the apinet LoadBalancer → DaemonSet controller until `shutdown` resolves.
 pub async fn run(
     informers: Informers,
@@ -87,13 +82,13 @@ pub async fn run(
 ) {
     let client = informers.client().clone();
     let wc = watcher::Config::default();
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let lbs = informers.get::<LoadBalancer>();
     let controller = Controller::for_stream(lbs.subscribe(), lbs.store().reader())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .owns(Api::<DaemonSet>::all(client.clone()), wc)
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

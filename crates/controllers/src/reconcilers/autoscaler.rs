@@ -1,7 +1,6 @@
 //! NATGatewayAutoscaler reconciler (ironcore-net §4.9) over [`crate::nat::autoscaler`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NATGatewayAutoscaler};
@@ -13,8 +12,8 @@ use kube::{Client, ResourceExt};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::informer::Informers;
 use crate::nat::autoscaler::{ScaleBounds, desired_public_ips, scale_ip_names};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -100,14 +99,9 @@ async fn reconcile(scaler: Arc<NATGatewayAutoscaler>, ctx: Arc<Ctx>) -> Result<A
         .await
     {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn error_policy(_: Arc<NATGatewayAutoscaler>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "NAT autoscaler reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// Runs the NATGatewayAutoscaler controller until `shutdown` resolves.
@@ -121,7 +115,7 @@ pub async fn run(
     let ctrl = Controller::new(Api::<NATGatewayAutoscaler>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     // A gateway change (demand in status, IPs in spec) re-evaluates the autoscalers targeting it.
     let controller = ctrl
         .watches_stream(informers.get::<NATGateway>().subscribe(), move |gw| {
@@ -139,7 +133,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

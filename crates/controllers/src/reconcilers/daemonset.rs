@@ -4,7 +4,6 @@
 //! "expectations" bookkeeping (upstream's guard against a lagging cache) is needed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{DaemonSet, Instance, Node};
@@ -15,7 +14,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::daemonset::{
     APINET_API_VERSION, CONTROLLER_REVISION_HASH, InstanceState, instance_name, instance_spec_for_node,
     pinned_node, plan_instances, template_hash,
@@ -190,14 +189,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Reconcil
         }
     }
     if requeue {
-        return Ok(Action::requeue(Duration::from_millis(50)));
+        return Ok(Action::requeue(CONFLICT_RETRY));
     }
     Ok(Action::await_change())
-}
-
-fn error_policy(_: Arc<DaemonSet>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "daemon set reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 fn all_daemonsets(store: &Store<DaemonSet>) -> Vec<ObjectRef<DaemonSet>> {
@@ -221,14 +215,14 @@ pub async fn run(
     let ctrl = Controller::new(Api::<DaemonSet>::all(client.clone()), wc.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency));
     let store = ctrl.store();
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<Instance>::all(client.clone()), wc.clone())
         .watches(Api::<Node>::all(client.clone()), wc, move |_| {
             all_daemonsets(&store)
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

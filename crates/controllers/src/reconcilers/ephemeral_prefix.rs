@@ -17,12 +17,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError};
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, ip_prefix_name, plan_ephemeral,
     prefix_prefix_name,
 };
-use crate::informer::{Informed, Informers};
+use ironnet_runtime::informer::{Informed, Informers};
 
 /// The group/version of ipam Prefixes.
 pub const IPAM_GROUP_VERSION: &str = "ipam.ironcore.dev/v1alpha1";
@@ -175,14 +175,9 @@ where
         }
     }
     if requeue {
-        return Ok(Action::requeue(Duration::from_millis(50)));
+        return Ok(Action::requeue(CONFLICT_RETRY));
     }
     Ok(Action::await_change())
-}
-
-fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "ephemeral prefix reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// The owner names a Prefix name can stem from: `<owner>-<i>` and `<owner>-pf-<i>`.
@@ -233,7 +228,7 @@ async fn run_for<K>(
         .graceful_shutdown_on(stop)
         .run(
             reconcile::<K>,
-            error_policy::<K>,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,
                 with_prefixes,

@@ -1,7 +1,6 @@
 //! NetworkInterface ephemeral VirtualIP reconciler (networking-api §4.4) over [`crate::ephemeral`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
@@ -11,12 +10,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::IndexedStore;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::cache::IndexedStore;
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, plan_ephemeral,
 };
-use crate::informer::Informers;
+use ironnet_runtime::informer::Informers;
 
 struct Ctx {
     client: Client,
@@ -122,7 +121,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
                 .await
             {
                 Ok(_) => {}
-                Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
+                Err(e) if is_conflict(&e) => return Ok(Action::requeue(CONFLICT_RETRY)),
                 Err(kube::Error::Api(s)) if s.code == 404 => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -149,7 +148,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
             .await
         {
             Ok(_) => {}
-            Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
+            Err(e) if is_conflict(&e) => return Ok(Action::requeue(CONFLICT_RETRY)),
             Err(e) => return Err(e.into()),
         }
     }
@@ -167,17 +166,12 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
         match api.create(&PostParams::default(), &vip).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                return Ok(Action::requeue(Duration::from_millis(50)));
+                return Ok(Action::requeue(CONFLICT_RETRY));
             }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(Action::await_change())
-}
-
-fn error_policy(_: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "ephemeral virtual IP reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// Runs the ephemeral VirtualIP controller until `shutdown` resolves.
@@ -187,7 +181,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let client = informers.client().clone();
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let vips = informers.get::<VirtualIP>();
     let nics = informers.get::<NetworkInterface>();
     // A VirtualIP event re-reconciles the interface of the same name (ephemeral VIPs are named like their NIC).
@@ -200,7 +194,7 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(
             reconcile,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,
                 vips: vips.store(),

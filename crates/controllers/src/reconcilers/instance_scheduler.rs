@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{Instance, Node};
@@ -20,7 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::daemonset::node_view;
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::scheduler::{
     InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, schedule,
 };
@@ -143,17 +142,12 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, Reconci
             }
             match result {
                 Ok(_) => Ok(Action::await_change()),
-                Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+                Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
                 Err(e) => Err(e.into()),
             }
         }
     }
-}
-
-fn error_policy(_: Arc<Instance>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "instance scheduling failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 fn unscheduled(store: &Store<Instance>, ns: Option<&str>) -> Vec<ObjectRef<Instance>> {
@@ -177,7 +171,7 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         .with_config(ControllerConfig::default().concurrency(1));
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -203,7 +197,7 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
             }
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

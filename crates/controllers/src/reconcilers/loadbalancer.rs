@@ -12,9 +12,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::ReconcileError;
+use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use ironnet_runtime::informer::Informers;
 use crate::lb_routing::{self, RoutingInterfaceView};
 
 /// Field manager of the routing applies.
@@ -130,11 +130,6 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<LoadBalancer>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "load balancer reconcile failed");
-    Action::requeue(RETRY_AFTER)
-}
-
 fn lbs_on_network(
     store: &IndexedStore<LoadBalancer>,
     ns: &str,
@@ -194,12 +189,12 @@ pub async fn run(
         .watches_stream(network_events, move |net| {
             lbs_on_network(&s2, &net.namespace().unwrap_or_default(), &net.name_any())
         });
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = ctrl
         .graceful_shutdown_on(stop)
         .run(
             reconcile,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,
                 nics,

@@ -2,7 +2,6 @@
 //! are removed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NetworkInterface};
@@ -12,8 +11,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::informer::Informers;
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -72,14 +71,9 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<Ctx>) -> Result<Action, 
         .await
     {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn error_policy(_: Arc<NetworkInterface>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "NAT release reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// Runs the NetworkInterface NAT release controller until `shutdown` resolves.
@@ -93,7 +87,7 @@ pub async fn run(
     let store = nics.store();
     let ctrl = Controller::for_stream(nics.subscribe(), store.reader())
         .with_config(ControllerConfig::default().concurrency(concurrency));
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     // A deleting gateway releases the interfaces it claimed.
     let controller = ctrl
         .watches_stream(informers.get::<NATGateway>().subscribe(), move |gw| {
@@ -119,7 +113,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

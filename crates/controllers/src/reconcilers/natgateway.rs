@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};
@@ -14,9 +13,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use ironnet_runtime::informer::Informers;
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
@@ -188,7 +187,7 @@ async fn reconcile(gw: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         claims.push(json!({"ipFamily": family.as_str(), "claimRef": {"name": view.name, "uid": view.uid}}));
         if !patch_claims(&nic_api, nic, claims).await? {
             // The interface changed under us: plan again with fresh data before writing the table.
-            return Ok(Action::requeue(Duration::from_millis(50)));
+            return Ok(Action::requeue(CONFLICT_RETRY));
         }
     }
     for name in &plan.release {
@@ -198,7 +197,7 @@ async fn reconcile(gw: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconci
             .cloned()
             .collect();
         if !patch_claims(&nic_api, nic, claims).await? {
-            return Ok(Action::requeue(Duration::from_millis(50)));
+            return Ok(Action::requeue(CONFLICT_RETRY));
         }
     }
     let desired_ips = table_json(&plan.table);
@@ -242,11 +241,6 @@ async fn reconcile(gw: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconci
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<NATGateway>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "NAT gateway reconcile failed");
-    Action::requeue(RETRY_AFTER)
-}
-
 fn gateways_for(store: &IndexedStore<NATGateway>, nic: &NetworkInterface) -> Vec<ObjectRef<NATGateway>> {
     let key = index_key(BY_NETWORK, nic.namespace().as_deref(), &nic.spec.network_ref.name);
     store
@@ -276,12 +270,12 @@ pub async fn run(
     let nic_events = nic_informer
         .subscribe_filtered(|n: &NetworkInterface| fingerprint(&(&n.spec, &n.metadata.deletion_timestamp)));
     let nics = nic_informer.store();
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NATTable>::all(client.clone()), wc)
         .watches_stream(nic_events, move |nic| gateways_for(&store, &nic))
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, Arc::new(Ctx { client, nics }))
+        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client, nics }))
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -13,8 +13,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::informer::Informers;
 use crate::peering::{self, ObjectKey, PeeringClaimRef, PeeringNetworkView, PeeringRef};
 use crate::protection::{self, FinalizerAction, NETWORK_FINALIZER, NetworkUser};
 
@@ -89,7 +89,7 @@ async fn reconcile_protection(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action
         .await
     {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
 }
@@ -171,14 +171,9 @@ async fn reconcile_peering(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, R
         .await
     {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn error_policy(_: Arc<Network>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "network reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 fn network_key(ns: &str, name: &str) -> ObjectRef<Network> {
@@ -245,11 +240,11 @@ pub async fn run(
     };
     let a = protection
         .graceful_shutdown_on(stop(rx.clone()))
-        .run(reconcile_protection, error_policy, ctx)
+        .run(reconcile_protection, ironnet_runtime::error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     let b = peering_ctrl
         .graceful_shutdown_on(stop(rx))
-        .run(reconcile_peering, error_policy, peering_ctx)
+        .run(reconcile_peering, ironnet_runtime::error_policy, peering_ctx)
         .for_each(|_| futures::future::ready(()));
     let trigger = async move {
         shutdown.await;

@@ -17,9 +17,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{RETRY_AFTER, ReconcileError};
-use crate::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
-use crate::informer::Informers;
+use ironnet_runtime::reconcile::ReconcileError;
+use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use ironnet_runtime::informer::Informers;
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
@@ -252,11 +252,6 @@ async fn reconcile(policy: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<NetworkPolicy>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "network policy reconcile failed");
-    Action::requeue(RETRY_AFTER)
-}
-
 fn policies_on(
     store: &Store<NetworkPolicy>,
     ns: Option<String>,
@@ -305,7 +300,7 @@ pub async fn run(
     let (networks, network_events) = (network_informer.store(), network_informer.subscribe());
     let lb_informer = informers.get::<LoadBalancer>();
     let (lbs, lb_events) = (lb_informer.store(), lb_informer.subscribe());
-    let (stop, trigger) = super::sync_shutdown(shutdown);
+    let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = ctrl
         .owns(Api::<NetworkPolicyRule>::all(client.clone()), wc.clone())
         .watches_stream(nic_events, move |n| {
@@ -320,7 +315,7 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(
             reconcile,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,
                 nics,

@@ -6,7 +6,6 @@
 //! serve; it is not implemented.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};
@@ -16,10 +15,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{RETRY_AFTER, ReconcileError, is_conflict};
-use crate::cache::index_key;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
+use ironnet_runtime::cache::index_key;
 use crate::ephemeral::{EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER};
-use crate::informer::{BY_TARGET_UID, Informers};
+use ironnet_runtime::informer::{BY_TARGET_UID, Informers};
 use crate::release::{ClaimRef, Claimer, claim_holds};
 
 struct Ctx {
@@ -67,7 +66,7 @@ async fn reconcile_vip(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Rec
         .await
     {
         Ok(_) => {}
-        Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => return Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => return Err(e.into()),
     }
     // An ephemeral VIP controlled by the vanished interface is garbage. The garbage collector's own delete was
@@ -144,14 +143,9 @@ async fn reconcile_network(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, R
         .await
     {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(e) => Err(e.into()),
     }
-}
-
-fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %err, "release reconcile failed");
-    Action::requeue(RETRY_AFTER)
 }
 
 /// Runs the VirtualIP and Network release controllers until `shutdown` resolves.
@@ -187,7 +181,7 @@ pub async fn run(
         .graceful_shutdown_on(stop(rx.clone()))
         .run(
             reconcile_vip,
-            error_policy,
+            ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client: client.clone(),
             }),
@@ -211,7 +205,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop(rx))
-        .run(reconcile_network, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile_network, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
         .for_each(|_| futures::future::ready(()));
     let trigger = async move {
         shutdown.await;

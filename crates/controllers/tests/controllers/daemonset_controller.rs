@@ -43,7 +43,7 @@ async fn daemonset_spec(api: &Api<DaemonSet>, name: &str) -> Value {
 async fn load_balancer_daemon_set_has_exactly_the_upstream_shape_public_and_internal() {
     let (client, _server, _dir) = server().await;
     let _stop = start(&client, |c, s| {
-        apinet_loadbalancer::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        apinet_loadbalancer::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let lbs: Api<LoadBalancer> = Api::namespaced(client.clone(), "default");
     let dss: Api<DaemonSet> = Api::namespaced(client.clone(), "default");

@@ -92,7 +92,7 @@ async fn check_undesired(client: &kube::Client, kind: &str, owner: &str, uid: &s
 async fn load_balancer_ephemeral_prefixes_are_created_and_undesired_managed_ones_deleted() {
     let (client, _server, _dir) = server_with_prefixes().await;
     let _stop = start(&client, |c, s| {
-        ephemeral_prefix::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        ephemeral_prefix::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let lb: LoadBalancer = serde_json::from_value(json!({
         "apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "LoadBalancer", "metadata": {"name": "lb"},
@@ -112,7 +112,7 @@ async fn load_balancer_ephemeral_prefixes_are_created_and_undesired_managed_ones
 async fn network_interface_ephemeral_prefixes_are_created_and_undesired_managed_ones_deleted() {
     let (client, _server, _dir) = server_with_prefixes().await;
     let _stop = start(&client, |c, s| {
-        ephemeral_prefix::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        ephemeral_prefix::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let nic: NetworkInterface = serde_json::from_value(json!({
         "apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "NetworkInterface", "metadata": {"name": "nic"},
@@ -156,7 +156,7 @@ async fn prefix_controllers_stay_idle_while_prefixes_are_not_served() {
     assert!(!ephemeral_prefix::prefixes_served(&client).await);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(ephemeral_prefix::run(
-        ironnet_controllers::informer::Informers::new(client.clone()),
+        ironnet_runtime::informer::Informers::new(client.clone()),
         1,
         async move {
             let _ = rx.await;

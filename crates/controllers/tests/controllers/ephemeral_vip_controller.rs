@@ -25,7 +25,7 @@ async fn ephemeral_vips_follow_their_interface() {
     let (client, _server, _dir) = server().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::ephemeral_vip::run(
-        ironnet_controllers::informer::Informers::new(client.clone()),
+        ironnet_runtime::informer::Informers::new(client.clone()),
         2,
         async move {
             let _ = rx.await;
@@ -106,7 +106,7 @@ async fn retained_vip_survives_its_interface_and_other_interfaces_leave_it_alone
     let (client, _server, _dir) = server().await;
     let _stop = crate::common::start(&client, |c, s| {
         ironnet_controllers::reconcilers::ephemeral_vip::run(
-            ironnet_controllers::informer::Informers::new(c),
+            ironnet_runtime::informer::Informers::new(c),
             2,
             s,
         )
@@ -150,13 +150,13 @@ async fn controlled_vip_goes_with_its_interface() {
     let (client, _server, _dir) = server().await;
     let _vip = crate::common::start(&client, |c, s| {
         ironnet_controllers::reconcilers::ephemeral_vip::run(
-            ironnet_controllers::informer::Informers::new(c),
+            ironnet_runtime::informer::Informers::new(c),
             2,
             s,
         )
     });
     let _release = crate::common::start(&client, |c, s| {
-        ironnet_controllers::reconcilers::release::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        ironnet_controllers::reconcilers::release::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
     let vips: Api<VirtualIP> = Api::namespaced(client.clone(), "default");

@@ -59,10 +59,10 @@ async fn ipaddress_protection_holds_while_its_claimer_exists() {
 async fn interface_created_before_its_gateway_is_claimed_and_stays_claimed() {
     let (client, _server, _dir) = server().await;
     let _nat = start(&client, |c, s| {
-        natgateway::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        natgateway::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let _release = start(&client, |c, s| {
-        nat_release::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        nat_release::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let nics: Api<NetworkInterface> = Api::namespaced(client.clone(), "default");
     let gws: Api<NATGateway> = Api::namespaced(client.clone(), "default");

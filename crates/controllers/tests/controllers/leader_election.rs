@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironnet_apiserver::ApiServer;
-use ironnet_controllers::leader::{Clock, LeaderElectionConfig, LeaderElector};
+use ironnet_runtime::leader::{Clock, LeaderElectionConfig, LeaderElector};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;

@@ -12,7 +12,7 @@ async fn eligible_interface_gets_first_slot_and_claim() {
     let (client, _server, _dir) = server().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::natgateway::run(
-        ironnet_controllers::informer::Informers::new(client.clone()),
+        ironnet_runtime::informer::Informers::new(client.clone()),
         2,
         async move {
             let _ = rx.await;
@@ -127,7 +127,7 @@ async fn nat_claims_of_missing_gateways_are_released() {
     let (client, _server, _dir) = server().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::nat_release::run(
-        ironnet_controllers::informer::Informers::new(client.clone()),
+        ironnet_runtime::informer::Informers::new(client.clone()),
         2,
         async move {
             let _ = rx.await;

@@ -37,7 +37,7 @@ async fn create_available(api: &Api<Network>, name: &str, peers: &[(&str, &str)]
 
 fn start(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
     common::start(client, |c, s| {
-        ironnet_controllers::reconcilers::network::run(ironnet_controllers::informer::Informers::new(c), 4, s)
+        ironnet_controllers::reconcilers::network::run(ironnet_runtime::informer::Informers::new(c), 4, s)
     })
 }
 

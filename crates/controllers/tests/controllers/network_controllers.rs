@@ -33,7 +33,7 @@ async fn make_available(api: &Api<Network>, name: &str) {
 fn start(client: kube::Client) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::network::run(
-        ironnet_controllers::informer::Informers::new(client),
+        ironnet_runtime::informer::Informers::new(client),
         4,
         async move {
             let _ = rx.await;
@@ -163,7 +163,7 @@ async fn mutual_peerings_become_incoming_peerings_and_are_cleared_on_removal() {
 async fn run_with_leader_election_starts_controllers_once_elected() {
     let (client, _server, _dir) = server().await;
     let le =
-        ironnet_controllers::leader::LeaderElectionConfig::new("default", "ironnet-controller-manager", "me")
+        ironnet_runtime::leader::LeaderElectionConfig::new("default", "ironnet-controller-manager", "me")
             .unwrap();
     let config = ironnet_controllers::ControllerConfig {
         leader_election: Some(le),

@@ -47,7 +47,7 @@ async fn rule(api: &Api<NetworkPolicyRule>) -> Value {
 async fn policy_rule_resolves_targets_and_peers_and_follows_interface_changes() {
     let (client, _server, _dir) = server().await;
     let _stop = start(&client, |c, s| {
-        network_policy::run(ironnet_controllers::informer::Informers::new(c), 2, s)
+        network_policy::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let ns = "default";
     let networks: Api<Network> = Api::namespaced(client.clone(), ns);

@@ -11,7 +11,7 @@ use serde_json::json;
 fn start(client: kube::Client) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ironnet_controllers::reconcilers::release::run(
-        ironnet_controllers::informer::Informers::new(client),
+        ironnet_runtime::informer::Informers::new(client),
         2,
         async move {
             let _ = rx.await;

@@ -1,0 +1,22 @@
+//! ironnet's controller runtime: what every reconciling component (the controller-manager, apinetlet,
+//! metalnetlet, metalnet) shares, so that each idea exists once.
+//!
+//! - [`informer`]: one watch and one indexed cache per kind per process ([`informer::Informers`]), fanned out to
+//!   any number of controllers, as client-go's shared informers do;
+//! - [`cache`]: the indexed cache itself and its consistency contract;
+//! - [`leader`]: Lease-based leader election with an injected clock;
+//! - [`reconcile`]: the one reconcile error type, conflict/not-found classification and the retry policy;
+//! - [`shutdown`]: turning a caller's shutdown future into the `Sync` one kube-rs needs.
+//!
+//! The domain reconcilers live in the crates that use this one; nothing here knows what a Network is beyond
+//! the index each shared kind keeps ([`informer::Informed`]).
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod informer;
+pub mod leader;
+pub mod reconcile;
+pub mod shutdown;
+
+pub use reconcile::{ReconcileError, error_policy, is_conflict, is_not_found};

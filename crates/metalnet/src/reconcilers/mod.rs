@@ -1,0 +1,170 @@
+//! The kube-rs reconcilers of the three metalnet kinds: thin shells that read dpservice's state, call the pure
+//! decisions of this crate, make the calls that differ and write the status back.
+
+pub mod loadbalancer;
+pub mod network;
+pub mod networkinterface;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::agent::Agent;
+use crate::dp::DpError;
+
+/// A failed reconcile; the controller retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API request failed.
+    #[error("api request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// A dpservice call failed.
+    #[error(transparent)]
+    Dp(#[from] DpError),
+    /// A metalbond call failed.
+    #[error("metalbond: {0}")]
+    Metalbond(#[from] ironnet_metalbond::Error),
+    /// An interface claim could not be made.
+    #[error(transparent)]
+    Claim(#[from] crate::claims::ClaimError),
+    /// The object has no UID or namespace.
+    #[error("object without {0}")]
+    MissingMetadata(&'static str),
+    /// Several independent steps failed.
+    #[error("{}", .0.join("; "))]
+    Steps(Vec<String>),
+}
+
+impl Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Api(e) if ironnet_runtime::is_conflict(e))
+    }
+}
+
+/// Logs a failed reconcile and requeues it: quickly after a write conflict, after the runtime's retry delay
+/// otherwise. A dpservice that looks restarted or gone wakes the supervisor.
+pub(crate) fn error_policy<K>(obj: Arc<K>, err: &Error, agent: Arc<Agent>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let kind = K::kind(&());
+    let name = obj.meta().name.as_deref().unwrap_or("");
+    if err.is_conflict() {
+        tracing::debug!(%kind, name, error = %err, "reconcile conflicted; retrying");
+        return Action::requeue(ironnet_runtime::reconcile::CONFLICT_RETRY);
+    }
+    if matches!(err, Error::Dp(e) if e.is_unavailable()) {
+        agent.dp_suspect.notify_one();
+    }
+    tracing::warn!(%kind, name, error = %err, "reconcile failed");
+    Action::requeue(ironnet_runtime::reconcile::RETRY_AFTER)
+}
+
+/// The UID and namespace of an object.
+pub(crate) fn identity<K: Resource>(obj: &K) -> Result<(String, String), Error> {
+    Ok((
+        obj.meta().uid.clone().ok_or(Error::MissingMetadata("uid"))?,
+        obj.meta()
+            .namespace
+            .clone()
+            .ok_or(Error::MissingMetadata("namespace"))?,
+    ))
+}
+
+async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    // Guarded by the resourceVersion, so a concurrent change of the list is not overwritten.
+    let patch =
+        json!({ "metadata": { "resourceVersion": obj.meta().resource_version, "finalizers": finalizers } });
+    match api
+        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if ironnet_runtime::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds `finalizer` if missing; returns whether it was added (the reconcile then waits for the update).
+pub(crate) async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<bool, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(false);
+    }
+    let mut f = obj.finalizers().to_vec();
+    f.push(finalizer.to_owned());
+    write_finalizers(api, obj, f).await?;
+    Ok(true)
+}
+
+/// Removes `finalizer` if present.
+pub(crate) async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let f = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    write_finalizers(api, obj, f).await
+}
+
+/// Writes `status` (a complete status object; absent fields as `null` so that they are cleared) if it differs
+/// from `current`.
+pub(crate) async fn write_status<K>(api: &Api<K>, obj: &K, current: Value, status: Value) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let strip = |v: &Value| match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    if strip(&current) == strip(&status) {
+        return Ok(());
+    }
+    match api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if ironnet_runtime::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The namespaced API of kind `K`.
+pub(crate) fn api<K>(agent: &Agent, namespace: &str) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(agent.client.clone(), namespace)
+}
+
+/// A future resolving once `stop` says so (or its sender is gone).
+pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|v| *v).await;
+}

@@ -1,0 +1,136 @@
+//! Routes received through metalbond are programmed into dpservice (checked with its List RPCs): standard
+//! routes, the default router, neighbour NATs and peering.
+
+use ironnet_metalbond::{NextHop, Route};
+use serde_json::json;
+
+use crate::common::*;
+
+async fn has_route(env: &Env, vni: u32, prefix: &str, nh_vni: u32, nh: &str) -> bool {
+    env.dp
+        .list_routes(vni)
+        .await
+        .map(|rs| {
+            rs.iter()
+                .any(|r| r.prefix.to_string() == prefix && r.nexthop_vni == nh_vni && r.nexthop == ip(nh))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
+    let env = Env::start().await;
+    env.network("net", 10, &[]).await;
+    env.interface("nic", json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.1"]}))
+        .await;
+    env.ready_interface("nic", |_| true).await;
+
+    let remote = Route::new(
+        10,
+        "10.0.5.0/24".parse().unwrap(),
+        NextHop::standard(ip("fc00:2::5")),
+    );
+    env.other.announce(remote).unwrap();
+    poll("remote route programmed", || async {
+        has_route(&env, 10, "10.0.5.0/24", 10, "fc00:2::5")
+            .await
+            .then_some(())
+    })
+    .await;
+
+    env.announce_router();
+    poll("default routes via the router", || async {
+        (has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await && has_route(&env, 10, "::/0", 10, ROUTER).await)
+            .then_some(())
+    })
+    .await;
+
+    let nat = Route::new(
+        10,
+        "198.51.100.7/32".parse().unwrap(),
+        NextHop::nat(ip("fc00:2::7"), 2000, 3000).unwrap(),
+    );
+    env.other.announce(nat).unwrap();
+    poll("neighbour NAT programmed", || async {
+        let n = env.dp.list_neighbor_nats().await.ok()?;
+        n.iter()
+            .any(|n| n.ip == ip("198.51.100.7") && (n.min_port, n.max_port) == (2000, 3000) && n.vni == 10)
+            .then_some(())
+    })
+    .await;
+
+    env.other.withdraw(remote).unwrap();
+    env.other.withdraw(nat).unwrap();
+    poll("withdrawn routes removed", || async {
+        let gone = !has_route(&env, 10, "10.0.5.0/24", 10, "fc00:2::5").await;
+        let nats = env.dp.list_neighbor_nats().await.ok()?;
+        (gone && nats.is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await,
+        "the default route stays"
+    );
+}
+
+#[tokio::test]
+async fn peered_network_routes_are_installed_with_the_peer_vni() {
+    let env = Env::start().await;
+    env.network("a", 10, &[20]).await;
+    // The peer is not used on this node; its Network says what it exports into 10.
+    let peer: ironnet_api::metalnet::Network = serde_json::from_value(json!({
+        "apiVersion": "networking.metalnet.ironcore.dev/v1alpha1", "kind": "Network",
+        "metadata": {"name": "b"},
+        "spec": {"id": 20, "peeredIDs": [10], "peeredPrefixes": [{"id": 10, "prefixes": ["10.20.0.0/24"]}]},
+    }))
+    .unwrap();
+    env.networks().create(&Default::default(), &peer).await.unwrap();
+    env.interface("nic", json!({"networkRef": {"name": "a"}, "ips": ["10.0.0.1"]}))
+        .await;
+    env.ready_interface("nic", |_| true).await;
+
+    let exported = Route::new(
+        20,
+        "10.20.0.5/32".parse().unwrap(),
+        NextHop::standard(ip("fc00:3::5")),
+    );
+    let filtered = Route::new(
+        20,
+        "10.21.0.5/32".parse().unwrap(),
+        NextHop::standard(ip("fc00:3::6")),
+    );
+    env.other.announce(exported).unwrap();
+    env.other.announce(filtered).unwrap();
+    poll("peered route in VNI 10 via VNI 20", || async {
+        has_route(&env, 10, "10.20.0.5/32", 20, "fc00:3::5")
+            .await
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !has_route(&env, 10, "10.21.0.5/32", 20, "fc00:3::6").await,
+        "outside the exported prefixes"
+    );
+
+    // Peering removed on our side: the subscription to 20 ends and its routes go.
+    env.networks()
+        .patch(
+            "a",
+            &Default::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"peeredIDs": null}})),
+        )
+        .await
+        .unwrap();
+    env.networks()
+        .patch(
+            "b",
+            &Default::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"peeredIDs": null, "peeredPrefixes": null}})),
+        )
+        .await
+        .unwrap();
+    poll("peered route removed", || async {
+        (!has_route(&env, 10, "10.20.0.5/32", 20, "fc00:3::5").await).then_some(())
+    })
+    .await;
+}

@@ -4,12 +4,16 @@
 use std::net::Ipv4Addr;
 
 use crate::packet::be16;
+use crate::port::MacAddr;
 
 /// The gateway address dpservice answers as.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 /// Length of the fixed BOOTP part including the magic cookie.
 const BOOTP_LEN: usize = 240;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
+/// Offset and length of the BOOTP client hardware address field.
+const CHADDR: usize = 28;
+const CHADDR_LEN: usize = 16;
 /// DHCP message types.
 pub const DISCOVER: u8 = 1;
 /// OFFER.
@@ -54,7 +58,7 @@ impl DhcpRequest {
             return Err(DhcpError::Malformed);
         }
         let mut chaddr = [0u8; 16];
-        chaddr.copy_from_slice(&b[28..44]);
+        chaddr.copy_from_slice(&b[CHADDR..CHADDR + CHADDR_LEN]);
         let mut req = DhcpRequest {
             msg_type: 0,
             xid: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
@@ -112,8 +116,9 @@ pub struct DhcpReply<'a> {
 }
 
 impl DhcpReply<'_> {
-    /// Writes the BOOTP reply to `req` with options 53, 51, 54, 121, 1, 26, [3], [6], [12], 255.
-    pub fn emit(&self, req: &DhcpRequest) -> Vec<u8> {
+    /// Writes the BOOTP reply to `req` with options 53, 51, 54, 121, 1, 26, [3], [6], [12], 255. `client_mac` (the
+    /// request frame's Ethernet source) replaces the first six bytes of the request's `chaddr`.
+    pub fn emit(&self, req: &DhcpRequest, client_mac: MacAddr) -> Vec<u8> {
         let mut b = vec![0u8; BOOTP_LEN];
         b[0] = 2;
         b[1] = 1;
@@ -123,7 +128,8 @@ impl DhcpReply<'_> {
         b[16..20].copy_from_slice(&self.yiaddr.octets());
         b[20..24].copy_from_slice(&self.siaddr.octets());
         b[24..28].copy_from_slice(&GATEWAY.octets());
-        b[28..44].copy_from_slice(&req.chaddr);
+        b[CHADDR..CHADDR + CHADDR_LEN].copy_from_slice(&req.chaddr);
+        b[CHADDR..CHADDR + client_mac.0.len()].copy_from_slice(&client_mac.0);
         if let Some(f) = &self.file {
             let n = f.len().min(127);
             b[108..108 + n].copy_from_slice(&f.as_bytes()[..n]);

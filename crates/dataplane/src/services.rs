@@ -210,11 +210,11 @@ impl Dataplane {
             hostname: iface.hostname.as_deref(),
             router: pxe.is_some(),
         };
-        let payload = reply.emit(&req);
+        // The VM's MAC is the frame's source address: a client may fill the BOOTP `chaddr` with anything, and the
+        // reply carries the MAC the dataplane will use (dpservice `src/nodes/dhcp_node.c` does the same).
+        let payload = reply.emit(&req, src_mac);
         if msg_type == dhcp::ACK {
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&req.chaddr[..6]);
-            p.vm_mac = MacAddr(mac);
+            p.vm_mac = src_mac;
             p.mac_learned = true;
         }
         let (dst_mac, dst_ip) = if pxe.is_some() {

@@ -334,3 +334,83 @@ fn dhcpv6_for_an_ipv4_only_vm_answers_no_addrs_avail() {
         Verdict::Drop(DropReason::DhcpIgnored)
     );
 }
+
+/// The byte-exact DHCP reply frame ironnet sends for the default configuration (no DNS, no hostname, MTU 1500):
+/// `msg_type` to `dst_mac`/`yiaddr` with `chaddr` as the client hardware address and transaction id 0xdeadbeef.
+fn expected_dhcp_reply(
+    dst_mac: MacAddr,
+    port_mac: MacAddr,
+    msg_type: u8,
+    chaddr: MacAddr,
+    yiaddr: Ipv4Addr,
+) -> Vec<u8> {
+    let mut payload = vec![0u8; 240];
+    payload[0] = 2;
+    payload[1] = 1;
+    payload[2] = 6;
+    payload[4..8].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+    payload[16..20].copy_from_slice(&yiaddr.octets());
+    payload[20..24].copy_from_slice(&[169, 254, 0, 1]);
+    payload[24..28].copy_from_slice(&[169, 254, 0, 1]);
+    payload[28..34].copy_from_slice(&chaddr.0);
+    payload[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    payload.extend_from_slice(&[53, 1, msg_type]);
+    payload.extend_from_slice(&[51, 4, 255, 255, 255, 255]);
+    payload.extend_from_slice(&[54, 4, 169, 254, 0, 1]);
+    payload.extend_from_slice(&[121, 12, 16, 169, 254, 0, 0, 0, 0, 0, 169, 254, 0, 1]);
+    payload.extend_from_slice(&[1, 4, 255, 255, 255, 255]);
+    payload.extend_from_slice(&[26, 2, 0x05, 0xdc]);
+    payload.push(255);
+    let udp_len = 8 + payload.len();
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 169, 254, 0, 1];
+    ip.extend_from_slice(&yiaddr.octets());
+    ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    let c = ref_checksum(&[&ip]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut udp = vec![0, 67, 0, 68];
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&payload);
+    let pseudo = [&ip[12..20], &[0, 17], &(udp_len as u16).to_be_bytes()].concat();
+    let c = ref_checksum(&[&pseudo, &udp]);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&udp);
+    frame(dst_mac, port_mac, &ip)
+}
+
+/// dpservice (`src/nodes/dhcp_node.c`) takes the VM's MAC from the Ethernet source of the DHCPREQUEST and writes it
+/// into the reply's `chaddr`; the BOOTP `chaddr` a client sends may hold anything.
+#[test]
+fn dhcp_learns_the_mac_from_the_ethernet_source_not_from_chaddr() {
+    let mut env = Env::new();
+    let eth_mac = MacAddr([0x52, 0x54, 0, 0, 0, 0x77]);
+    let bogus = MacAddr([0xde, 0xad, 0xbe, 0xef, 0, 1]);
+    let rx_before = env.dp.stats().port(env.vf[0]);
+    for (msg, answer) in [(1u8, 2u8), (3, 5)] {
+        let req = ip4_udp(
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            68,
+            67,
+            &bootp(msg, bogus, &[]),
+        );
+        let (v, out) = env.run(env.vf[0], &frame(MacAddr::BROADCAST, eth_mac, &req));
+        assert_eq!(v, Verdict::Tx(env.vf[0]));
+        assert_eq!(
+            out,
+            expected_dhcp_reply(eth_mac, VF_MACS[0], answer, eth_mac, vm_ip(0)),
+            "reply to message type {msg}"
+        );
+    }
+    assert_eq!(env.dp.port(env.vf[0]).unwrap().vm_mac, eth_mac);
+    let after = env.dp.stats().port(env.vf[0]);
+    assert_eq!(after.tx_packets - rx_before.tx_packets, 2);
+    assert_eq!(after.dropped, rx_before.dropped);
+    // Traffic to the VM now goes to the learned MAC.
+    let (v, out) = env.run(
+        env.vf[1],
+        &frame(VF_MACS[1], VM_MACS[1], &ip4_udp(vm_ip(1), vm_ip(0), 1, 2, b"x")),
+    );
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(out[..12], [eth_mac.0, VF_MACS[0].0].concat()[..]);
+}

@@ -1,5 +1,5 @@
 //! DHCPv6 server for the VM behind a VF (spec §B.8): SOLICIT ⇒ ADVERTISE, REQUEST/RELEASE ⇒ REPLY with the VM's
-//! address, CONFIRM ⇒ bare REPLY.
+//! address, CONFIRM ⇒ bare REPLY; without an IPv6 address only SOLICIT and REQUEST are answered (NoAddrsAvail).
 
 use std::net::Ipv6Addr;
 
@@ -91,7 +91,8 @@ fn opt(out: &mut Vec<u8>, code: u16, val: &[u8]) {
 }
 
 /// Builds the server's answer to `req`, or `None` if the message type is not answered. `addr` is the VM's IPv6
-/// (without one, SOLICIT/REQUEST get a REPLY with status NoAddrsAvail); `server_mac` forms the server DUID-LL.
+/// (without one, SOLICIT/REQUEST get a REPLY with status NoAddrsAvail and every other type is not answered);
+/// `server_mac` forms the server DUID-LL.
 pub fn reply(
     req: &Dhcpv6Request,
     addr: Option<Ipv6Addr>,
@@ -105,12 +106,11 @@ pub fn reply(
         _ => return None,
     };
     let mut out = vec![msg, req.xid[0], req.xid[1], req.xid[2]];
-    if req.msg_type == CONFIRM {
-        return Some(out);
-    }
     let mut duid = vec![0, 3, 0, 1];
     duid.extend_from_slice(&server_mac.0);
     let Some(addr) = addr else {
+        // Without an address to hand out only SOLICIT and REQUEST get an answer (NoAddrsAvail); everything else,
+        // CONFIRM included, is dropped, as dpservice's `src/nodes/dhcpv6_node.c` does.
         if !matches!(req.msg_type, SOLICIT | REQUEST) {
             return None;
         }
@@ -122,6 +122,9 @@ pub fn reply(
         opt(&mut out, OPT_STATUS, &[0, 2]);
         return Some(out);
     };
+    if req.msg_type == CONFIRM {
+        return Some(out);
+    }
     opt(&mut out, OPT_SERVERID, &duid);
     if let Some(c) = &req.client_id {
         opt(&mut out, OPT_CLIENTID, c);

@@ -414,3 +414,62 @@ fn dhcp_learns_the_mac_from_the_ethernet_source_not_from_chaddr() {
     assert_eq!(v, Verdict::Tx(env.vf[0]));
     assert_eq!(out[..12], [eth_mac.0, VF_MACS[0].0].concat()[..]);
 }
+
+/// dpservice (`src/nodes/dhcpv6_node.c`): without an IPv6 address only SOLICIT and REQUEST are answered, with a REPLY
+/// carrying status NoAddrsAvail; CONFIRM, RENEW, REBIND, RELEASE, DECLINE and INFORMATION-REQUEST are dropped.
+#[test]
+fn dhcpv6_without_an_ipv6_address_answers_only_solicit_and_request() {
+    let mut env = Env::new();
+    env.dp
+        .create_interface(CreateInterface {
+            id: "v4only".into(),
+            vni: VNI,
+            ipv4: Some(vm_ip(2)),
+            ipv6: None,
+            port: env.vf[2],
+            pxe: None,
+            hostname: None,
+            preferred_underlay: None,
+        })
+        .unwrap();
+    let client_ll: Ipv6Addr = "fe80::5054:ff:fe00:3".parse().unwrap();
+    let all_servers: Ipv6Addr = "ff02::1:2".parse().unwrap();
+    let all_servers_mac = MacAddr([0x33, 0x33, 0, 1, 0, 2]);
+    let message = |msg_type: u8| {
+        let mut m = vec![msg_type, 1, 2, 3];
+        m.extend_from_slice(&[0, 1, 0, 4, 9, 9, 9, 9]);
+        m.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]);
+        frame(
+            all_servers_mac,
+            VM_MACS[2],
+            &ip6_udp(client_ll, all_servers, 546, 547, &m),
+        )
+    };
+    for solicit_or_request in [1u8, 3] {
+        let (v, out) = env.run(env.vf[2], &message(solicit_or_request));
+        assert_eq!(v, Verdict::Tx(env.vf[2]));
+        let mut reply = vec![7, 1, 2, 3, 0, 1, 0, 4, 9, 9, 9, 9, 0, 2, 0, 10, 0, 3, 0, 1];
+        reply.extend_from_slice(&VF_MACS[2].0);
+        reply.extend_from_slice(&[0, 13, 0, 2, 0, 2]);
+        let mut expect = ip6_udp("fe80::1".parse().unwrap(), client_ll, 547, 546, &reply);
+        // dpservice's replies use hop limit 64 like etherparse's builder; only the frame around it differs.
+        assert_eq!(expect[7], 64);
+        expect = frame(VM_MACS[2], VF_MACS[2], &expect);
+        assert_eq!(out, expect, "message type {solicit_or_request}");
+    }
+    let ignored = env.dp.stats().dropped(DropReason::DhcpIgnored);
+    let tx = env.dp.stats().port(env.vf[2]).tx_packets;
+    let others = [4u8, 5, 6, 8, 9, 11];
+    for t in others {
+        assert_eq!(
+            env.run(env.vf[2], &message(t)).0,
+            Verdict::Drop(DropReason::DhcpIgnored),
+            "message type {t}"
+        );
+    }
+    assert_eq!(
+        env.dp.stats().dropped(DropReason::DhcpIgnored) - ignored,
+        others.len() as u64
+    );
+    assert_eq!(env.dp.stats().port(env.vf[2]).tx_packets, tx);
+}

@@ -709,6 +709,15 @@ impl Dp {
         Ok(absent_on(r, &[code::NOT_FOUND])?.is_some())
     }
 
+    /// ListLoadBalancers: their IDs.
+    pub async fn list_load_balancers(&self) -> DpResult<Vec<String>> {
+        let (_, r) = call!(self, list_load_balancers, proto::ListLoadBalancersRequest {});
+        Ok(r.loadbalancers
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.id).into_owned())
+            .collect())
+    }
+
     /// ListLoadBalancerTargets.
     pub async fn list_load_balancer_targets(&self, id: &str) -> DpResult<Vec<IpAddr>> {
         let (op, r) = call!(

@@ -9,6 +9,7 @@
 //! - [`dp`]: the dpservice client; [`announce`]: what the node announces, per object;
 //! - pure decisions: [`interface`] (interface, VIP, NAT), [`firewall`] (rules by content), [`routes`] (received
 //!   routes → dpservice routes, neighbour NATs, load balancer targets);
+//! - [`orphans`]: what a restarted metalnet removes from dpservice;
 //! - [`agent`]: the shared state; [`reconcilers`]: the three controllers; [`supervisor`]: dpservice restarts,
 //!   metalbond settling.
 
@@ -21,6 +22,7 @@ pub mod claims;
 pub mod dp;
 pub mod firewall;
 pub mod interface;
+pub mod orphans;
 pub mod reconcilers;
 pub mod routes;
 pub mod supervisor;
@@ -200,6 +202,12 @@ pub async fn run_with(
                     None => return,
                 },
             }
+        }
+    });
+    let gc = Arc::clone(&agent);
+    tokio::spawn(async move {
+        if let Err(e) = orphans::collect(&gc).await {
+            tracing::warn!(error = %e, "removing orphans from dpservice failed");
         }
     });
     tokio::spawn(supervisor::settle_routes(

@@ -43,6 +43,11 @@ pub fn dp_ports(lb: &LoadBalancer) -> Option<Vec<(i32, u32)>> {
 
 async fn reconcile(lb: Arc<LoadBalancer>, agent: Arc<Agent>) -> Result<Action, Error> {
     let (uid, namespace) = identity(lb.as_ref())?;
+    // The watch selects this node's objects; this guards against a server that ignores field selectors.
+    let ours = lb.spec.node_name.as_deref() == Some(agent.node.as_str());
+    if !ours && !lb.finalizers().iter().any(|f| f == LOAD_BALANCER_FINALIZER) {
+        return Ok(Action::await_change());
+    }
     let lbs = api::<LoadBalancer>(&agent, &namespace);
     let network_name = lb.spec.network_ref.name.clone();
     if lb.metadata.deletion_timestamp.is_some() {

@@ -198,6 +198,11 @@ fn mirrored(spec: &[ironnet_api::common::IPPrefix], realised: &[(IpNet, Ipv6Addr
 
 async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Action, Error> {
     let (uid, namespace) = identity(nic.as_ref())?;
+    // The watch selects this node's objects; this guards against a server that ignores field selectors.
+    let ours = nic.spec.node_name.as_deref() == Some(agent.node.as_str());
+    if !ours && !nic.finalizers().iter().any(|f| f == INTERFACE_FINALIZER) {
+        return Ok(Action::await_change());
+    }
     let nics = api::<NetworkInterface>(&agent, &namespace);
     let network_name = nic.spec.network_ref.name.clone();
     if nic.metadata.deletion_timestamp.is_some() {

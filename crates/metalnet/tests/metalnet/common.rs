@@ -247,8 +247,13 @@ impl Env {
     }
 
     /// Creates a NetworkInterface on this node from a spec (networkRef, ips, ... as JSON).
-    pub async fn interface(&self, name: &str, mut spec: Value) -> NetworkInterface {
-        spec["nodeName"] = json!(NODE);
+    pub async fn interface(&self, name: &str, spec: Value) -> NetworkInterface {
+        self.interface_on(name, NODE, spec).await
+    }
+
+    /// Creates a NetworkInterface on `node`.
+    pub async fn interface_on(&self, name: &str, node: &str, mut spec: Value) -> NetworkInterface {
+        spec["nodeName"] = json!(node);
         if spec.get("ipFamilies").is_none() {
             let fams: Vec<&str> = spec["ips"]
                 .as_array()

@@ -37,6 +37,13 @@ async fn interface_create_and_delete() {
     let env = Env::start().await;
     env.other.subscribe(10).unwrap();
     env.network("net", 10, &[]).await;
+    let elsewhere = env
+        .interface_on(
+            "elsewhere",
+            "node-b",
+            json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.7"]}),
+        )
+        .await;
     let nic = env
         .interface(
             "nic",
@@ -57,6 +64,9 @@ async fn interface_create_and_delete() {
         (i.vni, i.ipv4, i.device.as_str(), i.hostname.as_str()),
         (10, Some("10.0.0.1".parse().unwrap()), "net_tap2", "vm1")
     );
+    // Another node's interface is not this node's business (and not even watched).
+    assert_eq!(env.dp.get_interface(&Env::uid(&elsewhere)).await.unwrap(), None);
+    assert!(env.interfaces().get("elsewhere").await.unwrap().status.is_none());
     let claim = env.args.metalnet_dir.join("netfns/claims").join(&uid);
     assert_eq!(std::fs::read_to_string(&claim).unwrap(), taps[0]);
     wait_received(&env, 10, "interface IP announced", |r| {

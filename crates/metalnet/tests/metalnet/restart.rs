@@ -95,11 +95,44 @@ async fn metalnet_restart_adopts_without_recreating() {
     let vip_before = env.dp.get_vip(&nic).await.unwrap().unwrap();
     let lb_before = env.dp.get_load_balancer(&lb).await.unwrap().unwrap();
     let prefixes_before = env.dp.list_prefixes(&nic, false).await.unwrap();
+    // A route withdrawn while metalnet is down: dpservice keeps it until the restarted metalnet has its full
+    // received table, then it must go. Its removal marks the end of the restart window.
+    let stale = Route::new(
+        10,
+        "10.0.6.0/24".parse().unwrap(),
+        NextHop::standard(ip("fc00:2::6")),
+    );
+    env.other.announce(stale).unwrap();
+    poll("stale-to-be route programmed", || async {
+        has_route(&env, 10, "10.0.6.0/24", "fc00:2::6")
+            .await
+            .then_some(())
+    })
+    .await;
+    // An interface whose object is force-deleted while metalnet is down.
+    let gone = env
+        .interface(
+            "gone",
+            json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.66"]}),
+        )
+        .await;
+    env.ready_interface("gone", |_| true).await;
+    let gone_uid = Env::uid(&gone);
     env.stop_metalnet().await;
+    env.other.withdraw(stale).unwrap();
+    env.interfaces()
+        .patch(
+            "gone",
+            &Default::default(),
+            &kube::api::Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    env.delete(&env.interfaces(), "gone").await;
     // Lose the claim file too: the device dpservice reports is adopted.
     std::fs::remove_file(env.args.metalnet_dir.join("netfns/claims").join(&nic)).unwrap();
 
-    // Watch dpservice's routes during the restart: the remote route must never disappear.
+    // Watch dpservice's routes during the restart: the live remote route must never disappear.
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let dp = env.dp.clone();
     let watcher = tokio::spawn(async move {
@@ -124,13 +157,21 @@ async fn metalnet_restart_adopts_without_recreating() {
             .then_some(())
     })
     .await;
-    // Let metalnet settle its received routes and re-reconcile everything before comparing.
     poll("claim re-adopted", || async {
         let c = std::fs::read_to_string(env.args.metalnet_dir.join("netfns/claims").join(&nic)).ok()?;
         (c == tap_names(&env.dp_args)[0]).then_some(())
     })
     .await;
-    tokio::time::sleep(ironnet_metalnet::supervisor::SETTLE_AFTER * 3).await;
+    poll(
+        "the route withdrawn meanwhile is removed once the received routes settled",
+        || async { (!has_route(&env, 10, "10.0.6.0/24", "fc00:2::6").await).then_some(()) },
+    )
+    .await;
+    poll("the orphaned interface and its claim removed", || async {
+        let claim = env.args.metalnet_dir.join("netfns/claims").join(&gone_uid);
+        (env.dp.get_interface(&gone_uid).await.ok()?.is_none() && !claim.exists()).then_some(())
+    })
+    .await;
     done_tx.send(true).unwrap();
     assert_eq!(
         watcher.await.unwrap(),

@@ -1,4 +1,4 @@
-//! Kinds the server itself serves: core/v1 Namespace and Event, events.k8s.io/v1 Event and
+//! Kinds the server itself serves: core/v1 Namespace, Node and Event, events.k8s.io/v1 Event and
 //! coordination.k8s.io/v1 Lease.
 
 use std::sync::Arc;
@@ -64,6 +64,26 @@ pub(crate) fn register_builtins(registry: &mut Registry) {
     ];
     ns.schema = json!({"type": "object", "properties": {
         "spec": {"type": "object", "properties": {"finalizers": {"type": "array", "items": {"type": "string"}}}},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    }});
+
+    // metalnetlet reads the Nodes of the metalnet cluster (and puts its finalizer on them); metalnet agents
+    // register their node here. Spec and status are kept as given: the server does not act on them.
+    let mut node = definition("", "Node", "nodes", Scope::Cluster);
+    node.short_names = vec!["no".into()];
+    node.status_subresource = true;
+    node.strategic_merge_patch = true;
+    node.printer_columns = vec![
+        column(
+            "Status",
+            "string",
+            ".status.conditions[?(@.type==\"Ready\")].status",
+            0,
+        ),
+        column("Age", "date", ".metadata.creationTimestamp", 0),
+    ];
+    node.schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
     }});
 
@@ -133,8 +153,9 @@ pub(crate) fn register_builtins(registry: &mut Registry) {
         }}
     }});
 
-    let defaults: [(ResourceDefinition, Arc<dyn Strategy>); 4] = [
+    let defaults: [(ResourceDefinition, Arc<dyn Strategy>); 5] = [
         (ns, Arc::new(NamespaceStrategy)),
+        (node, Arc::new(DefaultStrategy)),
         (core_event, Arc::new(DefaultStrategy)),
         (new_event, Arc::new(DefaultStrategy)),
         (lease, Arc::new(DefaultStrategy)),

@@ -4,3 +4,4 @@ mod common;
 mod http_api;
 mod kube_rs;
 mod kubectl;
+mod node;

@@ -68,6 +68,20 @@ pub fn metalnet_nic_spec(
     }
 }
 
+/// The metalnet NAT assignment of a NATTable section: NAT IP `ip`, ports `port..=end_port`.
+///
+/// A NATTable section's `endPort` is the last port of the slot (the controller-manager hands out
+/// `[1024 + s·ppn, 1024 + s·ppn + ppn − 1]`), metalnet's `endPort` is exclusive (dpservice's `max_port`), so it
+/// is one more. Upstream copies the value and so loses the last port of every slot. metalnet cannot express
+/// an end of 65536: the last slot of the port space keeps its end and loses port 65535 only.
+pub fn nat_section_details(ip: Option<IP>, port: i32, end_port: i32) -> NATDetails {
+    NATDetails {
+        ip,
+        port,
+        end_port: end_port.saturating_add(1).min(65535),
+    }
+}
+
 /// The apinet NetworkInterface status that metalnet NetworkInterface `m` reports.
 pub fn apinet_nic_status(m: &metalnet::NetworkInterface) -> apinet::NetworkInterfaceStatus {
     let status = m.status.clone().unwrap_or_default();
@@ -178,6 +192,14 @@ mod tests {
         );
         n.spec.hostname = "foo".into();
         assert_eq!(metalnet_nic_spec(&n, &inputs).hostname.as_deref(), Some("foo"));
+    }
+
+    #[test]
+    fn nat_section_ends_become_exclusive() {
+        let ip: IP = "198.51.100.5".parse().unwrap();
+        let d = nat_section_details(Some(ip.clone()), 1024, 1087);
+        assert_eq!((d.port, d.end_port), (1024, 1088), "64 ports: 1024..=1087");
+        assert_eq!(nat_section_details(Some(ip), 65472, 65535).end_port, 65535);
     }
 
     #[test]

@@ -24,7 +24,9 @@ use super::{
 };
 use crate::firewall::firewall_rules;
 use crate::names::{NETWORK_INTERFACE_ORIGIN, parse_node_name, partition_finalizer, partition_node_name};
-use crate::networkinterface::{NicInputs, apinet_nic_status, metalnet_nic_spec, nic_status_patch};
+use crate::networkinterface::{
+    NicInputs, apinet_nic_status, metalnet_nic_spec, nat_section_details, nic_status_patch,
+};
 
 /// IPs of the LoadBalancers on the interface's network whose routing (named as the LoadBalancer) has a
 /// destination among the interface's IPs.
@@ -69,11 +71,7 @@ fn nat_details(ctx: &Ctx, nic: &apinet::NetworkInterface, namespace: &str, uid: 
                 .sections
                 .iter()
                 .find(|s| s.target_ref.as_ref().is_some_and(|t| t.uid == uid))
-                .map(|s| NATDetails {
-                    ip: nat_ip.ip.clone(),
-                    port: s.port,
-                    end_port: s.end_port,
-                })
+                .map(|s| nat_section_details(nat_ip.ip.clone(), s.port, s.end_port))
         });
         out.extend(section);
     }

@@ -324,3 +324,47 @@ async fn node_deletion_removes_the_interfaces_on_it() {
     .await;
     env.gone(&env.nodes(), "node-1").await;
 }
+
+/// With the controller-manager: a NAT gateway on the interface's network hands it a NATTable slot, which reaches
+/// metalnet as `nat` (end exclusive: the slot 1024..=1087 is `[1024, 1088)`), and metalnet's NAT IP comes back as
+/// `status.natIPs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_gateway_slot_reaches_metalnet_and_its_ip_comes_back() {
+    let env = crate::common::env_with(crate::common::config(), true).await;
+    env.metalnet_node("node-1").await;
+    env.network("my-network", json!([])).await;
+    let gw: apinet::NATGateway = env
+        .create(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NATGateway", "metadata": {"name": "gw"},
+            "spec": {"ipFamily": "IPv4", "networkRef": {"name": "my-network"}, "portsPerNetworkInterface": 64,
+                     "ips": [{"name": "ip-1", "ipFamily": "IPv4"}]},
+        }))
+        .await;
+    let gw_ip = gw.spec.ips[0].ip.as_ref().expect("allocated").to_string();
+    let nic = nic(&env, "my-nic", json!({})).await;
+    let uid = nic.uid().unwrap();
+    let m = metalnet_nic(&env, &uid, |m| m.spec.nat.is_some()).await;
+    assert_eq!(
+        to_json(&m.spec.nat),
+        json!({"ip": gw_ip, "port": 1024, "endPort": 1088})
+    );
+    env.metalnet::<metalnet::NetworkInterface>()
+        .patch_status(
+            &uid,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"status": {"state": "Ready", "natIP": {"ip": gw_ip, "port": 1024, "endPort": 1088}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    poll("NAT IP reported", || async {
+        let n = env
+            .apinet::<apinet::NetworkInterface>()
+            .get("my-nic")
+            .await
+            .unwrap();
+        (to_json(&n.status) == json!({"state": "Ready", "natIPs": [gw_ip]})).then_some(())
+    })
+    .await;
+}

@@ -45,7 +45,9 @@ pub struct FlowKey {
     pub v6: bool,
     /// Separates flows that share a 5-tuple but are different connections to the dataplane: 0 for ordinary
     /// traffic, [`FlowKey::ZONE_LB`] for packets arriving at a load balancer (whose direct-server-return answers
-    /// from a local backend carry the reversed 5-tuple but are a new flow). dpservice uses its `vnf_type` key
+    /// from a local backend carry the reversed 5-tuple but are a new flow), [`FlowKey::ZONE_NAT`] for packets
+    /// arriving at a NAT gateway underlay and for the reply key of a NAT flow (so only those packets are
+    /// de-NATed; a local VM sending the reverse 5-tuple starts its own flow). dpservice uses its `vnf_type` key
     /// field for the same purpose.
     pub zone: u8,
 }
@@ -66,6 +68,8 @@ impl Hash for FlowKey {
 impl FlowKey {
     /// Zone of flows arriving at a load-balancer underlay.
     pub const ZONE_LB: u8 = 1;
+    /// Zone of packets arriving at a NAT gateway underlay, and of NAT flows' reply keys.
+    pub const ZONE_NAT: u8 = 2;
 
     /// The key of an IPv4 packet.
     #[inline]

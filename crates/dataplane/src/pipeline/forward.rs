@@ -342,7 +342,12 @@ impl Dataplane {
         if let RouteTarget::Vf { port, .. } = target {
             allowed &= self.fw_accepts_key(port, Direction::Ingress, &translated, p);
         }
-        let mut f = Flow::new(key, translated.reversed(), now);
+        let mut reply = translated.reversed();
+        if tag == NatTag::Nat {
+            // Replies to a NAT IP arrive from the underlay at the NAT's underlay address (see `FlowKey::zone`).
+            reply.zone = FlowKey::ZONE_NAT;
+        }
+        let mut f = Flow::new(key, reply, now);
         f.rewrite = rw;
         f.nat = tag;
         f.port = Some(ing.port);

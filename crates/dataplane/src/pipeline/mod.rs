@@ -114,9 +114,11 @@ impl Dataplane {
         };
         // Host services answer VMs only: a tunnelled DHCP or ND packet is ordinary traffic.
         let mut parsed = parse::parse(pkt, l3, v6, vnf.vni, false)?;
-        if vnf.kind == crate::underlay::VnfKind::Lb {
-            parsed.key.zone = FlowKey::ZONE_LB;
-        }
+        parsed.key.zone = match vnf.kind {
+            crate::underlay::VnfKind::Lb => FlowKey::ZONE_LB,
+            crate::underlay::VnfKind::Nat => FlowKey::ZONE_NAT,
+            _ => 0,
+        };
         self.forward(now, pkt, ingress, parsed)
     }
 

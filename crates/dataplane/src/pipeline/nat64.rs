@@ -62,11 +62,13 @@ impl Dataplane {
             .nat_ports
             .allocate(socket, n.ip, n.min_port, n.max_port, dst4, dport)
             .ok_or(DropReason::NatExhausted)?;
-        let reply = if proto4 == PROTO_ICMP {
+        let mut reply = if proto4 == PROTO_ICMP {
             FlowKey::v4(dst4, n.ip, PROTO_ICMP, b.nat_port, b.nat_port, key.vni)
         } else {
             FlowKey::v4(dst4, n.ip, proto4, key.dst_port, b.nat_port, key.vni)
         };
+        // Replies arrive at the NAT underlay only (see `FlowKey::zone`).
+        reply.zone = FlowKey::ZONE_NAT;
         let allowed = self.fw_accepts(ing.port, Direction::Egress, p);
         let mut f = Flow::new(key, reply, now);
         f.kind = FlowKind::Nat64 {

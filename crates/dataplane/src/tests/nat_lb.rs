@@ -460,3 +460,68 @@ fn ipv6_load_balancer_forwards_and_answers_echo() {
         .unwrap();
     assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), router6(), &reply));
 }
+
+/// The reply direction of a NAT flow belongs to the NAT's underlay: a local VM that sends the reverse 5-tuple (here
+/// a load-balancer backend answering by direct server return from the LB IP to the NAT IP of a VM on the same host)
+/// starts its own flow, which is routed by LPM and tunnelled to the router; the answer is de-NATed only when it comes
+/// back to the NAT underlay. dpservice keys its connection table by the kind of object owning the address as well.
+#[test]
+fn nat_replies_match_only_at_the_nat_underlay() {
+    let (mut env, lb_ip, lb_ul) = lb_env();
+    env.default_route();
+    let nat = Ipv4Addr::new(45, 86, 7, 9);
+    let nat_ul = env.dp.create_nat("vm0", nat.into(), 1000, 1001, None).unwrap();
+    let pfx_ul = env
+        .dp
+        .create_lb_prefix("vm1", format!("{lb_ip}/32").parse().unwrap(), None)
+        .unwrap();
+    env.dp.create_lb_target("lb1", pfx_ul.into()).unwrap();
+
+    // vm0 connects to the LB IP: SNATed (the only port of the range is 1000) and tunnelled to the router.
+    let syn = ip4_tcp(vm_ip(0), lb_ip, 5000, 80, true, false, b"");
+    let (v, out) = from_vm(&mut env, 0, &syn);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    let syn_nat = ip4_tcp(nat, lb_ip, 1000, 80, true, false, b"");
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, env.underlay[0], router6(), &syn_nat)
+    );
+    // The router delivers it to the LB underlay; the LB's backend is vm1's LB prefix.
+    let (v, out) = from_router(&mut env, lb_ul, &syn_nat);
+    assert_eq!(v, Verdict::Tx(env.vf[1]));
+    assert_eq!(out, frame(VM_MACS[1], VF_MACS[1], &syn_nat));
+    // vm1 answers from the LB IP to the NAT IP: a new flow of vm1, not the NAT flow's reply.
+    let created = env.dp.stats().flows_created;
+    let syn_ack = ip4_tcp(lb_ip, nat, 80, 1000, true, true, b"");
+    let (v, out) = from_vm(&mut env, 1, &syn_ack);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, env.underlay[1], router6(), &syn_ack)
+    );
+    assert_eq!(env.dp.stats().flows_created, created + 1);
+    // Back from the router at the NAT underlay, it is de-NATed to vm0.
+    let (v, out) = from_router(&mut env, nat_ul, &syn_ack);
+    assert_eq!(v, Verdict::Tx(env.vf[0]));
+    assert_eq!(
+        out,
+        frame(
+            VM_MACS[0],
+            VF_MACS[0],
+            &ip4_tcp(lb_ip, vm_ip(0), 80, 5000, true, true, b"")
+        )
+    );
+    assert_ipv4_valid(&out[14..]);
+    // Without an LB in between: another local VM sending the reverse 5-tuple of vm0's NAT flow is routed too.
+    let d = Ipv4Addr::new(8, 8, 8, 8);
+    let q = ip4_udp(vm_ip(0), d, 6000, 53, b"q");
+    let (_, out) = from_vm(&mut env, 0, &q);
+    let nat_port = u16::from_be_bytes([out[54 + 20], out[54 + 21]]);
+    let spoof = ip4_udp(d, nat, 53, nat_port, b"not a reply");
+    let (v, out) = from_vm(&mut env, 1, &spoof);
+    assert_eq!(v, Verdict::Tx(env.pf[0]));
+    assert_eq!(
+        out,
+        tunnel(ROUTER_MAC, PF0_MAC, env.underlay[1], router6(), &spoof)
+    );
+}

@@ -76,8 +76,13 @@ impl Dataplane {
             return self.forward_existing(now, pkt, ing, &p, id, dir);
         }
         if let IcmpKind::Error { .. } = p.icmp {
-            // An error for a connection we do not track.
-            return Err(DropReason::UnsupportedIcmp);
+            return match ing.tunnel {
+                // A load balancer keeps no flow for what its backends send by direct server return, so an error
+                // about such a packet is matched by the embedded packet (reversed, i.e. `p.key`).
+                Some((_, _, vnf)) if vnf.kind == VnfKind::Lb => self.lb_icmp_error(pkt, ing, &p),
+                // An error for a connection we do not track.
+                _ => Err(DropReason::UnsupportedIcmp),
+            };
         }
         match ing.tunnel {
             None => self.new_flow_from_vm(now, pkt, ing, &p),
@@ -445,32 +450,14 @@ impl Dataplane {
         outer_src: Ipv6Addr,
     ) -> Outcome {
         let key = p.key;
-        let ip = key.dst_ip();
-        let lb = self
-            .lb_by_ip
-            .get(&(key.vni, ip))
-            .and_then(|id| self.lbs.get(id))
-            .ok_or(DropReason::LbNoMatch)?;
+        if !self.lb_by_ip.contains_key(&(key.vni, key.dst_ip())) {
+            return Err(DropReason::LbNoMatch);
+        }
         if p.icmp == IcmpKind::EchoRequest {
             return self.echo_reply(pkt, ing.l3, key.v6, outer_src);
         }
-        if !lb
-            .ports
-            .iter()
-            .any(|lp| lp.protocol.number() == key.proto && lp.port == key.dst_port)
-        {
-            return Err(DropReason::LbNoMatch);
-        }
-        let backend = lb
-            .maglev
-            .select(FlowTable::stable_hash(&key))
-            .ok_or(DropReason::LbNoMatch)?;
-        let allowed = match self.vnf.get(&backend) {
-            Some(v) if v.kind == VnfKind::LbAliasPrefix => v
-                .port
-                .is_some_and(|port| self.fw_accepts(port, Direction::Ingress, p)),
-            _ => true,
-        };
+        let backend = self.lb_select(&key)?;
+        let allowed = self.lb_backend_accepts(backend, p);
         // One-way flow: only the original key is indexed, so a direct-server-return answer from a local backend
         // (source = LB IP) is not mistaken for this flow's reply and starts its own flow.
         let mut f = Flow::new(key, key, now);
@@ -481,6 +468,47 @@ impl Dataplane {
         self.insert_flow(f, p)?;
         self.check_verdict(allowed)?;
         self.lb_send(pkt, ing.l3, key.v6, backend, uplink)
+    }
+
+    /// The Maglev backend of the load balancer at (`key.vni`, `key.dst`) for `key`, if the LB serves `key`'s
+    /// protocol and destination port and has targets.
+    fn lb_select(&self, key: &FlowKey) -> Result<Ipv6Addr, DropReason> {
+        let lb = self
+            .lb_by_ip
+            .get(&(key.vni, key.dst_ip()))
+            .and_then(|id| self.lbs.get(id))
+            .ok_or(DropReason::LbNoMatch)?;
+        if !lb
+            .ports
+            .iter()
+            .any(|lp| lp.protocol.number() == key.proto && lp.port == key.dst_port)
+        {
+            return Err(DropReason::LbNoMatch);
+        }
+        lb.maglev
+            .select(FlowTable::stable_hash(key))
+            .ok_or(DropReason::LbNoMatch)
+    }
+
+    /// Whether `backend` accepts a load-balanced packet: a local LB prefix applies its interface's ingress rules,
+    /// a remote backend applies its own.
+    fn lb_backend_accepts(&self, backend: Ipv6Addr, p: &Parsed) -> bool {
+        match self.vnf.get(&backend) {
+            Some(v) if v.kind == VnfKind::LbAliasPrefix => v
+                .port
+                .is_some_and(|port| self.fw_accepts(port, Direction::Ingress, p)),
+            _ => true,
+        }
+    }
+
+    /// An ICMP destination-unreachable at a load balancer's underlay without a flow of its own: sent to the backend
+    /// Maglev chooses for the embedded packet's connection (`p.key`, the embedded packet reversed), i.e. the
+    /// backend that connection's packets go to. No flow is created for an error.
+    fn lb_icmp_error(&mut self, pkt: &mut Packet, ing: Ingress, p: &Parsed) -> Outcome {
+        let backend = self.lb_select(&p.key)?;
+        self.check_verdict(self.lb_backend_accepts(backend, p))?;
+        let uplink = self.pick_uplink(&p.key);
+        self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink)
     }
 
     /// Sends a load-balanced packet to `backend`: recirculated to the local VM if the backend is a local LB prefix,

@@ -525,3 +525,58 @@ fn nat_replies_match_only_at_the_nat_underlay() {
         tunnel(ROUTER_MAC, PF0_MAC, env.underlay[1], router6(), &spoof)
     );
 }
+
+/// An ICMP destination-unreachable (codes 2, 3, 4) for a packet a backend sent from the LB IP by direct server return
+/// arrives at the LB underlay without a flow of its own; it is matched by the embedded packet, reversed, and goes to
+/// the Maglev backend chosen for that key — the backend the client's own packets go to.
+#[test]
+fn icmp_errors_at_a_load_balancer_go_to_the_backend_of_the_embedded_flow() {
+    let (mut env, lb_ip, lb_ul) = lb_env();
+    let targets: Vec<Ipv6Addr> = (1..=4)
+        .map(|i| format!("fc00:{i}::d000:0:0:1").parse().unwrap())
+        .collect();
+    for t in &targets {
+        env.dp.create_lb_target("lb1", (*t).into()).unwrap();
+    }
+    let router4 = Ipv4Addr::new(100, 64, 255, 1);
+    let client = Ipv4Addr::new(100, 64, 0, 9);
+    let unreachable = |code: u8, embedded: &[u8]| {
+        let mut msg = vec![3, code, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&embedded[..28]);
+        let c = ref_checksum(&[&msg]);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(router4.octets(), lb_ip.octets(), 64)
+            .write(&mut v, IpNumber(1), &msg)
+            .unwrap();
+        v
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (n, code) in (0..12u16).zip([2u8, 3, 4].into_iter().cycle()) {
+        let client_port = 41000 + n;
+        // What the backend sent (direct server return), and the error a router returns to the LB IP about it.
+        let dsr = ip4_tcp(lb_ip, client, 80, client_port, true, true, b"");
+        let err = unreachable(code, &dsr);
+        let flows = env.dp.flow_count();
+        let (v, out) = from_router(&mut env, lb_ul, &err);
+        assert_eq!(v, Verdict::Tx(env.pf[0]), "code {code}");
+        let chosen = Ipv6Addr::from(<[u8; 16]>::try_from(&out[38..54]).unwrap());
+        assert!(targets.contains(&chosen));
+        assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &err));
+        assert_eq!(env.dp.flow_count(), flows, "an error creates no flow");
+        // The client's own packets of that connection go to the same backend.
+        let syn = ip4_tcp(client, lb_ip, client_port, 80, true, false, b"");
+        let (_, out) = from_router(&mut env, lb_ul, &syn);
+        assert_eq!(out[38..54], chosen.octets(), "client port {client_port}");
+        seen.insert(chosen);
+    }
+    assert!(seen.len() > 1, "the key decides the backend");
+    // An error about a port the LB does not serve is dropped and counted.
+    let before = env.dp.stats().dropped(DropReason::LbNoMatch);
+    let other = unreachable(3, &ip4_tcp(lb_ip, client, 81, 42000, true, true, b""));
+    assert_eq!(
+        from_router(&mut env, lb_ul, &other).0,
+        Verdict::Drop(DropReason::LbNoMatch)
+    );
+    assert_eq!(env.dp.stats().dropped(DropReason::LbNoMatch), before + 1);
+}

@@ -130,16 +130,7 @@ pub(crate) async fn write_status<K>(api: &Api<K>, obj: &K, current: Value, statu
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let strip = |v: &Value| match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    };
-    if strip(&current) == strip(&status) {
+    if same_status(&current, &status) {
         return Ok(());
     }
     match api
@@ -156,6 +147,23 @@ where
     }
 }
 
+/// Whether two status objects say the same: `null` and empty lists count as absent (the API types omit them when
+/// serializing, while the status written spells them out to clear old values).
+pub(crate) fn same_status(a: &Value, b: &Value) -> bool {
+    fn present(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    present(a) == present(b)
+}
+
 /// The namespaced API of kind `K`.
 pub(crate) fn api<K>(agent: &Agent, namespace: &str) -> Api<K>
 where
@@ -167,4 +175,26 @@ where
 /// A future resolving once `stop` says so (or its sender is gone).
 pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|v| *v).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_null_and_empty_are_the_same_status() {
+        assert!(same_status(&json!({}), &json!({"peerings": [], "natIP": null})));
+        assert!(same_status(
+            &json!({"state": "Ready"}),
+            &json!({"state": "Ready", "prefixes": null})
+        ));
+        assert!(!same_status(
+            &json!({"state": "Ready"}),
+            &json!({"state": "Error"})
+        ));
+        assert!(!same_status(
+            &json!({"prefixes": ["10.0.0.0/8"]}),
+            &json!({"prefixes": null})
+        ));
+    }
 }

@@ -99,7 +99,7 @@ impl Env {
     /// Everything up except metalnet.
     pub async fn prepare() -> Env {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{:x}{n}", std::process::id() % 0xfff);
+        let tag = format!("{:x}{n}", std::process::id() % 0xfffff);
         let vfs: Vec<PortSpec> = (0..3)
             .map(|i| PortSpec::parse(&format!("mn{tag}v{i},device=net_tap{}", i + 2)).unwrap())
             .collect();

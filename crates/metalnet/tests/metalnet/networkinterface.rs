@@ -423,3 +423,42 @@ async fn firewall_rules_added_changed_removed_and_deny_is_not_swallowed() {
     .await;
     env.ready_interface("nic", |_| true).await;
 }
+
+#[tokio::test]
+async fn interface_vni_change_recreates_it() {
+    let env = Env::start().await;
+    env.other.subscribe(10).unwrap();
+    env.other.subscribe(11).unwrap();
+    env.network("net", 10, &[]).await;
+    let nic = env
+        .interface("nic", json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.1"]}))
+        .await;
+    let uid = Env::uid(&nic);
+    env.ready_interface("nic", |_| true).await;
+    assert_eq!(env.dp.get_interface(&uid).await.unwrap().unwrap().vni, 10);
+    wait_received(&env, 10, "announced in 10", |r| {
+        has(r, "10.0.0.1/32", NextHopType::Standard)
+    })
+    .await;
+
+    // The Network is replaced by one with another VNI under the same name (networkRef and spec.id are
+    // immutable, so this is how an interface's VNI changes).
+    env.delete(&env.networks(), "net").await;
+    let api = env.interfaces();
+    poll("pending while the network is gone", || async {
+        let n = api.get("nic").await.unwrap();
+        (n.status?.state == Some(ObjectState::Pending)).then_some(())
+    })
+    .await;
+    env.network("net", 11, &[]).await;
+    poll("interface re-created in VNI 11", || async {
+        (env.dp.get_interface(&uid).await.ok()??.vni == 11).then_some(())
+    })
+    .await;
+    wait_received(&env, 11, "announced in 11", |r| {
+        has(r, "10.0.0.1/32", NextHopType::Standard)
+    })
+    .await;
+    wait_received(&env, 10, "withdrawn from 10", |r| r.is_empty()).await;
+    env.ready_interface("nic", |_| true).await;
+}

@@ -194,6 +194,16 @@ impl ApiError {
         )
     }
 
+    /// 413 with a specific message (e.g. a JSON patch that is too big to apply).
+    pub fn entity_too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
+    /// 422 without field causes, as kube-apiserver answers a patch that cannot be applied.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(422, "Invalid", message)
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(

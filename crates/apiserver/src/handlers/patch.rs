@@ -18,6 +18,19 @@ pub(crate) const ACCEPTED_PATCH_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
 ];
 
+/// The most operations one JSON patch may have (kube-apiserver's limit; beyond it: 413).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// The most bytes the `copy` operations of one JSON patch may copy in total (kube-apiserver's
+/// `JSONPatchMaxCopyBytes`, 3 MiB; beyond it: 422). Copies that are removed again still count:
+/// copying is what costs.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = crate::body::MAX_BODY_BYTES;
+
+/// The largest object a patch may produce: what the store accepts in one transaction. Checked
+/// before each operation of a JSON patch is applied, so a patch cannot allocate more than this
+/// on the way to an object the store would refuse anyway.
+pub const MAX_OBJECT_BYTES: usize = ironnet_store::MAX_TXN_BYTES;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PatchType {
     Merge,
@@ -52,10 +65,17 @@ impl Server {
         }
         let decoded = crate::body::decode_json(&call.body)?;
         let json_patch: Option<json_patch::Patch> = match patch_type {
-            PatchType::Json => Some(
-                serde_json::from_value(decoded.value.clone())
-                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-            ),
+            PatchType::Json => {
+                let patch: json_patch::Patch = serde_json::from_value(decoded.value.clone())
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                if patch.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                    return Err(ApiError::entity_too_large(format!(
+                        "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                        patch.0.len()
+                    )));
+                }
+                Some(patch)
+            }
             _ => {
                 if !decoded.value.is_object() {
                     return Err(ApiError::bad_request("merge patch must be a JSON object"));
@@ -87,12 +107,7 @@ impl Server {
         let mut mutate = |current: &Value| -> Result<Value, ApiError> {
             let mut doc = current.clone();
             match &json_patch {
-                Some(p) => json_patch::patch(&mut doc, p).map_err(|e| ApiError {
-                    code: 422,
-                    reason: "Invalid".into(),
-                    message: format!("the server rejected our request due to an error in our request: {e}"),
-                    details: None,
-                })?,
+                Some(p) => apply_json_patch(&mut doc, &p.0, MAX_OBJECT_BYTES)?,
                 None => json_patch::merge(&mut doc, &patch_value),
             }
             let (checked, w) = self.check_object(def, doc, duplicates.clone(), validation)?;
@@ -220,6 +235,86 @@ impl Server {
             "the object was concurrently created and deleted; please retry",
         ))
     }
+}
+
+/// Applies an RFC 6902 patch to `doc` one operation at a time, refusing before an operation
+/// that would grow the document past `limit` bytes (413) or copy more than
+/// [`MAX_JSON_PATCH_COPY_BYTES`] in total (422). Without these checks each `copy` of a list
+/// into itself doubles it, and a 2.5 KB patch asks for terabytes. On error `doc` is left
+/// half-patched; callers patch a copy.
+///
+/// The size kept is an upper bound of the document's JSON length: exact for values added,
+/// replaced, copied and removed, plus each new member name; it never needs a re-encoding of the
+/// whole document, so checking costs no more than the operations themselves.
+pub(crate) fn apply_json_patch(
+    doc: &mut Value,
+    ops: &[json_patch::PatchOperation],
+    limit: usize,
+) -> Result<(), ApiError> {
+    use json_patch::PatchOperation as O;
+    let mut size = json_len(doc);
+    let mut copied = 0usize;
+    for (i, op) in ops.iter().enumerate() {
+        let at = |path: &json_patch::jsonptr::Pointer| doc.pointer(path.as_str()).map_or(0, json_len);
+        let (grows, shrinks) = match op {
+            O::Add(o) => (json_len(&o.value) + member_len(&o.path), 0),
+            O::Replace(o) => (json_len(&o.value), at(&o.path)),
+            O::Remove(o) => (0, at(&o.path)),
+            O::Move(o) => (member_len(&o.path), 0),
+            O::Copy(o) => {
+                let n = at(&o.from);
+                copied += n;
+                if copied > MAX_JSON_PATCH_COPY_BYTES {
+                    return Err(ApiError::unprocessable(format!(
+                        "Unable to complete the copy, the accumulated size increase of copy is {copied}, \
+                         exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                    )));
+                }
+                (n + member_len(&o.path), 0)
+            }
+            O::Test(_) => (0, 0),
+        };
+        let next = (size + grows).saturating_sub(shrinks);
+        if next > limit {
+            return Err(ApiError::entity_too_large(format!(
+                "Request entity too large: operation {i} of the JSON patch grows the object past the limit of \
+                 {limit} bytes"
+            )));
+        }
+        json_patch::patch_unsafe(doc, std::slice::from_ref(op)).map_err(|e| {
+            ApiError::unprocessable(format!(
+                "the server rejected our request due to an error in our request: operation '/{i}' failed at path \
+                 '{}': {}",
+                e.path, e.kind
+            ))
+        })?;
+        size = next;
+    }
+    Ok(())
+}
+
+/// The length of `v` encoded as JSON.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing a Value into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// An upper bound of what adding at `path` costs besides the value: the member name, its
+/// quotes, the colon and a comma.
+fn member_len(path: &json_patch::jsonptr::Pointer) -> usize {
+    path.last().map_or(0, |t| t.encoded().len()) + 4
 }
 
 fn contains_patch_directive(v: &Value) -> bool {

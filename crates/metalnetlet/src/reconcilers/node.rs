@@ -87,26 +87,40 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .await;
 }
 
-/// Whether metalnet node `name` still belongs to the partition, read fresh where the cache says no (a cache
-/// lagging behind a just-registered node must not delete its apinet Node).
-async fn node_belongs(ctx: &Ctx, name: &str) -> Result<bool, ReconcileError> {
+/// Where a metalnet node stands with respect to the partition.
+enum Membership {
+    /// It exists and is selected.
+    Member,
+    /// It exists but no longer matches `--metalnet-node-selector`.
+    Unselected(Node),
+    /// It does not exist.
+    Gone,
+}
+
+/// The membership of metalnet node `name`, read fresh where the cache says it is no member (a cache lagging
+/// behind a just-registered node must not delete its apinet Node).
+async fn membership(ctx: &Ctx, name: &str) -> Result<Membership, ReconcileError> {
     let store = ctx.caches.metalnet_nodes.store();
     store.wait_ready().await;
     if store.get(None, name).is_some() {
-        return Ok(true);
+        return Ok(Membership::Member);
     }
     let api: Api<Node> = Api::all(ctx.metalnet.clone());
-    if api.get_opt(name).await?.is_none() {
-        return Ok(false);
-    }
+    let Some(node) = api.get_opt(name).await? else {
+        return Ok(Membership::Gone);
+    };
     let Some(selector) = &ctx.metalnet_node_selector else {
-        return Ok(true);
+        return Ok(Membership::Member);
     };
     // The server evaluates the selector; this path is rare (the cache disagreed), so a list is affordable.
     let selected = api
         .list(&kube::api::ListParams::default().labels(selector))
         .await?;
-    Ok(selected.items.iter().any(|n| n.name_any() == name))
+    Ok(if selected.items.iter().any(|n| n.name_any() == name) {
+        Membership::Member
+    } else {
+        Membership::Unselected(node)
+    })
 }
 
 async fn reconcile_orphan(node: Arc<apinet::Node>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
@@ -114,12 +128,22 @@ async fn reconcile_orphan(node: Arc<apinet::Node>, ctx: Arc<Ctx>) -> Result<Acti
     let Some(metalnet_name) = parse_node_name(&ctx.partition, &name) else {
         return Ok(Action::await_change());
     };
-    if node.metadata.deletion_timestamp.is_some() || node_belongs(&ctx, metalnet_name).await? {
+    if node.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    tracing::info!(node = %node.name_any(), "deleting the apinet Node of a vanished metalnet node");
+    match membership(&ctx, metalnet_name).await? {
+        Membership::Member => return Ok(Action::await_change()),
+        Membership::Gone => {}
+        Membership::Unselected(metalnet_node) => {
+            // The node left the partition: nothing watches it any more, so the finalizer goes now (it would
+            // otherwise block the node's deletion forever, as it does upstream).
+            let nodes: Api<Node> = Api::all(ctx.metalnet.clone());
+            remove_finalizer(&nodes, &metalnet_node, NODE_FINALIZER).await?;
+        }
+    }
+    tracing::info!(node = %name, "deleting the apinet Node of a metalnet node that left the partition");
     let api: Api<apinet::Node> = Api::all(ctx.apinet.clone());
-    delete_gone(&api, &node.name_any()).await?;
+    delete_gone(&api, &name).await?;
     Ok(Action::await_change())
 }
 

@@ -109,3 +109,92 @@ async fn apinet_nodes_follow_the_metalnet_nodes() {
     env.gone(&env.nodes(), "node-1").await;
     env.gone(&env.apinet_nodes(), &name).await;
 }
+
+/// With leader election, metalnetlet holds its partition's Lease on the metalnet server and reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_leader_election_it_holds_the_partition_lease_and_reconciles() {
+    let mut cfg = crate::common::config();
+    cfg.leader_election = Some(
+        ironnet_runtime::leader::LeaderElectionConfig::new(
+            "default",
+            ironnet_metalnetlet::lease_name(PARTITION),
+            "metalnetlet-test",
+        )
+        .unwrap(),
+    );
+    let env = crate::common::env_with(cfg, false).await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(env.client.clone(), "default");
+    poll("lease held", || async {
+        leases
+            .get_opt("test-metalnetlet.bf12dae0.metalnetlet.apinet.ironcore.dev")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| h == "metalnetlet-test")
+    })
+    .await;
+    env.metalnet_node("node-1").await;
+    poll("apinet node", || async {
+        env.apinet_nodes()
+            .get_opt(&apinet_node_name("node-1"))
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+/// With `--metalnet-node-selector`, only selected metalnet nodes belong to the partition; a node that stops
+/// matching loses its apinet Node and metalnetlet's finalizer (upstream keeps the finalizer, which then blocks
+/// the node's deletion forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_selected_metalnet_nodes_belong_to_the_partition() {
+    let mut cfg = crate::common::config();
+    cfg.metalnet_node_selector = Some("role=hypervisor".into());
+    let env = crate::common::env_with(cfg, false).await;
+    let node = |name: &str, role: &str| -> k8s_openapi::api::core::v1::Node {
+        obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"role": role}}}))
+    };
+    for (name, role) in [("other", "storage"), ("hv", "hypervisor")] {
+        env.nodes()
+            .create(&PostParams::default(), &node(name, role))
+            .await
+            .unwrap();
+    }
+    poll("apinet node of the selected node", || async {
+        env.apinet_nodes().get_opt(&apinet_node_name("hv")).await.unwrap()
+    })
+    .await;
+    assert!(
+        env.apinet_nodes()
+            .get_opt(&apinet_node_name("other"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.nodes().get("other").await.unwrap().finalizers().is_empty(),
+        "an unselected node is not touched"
+    );
+    env.nodes()
+        .patch(
+            "hv",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"role": "storage"}}})),
+        )
+        .await
+        .unwrap();
+    env.gone(&env.apinet_nodes(), &apinet_node_name("hv")).await;
+    poll("finalizer removed from the unselected node", || async {
+        env.nodes()
+            .get("hv")
+            .await
+            .unwrap()
+            .finalizers()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    env.nodes().delete("hv", &DeleteParams::default()).await.unwrap();
+    env.gone(&env.nodes(), "hv").await;
+}

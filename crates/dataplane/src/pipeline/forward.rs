@@ -131,7 +131,7 @@ impl Dataplane {
                     return match target {
                         RouteTarget::Vf { port, .. } => self.deliver_vf(pkt, ing.l3, port, p.key.v6),
                         RouteTarget::External { nexthop, .. } => {
-                            self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, nexthop, uplink)
+                            self.encap(pkt, ing.l3, p.key.v6, self.lb_underlay(&ing), nexthop, uplink)
                         }
                     };
                 }
@@ -142,7 +142,7 @@ impl Dataplane {
                         target: Some(target),
                     };
                 }
-                self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink)
+                self.lb_send(pkt, &ing, p.key.v6, backend, uplink)
             }
             FlowKind::NeighborRelay { underlay } => {
                 self.encap(pkt, ing.l3, p.key.v6, self.config.host_underlay, underlay, uplink)
@@ -467,7 +467,7 @@ impl Dataplane {
         let uplink = f.uplink;
         self.insert_flow(f, p)?;
         self.check_verdict(allowed)?;
-        self.lb_send(pkt, ing.l3, key.v6, backend, uplink)
+        self.lb_send(pkt, &ing, key.v6, backend, uplink)
     }
 
     /// The Maglev backend of the load balancer at (`key.vni`, `key.dst`) for `key`, if the LB serves `key`'s
@@ -508,19 +508,36 @@ impl Dataplane {
         let backend = self.lb_select(&p.key)?;
         self.check_verdict(self.lb_backend_accepts(backend, p))?;
         let uplink = self.pick_uplink(&p.key);
-        self.lb_send(pkt, ing.l3, p.key.v6, backend, uplink)
+        self.lb_send(pkt, &ing, p.key.v6, backend, uplink)
     }
 
-    /// Sends a load-balanced packet to `backend`: recirculated to the local VM if the backend is a local LB prefix,
-    /// else re-encapsulated from the host underlay.
-    fn lb_send(&mut self, pkt: &mut Packet, l3: usize, v6: bool, backend: Ipv6Addr, uplink: u8) -> Outcome {
+    /// Sends a load-balanced packet that arrived as `ing` to `backend`: recirculated to the local VM if the backend
+    /// is a local LB prefix, else re-encapsulated from the load balancer's underlay.
+    fn lb_send(
+        &mut self,
+        pkt: &mut Packet,
+        ing: &Ingress,
+        v6: bool,
+        backend: Ipv6Addr,
+        uplink: u8,
+    ) -> Outcome {
         if let Some(v) = self.vnf.get(&backend)
             && v.kind == VnfKind::LbAliasPrefix
         {
             let port = v.port.ok_or(DropReason::NoTarget)?;
-            return self.deliver_vf(pkt, l3, port, v6);
+            return self.deliver_vf(pkt, ing.l3, port, v6);
         }
-        self.encap(pkt, l3, v6, self.config.host_underlay, backend, uplink)
+        self.encap(pkt, ing.l3, v6, self.lb_underlay(ing), backend, uplink)
+    }
+
+    /// The outer source of packets a load balancer relays: its own underlay, which is where the packet arrived
+    /// (load-balanced packets only ever come through the tunnel), so the target sees which LB sent it.
+    #[inline]
+    fn lb_underlay(&self, ing: &Ingress) -> Ipv6Addr {
+        match ing.tunnel {
+            Some((_, lb_underlay, _)) => lb_underlay,
+            None => self.config.host_underlay,
+        }
     }
 
     /// Turns the echo request at `l3` into an echo reply sent back through the tunnel to `outer_src`.

@@ -276,12 +276,12 @@ fn load_balancer_forwards_flows_consistently_and_answers_echo() {
     assert_eq!(v, Verdict::Tx(env.pf[0]));
     let chosen = Ipv6Addr::from(<[u8; 16]>::try_from(&out[38..54]).unwrap());
     assert!(targets.contains(&chosen));
-    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &syn));
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, lb_ul, chosen, &syn));
     let ack = ip4_tcp(client, lb_ip, 40000, 80, false, true, b"data");
     let (_, out) = from_router(&mut env, lb_ul, &ack);
     assert_eq!(
         out,
-        tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &ack),
+        tunnel(ROUTER_MAC, PF0_MAC, lb_ul, chosen, &ack),
         "same backend for the flow"
     );
     // Many flows use both backends.
@@ -445,7 +445,7 @@ fn ipv6_load_balancer_forwards_and_answers_echo() {
     let q = ip6_udp(client, lb_ip, 5353, 53, b"dns6");
     let (v, out) = from_router(&mut env, ul, &q);
     assert_eq!(v, Verdict::Tx(env.pf[0]));
-    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), target, &q));
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, ul, target, &q));
     let mut req = Vec::new();
     PacketBuilder::ipv6(client.octets(), lb_ip.octets(), 64)
         .icmpv6_echo_request(3, 7)
@@ -562,7 +562,7 @@ fn icmp_errors_at_a_load_balancer_go_to_the_backend_of_the_embedded_flow() {
         assert_eq!(v, Verdict::Tx(env.pf[0]), "code {code}");
         let chosen = Ipv6Addr::from(<[u8; 16]>::try_from(&out[38..54]).unwrap());
         assert!(targets.contains(&chosen));
-        assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, host(), chosen, &err));
+        assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, lb_ul, chosen, &err));
         assert_eq!(env.dp.flow_count(), flows, "an error creates no flow");
         // The client's own packets of that connection go to the same backend.
         let syn = ip4_tcp(client, lb_ip, client_port, 80, true, false, b"");
@@ -579,4 +579,44 @@ fn icmp_errors_at_a_load_balancer_go_to_the_backend_of_the_embedded_flow() {
         Verdict::Drop(DropReason::LbNoMatch)
     );
     assert_eq!(env.dp.stats().dropped(DropReason::LbNoMatch), before + 1);
+}
+
+/// Packets a load balancer relays to a remote target leave from the LB's own underlay address, on the first packet
+/// of a flow, on later ones (cached forwarding decision) and after a forwarding change (decision recomputed).
+#[test]
+fn load_balancer_relays_from_its_own_underlay() {
+    let (mut env, lb_ip, lb_ul) = lb_env();
+    let target: Ipv6Addr = "fc00:7::d000:0:0:1".parse().unwrap();
+    env.dp.create_lb_target("lb1", target.into()).unwrap();
+    let client = Ipv4Addr::new(100, 64, 0, 3);
+    let syn = ip4_tcp(client, lb_ip, 40000, 80, true, false, b"");
+    let ack = ip4_tcp(client, lb_ip, 40000, 80, false, true, b"data");
+    for (what, ip) in [("first packet", &syn), ("established", &ack)] {
+        let (v, out) = from_router(&mut env, lb_ul, ip);
+        assert_eq!(v, Verdict::Tx(env.pf[0]), "{what}");
+        assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, lb_ul, target, ip), "{what}");
+    }
+    // A route change moves the forwarding epoch on: the flow's cached decision is recomputed.
+    env.default_route();
+    let (_, out) = from_router(&mut env, lb_ul, &ack);
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, lb_ul, target, &ack));
+    // An IPv6 load balancer likewise.
+    let lb6: Ipv6Addr = "2001:db8::81".parse().unwrap();
+    let ul6 = env
+        .dp
+        .create_loadbalancer(CreateLoadBalancer {
+            id: "lb6".into(),
+            vni: VNI,
+            ip: lb6.into(),
+            ports: vec![LbPort {
+                protocol: L4Proto::Udp,
+                port: 53,
+            }],
+            preferred_underlay: None,
+        })
+        .unwrap();
+    env.dp.create_lb_target("lb6", target.into()).unwrap();
+    let q = ip6_udp("2001:db8:1::5".parse().unwrap(), lb6, 5353, 53, b"dns6");
+    let (_, out) = from_router(&mut env, ul6, &q);
+    assert_eq!(out, tunnel(ROUTER_MAC, PF0_MAC, ul6, target, &q));
 }

@@ -64,7 +64,12 @@ impl ApiError {
     }
 
     fn gr_details(gr: &GroupResource, name: &str) -> Value {
-        json!({"name": name, "group": gr.group, "kind": gr.resource})
+        // kube's StatusDetails omits an empty group (the core API's).
+        if gr.group.is_empty() {
+            json!({"name": name, "kind": gr.resource})
+        } else {
+            json!({"name": name, "group": gr.group, "kind": gr.resource})
+        }
     }
 
     /// 404: `widgets.test.ironnet.dev "x" not found`.

@@ -39,13 +39,21 @@ pub struct ResourcePath {
 }
 
 /// Parses a URL path; `None` if it names nothing this server serves.
+///
+/// A resource path must not contain empty segments: `.../widgets/` is not the collection (an
+/// empty name would turn a DELETE of one object into a DELETECOLLECTION), so it names nothing.
 pub fn parse_path(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (group, version, rest) = match segs.as_slice() {
+    let all: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let strict = all.iter().all(|s| !s.is_empty());
+    let segs: Vec<&str> = all.into_iter().filter(|s| !s.is_empty()).collect();
+    match resource_target(&segs)? {
+        Target::Resource(_) if !strict => None,
+        target => Some(target),
+    }
+}
+
+fn resource_target(segs: &[&str]) -> Option<Target> {
+    let (group, version, rest) = match segs {
         ["api"] => return Some(Target::CoreVersions),
         ["api", "v1"] => return Some(Target::CoreResources),
         ["apis"] => return Some(Target::Groups),
@@ -319,6 +327,17 @@ mod tests {
         assert_eq!(parse_path("/api"), Some(Target::CoreVersions));
         assert_eq!(parse_path("/foo"), None);
         assert_eq!(parse_path("/apis/g/v/a/b/c/d"), None);
+        // Empty segments never name an object or collection; discovery stays lenient.
+        for p in [
+            "/apis/test.ironnet.dev/v1/namespaces/default/widgets/",
+            "/apis/test.ironnet.dev/v1/namespaces/default/widgets//status",
+            "/apis/test.ironnet.dev/v1/namespaces//widgets",
+            "/api/v1/namespaces/",
+            "api/v1/namespaces",
+        ] {
+            assert_eq!(parse_path(p), None, "{p}");
+        }
+        assert_eq!(parse_path("/apis/"), Some(Target::Groups));
     }
 
     #[test]

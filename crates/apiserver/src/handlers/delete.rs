@@ -131,6 +131,17 @@ impl Server {
     ) -> Result<Deleted, ApiError> {
         let def = &kind.def;
         let gr = GroupResource::new(&def.group, &def.plural);
+        if def.group.is_empty()
+            && def.plural == "namespaces"
+            && self.config.immortal_namespaces.iter().any(|n| n == name)
+        {
+            // kube-apiserver's NamespaceLifecycle admission, dry runs included.
+            return Err(ApiError::forbidden(
+                &gr,
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
         let key = def.key(namespace, name);
         let ctx = self.admission(opts.dry_run);
         for _ in 0..=(self.config.max_admission_retries * 4) {
@@ -285,6 +296,10 @@ impl Server {
     /// are deleted all the same).
     pub(crate) async fn delete_collection(&self, call: &Call) -> Result<Reply, ApiError> {
         let def = call.def();
+        if def.group.is_empty() && def.plural == "namespaces" {
+            // As in kube-apiserver, namespaces are deleted one at a time.
+            return Err(ApiError::method_not_allowed());
+        }
         let sel = Selectors::parse(def, &call.query)?;
         let opts = DeleteOptions::parse(call)?;
         let mut q = call.query.clone();

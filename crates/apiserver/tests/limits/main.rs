@@ -7,5 +7,6 @@
 #[path = "../api/common.rs"]
 mod common;
 
+mod namespaces;
 mod patch;
 mod support;

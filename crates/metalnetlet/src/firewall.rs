@@ -16,7 +16,8 @@ use ironnet_api::apinet::NetworkPolicyRule;
 use ironnet_api::apinet::networkpolicyrule::Rule;
 use ironnet_api::common::{IPPrefix, Protocol};
 use ironnet_api::metalnet::networkinterface::{
-    FirewallRule, FirewallRuleAction, FirewallRuleDirection, PortMatch, ProtocolMatch, ProtocolType,
+    DEFAULT_FIREWALL_RULE_PRIORITY, FirewallRule, FirewallRuleAction, FirewallRuleDirection, PortMatch,
+    ProtocolMatch, ProtocolType,
 };
 
 /// The firewall rules of `rules` (in the given order, identical rules once) and the problems found.
@@ -40,7 +41,10 @@ pub fn firewall_rules<'a>(
                     .map(|r| (FirewallRuleDirection::Egress, r)),
             );
         for (direction, rule) in directed {
-            for fw in rule_firewall_rules(rule, direction, np_rule.spec.priority, name, &mut problems) {
+            // metalnet defaults an unset priority to this; writing it keeps the applied spec equal to the stored
+            // one, so an unchanged interface is recognised as such and not applied again.
+            let priority = np_rule.spec.priority.unwrap_or(DEFAULT_FIREWALL_RULE_PRIORITY);
+            for fw in rule_firewall_rules(rule, direction, priority, name, &mut problems) {
                 // Identical rules get identical IDs; metalnet rejects duplicate IDs and a repeated rule adds
                 // nothing, so it is kept once.
                 if !out.iter().any(|r| r.firewall_rule_id == fw.firewall_rule_id) {
@@ -57,7 +61,7 @@ pub fn firewall_rules<'a>(
 fn rule_firewall_rules(
     rule: &Rule,
     direction: FirewallRuleDirection,
-    priority: Option<i32>,
+    priority: i32,
     source: &str,
     problems: &mut Vec<String>,
 ) -> Vec<FirewallRule> {
@@ -85,7 +89,7 @@ fn rule_firewall_rules(
             firewall_rule_id: String::new(),
             direction: Some(direction),
             action: Some(FirewallRuleAction::Accept),
-            priority,
+            priority: Some(priority),
             ip_family: None,
             source_prefix: None,
             destination_prefix: None,
@@ -420,8 +424,11 @@ mod tests {
             }],
             vec![],
         );
+        let mut rule = rule;
+        rule.spec.priority = None;
         let (rules, problems) = firewall_rules([&rule]);
         assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].priority, Some(1000), "metalnet's default, written out");
         let m0 = rules[0].protocol_match.clone().unwrap();
         assert_eq!(m0.protocol_type, Some(ProtocolType::Tcp));
         assert_eq!(m0.port_range.unwrap().dst_port, Some(443));

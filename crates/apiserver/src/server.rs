@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub initial_namespaces: Vec<String>,
     /// How often the garbage collector and namespace controller rescan everything (besides reacting to events).
     pub resync_interval: Duration,
+    /// Namespaces that cannot be deleted (403, as kube-apiserver's NamespaceLifecycle admission answers).
+    pub immortal_namespaces: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +46,12 @@ impl Default for ServerConfig {
                 "kube-node-lease".into(),
             ],
             resync_interval: Duration::from_secs(300),
+            immortal_namespaces: vec![
+                "default".into(),
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
         }
     }
 }

@@ -167,15 +167,30 @@ impl Query {
         }
     }
 
-    /// An integer parameter; a malformed value is a 400.
+    /// An integer parameter; a malformed value is a 400 naming the parameter.
     pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.get(k) {
             None | Some("") => Ok(None),
             Some(v) => v
                 .parse()
                 .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value {v:?} for integer parameter {k}"))),
+                .map_err(|_| ApiError::bad_request(format!("{k}: Invalid value: {v:?}: must be an integer"))),
         }
+    }
+
+    /// Checks the list options every list, watch and DELETECOLLECTION takes: `limit` and
+    /// `timeoutSeconds` are integers ≥ 0 (0: no limit, no timeout), else 400 naming the parameter.
+    pub fn validate_list_options(&self) -> Result<(), ApiError> {
+        for k in ["limit", "timeoutSeconds"] {
+            if let Some(v) = self.int(k)?
+                && v < 0
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{k}: Invalid value: {v}: must be greater than or equal to 0"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// `dryRun`: `All` means dry run; any other non-empty value is a 400.
@@ -349,7 +364,22 @@ mod tests {
         assert!(q.flag("watch").unwrap());
         assert!(q.dry_run().unwrap());
         assert_eq!(q.int("limit").unwrap(), Some(5));
-        assert!(Query::parse(Some("limit=x")).int("limit").is_err());
+        assert_eq!(
+            Query::parse(Some("limit=x")).int("limit").unwrap_err().message,
+            "limit: Invalid value: \"x\": must be an integer"
+        );
+        assert_eq!(
+            Query::parse(Some("timeoutSeconds=-1"))
+                .validate_list_options()
+                .unwrap_err()
+                .message,
+            "timeoutSeconds: Invalid value: -1: must be greater than or equal to 0"
+        );
+        assert!(
+            Query::parse(Some("limit=0&timeoutSeconds=0"))
+                .validate_list_options()
+                .is_ok()
+        );
         assert!(Query::parse(Some("dryRun=Some")).dry_run().is_err());
         assert_eq!(Query::parse(Some("a=%")).get("a"), Some("%"));
         assert_eq!(Query::parse(Some("a=%4")).get("a"), Some("%4"));

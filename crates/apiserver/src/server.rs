@@ -442,6 +442,12 @@ impl Server {
         if output == Output::AggregatedDiscovery {
             return ApiError::not_acceptable().into_response();
         }
+        if call.name.is_none()
+            && (method == Method::GET || method == Method::DELETE)
+            && let Err(e) = call.query.validate_list_options()
+        {
+            return e.into_response();
+        }
         let result = match (&method, call.name.is_some()) {
             (&Method::GET, false) if call.query.flag("watch").unwrap_or(false) => {
                 return self.watch(call).await;

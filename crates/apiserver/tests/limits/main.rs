@@ -9,4 +9,5 @@ mod common;
 
 mod namespaces;
 mod patch;
+mod query;
 mod support;

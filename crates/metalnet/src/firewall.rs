@@ -350,4 +350,74 @@ mod tests {
         assert_eq!(plan.create, vec![r1, r3]);
         assert!(plan.delete.is_empty());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn rule() -> impl Strategy<Value = proto::FirewallRule> {
+            (0u8..6, 0u32..3, prop_oneof![Just(-1i32), 80..82], any::<bool>()).prop_map(
+                |(id, prio, port, egress)| {
+                    let mut r = desired_rule(&FirewallRule {
+                        firewall_rule_id: format!("r{id}"),
+                        direction: Some(if egress {
+                            FirewallRuleDirection::Egress
+                        } else {
+                            FirewallRuleDirection::Ingress
+                        }),
+                        action: Some(FirewallRuleAction::Accept),
+                        priority: None,
+                        ip_family: None,
+                        source_prefix: None,
+                        destination_prefix: None,
+                        protocol_match: Some(ProtocolMatch {
+                            protocol_type: Some(ProtocolType::Udp),
+                            icmp: None,
+                            port_range: Some(PortMatch {
+                                dst_port: Some(port),
+                                ..Default::default()
+                            }),
+                        }),
+                    });
+                    r.priority = prio;
+                    r
+                },
+            )
+        }
+
+        fn unique(rules: Vec<proto::FirewallRule>) -> Vec<proto::FirewallRule> {
+            let mut seen = std::collections::BTreeSet::new();
+            rules.into_iter().filter(|r| seen.insert(r.id.clone())).collect()
+        }
+
+        proptest! {
+            /// Deleting then creating what the plan says leaves exactly the desired rules (by ID and content), and
+            /// an unchanged rule is never touched.
+            #[test]
+            fn applying_the_plan_reaches_the_desired_rules(
+                desired in proptest::collection::vec(rule(), 0..6),
+                actual in proptest::collection::vec(rule(), 0..6),
+            ) {
+                let (desired, actual) = (unique(desired), unique(actual));
+                let plan = plan_firewall(&desired, &actual);
+                let mut table: BTreeMap<Vec<u8>, proto::FirewallRule> =
+                    actual.iter().map(|r| (r.id.clone(), r.clone())).collect();
+                for id in &plan.delete {
+                    prop_assert!(table.remove(id).is_some());
+                }
+                for r in &plan.create {
+                    prop_assert!(table.insert(r.id.clone(), r.clone()).is_none());
+                }
+                prop_assert_eq!(table.len(), desired.len());
+                for d in &desired {
+                    prop_assert_eq!(canonical(&table[&d.id]), canonical(d));
+                }
+                for a in &actual {
+                    if desired.iter().any(|d| d.id == a.id && canonical(d) == canonical(a)) {
+                        prop_assert!(!plan.delete.contains(&a.id), "unchanged rule kept");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -454,4 +454,66 @@ mod tests {
         assert_eq!(plan_set(&a, &b), (vec![4], vec![1]));
         assert_eq!(plan_set(&a, &a), (vec![], vec![]));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn route() -> impl Strategy<Value = DpRoute> {
+            (0u8..8, prop_oneof![Just(24u8), Just(32u8)], 1u32..3, 1u16..4).prop_map(|(a, len, vni, hop)| {
+                DpRoute {
+                    prefix: IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, 1)), len).unwrap(),
+                    nexthop_vni: vni,
+                    nexthop: IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, hop)),
+                }
+            })
+        }
+
+        proptest! {
+            /// Applying a plan (deletions, then creations) to dpservice's table gives exactly the desired one,
+            /// and a table that already matches yields an empty plan.
+            #[test]
+            fn applying_the_plan_reaches_the_desired_routes(
+                desired in proptest::collection::vec(route(), 0..12),
+                actual in proptest::collection::vec(route(), 0..12),
+            ) {
+                let desired: BTreeMap<IpNet, DpRoute> = desired
+                    .into_iter()
+                    .map(|r| (key(&r.prefix), DpRoute { prefix: key(&r.prefix), ..r }))
+                    .collect();
+                // dpservice holds one route per prefix, with the host bits cleared.
+                let mut table: BTreeMap<IpNet, DpRoute> = actual
+                    .iter()
+                    .map(|r| (key(&r.prefix), DpRoute { prefix: key(&r.prefix), ..*r }))
+                    .collect();
+                let actual: Vec<DpRoute> = table.values().copied().collect();
+                let plan = plan_routes(&desired, &actual);
+                for p in &plan.delete {
+                    prop_assert!(table.remove(p).is_some(), "deletes only what exists");
+                }
+                for r in &plan.create {
+                    prop_assert!(table.insert(r.prefix, *r).is_none(), "creates only what is absent");
+                }
+                prop_assert_eq!(&table, &desired);
+                let again: Vec<DpRoute> = table.values().copied().collect();
+                prop_assert_eq!(plan_routes(&desired, &again), RoutePlan::default());
+            }
+
+            #[test]
+            fn set_plans_reach_the_desired_set(
+                desired in proptest::collection::btree_set(0u8..20, 0..10),
+                actual in proptest::collection::btree_set(0u8..20, 0..10),
+            ) {
+                let (delete, create) = plan_set(&desired, &actual);
+                let mut s = actual.clone();
+                for d in &delete {
+                    prop_assert!(s.remove(d));
+                }
+                for c in &create {
+                    prop_assert!(s.insert(*c));
+                }
+                prop_assert_eq!(s, desired);
+            }
+        }
+    }
 }

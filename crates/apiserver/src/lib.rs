@@ -23,6 +23,7 @@
 pub mod apply;
 pub mod body;
 pub mod builtin;
+mod conn;
 pub mod definition;
 pub mod discovery;
 pub mod error;

@@ -32,6 +32,14 @@ pub struct ServerConfig {
     pub resync_interval: Duration,
     /// Namespaces that cannot be deleted (403, as kube-apiserver's NamespaceLifecycle admission answers).
     pub immortal_namespaces: Vec<String>,
+    /// How long a client may take to send a request's headers, and how long an HTTP/1 connection
+    /// may wait for its next request, before the server closes it (Go's `ReadHeaderTimeout` in
+    /// kube-apiserver: 32 s).
+    pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open (kube-apiserver's `IdleTimeout`: 90 s).
+    pub idle_timeout: Duration,
+    /// Connections served at once; further connections wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +60,9 @@ impl Default for ServerConfig {
                 "kube-public".into(),
                 "kube-node-lease".into(),
             ],
+            header_read_timeout: Duration::from_secs(32),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 4096,
         }
     }
 }
@@ -204,43 +215,13 @@ impl ApiServer {
 
     /// Serves HTTP/1.1 and h2c on `listener` until `shutdown` completes; then stops accepting
     /// and closes every open connection (including long-running watches), so the store can be
-    /// reopened right away.
+    /// reopened right away. Connections are bounded and time out as [`ServerConfig`] says.
     pub async fn serve_with_shutdown(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        let mut connections = tokio::task::JoinSet::new();
-        let service = hyper_util::service::TowerToHyperService::new(self.router());
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let service = service.clone();
-                    connections.spawn(async move {
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                        if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                () = &mut shutdown => break,
-            }
-        }
-        connections.abort_all();
-        while connections.join_next().await.is_some() {}
-        Ok(())
+        crate::conn::serve(self.router(), &self.server.config, listener, shutdown).await
     }
 
     /// The registry of served kinds.

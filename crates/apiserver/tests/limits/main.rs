@@ -7,6 +7,7 @@
 #[path = "../api/common.rs"]
 mod common;
 
+mod connections;
 mod namespaces;
 mod patch;
 mod query;

@@ -30,7 +30,8 @@ pub struct Env {
     /// Client of the server (apinet, metalnet and core/v1 Nodes).
     pub client: kube::Client,
     _stop: tokio::sync::watch::Sender<bool>,
-    _server: IroncoreApiServer,
+    /// The server (to serve it over TCP).
+    pub server: IroncoreApiServer,
     _dir: tempfile::TempDir,
 }
 
@@ -93,7 +94,7 @@ pub async fn env_with(config: MetalnetletConfig, controllers: bool) -> Env {
     Env {
         client,
         _stop: tx,
-        _server: server,
+        server,
         _dir: dir,
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod instance;
+mod kubectl;
 mod network;
 mod networkinterface;
 mod node;

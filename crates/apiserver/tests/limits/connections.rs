@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::serve_tcp;
-use crate::support::{closed_by_server, parse_response, request, start};
+use crate::common::{raw, serve_tcp};
+use crate::support::{WIDGETS, closed_by_server, parse_response, request, start, widget};
 
 /// Generous against a loaded machine, still far from "never".
 const CLOSE_DEADLINE: Duration = Duration::from_secs(15);
@@ -108,6 +108,40 @@ async fn connections_beyond_the_bound_wait_for_a_free_slot() {
     assert!(
         first_closed,
         "the 21st connection was served while 20 others were open"
+    );
+    serving.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_client_gets_its_answer() {
+    let s = start(|_| {}).await;
+    let (addr, serving) = serve_tcp(&s.api, 0).await;
+    let body = widget("half");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST {WIDGETS} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let answer = parse_response(&got);
+    assert_eq!(
+        (answer.status, &answer.body["metadata"]["name"]),
+        (201, &serde_json::json!("half"))
+    );
+    assert_eq!(
+        raw(&s.api, "GET", &format!("{WIDGETS}/half"), &[], "").await.0,
+        200
     );
     serving.stop().await;
 }

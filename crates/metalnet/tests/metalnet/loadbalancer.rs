@@ -147,4 +147,25 @@ async fn public_load_balancer_gets_remote_targets() {
     .await;
     env.delete(&env.load_balancers(), "pub").await;
     assert_eq!(env.dp.get_load_balancer(&uid).await.unwrap(), None);
+
+    // IPv6 (the node runs with --enable-ipv6): announced as a /128.
+    let lb6 = env
+        .load_balancer(
+            "pub6",
+            "net",
+            "Public",
+            "2001:db8::10",
+            json!([{"protocol": "UDP", "port": 53}]),
+        )
+        .await;
+    poll("IPv6 load balancer announced", || async {
+        env.other
+            .routes_in(PUBLIC_VNI)
+            .iter()
+            .any(|r| r.destination.to_string() == "2001:db8::10/128")
+            .then_some(())
+    })
+    .await;
+    let l = env.dp.get_load_balancer(&Env::uid(&lb6)).await.unwrap().unwrap();
+    assert_eq!((l.ip, l.ports), (ip("2001:db8::10"), vec![(17, 53)]));
 }

@@ -462,3 +462,67 @@ async fn interface_vni_change_recreates_it() {
     wait_received(&env, 10, "withdrawn from 10", |r| r.is_empty()).await;
     env.ready_interface("nic", |_| true).await;
 }
+
+#[tokio::test]
+async fn dpservice_errors_surface_as_error_status_and_recover() {
+    let env = Env::start().await;
+    env.network("net", 10, &[]).await;
+    env.interface(
+        "a",
+        json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.1"], "virtualIP": "203.0.113.9"}),
+    )
+    .await;
+    env.ready_interface("a", |n| n.status.as_ref().unwrap().virtual_ip.is_some())
+        .await;
+    // The same VIP in the same VNI: dpservice refuses it with a status code (DNAT_EXISTS).
+    let b = env
+        .interface(
+            "b",
+            json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.2"], "virtualIP": "203.0.113.9"}),
+        )
+        .await;
+    let api = env.interfaces();
+    poll("error status for the refused VIP", || async {
+        let n = api.get("b").await.unwrap();
+        let s = n.status?;
+        (s.state == Some(ObjectState::Error) && s.virtual_ip.is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(env.dp.get_vip(&Env::uid(&b)).await.unwrap(), None);
+    env.patch_interface("b", json!({"virtualIP": "203.0.113.10"}))
+        .await;
+    env.ready_interface("b", |n| n.status.as_ref().unwrap().virtual_ip.is_some())
+        .await;
+}
+
+#[tokio::test]
+async fn an_interface_without_a_free_device_gets_one_when_another_is_deleted() {
+    let env = Env::start().await;
+    env.network("net", 10, &[]).await;
+    let devices = env.dp_args.vfs.len();
+    for i in 0..devices {
+        env.interface(
+            &format!("n{i}"),
+            json!({"networkRef": {"name": "net"}, "ips": [format!("10.0.0.{}", i + 1)]}),
+        )
+        .await;
+        env.ready_interface(&format!("n{i}"), |_| true).await;
+    }
+    env.interface(
+        "extra",
+        json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.99"]}),
+    )
+    .await;
+    let api = env.interfaces();
+    poll("error while every device is claimed", || async {
+        let n = api.get("extra").await.unwrap();
+        (n.status?.state == Some(ObjectState::Error)).then_some(())
+    })
+    .await;
+    env.delete(&env.interfaces(), "n1").await;
+    let extra = env.ready_interface("extra", |_| true).await;
+    assert_eq!(
+        extra.status.unwrap().tap_device.unwrap().name,
+        tap_names(&env.dp_args)[1]
+    );
+}

@@ -285,12 +285,13 @@ impl Dataplane {
         v
     }
 
-    /// DeleteLoadBalancer: removes underlay, VNI reference and the LB's flows. 201.
+    /// DeleteLoadBalancer: removes underlay, VNI reference (the VNI, its neighbour NATs and address reservations
+    /// with the last one) and the LB's flows. 201.
     pub fn delete_loadbalancer(&mut self, id: &str) -> Result<(), DpError> {
         let lb = self.lbs.remove(id).ok_or(DpError::NotFound)?;
         self.lb_by_ip.remove(&(lb.vni, lb.ip));
         self.vnf.remove(&lb.underlay);
-        self.vni_unref(lb.vni);
+        self.vni_release(lb.vni);
         let backends = lb.maglev.backends().to_vec();
         self.flush_flows(
             |f| matches!(f.kind, FlowKind::LbForward { backend } if backends.contains(&backend)),

@@ -321,6 +321,22 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Drops a deleted interface's or load balancer's reference on `vni`. With the last one the VNI goes, and with
+    /// it the VNI's neighbour NATs (and their relayed flows) and all its DNAT entries, i.e. the VIP and NAT address
+    /// reservations, as dpservice's `src/dp_vni.c` does when it frees a VNI. (Rollbacks of a failed create use
+    /// [`Dataplane::vni_unref`], which leaves them alone, so a failed request changes nothing.)
+    pub(crate) fn vni_release(&mut self, vni: u32) {
+        self.vni_unref(vni);
+        if self.vnis.contains_key(&vni) {
+            return;
+        }
+        self.neighbor_nats.retain(|n| n.vni != vni);
+        self.dnat.retain(|&(_, v), _| v != vni);
+        self.flush_flows(|f| {
+            matches!(f.kind, crate::flow::FlowKind::NeighborRelay { .. }) && f.keys[0].vni == vni
+        });
+    }
+
     /// Drops a reference on `vni`'s tables, freeing them with the last one.
     pub(crate) fn vni_unref(&mut self, vni: u32) {
         if let Some(t) = self.routes_mut().get_mut(&vni) {
@@ -485,7 +501,8 @@ impl Dataplane {
     }
 
     /// DeleteInterface: removes the interface with its VIP, NAT, prefixes, LB prefixes, firewall rules, routes,
-    /// underlays and all flows of its port. 201 if unknown. The learned VM MAC stays with the port.
+    /// underlays and all flows of its port, and, if it was the VNI's last user, the VNI with its neighbour NATs and
+    /// address reservations. 201 if unknown. The learned VM MAC stays with the port.
     pub fn delete_interface(&mut self, id: &str) -> Result<(), DpError> {
         let port = *self.iface_ports.get(id).ok_or(DpError::NotFound)?;
         if self.iface(id).map(|(i, _)| i.vip.is_some()).unwrap_or(false) {
@@ -512,7 +529,7 @@ impl Dataplane {
             self.route_remove(iface.vni, IpNet::V6(Ipv6Net::from(a)));
         }
         self.vnf.remove(&iface.underlay);
-        self.vni_unref(iface.vni);
+        self.vni_release(iface.vni);
         self.flush_flows(|f| f.port == Some(port));
         Ok(())
     }

@@ -1306,3 +1306,136 @@ async fn load_balancers_and_firewall_rules() {
     );
     h.stop().await;
 }
+
+/// When the last interface or load balancer of a VNI goes, the VNI's neighbour NATs and VIP/NAT address
+/// reservations go with it, as in dpservice: deleting a purged neighbour NAT answers NOT_FOUND and the former NAT IP
+/// can be a VirtualIP again.
+#[tokio::test]
+async fn the_last_user_of_a_vni_takes_its_neighbor_nats_and_reservations_along() {
+    let mut h = Harness::initialized().await;
+    let c = &mut h.client;
+    let vni = 300;
+    let nat_ip = "172.16.30.1";
+    let create_vm = |id: &str| iface(id, vni, "10.30.0.1", "::", "net_tap0");
+    assert_success(
+        &c.create_interface(create_vm("vm1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+    );
+    assert_success(
+        &c.create_nat(proto::CreateNatRequest {
+            interface_id: "vm1".into(),
+            nat_ip: v4(nat_ip),
+            min_port: 1000,
+            max_port: 2000,
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status,
+    );
+    let nn = proto::CreateNeighborNatRequest {
+        nat_ip: v4(nat_ip),
+        vni,
+        min_port: 3000,
+        max_port: 4000,
+        underlay_route: "fc00:2::d000:0:0:9".into(),
+    };
+    assert_success(&c.create_neighbor_nat(nn).await.unwrap().into_inner().status);
+    // A load balancer keeps the VNI in use after the interface goes: the neighbour NAT stays.
+    assert_success(
+        &c.create_load_balancer(proto::CreateLoadBalancerRequest {
+            loadbalancer_id: "lb30".into(),
+            loadbalanced_ip: v4("172.16.30.2"),
+            vni,
+            loadbalanced_ports: vec![proto::LbPort {
+                port: 80,
+                protocol: proto::Protocol::Tcp as i32,
+            }],
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status,
+    );
+    let delete_vm = |id: &str| proto::DeleteInterfaceRequest {
+        interface_id: id.into(),
+    };
+    assert_success(
+        &c.delete_interface(delete_vm("vm1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+    );
+    let listed = |c: &mut DpdKironcoreClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.list_neighbor_nats(proto::ListNeighborNatsRequest { nat_ip: v4(nat_ip) })
+                .await
+                .unwrap()
+                .into_inner()
+                .nat_entries
+                .len()
+        }
+    };
+    assert_eq!(listed(c).await, 1);
+    // The last user goes: so do the VNI, its neighbour NAT and the NAT IP's reservation.
+    assert_success(
+        &c.delete_load_balancer(proto::DeleteLoadBalancerRequest {
+            loadbalancer_id: "lb30".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status,
+    );
+    let in_use = c
+        .check_vni_in_use(proto::CheckVniInUseRequest {
+            vni,
+            r#type: proto::VniType::VniIpv4 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_success(&in_use.status);
+    assert!(!in_use.in_use);
+    assert_eq!(listed(c).await, 0);
+    assert_code(
+        &c.delete_neighbor_nat(proto::DeleteNeighborNatRequest {
+            nat_ip: v4(nat_ip),
+            vni,
+            min_port: 3000,
+            max_port: 4000,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status,
+        201,
+        "NOT_FOUND",
+    );
+    assert_success(
+        &c.create_interface(create_vm("vm2"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+    );
+    let r = c
+        .create_vip(proto::CreateVipRequest {
+            interface_id: "vm2".into(),
+            vip_ip: v4(nat_ip),
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_success(&r.status);
+    in_host_prefix(&r.underlay_route);
+    h.stop().await;
+}

@@ -318,3 +318,101 @@ fn dataplane_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Dataplane>();
 }
+
+/// When the last interface or load balancer of a VNI goes, its neighbour NATs and VIP/NAT address reservations go
+/// with it (dpservice `src/dp_vni.c` frees them with the VNI's tables): deleting a purged neighbour NAT answers
+/// NOT_FOUND and the former NAT IP can be a VIP again, which then translates traffic.
+#[test]
+fn the_last_user_of_a_vni_takes_its_neighbor_nats_and_reservations_along() {
+    const OTHER_VNI: u32 = 7;
+    let mut env = Env::new();
+    let nat_ip = Ipv4Addr::new(45, 86, 9, 1);
+    let neighbor = |vni| NeighborNat {
+        nat_ip,
+        vni,
+        min_port: 3000,
+        max_port: 4000,
+        underlay: "fc00:2::d000:0:0:9".parse().unwrap(),
+    };
+    let vf2 = env.vf[2];
+    let vm2 = |vni| CreateInterface {
+        vni,
+        ..iface("vm2", vf2, [10, 7, 0, 1])
+    };
+    // VNI 7: an interface with a NAT, a neighbour NAT of the same IP, and a load balancer.
+    env.dp.create_interface(vm2(OTHER_VNI)).unwrap();
+    env.dp.create_nat("vm2", nat_ip.into(), 1000, 2000, None).unwrap();
+    env.dp.create_neighbor_nat(neighbor(OTHER_VNI)).unwrap();
+    env.dp
+        .create_loadbalancer(CreateLoadBalancer {
+            id: "lb7".into(),
+            vni: OTHER_VNI,
+            ip: Ipv4Addr::new(45, 86, 9, 2).into(),
+            ports: vec![LbPort {
+                protocol: L4Proto::Tcp,
+                port: 80,
+            }],
+            preferred_underlay: None,
+        })
+        .unwrap();
+    // A neighbour NAT of the same IP in VNI 100, which keeps its users.
+    env.dp
+        .create_neighbor_nat(NeighborNat {
+            min_port: 5000,
+            max_port: 6000,
+            ..neighbor(VNI)
+        })
+        .unwrap();
+    // The NAT IP is reserved in VNI 7 while the VNI lives, also after the interface's own NAT went.
+    env.dp.delete_interface("vm2").unwrap();
+    assert_eq!(
+        env.dp.list_neighbor_nats(None).unwrap().len(),
+        2,
+        "the LB still uses VNI 7"
+    );
+    env.dp.create_interface(vm2(OTHER_VNI)).unwrap();
+    assert_eq!(
+        env.dp.create_vip("vm2", nat_ip.into(), None),
+        Err(DpError::DnatExists)
+    );
+    env.dp.delete_interface("vm2").unwrap();
+    // The load balancer was the last user: VNI 7's neighbour NAT and reservations are gone, VNI 100's stays.
+    env.dp.delete_loadbalancer("lb7").unwrap();
+    assert_eq!(env.dp.check_vni_in_use(OTHER_VNI, VniType::Ipv4), Ok(false));
+    assert_eq!(
+        env.dp.list_neighbor_nats(None).unwrap(),
+        vec![NeighborNat {
+            min_port: 5000,
+            max_port: 6000,
+            ..neighbor(VNI)
+        }]
+    );
+    assert_eq!(
+        env.dp.delete_neighbor_nat(nat_ip.into(), OTHER_VNI, 3000, 4000),
+        Err(DpError::NotFound)
+    );
+    // The former NAT IP is a VIP again in a new VNI 7, and inbound traffic to it reaches the VM.
+    env.dp.create_interface(vm2(OTHER_VNI)).unwrap();
+    let vip_ul = env.dp.create_vip("vm2", nat_ip.into(), None).unwrap();
+    let remote = Ipv4Addr::new(8, 8, 8, 8);
+    let (v, out) = env.run(
+        env.pf[0],
+        &tunnel(
+            PF0_MAC,
+            ROUTER_MAC,
+            router6(),
+            vip_ul,
+            &ip4_udp(remote, nat_ip, 53, 4000, b"to the vip"),
+        ),
+    );
+    assert_eq!(v, Verdict::Tx(vf2));
+    // vf2's VM has not taught its MAC yet: the port's own MAC stands in for it.
+    assert_eq!(
+        out,
+        frame(
+            VF_MACS[2],
+            VF_MACS[2],
+            &ip4_udp(remote, Ipv4Addr::new(10, 7, 0, 1), 53, 4000, b"to the vip")
+        )
+    );
+}

@@ -70,6 +70,8 @@ pub struct Agent {
     pub subscriptions: tokio::sync::Mutex<()>,
     /// Woken when a call found dpservice unavailable, so the supervisor checks it at once.
     pub dp_suspect: tokio::sync::Notify,
+    /// Publishes Kubernetes Events about the objects (as upstream's event recorder does).
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 impl std::fmt::Debug for Agent {

@@ -156,6 +156,13 @@ pub async fn run_with(
     let (lb_tx, lb_rx) = mpsc::unbounded_channel();
     let (all_tx, all_rx) = watch::channel(0u64);
     let (settled_tx, settled_rx) = watch::channel(false);
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "metalnet".into(),
+            instance: Some(node.clone()),
+        },
+    );
     let agent = Arc::new(Agent {
         client,
         node,
@@ -179,6 +186,7 @@ pub async fn run_with(
         settled: settled_rx,
         subscriptions: tokio::sync::Mutex::new(()),
         dp_suspect: tokio::sync::Notify::new(),
+        recorder,
     });
 
     let mut events = mb.route_events();

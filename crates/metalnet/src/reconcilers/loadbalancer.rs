@@ -21,7 +21,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{UnboundedReceiverStream, WatchStream};
 
-use super::{Error, api, ensure_finalizer, error_policy, identity, remove_finalizer, stopped, write_status};
+use super::{
+    Error, api, ensure_finalizer, error_policy, identity, remove_finalizer, stopped, warn_event, write_status,
+};
 use crate::agent::{Agent, LOAD_BALANCER_FINALIZER};
 use crate::dp::code;
 use crate::routes::{desired_lb_targets, plan_set};
@@ -70,16 +72,37 @@ async fn reconcile(lb: Arc<LoadBalancer>, agent: Arc<Agent>) -> Result<Action, E
     let state = |s: &str| json!({ "state": s });
     let Some(net) = agent.network(&namespace, &network_name) else {
         tracing::info!(load_balancer = %lb.name_any(), network = %network_name, "network not found");
+        warn_event(
+            &agent,
+            lb.as_ref(),
+            "NetworkNotFound",
+            format!("network {network_name} not found"),
+        )
+        .await;
         write_status(&lbs, lb.as_ref(), current, state("Pending")).await?;
         return Ok(Action::await_change());
     };
     let vni = u32::try_from(net.spec.id).unwrap_or_default();
     let (Some(ip), Some(ports)) = (lb.spec.ip.as_ref().map(|i| i.addr()), dp_ports(&lb)) else {
+        warn_event(
+            &agent,
+            lb.as_ref(),
+            "Invalid",
+            "ip missing or a port protocol other than TCP/UDP",
+        )
+        .await;
         write_status(&lbs, lb.as_ref(), current, state("Error")).await?;
         return Ok(Action::await_change());
     };
     if ip.is_ipv6() && !agent.enable_ipv6 {
         tracing::warn!(load_balancer = %lb.name_any(), %ip, "IPv6 load balancer but IPv6 is not enabled");
+        warn_event(
+            &agent,
+            lb.as_ref(),
+            "Invalid",
+            format!("IPv6 address {ip} but IPv6 is not enabled on this node"),
+        )
+        .await;
         write_status(&lbs, lb.as_ref(), current, state("Error")).await?;
         return Ok(Action::await_change());
     }
@@ -144,6 +167,9 @@ async fn reconcile(lb: Arc<LoadBalancer>, agent: Arc<Agent>) -> Result<Action, E
     }
     let s = if errors.is_empty() { "Ready" } else { "Error" };
     write_status(&lbs, lb.as_ref(), current, state(s)).await?;
+    if !errors.is_empty() {
+        warn_event(&agent, lb.as_ref(), "ApplyFailed", errors.join("; ")).await;
+    }
     if errors.is_empty() {
         Ok(Action::await_change())
     } else {

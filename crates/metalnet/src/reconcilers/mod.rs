@@ -172,6 +172,24 @@ where
     Api::namespaced(agent.client.clone(), namespace)
 }
 
+/// Publishes a Warning Event about `obj` (best effort: an event that cannot be written is only logged).
+pub(crate) async fn warn_event<K>(agent: &Agent, obj: &K, reason: &str, note: impl std::fmt::Display)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: reason.into(),
+        // Events hold at most 1 kB of note.
+        note: Some(note.to_string().chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = agent.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, reason, "event not published");
+    }
+}
+
 /// A future resolving once `stop` says so (or its sender is gone).
 pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|v| *v).await;

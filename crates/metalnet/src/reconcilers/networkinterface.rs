@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
-use super::{Error, api, ensure_finalizer, error_policy, identity, remove_finalizer, stopped, write_status};
+use super::{
+    Error, api, ensure_finalizer, error_policy, identity, remove_finalizer, stopped, warn_event, write_status,
+};
 use crate::agent::{Agent, INTERFACE_FINALIZER};
 use crate::announce::{InterfaceObjects, interface_routes};
 use crate::dp::{DpError, DpResult, Nat, code};
@@ -224,6 +226,13 @@ async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Acti
         .map_or(json!({}), |s| serde_json::to_value(s).unwrap_or_default());
     let Some(net) = agent.network(&namespace, &network_name) else {
         tracing::info!(interface = %nic.name_any(), network = %network_name, "network not found");
+        warn_event(
+            &agent,
+            nic.as_ref(),
+            "NetworkNotFound",
+            format!("network {network_name} not found"),
+        )
+        .await;
         write_status(&nics, nic.as_ref(), current, pending_status()).await?;
         return Ok(Action::await_change());
     };
@@ -250,6 +259,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Acti
         Err(e) => {
             // Retrying cannot fix the spec; the next spec change triggers a reconcile.
             tracing::warn!(interface = %nic.name_any(), error = %e, "invalid interface");
+            warn_event(&agent, nic.as_ref(), "Invalid", &e).await;
             let mut s = pending_status();
             s["state"] = json!("Error");
             write_status(&nics, nic.as_ref(), current, s).await?;
@@ -326,6 +336,9 @@ async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Acti
         "loadBalancerTargets": mirrored(&nic.spec.load_balancer_targets, &lb_prefixes),
     });
     write_status(&nics, nic.as_ref(), current, status).await?;
+    if !errors.is_empty() {
+        warn_event(&agent, nic.as_ref(), "ApplyFailed", errors.join("; ")).await;
+    }
     if errors.is_empty() {
         Ok(Action::await_change())
     } else {

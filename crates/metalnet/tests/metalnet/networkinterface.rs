@@ -120,6 +120,19 @@ async fn interface_waits_for_its_network_and_rejects_what_it_cannot_do() {
         (n.status?.state == Some(ObjectState::Pending)).then_some(())
     })
     .await;
+    poll("a NetworkNotFound event", || async {
+        let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+            kube::Api::namespaced(env.client.clone(), NS);
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("NetworkNotFound")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nic")
+            })
+            .then_some(())
+    })
+    .await;
     env.network("later", 11, &[]).await;
     env.ready_interface("nic", |_| true).await;
 

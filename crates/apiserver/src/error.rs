@@ -209,6 +209,16 @@ impl ApiError {
         Self::new(422, "Invalid", message)
     }
 
+    /// 429 from the in-flight limits, with kube-apiserver's message; the caller adds `Retry-After: 1`.
+    pub fn too_many_requests() -> Self {
+        Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+        .with_details(json!({"retryAfterSeconds": 1}))
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(

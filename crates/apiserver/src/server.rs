@@ -40,6 +40,13 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; further connections wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Non-mutating requests (get, list, discovery) served at once; more are answered 429 with
+    /// `Retry-After: 1`. Watches and health checks are not counted. 0 means no limit.
+    /// kube-apiserver's `--max-requests-inflight` (400).
+    pub max_requests_inflight: usize,
+    /// Mutating requests (create, update, patch, delete) served at once; more are answered 429.
+    /// 0 means no limit. kube-apiserver's `--max-mutating-requests-inflight` (200).
+    pub max_mutating_requests_inflight: usize,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +70,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(32),
             idle_timeout: Duration::from_secs(90),
             max_connections: 4096,
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
         }
     }
 }
@@ -146,6 +155,7 @@ impl ApiServerBuilder {
             .kinds()
             .map(|k| (k.def.key_prefix(), crate::apply::KindSchema::new(&k.def)))
             .collect();
+        let inflight = Inflight::new(&self.config);
         let server = Arc::new(Server {
             store: self.store,
             registry: Arc::new(self.registry),
@@ -155,6 +165,7 @@ impl ApiServerBuilder {
             foreground_owners: Default::default(),
             schemas,
             event_cache: Default::default(),
+            inflight,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         let mut tasks = Vec::new();
@@ -244,6 +255,60 @@ pub(crate) struct Server {
     pub(crate) schemas: std::collections::HashMap<String, crate::apply::KindSchema>,
     /// Watch events decoded and encoded once, shared by all watchers.
     pub(crate) event_cache: crate::watch::EventCache,
+    /// The in-flight request limits.
+    inflight: Inflight,
+}
+
+/// kube-apiserver's max-in-flight filter: one pool of slots for non-mutating and one for
+/// mutating requests; a request that finds its pool full is answered 429 at once, so an
+/// overloaded server sheds load instead of queueing it without bound.
+struct Inflight {
+    read_only: Option<Arc<tokio::sync::Semaphore>>,
+    mutating: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Inflight {
+    fn new(config: &ServerConfig) -> Self {
+        let pool = |n: usize| (n > 0).then(|| Arc::new(tokio::sync::Semaphore::new(n)));
+        Inflight {
+            read_only: pool(config.max_requests_inflight),
+            mutating: pool(config.max_mutating_requests_inflight),
+        }
+    }
+
+    /// A slot for the request, `Ok(None)` if it is not counted, or the 429 answer.
+    fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &Query,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Response> {
+        // Long-running requests are not counted, as in kube-apiserver; health checks neither, as
+        // kube-apiserver's priority-and-fairness exempts probes (an overloaded server that fails
+        // its liveness probe gets restarted, which sheds nothing).
+        let watch = *method == Method::GET && query.flag("watch").unwrap_or(false);
+        if watch || matches!(path, "/healthz" | "/livez" | "/readyz") {
+            return Ok(None);
+        }
+        let read_only = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let pool = if read_only {
+            &self.read_only
+        } else {
+            &self.mutating
+        };
+        let Some(pool) = pool else {
+            return Ok(None);
+        };
+        match Arc::clone(pool).try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                let mut resp = ApiError::too_many_requests().into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(resp)
+            }
+        }
+    }
 }
 
 impl Server {
@@ -331,6 +396,10 @@ impl Server {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let query = Query::parse(req.uri().query());
+        let _slot = match self.inflight.admit(&method, &path, &query) {
+            Ok(slot) => slot,
+            Err(too_many) => return too_many,
+        };
         let accept = req
             .headers()
             .get(header::ACCEPT)

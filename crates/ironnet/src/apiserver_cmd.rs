@@ -25,13 +25,23 @@ pub struct ApiserverArgs {
     port: u16,
     #[command(flatten)]
     allocation: AllocationArgs,
+    #[command(flatten)]
+    inflight: serve::InflightArgs,
 }
 
 /// Runs the API server until Ctrl-C / SIGTERM.
 pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
     let allocation = args.allocation.config()?;
     let store = serve::open_store(&args.data_dir, &args.etcd_servers).await?;
-    let server = serve::listen(store, &allocation, &args.data_dir, args.bind_address, args.port).await?;
+    let server = serve::listen(
+        store,
+        &allocation,
+        &args.data_dir,
+        args.bind_address,
+        args.port,
+        &args.inflight,
+    )
+    .await?;
     tracing::info!(addr = %server.addr, kubeconfig = %server.kubeconfig.display(), "API server listening");
     server.serve(serve::shutdown_signal()).await
 }

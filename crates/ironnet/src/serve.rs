@@ -37,6 +37,18 @@ impl AllocationArgs {
     }
 }
 
+/// kube-apiserver's in-flight request limits; beyond them requests are answered 429 with
+/// `Retry-After: 1`, so an overloaded server sheds load instead of queueing it.
+#[derive(Debug, Clone, Args)]
+pub struct InflightArgs {
+    /// Non-mutating requests (get, list) served at once; watches are not counted (0: no limit).
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Mutating requests (create, update, patch, delete) served at once (0: no limit).
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+}
+
 /// Opens the store: etcd when `etcd_servers` is non-empty, else the embedded store in `data_dir`.
 pub async fn open_store(data_dir: &Path, etcd_servers: &[String]) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -72,8 +84,14 @@ pub async fn listen(
     data_dir: &Path,
     bind: IpAddr,
     port: u16,
+    inflight: &InflightArgs,
 ) -> anyhow::Result<ListeningServer> {
-    let api = ironnet_registry::build(store, allocation, |b| b)
+    let config = ironnet_apiserver::ServerConfig {
+        max_requests_inflight: inflight.max_requests_inflight,
+        max_mutating_requests_inflight: inflight.max_mutating_requests_inflight,
+        ..Default::default()
+    };
+    let api = ironnet_registry::build(store, allocation, |b| b.config(config))
         .await
         .context("starting the API server")?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(bind, port))

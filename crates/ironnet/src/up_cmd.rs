@@ -37,6 +37,8 @@ pub struct UpArgs {
     node_name: String,
     #[command(flatten)]
     allocation: AllocationArgs,
+    #[command(flatten)]
+    inflight: serve::InflightArgs,
 }
 
 /// Runs everything until Ctrl-C / SIGTERM.
@@ -49,7 +51,15 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     }
     let allocation = args.allocation.config()?;
     let store = serve::open_store(&args.data_dir, &[]).await?;
-    let server = serve::listen(store, &allocation, &args.data_dir, args.bind_address, args.port).await?;
+    let server = serve::listen(
+        store,
+        &allocation,
+        &args.data_dir,
+        args.bind_address,
+        args.port,
+        &args.inflight,
+    )
+    .await?;
     let client = kube::Client::new(server.api.server.router(), "default");
     register_node(&client, &args.node_name).await?;
 

@@ -8,6 +8,7 @@
 mod common;
 
 mod connections;
+mod inflight;
 mod namespaces;
 mod patch;
 mod query;

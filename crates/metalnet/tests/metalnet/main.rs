@@ -8,3 +8,4 @@ mod network;
 mod networkinterface;
 mod restart;
 mod routes;
+mod traffic;

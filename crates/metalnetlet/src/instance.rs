@@ -8,7 +8,8 @@ use ironnet_api::metalnet;
 use ironnet_api::metalnet::loadbalancer::{LBPort, LoadBalancerType as MetalnetLoadBalancerType};
 
 /// The metalnet LoadBalancer spec serving `ip` of `instance` on metalnet node `node`, in metalnet Network
-/// `network` (the apinet Network's UID). Port ranges are not supported by metalnet: only `port` is kept.
+/// `network` (the apinet Network's UID). Port ranges are not supported by metalnet: only `port` is kept. SCTP
+/// ports, which metalnet cannot forward (see [`unsupported_ports`]), are left out.
 pub fn metalnet_lb_spec(
     instance: &apinet::Instance,
     network: &str,
@@ -27,18 +28,32 @@ pub fn metalnet_lb_spec(
             .spec
             .load_balancer_ports
             .iter()
-            .map(|p| LBPort {
-                protocol: match p.protocol.unwrap_or(Protocol::Tcp) {
+            .filter_map(|p| {
+                let protocol = match p.protocol.unwrap_or(Protocol::Tcp) {
                     Protocol::Tcp => "TCP",
                     Protocol::Udp => "UDP",
-                    Protocol::Sctp => "SCTP",
-                }
-                .to_owned(),
-                port: p.port,
+                    Protocol::Sctp => return None,
+                };
+                Some(LBPort {
+                    protocol: protocol.to_owned(),
+                    port: p.port,
+                })
             })
             .collect(),
         node_name: Some(node.to_owned()),
     }
+}
+
+/// The ports of `instance` metalnet cannot forward (SCTP: metalnet LoadBalancers take TCP and UDP only), for
+/// reporting; upstream passes them on and the metalnet LoadBalancer is rejected.
+pub fn unsupported_ports(instance: &apinet::Instance) -> Vec<i32> {
+    instance
+        .spec
+        .load_balancer_ports
+        .iter()
+        .filter(|p| p.protocol == Some(Protocol::Sctp))
+        .map(|p| p.port)
+        .collect()
 }
 
 /// The metalnet LoadBalancer type of an apinet LoadBalancer type.
@@ -126,6 +141,11 @@ mod tests {
                         port: 53,
                         end_port: None,
                     },
+                    LoadBalancerPort {
+                        protocol: Some(Protocol::Sctp),
+                        port: 9,
+                        end_port: None,
+                    },
                 ],
                 ..Default::default()
             },
@@ -146,6 +166,7 @@ mod tests {
                 }
             ]
         );
+        assert_eq!(unsupported_ports(&inst), vec![9], "SCTP is reported and left out");
         let mut other = spec.clone();
         other.node_name = Some("elsewhere".into());
         assert!(same_load_balancer(&spec, &other), "the node is not compared");

@@ -16,7 +16,9 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::{BY_NODE, BY_ORIGIN, Ctx, DELETE_RECHECK, Stop, ensure_finalizer, remove_finalizer, stopped};
-use crate::instance::{metalnet_lb_name, metalnet_lb_spec, metalnet_lb_type, same_load_balancer};
+use crate::instance::{
+    metalnet_lb_name, metalnet_lb_spec, metalnet_lb_type, same_load_balancer, unsupported_ports,
+};
 use crate::names::{INSTANCE_ORIGIN, parse_node_name, partition_finalizer, partition_node_name};
 
 /// Deletes every metalnet LoadBalancer stemming from the instance; returns whether any still exists (read
@@ -99,8 +101,21 @@ async fn reconcile(inst: Arc<apinet::Instance>, ctx: Arc<Ctx>) -> Result<Action,
         .ok_or_else(|| ReconcileError::Mapping("instance without loadBalancerType".into()))?;
     let node_name = node.name_any();
     let lbs: Api<metalnet::LoadBalancer> = ctx.metalnet_api();
+    let unsupported = unsupported_ports(&inst);
+    if !unsupported.is_empty() {
+        tracing::warn!(namespace, name = %inst.name_any(), ports = ?unsupported, "SCTP ports cannot be forwarded by metalnet; they are left out");
+    }
+    // A LoadBalancer without a port it can forward serves nothing (and metalnet requires one): none is kept.
+    let servable = inst
+        .spec
+        .load_balancer_ports
+        .iter()
+        .any(|p| p.protocol != Some(ironnet_api::common::Protocol::Sctp));
+    if !servable {
+        tracing::warn!(namespace, name = %inst.name_any(), "instance has no TCP or UDP port; no metalnet LoadBalancer serves it");
+    }
     let mut unsatisfied: Vec<&IP> = Vec::new();
-    for ip in &inst.spec.ips {
+    for ip in inst.spec.ips.iter().filter(|_| servable) {
         if !unsatisfied.contains(&ip) {
             unsatisfied.push(ip);
         }

@@ -124,3 +124,36 @@ async fn deleting_the_instance_deletes_its_metalnet_load_balancers() {
     env.gone(&api, "my-lb").await;
     assert!(lbs_of(&env, &uid).await.is_empty());
 }
+
+/// SCTP ports, which metalnet LoadBalancers cannot forward, are left out (upstream passes them on and metalnet
+/// rejects the whole LoadBalancer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sctp_ports_are_left_out() {
+    let env = env().await;
+    env.metalnet_node("node-1").await;
+    env.network("my-network", json!([])).await;
+    let inst: apinet::Instance = env
+        .create(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Instance",
+            "metadata": {"name": "my-lb"},
+            "spec": {
+                "type": "LoadBalancer", "loadBalancerType": "Internal",
+                "networkRef": {"name": "my-network"},
+                "ips": ["10.0.0.1"],
+                "loadBalancerPorts": [{"protocol": "SCTP", "port": 9}, {"port": 80}],
+                "nodeRef": {"name": apinet_node_name("node-1")},
+            },
+        }))
+        .await;
+    let lbs = poll("metalnet load balancer", || async {
+        let lbs = lbs_of(&env, &inst.uid().unwrap()).await;
+        (!lbs.is_empty()).then_some(lbs)
+    })
+    .await;
+    assert_eq!(lbs.len(), 1);
+    assert_eq!(
+        to_json(&lbs[0].spec.ports),
+        json!([{"protocol": "TCP", "port": 80}])
+    );
+    assert_eq!(to_json(&lbs[0].spec.type_), json!("Internal"));
+}

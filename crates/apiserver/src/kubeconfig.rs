@@ -47,6 +47,10 @@ pub fn write(path: &Path, server_url: &str) -> Result<(), KubeconfigError> {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp).map_err(io)?;
+        // `mode` only applies to a file it creates; a leftover temp file keeps its own.
+        #[cfg(unix)]
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
     }
@@ -70,5 +74,22 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             render("http://127.0.0.1:1").unwrap()
         );
+    }
+
+    /// The kubeconfig is the admin's credential: 0600, even over a leftover world-readable temp
+    /// file or kubeconfig. (The mode a new file is created with is 0600; a umask can only clear
+    /// bits of it.)
+    #[test]
+    fn is_private_even_over_readable_leftovers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kubeconfig");
+        let readable = std::fs::Permissions::from_mode(0o644);
+        std::fs::write(p.with_extension("tmp"), "stale").unwrap();
+        std::fs::set_permissions(p.with_extension("tmp"), readable.clone()).unwrap();
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, readable).unwrap();
+        write(&p, "http://127.0.0.1:1").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -51,7 +51,9 @@ pub struct InflightArgs {
 
 /// Opens the store: etcd when `etcd_servers` is non-empty, else the embedded store in `data_dir`.
 pub async fn open_store(data_dir: &Path, etcd_servers: &[String]) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    // The directory holds the store and the admin kubeconfig: owner-only, whatever the umask.
+    ironnet_store::create_private_dir(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let config = if etcd_servers.is_empty() {
         StoreConfig::Embedded {
             path: data_dir.join("store.redb"),

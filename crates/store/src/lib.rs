@@ -24,9 +24,11 @@ mod codec;
 pub mod embedded;
 pub mod etcd;
 mod hub;
+mod private;
 pub mod testing;
 mod validate;
 
+pub use private::{DIR_MODE, FILE_MODE, create_private_dir};
 pub use validate::MAX_TXN_BYTES;
 
 /// A store revision. Revision 0 is "before the first write"; the first write gets revision 1.

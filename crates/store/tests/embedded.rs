@@ -408,3 +408,57 @@ async fn acknowledged_writes_survive_sigkill() {
         "the child acknowledged only {total_acks} writes"
     );
 }
+
+/// The store holds every object in plain text: its files are the owner's alone, whatever the
+/// umask, including files left readable by an older version; so is a data directory.
+#[test]
+fn store_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let root = tempfile::tempdir().unwrap();
+    let mode =
+        |p: &std::path::Path| format!("{:o}", std::fs::metadata(p).unwrap().permissions().mode() & 0o777);
+    // A new data directory (with its missing parent) and an existing world-readable one.
+    let dir = root.path().join("new").join("data");
+    ironnet_store::create_private_dir(&dir).unwrap();
+    let existing = root.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ironnet_store::create_private_dir(&existing).unwrap();
+    assert_eq!(
+        [mode(&root.path().join("new")), mode(&dir), mode(&existing)],
+        ["700", "700", "700"]
+    );
+    {
+        let _s = EmbeddedStore::open(dir.join("fresh.redb"), small()).unwrap();
+    }
+    // An existing world-readable store is tightened when opened.
+    let old_store = dir.join("old.redb");
+    {
+        let _s = EmbeddedStore::open(&old_store, small()).unwrap();
+    }
+    for f in ["old.redb", "old.redb.wal"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    {
+        let _s = EmbeddedStore::open(&old_store, small()).unwrap();
+    }
+    nix::sys::stat::umask(old);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), mode(&e.path()))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("fresh.redb".to_owned(), "600".to_owned()),
+            ("fresh.redb.wal".to_owned(), "600".to_owned()),
+            ("old.redb".to_owned(), "600".to_owned()),
+            ("old.redb.wal".to_owned(), "600".to_owned()),
+        ]
+    );
+}

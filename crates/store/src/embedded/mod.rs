@@ -128,6 +128,9 @@ impl EmbeddedStore {
     pub fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
+        // Created (or tightened) owner-only before redb opens it; redb would create it 0666 minus the umask.
+        crate::private::open_private_file(&path)
+            .map_err(|e| StoreError::Backend(format!("cannot open store {}: {e}", path.display())))?;
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(&path)

@@ -14,7 +14,7 @@
 //! first record that is zero, torn (bad checksum) or not strictly newer than the one before,
 //! which is how stale records from before the last checkpoint are recognised.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -56,13 +56,7 @@ impl Wal {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let file = crate::private::open_private_file(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len < size {
             let zeros = vec![0u8; 1 << 20];

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use ironnet_api::metalnet::{LoadBalancer, Network, NetworkInterface};
 use ironnet_metalbond::{MetalBond, RouteEvent};
-use ironnet_runtime::cache::by_network;
+use ironnet_runtime::cache::{by_network, hash_of};
 use ironnet_runtime::informer::Informer;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -235,8 +235,10 @@ pub async fn run_with(
         reconcilers::network::run(
             Arc::clone(&agent),
             networks.subscribe(),
-            interfaces.subscribe(),
-            load_balancers.subscribe(),
+            // A Network cares whether interfaces and load balancers use it, not about their other changes (their
+            // reconcilers request a Network reconcile when they create something in dpservice).
+            interfaces.subscribe_filtered(|n: &NetworkInterface| hash_of(&n.spec.network_ref.name)),
+            load_balancers.subscribe_filtered(|l: &LoadBalancer| hash_of(&l.spec.network_ref.name)),
             net_rx,
             all_rx.clone(),
             stop.clone(),
@@ -244,7 +246,8 @@ pub async fn run_with(
         reconcilers::networkinterface::run(
             Arc::clone(&agent),
             interfaces.subscribe(),
-            networks.subscribe(),
+            // Interfaces depend on their Network's VNI only (status and finalizer writes do not concern them).
+            networks.subscribe_filtered(|n: &Network| hash_of(&n.spec.id)),
             all_rx.clone(),
             stop.clone(),
         ),

@@ -24,6 +24,11 @@ where
     /// Whether the kind's fields sit at the top level (no `spec` wrapper).
     const NO_SPEC: bool = false;
 
+    /// Whether an object may omit `spec` (or send `spec: null`): it then decodes with the default
+    /// spec. Such a kind's [`ApiKind::definition`] must not require `spec` either
+    /// (see [`without_required_spec`]).
+    const OPTIONAL_SPEC: bool = false;
+
     /// The CustomResourceDefinition (schema, printer columns, short names, scope, subresources, selectable fields).
     fn definition() -> CustomResourceDefinition {
         <Self as CustomResourceExt>::crd()
@@ -109,11 +114,37 @@ impl KindDescriptor {
     }
 }
 
+/// A CRD whose schema does not require `spec` (for kinds with [`ApiKind::OPTIONAL_SPEC`]).
+pub fn without_required_spec(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            && let Some(required) = schema.required.as_mut()
+        {
+            required.retain(|f| f != "spec");
+            if required.is_empty() {
+                schema.required = None;
+            }
+        }
+    }
+    crd
+}
+
 /// Decodes a JSON object into `K`; failures become field errors at the failing path.
 pub fn decode<K: ApiKind>(value: &Value) -> Result<K, ErrorList>
 where
     <K as HasSpec>::Spec: DeserializeOwned,
 {
+    if K::OPTIONAL_SPEC
+        && let Some(map) = value.as_object()
+        && map.get("spec").is_none_or(Value::is_null)
+    {
+        let mut with_spec = map.clone();
+        with_spec.insert("spec".into(), Value::Object(Default::default()));
+        return decode::<K>(&Value::Object(with_spec));
+    }
     match serde_path_to_error::deserialize::<_, K>(value) {
         Ok(k) => Ok(k),
         Err(err) => {

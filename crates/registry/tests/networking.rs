@@ -521,3 +521,27 @@ async fn every_seed_example_applies_with_kubectl_and_lists_with_upstream_columns
     let _ = stop.send(());
     serving.await.unwrap();
 }
+
+/// Upstream's Network `spec` is optional: a Network without one is created with an empty spec
+/// (and so is one with `spec: null`), and updated like any other.
+#[tokio::test]
+async fn a_network_without_spec_is_accepted() {
+    let f = fixture().await;
+    let networks = api(&f, NET, "Network", "networks");
+    let bare = create(&networks, object(NET, "Network", "bare", json!({}))).await;
+    assert_eq!(bare.data["spec"], json!({}));
+    let null = create(&networks, object(NET, "Network", "null", json!({"spec": null}))).await;
+    assert_eq!(null.data["spec"], json!({}));
+    let labelled = networks
+        .patch(
+            "bare",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (&labelled.data["spec"], labelled.metadata.labels.unwrap()["a"].as_str()),
+        (&json!({}), "b")
+    );
+}

@@ -332,6 +332,14 @@ pub fn validate_status_update(new: &Network, old: &Network) -> ErrorList {
 }
 
 impl ApiKind for Network {
+    // Upstream's spec is optional (`json:"spec,omitempty"`): a Network without one is an empty one.
+    const OPTIONAL_SPEC: bool = true;
+
+    fn definition()
+    -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+        crate::kind::without_required_spec(<Self as kube::CustomResourceExt>::crd())
+    }
+
     fn validate_create(&self) -> ErrorList {
         validate_create(self)
     }
@@ -340,5 +348,41 @@ impl ApiKind for Network {
     }
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         validate_status_update(self, old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kind::KindDescriptor;
+
+    /// Upstream's `spec` is optional (`json:"spec,omitempty"`): a Network without one is valid and
+    /// is stored with an empty spec, as upstream returns it.
+    #[test]
+    fn spec_is_optional() {
+        let d = KindDescriptor::of::<Network>();
+        let schema = d.crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .unwrap();
+        assert!(
+            !schema
+                .required
+                .as_ref()
+                .is_some_and(|r| r.iter().any(|f| f == "spec")),
+            "{:?}",
+            schema.required
+        );
+        let mut obj = json!({
+            "apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "Network",
+            "metadata": {"name": "bare", "namespace": "default"}
+        });
+        assert_eq!((d.validate_create)(&obj), ErrorList::new());
+        (d.default)(&mut obj).unwrap();
+        assert_eq!(obj["spec"], json!({}));
+        assert_eq!((d.validate_create)(&obj), ErrorList::new());
     }
 }

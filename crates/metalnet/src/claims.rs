@@ -35,8 +35,8 @@ impl Device {
 /// Why a claim could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    /// Every device is claimed.
-    #[error("no free device: all {0} devices are claimed")]
+    /// Every device is claimed (0: none is configured, see `--tap-device` / `--tapdevice-mod`).
+    #[error("no free device: {}", if *.0 == 0 { "none configured (--tap-device, --tapdevice-mod)".to_owned() } else { format!("all {} devices are claimed", .0) })]
     Exhausted(usize),
     /// The claim file could not be written or removed.
     #[error("claim file {path}: {source}")]

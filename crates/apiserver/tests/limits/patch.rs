@@ -75,14 +75,14 @@ async fn a_copy_bomb_is_refused_fast_in_bounded_memory_while_others_are_served()
                 })
             )
         );
-        assert!(took < Duration::from_millis(500), "refused in {took:?}");
+        assert!(took < Duration::from_secs(2), "refused in {took:?}");
     }
     stop.store(true, Ordering::Relaxed);
     let reads = reader.await.unwrap();
     assert!(reads > 0);
     let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < Duration::from_secs(2),
         "the other client waited {slowest:?}"
     );
     let grown_mib = (peak_rss_kib().saturating_sub(baseline)) / 1024;

@@ -135,6 +135,21 @@ async fn public_load_balancer_gets_remote_targets() {
         (t == [ip("fc00:2::10")]).then_some(())
     })
     .await;
+    // Ports changed: re-created, and the targets come back on the new load balancer.
+    env.load_balancers()
+        .patch(
+            "pub",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"ports": [{"protocol": "TCP", "port": 8443}]}})),
+        )
+        .await
+        .unwrap();
+    poll("ports updated, target kept", || async {
+        let l = env.dp.get_load_balancer(&uid).await.ok()??;
+        let t = env.dp.list_load_balancer_targets(&uid).await.ok()?;
+        (l.ports == [(6, 8443)] && t == [ip("fc00:2::10")]).then_some(())
+    })
+    .await;
     env.other.withdraw(target).unwrap();
     poll("remote target removed", || async {
         env.dp

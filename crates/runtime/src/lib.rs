@@ -6,6 +6,7 @@
 //! - [`cache`]: the indexed cache itself and its consistency contract;
 //! - [`leader`]: Lease-based leader election with an injected clock;
 //! - [`reconcile`]: the one reconcile error type, conflict/not-found classification and the retry policy;
+//! - [`related`]: triggers that also reach the objects a watched object stopped relating to;
 //! - [`shutdown`]: turning a caller's shutdown future into the `Sync` one kube-rs needs.
 //!
 //! The domain reconcilers live in the crates that use this one; nothing here knows what a Network is beyond
@@ -17,6 +18,7 @@ pub mod cache;
 pub mod informer;
 pub mod leader;
 pub mod reconcile;
+pub mod related;
 pub mod shutdown;
 
 pub use reconcile::{ReconcileError, error_policy, is_conflict, is_not_found};

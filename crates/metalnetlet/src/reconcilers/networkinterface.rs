@@ -11,6 +11,7 @@ use ironnet_api::metalnet::NATDetails;
 use ironnet_api::{apinet, metalnet};
 use ironnet_runtime::ReconcileError;
 use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, index_key};
+use ironnet_runtime::related::RelatedObjects;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -223,6 +224,14 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         nics.clone(),
     );
     let routings = c.routings.store();
+    let routings_seen = c.routings.store();
+    let rules_seen = c.policy_rules.store();
+    let tables_seen = c.nat_tables.store();
+    let (by_routing, by_rule, by_table) = (
+        RelatedObjects::new(),
+        RelatedObjects::new(),
+        RelatedObjects::new(),
+    );
     let (p1, p2) = (ctx.partition.clone(), ctx.partition.clone());
     Controller::for_stream(c.nics.subscribe(), nics.reader())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
@@ -271,31 +280,45 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
                 })
                 .unwrap_or_default()
         })
+        // Routings, policy rules and NAT tables: the interfaces they relate to now and, so that an interface
+        // dropped from them loses what it derived (LB targets, firewall rules, NAT), the ones they related to
+        // before. An object no longer in its cache was deleted.
         .watches_stream(c.routings.subscribe(), move |r: apinet::LoadBalancerRouting| {
-            nics_with_ips(
+            let now = nics_with_ips(
                 &n4,
                 r.metadata.namespace.as_deref(),
                 r.spec.destinations.iter().filter_map(|d| d.ip.as_ref()),
-            )
+            );
+            let deleted = routings_seen
+                .get(r.metadata.namespace.as_deref(), &r.name_any())
+                .is_none();
+            by_routing.update(&r, deleted, now)
         })
         .watches_stream(c.policy_rules.subscribe(), move |r: apinet::NetworkPolicyRule| {
-            nics_with_ips(
+            let now = nics_with_ips(
                 &n5,
                 r.metadata.namespace.as_deref(),
                 r.spec.targets.iter().filter_map(|t| t.ip.as_ref()),
-            )
+            );
+            let deleted = rules_seen
+                .get(r.metadata.namespace.as_deref(), &r.name_any())
+                .is_none();
+            by_rule.update(&r, deleted, now)
         })
-        // A NATTable: the interfaces of the partition it gives a section to.
+        // A NATTable: the interfaces of the partition it gives a section to (and gave one to before).
         .watches_stream(c.nat_tables.subscribe(), move |t: apinet::NATTable| {
             let ns = t.metadata.namespace.clone().unwrap_or_default();
-            t.spec
+            let now = t
+                .spec
                 .ips
                 .iter()
                 .flat_map(|ip| &ip.sections)
                 .filter_map(|s| s.target_ref.as_ref())
                 .filter(|r| parse_node_name(&p2, &r.node_ref.name).is_some())
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            let deleted = tables_seen.get(Some(&ns), &t.name_any()).is_none();
+            by_table.update(&t, deleted, now)
         })
         // The metalnet interface's spec or status changing: its source.
         .watches_stream(

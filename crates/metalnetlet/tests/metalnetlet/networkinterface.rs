@@ -209,6 +209,36 @@ async fn load_balancers_of_other_networks_are_no_targets() {
     );
 }
 
+/// An interface dropped from a routing's destinations and from a policy rule's targets loses the load balancer
+/// target and the firewall rules it derived from them (upstream maps such events to the current destinations
+/// and targets only, so a dropped interface kept serving the load balancer and kept its rules).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interface_dropped_from_a_routing_and_a_policy_rule_loses_what_it_derived() {
+    let env = env().await;
+    env.metalnet_node("node-1").await;
+    let network = env.network("my-network", json!([])).await;
+    let nic = nic(&env, "my-nic", json!({})).await;
+    let uid = nic.uid().unwrap();
+    load_balancer(&env, "my-lb", "my-network", &nic).await;
+    policy_rule(&env, &nic, &network.uid().unwrap()).await;
+    metalnet_nic(&env, &uid, |m| {
+        m.spec.firewall_rules.len() == 11 && !m.spec.load_balancer_targets.is_empty()
+    })
+    .await;
+
+    env.apinet::<apinet::LoadBalancerRouting>()
+        .patch("my-lb", &PatchParams::default(), &Patch::Merge(&json!({"destinations": []})))
+        .await
+        .unwrap();
+    metalnet_nic(&env, &uid, |m| m.spec.load_balancer_targets.is_empty()).await;
+    env.apinet::<apinet::NetworkPolicyRule>()
+        .patch("my-policy", &PatchParams::default(), &Patch::Merge(&json!({"targets": []})))
+        .await
+        .unwrap();
+    let m = metalnet_nic(&env, &uid, |m| m.spec.firewall_rules.is_empty()).await;
+    assert!(m.spec.load_balancer_targets.is_empty());
+}
+
 /// Upstream: the hostname reaches metalnet, and a TAP device comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostname_goes_down_and_tap_device_comes_back() {

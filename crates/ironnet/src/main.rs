@@ -12,9 +12,15 @@ mod apinetlet_cmd;
 mod apiserver_cmd;
 mod controller_manager_cmd;
 mod dpservice_cmd;
+mod gateway_cmd;
+mod lab;
 mod metalbond_cmd;
+mod metalnet_cmd;
+mod metalnetlet_cmd;
+mod netns;
 mod serve;
 mod up_cmd;
+mod vm_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
@@ -25,7 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything in one process: API server (embedded store), controllers, apinetlet and a simulated node.
+    /// Everything in one process: API server (embedded store), controllers, apinetlet and a simulated node
+    /// (or, with --hypervisors, metalnetlet and a lab of real hypervisors).
     Up(up_cmd::UpArgs),
     /// The API server with every IronCore kind and its allocators (embedded store or etcd).
     Apiserver(apiserver_cmd::ApiserverArgs),
@@ -38,6 +45,15 @@ enum Command {
     /// metalbond route distribution: route reflector server or client.
     #[command(subcommand)]
     Metalbond(ironnet_metalbond::cli::MetalbondCommand),
+    /// metalnetlet: core.apinet.ironcore.dev objects of a partition → per-node metalnet objects, status back.
+    Metalnetlet(metalnetlet_cmd::MetalnetletCmdArgs),
+    /// metalnet: the node agent; programs its hypervisor's dataplane and distributes routes over metalbond.
+    Metalnet(ironnet_metalnet::MetalnetArgs),
+    /// A lab's border router: the internet behind a dataplane port, public routes learned from metalbond.
+    InternetGateway(gateway_cmd::GatewayArgs),
+    /// A machine provider stand-in: attach a network namespace as a VM to a tenant NetworkInterface.
+    #[command(subcommand)]
+    Vm(vm_cmd::VmCommand),
 }
 
 fn init_tracing() {
@@ -60,5 +76,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Apinetlet(args) => apinetlet_cmd::run(args).await,
         Command::Dpservice(args) => dpservice_cmd::run(args).await,
         Command::Metalbond(cmd) => metalbond_cmd::run(cmd).await,
+        Command::Metalnetlet(args) => metalnetlet_cmd::run(args).await,
+        Command::Metalnet(args) => metalnet_cmd::run(args).await,
+        Command::InternetGateway(args) => gateway_cmd::run(args, serve::shutdown_signal()).await,
+        Command::Vm(cmd) => vm_cmd::run(cmd).await,
     }
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::json;
 
+use crate::lab::{self, Lab, LabConfig};
 use crate::serve::{self, AllocationArgs};
 
 /// The public prefixes `ironnet up` allocates from when none are given: documentation ranges
@@ -35,6 +36,17 @@ pub struct UpArgs {
     /// Name of the simulated hypervisor Node registered at startup.
     #[arg(long, default_value = "node-1")]
     node_name: String,
+    /// Run N real hypervisors instead of the simulated node (needs root): each an `ironnet dpservice` with
+    /// TAP ports and an `ironnet metalnet`, joined by an IPv6 underlay through a router namespace, two metalbond
+    /// servers and an internet namespace behind a border router (see docs/lab.md).
+    #[arg(long, default_value_t = 0)]
+    hypervisors: usize,
+    /// VM ports (TAP devices) per hypervisor.
+    #[arg(long, default_value_t = 8)]
+    ports_per_hypervisor: usize,
+    /// Prefix of the lab's network namespaces and TAP devices (1..=7 lowercase letters or digits).
+    #[arg(long, default_value = "ironnet")]
+    lab_prefix: String,
     #[command(flatten)]
     allocation: AllocationArgs,
     #[command(flatten)]
@@ -61,7 +73,6 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     )
     .await?;
     let client = kube::Client::new(server.api.server.router(), "default");
-    register_node(&client, &args.node_name).await?;
 
     let addr = server.addr;
     let kubeconfig = server.kubeconfig.clone();
@@ -80,7 +91,9 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         args.allocation.min_vni,
         args.allocation.max_vni
     );
-    println!("  simulated node: {}", args.node_name);
+    if args.hypervisors == 0 {
+        println!("  simulated node: {}", args.node_name);
+    }
     println!();
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl api-resources --api-group=networking.ironcore.dev");
@@ -88,7 +101,6 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!("  kubectl apply -f examples/00-network.yaml -f examples/04-virtualip.yaml");
     println!("  kubectl get networks,virtualips          # README.md walks through every flow");
     println!();
-    println!("Press Ctrl-C to stop.");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -98,6 +110,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let server = tokio::spawn(server.serve(stopped(stop_rx.clone())));
     let controllers = tokio::spawn(ironnet_controllers::run(
         ironnet_controllers::ControllerConfig::default(),
         client.clone(),
@@ -110,18 +123,92 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         client.clone(),
         stopped(stop_rx.clone()),
     ));
-    // Stands in for the hypervisors until the node agent exists: realises what is placed on the node.
-    let node = tokio::spawn(ironnet_controllers::simulated_node::run(
-        client,
-        args.node_name.clone(),
-        SIMULATED_PARTITION.to_owned(),
-        stopped(stop_rx.clone()),
-    ));
-    server.serve(stopped(stop_rx)).await?;
+    let mut lab = None;
+    let node = if args.hypervisors == 0 {
+        // Stands in for the hypervisors: realises what is placed on the node.
+        register_node(&client, &args.node_name).await?;
+        tokio::spawn(ironnet_controllers::simulated_node::run(
+            client,
+            args.node_name.clone(),
+            SIMULATED_PARTITION.to_owned(),
+            stopped(stop_rx.clone()),
+        ))
+    } else {
+        let config = LabConfig {
+            hypervisors: args.hypervisors,
+            ports: args.ports_per_hypervisor,
+            prefix: args.lab_prefix.clone(),
+            data_dir: std::path::absolute(&args.data_dir)?,
+            kubeconfig: std::path::absolute(&kubeconfig)?,
+        };
+        // metalnetlet of the lab's partition, with the metalnet objects on the same server.
+        let metalnetlet = tokio::spawn(ironnet_metalnetlet::run(
+            ironnet_metalnetlet::MetalnetletConfig::new(lab::PARTITION),
+            client.clone(),
+            client.clone(),
+            stopped(stop_rx.clone()),
+        ));
+        // On failure the lab has removed what it built; returning ends the in-process components too.
+        let started = Lab::start(config, client).await.context("starting the lab")?;
+        print_lab(&started);
+        lab = Some(started);
+        metalnetlet
+    };
+    println!("Press Ctrl-C to stop.");
+    let mut server = server;
+    match lab.as_mut() {
+        // Watch the lab's processes so that a crashed agent is reported, not silently missing.
+        Some(lab) => {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            let mut reported = false;
+            loop {
+                tokio::select! {
+                    done = &mut server => {
+                        done.context("API server")??;
+                        break;
+                    }
+                    _ = tick.tick(), if !reported => {
+                        if let Err(e) = lab.check_alive() {
+                            tracing::error!("{e:#}");
+                            reported = true;
+                        }
+                    }
+                }
+            }
+        }
+        None => server.await.context("API server")??,
+    }
     controllers.await.context("controllers")?;
     apinetlet.await.context("apinetlet")?;
-    node.await.context("simulated node")?;
+    node.await.context("node")?;
+    if let Some(mut lab) = lab {
+        lab.stop().await;
+    }
     Ok(())
+}
+
+/// Tells the user what the lab runs and how to reach it.
+fn print_lab(lab: &Lab) {
+    let config = lab.config();
+    println!(
+        "  hypervisors (metalnet Nodes, apinet Nodes {}.<name>):",
+        lab::PARTITION
+    );
+    for (name, dp) in &lab.hypervisors {
+        println!("    {name}: dpservice gRPC {dp}");
+    }
+    println!("  metalbond servers: {}", lab.metalbond.join(", "));
+    println!(
+        "  internet: network namespace {} ({}), behind router namespace {}",
+        config.internet_ns(),
+        lab::INTERNET_ADDRESS,
+        config.router_ns()
+    );
+    println!("  logs: {}", config.data_dir.join("logs").display());
+    println!();
+    println!("  attach a VM:  ironnet vm create vm1 --node hv-1 --nic <tenant NetworkInterface>");
+    println!("  use it:       ip netns exec vm1 ping {}", lab::INTERNET_ADDRESS);
+    println!();
 }
 
 /// Registers the simulated hypervisor as a `core.apinet.ironcore.dev` Node (if absent).

@@ -49,6 +49,47 @@ pub struct ServingProcess {
 }
 
 impl ServingProcess {
+    /// Starts `ironnet up --port 0 --data-dir DIR/data EXTRA…` with a lab (`--hypervisors`) and waits until the
+    /// lab is up (the process says "Press Ctrl-C to stop.").
+    pub fn start_lab(extra: &[&str]) -> ServingProcess {
+        let up = ServingProcess::start("up", extra);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !up.log().contains("Press Ctrl-C to stop.") {
+            assert!(
+                Instant::now() < deadline,
+                "the lab did not come up:\n{}\n{}",
+                up.log(),
+                up.lab_logs()
+            );
+            if up.log().contains("Error:") {
+                panic!("the lab did not start:\n{}\n{}", up.log(), up.lab_logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        up
+    }
+
+    /// The logs of the lab's processes (`DIR/data/logs/*.log`), each under a heading.
+    pub fn lab_logs(&self) -> String {
+        let mut out = String::new();
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("data/logs")) else {
+            return out;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // The tail is what explains a failure; whole logs of every process would drown it.
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            out.push_str(&format!("--- {}\n", path.display()));
+            for line in tail.iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// Starts `ironnet SUBCOMMAND --port 0 --data-dir DIR/data EXTRA…` and waits until `/readyz` answers.
     fn start(subcommand: &str, extra: &[&str]) -> ServingProcess {
         let dir = tempfile::tempdir().unwrap();

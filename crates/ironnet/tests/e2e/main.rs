@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ironnet` binary: the README walkthrough with the real kubectl against `ironnet up`,
-//! and controllers killed and restarted during a large apply.
+//! the walkthrough with real hypervisors against `ironnet up --hypervisors 2`, and controllers killed and restarted
+//! during a large apply.
 
 mod common;
 mod restart;

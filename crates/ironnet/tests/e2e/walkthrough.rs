@@ -10,15 +10,20 @@ use crate::common::{ironnet_up, repo_root};
 const BEGIN: &str = "<!-- walkthrough:begin -->";
 const END: &str = "<!-- walkthrough:end -->";
 
-/// The shell script formed by the `sh` code blocks between the markers, in order.
+/// The shell script formed by the `sh` code blocks between the walkthrough markers, in order.
 fn walkthrough_script(readme: &str) -> String {
+    script_between(readme, BEGIN, END)
+}
+
+/// The shell script formed by the `sh` code blocks between the markers `begin` and `end`, in order.
+pub fn script_between(readme: &str, begin: &str, end: &str) -> String {
     let start = readme
-        .find(BEGIN)
-        .expect("README has the walkthrough:begin marker")
-        + BEGIN.len();
+        .find(begin)
+        .unwrap_or_else(|| panic!("README has the {begin} marker"))
+        + begin.len();
     let end = readme[start..]
-        .find(END)
-        .expect("README has the walkthrough:end marker")
+        .find(end)
+        .unwrap_or_else(|| panic!("README has the {end} marker"))
         + start;
     let mut script = String::new();
     let mut in_block = false;

@@ -232,3 +232,48 @@ async fn metalnet_waits_for_dpservice_and_metalbond_and_survives_a_stale_claim()
     late.shutdown();
     observer.shutdown();
 }
+
+#[tokio::test]
+async fn metalbond_server_restart_is_recovered() {
+    let (mut env, nic, _) = populated().await;
+    env.other.subscribe(10).unwrap();
+    poll("our interface announced", || async {
+        env.other
+            .routes_in(10)
+            .iter()
+            .any(|r| r.destination.to_string() == "10.0.0.1/32")
+            .then_some(())
+    })
+    .await;
+    env.mb_server.shutdown();
+    // Both clients lose the server: what they received is gone, including in dpservice.
+    poll("received route removed while the server is down", || async {
+        (!has_route(&env, 10, "10.0.5.0/24", "fc00:2::5").await).then_some(())
+    })
+    .await;
+    let server = MetalBond::new(mb_config()).unwrap();
+    poll("server listening again on the same port", || async {
+        server.start_server(env.mb_addr).await.ok()
+    })
+    .await;
+    env.mb_server = server;
+    // Both clients redial and replay subscriptions and announcements.
+    poll("remote route programmed again", || async {
+        has_route(&env, 10, "10.0.5.0/24", "fc00:2::5")
+            .await
+            .then_some(())
+    })
+    .await;
+    let underlay = env.dp.get_interface(&nic).await.unwrap().unwrap().underlay;
+    poll("our announcement reaches the other client again", || async {
+        env.other
+            .routes_in(10)
+            .iter()
+            .any(|r| {
+                r.destination.to_string() == "10.0.0.1/32"
+                    && r.next_hop.target() == std::net::IpAddr::V6(underlay)
+            })
+            .then_some(())
+    })
+    .await;
+}

@@ -20,7 +20,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// table right after the handshake, so this only has to cover the transfer.
 pub const SETTLE_AFTER: Duration = Duration::from_secs(1);
 
-/// The next retry delay: doubled, at most [`RETRY_MAX`].
+/// The next retry delay: doubled, between 0.2 s and 5 s.
 pub fn next_delay(d: Duration) -> Duration {
     (d * 2).clamp(RETRY_MIN, RETRY_MAX)
 }

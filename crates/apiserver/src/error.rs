@@ -246,6 +246,11 @@ impl ApiError {
         )
     }
 
+    /// 504 Timeout: the request did not complete in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "Timeout", message)
+    }
+
     /// 504: the requested resourceVersion is newer than anything the server has.
     pub fn too_large_resource_version(requested: u64, current: u64) -> Self {
         Self::new(

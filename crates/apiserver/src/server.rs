@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; further connections wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// How long a client may take to send a request's body (504 Timeout beyond it): the request
+    /// is in flight meanwhile, so neither the header-read nor the idle timeout applies (60 s,
+    /// kube-apiserver's `--request-timeout`).
+    pub request_body_timeout: Duration,
     /// Non-mutating requests (get, list, discovery) served at once; more are answered 429 with
     /// `Retry-After: 1`. Watches and health checks are not counted. 0 means no limit.
     /// kube-apiserver's `--max-requests-inflight` (400).
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(32),
             idle_timeout: Duration::from_secs(90),
             max_connections: 4096,
+            request_body_timeout: Duration::from_secs(60),
             max_requests_inflight: 400,
             max_mutating_requests_inflight: 200,
         }
@@ -474,7 +479,7 @@ impl Server {
         {
             return ApiError::path_not_found().into_response();
         }
-        let body = match read_body(req.into_body()).await {
+        let body = match read_body(req.into_body(), self.config.request_body_timeout).await {
             Ok(b) => b,
             Err(e) => return e.into_response(),
         };
@@ -540,9 +545,15 @@ fn version() -> Value {
 }
 
 /// Reads the whole body, failing with 413 beyond the limit.
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, crate::body::MAX_BODY_BYTES);
-    match limited.collect().await {
+    let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(ApiError::timeout(format!(
+            "request did not complete within requested timeout - the request body was not received within {}s",
+            timeout.as_secs()
+        )));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::too_large(crate::body::MAX_BODY_BYTES))

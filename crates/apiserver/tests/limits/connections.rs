@@ -119,6 +119,40 @@ async fn connections_beyond_the_bound_wait_for_a_free_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_times_out() {
+    let s = start(|c| c.request_body_timeout = Duration::from_secs(1)).await;
+    let (addr, serving) = serve_tcp(&s.api, 0).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // Announces 100 bytes, sends 10 and stalls.
+    stream
+        .write_all(
+            format!("POST {WIDGETS} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\n\r\n{{\"kind\":\"W")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(CLOSE_DEADLINE, stream.read_to_end(&mut got))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let answer = parse_response(&got);
+    assert_eq!(
+        (answer.status, answer.body),
+        (
+            504,
+            serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "request did not complete within requested timeout - the request body was not received \
+                            within 1s",
+                "reason": "Timeout", "code": 504
+            })
+        )
+    );
+    serving.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_closed_client_gets_its_answer() {
     let s = start(|_| {}).await;
     let (addr, serving) = serve_tcp(&s.api, 0).await;

@@ -14,7 +14,7 @@ use crate::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Action, MAX_FRAME, Message};
-use crate::route::{Route, Vni};
+use crate::route::{NextHopType, Route, Vni};
 use crate::session::{ConnectionState, Direction};
 use crate::table::{RouteTable, TableError};
 
@@ -319,8 +319,16 @@ impl Engine {
             // In flight when we unsubscribed; the VNI's routes were dropped already.
             return;
         }
-        if self.announced.has_destination(route.vni, &route.destination) {
+        if route.next_hop.kind() == NextHopType::Standard
+            && self
+                .announced
+                .has_destination_of_kind(route.vni, &route.destination, NextHopType::Standard)
+        {
             // Loop prevention: we announce this destination ourselves (e.g. two routers announcing 0.0.0.0/0).
+            // Only for standard routes: NAT and load-balancer-target routes of one destination come from several
+            // hosts by design (a NAT IP shared by interfaces on several hosts, the targets of one load balancer),
+            // and each host needs the others' to relay what is not its own. Upstream ignores those too, so a host
+            // never learned its neighbours' NAT port ranges or remote load-balancer targets.
             return;
         }
         // The other providers matter only for redistribution; skip the copy when nobody subscribes.

@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 
 use ipnet::IpNet;
 
-use crate::route::{NextHop, Route, Vni};
+use crate::route::{NextHop, NextHopType, Route, Vni};
 
 /// Errors of table updates. The messages are upstream's, which callers (metalnet) match case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +118,14 @@ impl<P: Copy + Eq> RouteTable<P> {
     /// Whether any next hop exists for `destination` in `vni`.
     pub fn has_destination(&self, vni: Vni, destination: &IpNet) -> bool {
         self.vnis.get(&vni).is_some_and(|d| d.contains_key(destination))
+    }
+
+    /// Whether some route for (`vni`, `destination`) has a next hop of `kind`.
+    pub fn has_destination_of_kind(&self, vni: Vni, destination: &IpNet, kind: NextHopType) -> bool {
+        self.vnis
+            .get(&vni)
+            .and_then(|d| d.get(destination))
+            .is_some_and(|hops| hops.keys().any(|h| h.kind() == kind))
     }
 
     /// Whether `route` is present (from any provider).

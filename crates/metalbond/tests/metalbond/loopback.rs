@@ -271,6 +271,55 @@ async fn two_default_routers_do_not_install_each_other() {
     srv.shutdown();
 }
 
+/// Two hosts sharing a NAT IP (each with its own port range) and serving one load balancer IP each learn the
+/// other's NAT and load-balancer-target routes for that destination, although they announce the destination
+/// themselves: loop prevention is for standard routes only (upstream drops these too, so neighbour NAT and remote
+/// load-balancer targets were never programmed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_learn_each_others_nat_and_lb_target_routes_for_a_shared_destination() {
+    let (srv, addr) = server().await;
+    let a = client(&[&addr]).await;
+    let b = client(&[&addr]).await;
+    for c in [&a, &b] {
+        c.subscribe(7).unwrap();
+    }
+    let nat = |hop: &str, from: u16, to: u16| {
+        Route::new(
+            7,
+            "192.0.2.9/32".parse().unwrap(),
+            NextHop::nat(hop.parse().unwrap(), from, to).unwrap(),
+        )
+    };
+    let lb = |hop: &str| {
+        Route::new(
+            7,
+            "192.0.2.10/32".parse().unwrap(),
+            NextHop::load_balancer_target(hop.parse().unwrap()),
+        )
+    };
+    let (nat_a, nat_b) = (nat("fc00:a::1", 1024, 2048), nat("fc00:b::1", 2048, 3072));
+    let (lb_a, lb_b) = (lb("fc00:a::2"), lb("fc00:b::2"));
+    for r in [nat_a, lb_a] {
+        a.announce(r).unwrap();
+    }
+    for r in [nat_b, lb_b] {
+        b.announce(r).unwrap();
+    }
+    eventually("a learns b's NAT range and LB target", || {
+        a.has_route(&nat_b) && a.has_route(&lb_b)
+    })
+    .await;
+    eventually("b learns a's NAT range and LB target", || {
+        b.has_route(&nat_a) && b.has_route(&lb_a)
+    })
+    .await;
+    assert!(
+        !a.has_route(&nat_a) && !b.has_route(&nat_b),
+        "own routes are not received back"
+    );
+    srv.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ha_route_survives_one_server_and_goes_with_the_other() {
     let (s1, a1) = server().await;

@@ -541,7 +541,10 @@ async fn a_network_without_spec_is_accepted() {
         .await
         .unwrap();
     assert_eq!(
-        (&labelled.data["spec"], labelled.metadata.labels.unwrap()["a"].as_str()),
+        (
+            &labelled.data["spec"],
+            labelled.metadata.labels.unwrap()["a"].as_str()
+        ),
         (&json!({}), "b")
     );
 }

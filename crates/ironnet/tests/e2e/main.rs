@@ -3,5 +3,6 @@
 //! during a large apply.
 
 mod common;
+mod hypervisors;
 mod restart;
 mod walkthrough;

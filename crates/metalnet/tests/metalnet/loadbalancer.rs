@@ -73,6 +73,23 @@ async fn internal_load_balancer_lifecycle_with_local_target() {
         (t == [std::net::IpAddr::V6(lb_prefix)]).then_some(())
     })
     .await;
+    // Another host's interface serves the VIP too: both targets (metalbond no longer drops targets of a
+    // destination this node announces itself).
+    let remote = Route::new(
+        10,
+        "10.0.0.100/32".parse().unwrap(),
+        NextHop::load_balancer_target("fc00:2::100".parse().unwrap()),
+    );
+    env.other.announce(remote).unwrap();
+    poll("local and remote targets", || async {
+        let mut t = env.dp.list_load_balancer_targets(&uid).await.ok()?;
+        t.sort();
+        let mut want = vec![std::net::IpAddr::V6(lb_prefix), ip("fc00:2::100")];
+        want.sort();
+        (t == want).then_some(())
+    })
+    .await;
+    env.other.withdraw(remote).unwrap();
     env.patch_interface("nic", json!({"loadBalancerTargets": null}))
         .await;
     poll("target removed", || async {

@@ -539,3 +539,25 @@ async fn an_interface_without_a_free_device_gets_one_when_another_is_deleted() {
         tap_names(&env.dp_args)[1]
     );
 }
+
+#[tokio::test]
+async fn ipv6_only_interface() {
+    let env = Env::start().await;
+    env.other.subscribe(10).unwrap();
+    env.other.subscribe(PUBLIC_VNI).unwrap();
+    env.network("net", 10, &[]).await;
+    let nic = env
+        .interface("v6", json!({"networkRef": {"name": "net"}, "ips": ["fd00::5"]}))
+        .await;
+    env.ready_interface("v6", |_| true).await;
+    let i = env.dp.get_interface(&Env::uid(&nic)).await.unwrap().unwrap();
+    assert_eq!((i.ipv4, i.ipv6), (None, Some("fd00::5".parse().unwrap())));
+    wait_received(&env, 10, "announced in the network VNI", |r| {
+        has(r, "fd00::5/128", NextHopType::Standard)
+    })
+    .await;
+    wait_received(&env, PUBLIC_VNI, "and as routable IPv6", |r| {
+        has(r, "fd00::5/128", NextHopType::Standard)
+    })
+    .await;
+}

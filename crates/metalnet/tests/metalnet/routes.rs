@@ -134,3 +134,45 @@ async fn peered_network_routes_are_installed_with_the_peer_vni() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn hosts_sharing_a_nat_ip_learn_each_others_ranges() {
+    let env = Env::start().await;
+    env.other.subscribe(10).unwrap();
+    env.network("net", 10, &[]).await;
+    env.interface(
+        "nic",
+        json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.1"], "nat": {"ip": "198.51.100.1", "port": 1000, "endPort": 2000}}),
+    )
+    .await;
+    env.ready_interface("nic", |n| n.status.as_ref().unwrap().nat_ip.is_some())
+        .await;
+    // Another host's interface has the same NAT IP with the next range.
+    let neighbour = Route::new(
+        10,
+        "198.51.100.1/32".parse().unwrap(),
+        NextHop::nat(ip("fc00:2::1"), 2000, 3000).unwrap(),
+    );
+    env.other.announce(neighbour).unwrap();
+    let underlay: std::net::Ipv6Addr = "fc00:2::1".parse().unwrap();
+    poll("the neighbour's range programmed", || async {
+        let n = env.dp.list_neighbor_nats().await.ok()?;
+        n.iter()
+            .any(|n| {
+                n.ip == ip("198.51.100.1")
+                    && (n.min_port, n.max_port) == (2000, 3000)
+                    && n.underlay == underlay
+            })
+            .then_some(())
+    })
+    .await;
+    // And the other host learns ours.
+    poll("our range reaches the other host", || async {
+        env.other
+            .routes_in(10)
+            .iter()
+            .any(|r| r.destination.to_string() == "198.51.100.1/32" && r.next_hop.nat_ports() == (1000, 2000))
+            .then_some(())
+    })
+    .await;
+}

@@ -180,7 +180,7 @@ impl Agent {
         routes::default_router(&self.mb.routes_in(self.public_vni), self.router_fallback)
     }
 
-    /// Every route received in `vni`.
+    /// Every route received in the given VNIs.
     pub fn received(&self, vnis: impl IntoIterator<Item = u32>) -> Vec<Route> {
         vnis.into_iter().flat_map(|v| self.mb.routes_in(v)).collect()
     }

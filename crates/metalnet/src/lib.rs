@@ -213,9 +213,15 @@ pub async fn run_with(
         }
     });
     let gc = Arc::clone(&agent);
+    let mut gc_stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = orphans::collect(&gc).await {
-            tracing::warn!(error = %e, "removing orphans from dpservice failed");
+        // Retried until it succeeds once: an orphan left in dpservice holds a device and an underlay address.
+        while let Err(e) = orphans::collect(&gc).await {
+            tracing::warn!(error = %e, "removing orphans from dpservice failed; retrying");
+            tokio::select! {
+                _ = gc_stop.wait_for(|v| *v) => return,
+                _ = tokio::time::sleep(ironnet_runtime::reconcile::RETRY_AFTER) => {}
+            }
         }
     });
     tokio::spawn(supervisor::settle_routes(

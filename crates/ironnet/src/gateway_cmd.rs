@@ -87,19 +87,38 @@ pub async fn run(
     for route in snapshot {
         routes.added(&mut dp, &route).await;
     }
+    let uuid = dataplane_uuid(&mut dp).await?;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break Ok(()),
             event = events.recv() => match event {
                 Some(RouteEvent::Added(route)) => routes.added(&mut dp, &route).await,
                 Some(RouteEvent::Removed(route)) => routes.removed(&mut dp, &route).await,
-                None => break,
+                None => break Ok(()),
+            },
+            // A restarted dataplane has lost the interface and every route: start over from scratch (the
+            // lab restarts this command), rather than keep a table that no longer matches it.
+            _ = check.tick() => match dataplane_uuid(&mut dp).await {
+                Ok(now) if now == uuid => {}
+                Ok(_) => break Err(anyhow::anyhow!("dpservice restarted")),
+                Err(e) => break Err(e.context("dpservice went away")),
             },
         }
-    }
+    };
     mb.shutdown();
-    Ok(())
+    result
+}
+
+/// The dataplane's instance UUID (it changes when dpservice restarts).
+async fn dataplane_uuid(dp: &mut DpdKironcoreClient<Channel>) -> anyhow::Result<String> {
+    let r = dp
+        .check_initialized(proto::CheckInitializedRequest {})
+        .await
+        .context("CheckInitialized")?
+        .into_inner();
+    Ok(r.uuid)
 }
 
 /// Connects to dpservice, retrying while it is not up, and initialises it if nobody has.

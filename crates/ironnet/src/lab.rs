@@ -18,7 +18,7 @@
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ironnet_dpservice::config::PortSpec;
@@ -145,11 +145,29 @@ impl Dataplane {
     }
 }
 
+/// One process of the lab and how to start it again.
+#[derive(Debug)]
+struct Process {
+    name: String,
+    args: Vec<String>,
+    child: Child,
+    /// For a dataplane: its layout and its position among the uplinks (for the router's neighbour entry).
+    dataplane: Option<(Dataplane, usize)>,
+    started: Instant,
+    restarts: u32,
+}
+
+/// How often the lab restarts one process before it gives up on it (a process that cannot start at all).
+const MAX_RESTARTS: u32 = 10;
+
 /// A running lab. Dropping it kills its processes; [`Lab::stop`] also removes its namespaces.
+///
+/// Like a node's init system (or Kubernetes for a DaemonSet), the lab restarts a process that exits
+/// ([`Lab::supervise`]); a restarted dataplane gets its uplink and its VMs' ports plugged back in.
 #[derive(Debug)]
 pub struct Lab {
     config: LabConfig,
-    children: Vec<(String, Child)>,
+    children: Vec<Process>,
     /// The metalbond servers' addresses.
     pub metalbond: Vec<String>,
     /// Each hypervisor's name and dpservice gRPC address.
@@ -221,6 +239,7 @@ impl Lab {
             lab.spawn(
                 &name,
                 &["metalbond", "server", "--listen", &address, "--keepalive", "3"],
+                None,
             )?;
             wait_for_port(port, Duration::from_secs(10)).await?;
             lab.metalbond.push(address);
@@ -241,7 +260,11 @@ impl Lab {
         for (k, dp) in std::iter::once(&gateway).chain(&hypervisors).enumerate() {
             let args: Vec<String> = dp.args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            lab.spawn(&format!("dpservice-{}", dp.name), &args)?;
+            lab.spawn(
+                &format!("dpservice-{}", dp.name),
+                &args,
+                Some((dp.clone(), k + 1)),
+            )?;
             netns::wait_for_link(&dp.uplink.tap, Duration::from_secs(20)).await?;
             wait_for_port(dp.grpc_port, Duration::from_secs(20)).await?;
             lab.join_underlay(dp, k + 1).await?;
@@ -263,7 +286,7 @@ impl Lab {
         }
         let gw_args: Vec<String> = gw_args.iter().map(|s| (*s).to_owned()).collect();
         let gw_args: Vec<&str> = gw_args.iter().map(String::as_str).collect();
-        lab.spawn("internet-gateway", &gw_args)?;
+        lab.spawn("internet-gateway", &gw_args, None)?;
         let leased = netns::dhcp(
             &config.internet_ns(),
             &gateway.ports[0].tap,
@@ -305,27 +328,48 @@ impl Lab {
                 args.push(p.device.clone());
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            lab.spawn(&format!("metalnet-{name}"), &args)?;
+            lab.spawn(&format!("metalnet-{name}"), &args, None)?;
             lab.hypervisors.push((name, dp_address));
         }
         Ok(())
     }
 
-    /// Starts `ironnet ARGS…` with its output in `<data-dir>/logs/<name>.log`.
-    fn spawn(&mut self, name: &str, args: &[&str]) -> anyhow::Result<()> {
+    /// Starts `ironnet ARGS…` with its output appended to `<data-dir>/logs/<name>.log`.
+    fn start_process(&self, name: &str, args: &[String]) -> anyhow::Result<Child> {
         let exe = std::env::current_exe().context("locating the ironnet binary")?;
         let log_path = self.config.data_dir.join("logs").join(format!("{name}.log"));
-        let log =
-            std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let child = Command::new(exe)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        Command::new(exe)
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.children.push((name.to_owned(), child));
+            .with_context(|| format!("starting {name}"))
+    }
+
+    /// Starts a process of the lab; `dataplane` says which dataplane it is, if it is one.
+    fn spawn(
+        &mut self,
+        name: &str,
+        args: &[&str],
+        dataplane: Option<(Dataplane, usize)>,
+    ) -> anyhow::Result<()> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = self.start_process(name, &args)?;
+        self.children.push(Process {
+            name: name.to_owned(),
+            args,
+            child,
+            dataplane,
+            started: Instant::now(),
+            restarts: 0,
+        });
         Ok(())
     }
 
@@ -364,19 +408,64 @@ impl Lab {
         Ok(())
     }
 
-    /// Whether every process is still running; names the first that exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for (name, child) in &mut self.children {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "{name} exited ({status}); see {}",
-                    self.config
-                        .data_dir
-                        .join("logs")
-                        .join(format!("{name}.log"))
-                        .display()
-                );
+    /// Restarts every process that exited (at most once a second each, and [`MAX_RESTARTS`] times in all); a
+    /// restarted dataplane's uplink goes back into the router namespace and its ports back to their VMs (the
+    /// internet namespace, or the VMs `ironnet vm` recorded). Returns one line per restart for the operator.
+    pub async fn supervise(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        for i in 0..self.children.len() {
+            let status = match self.children[i].child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) | Err(_) => continue,
+            };
+            let p = &self.children[i];
+            if p.restarts >= MAX_RESTARTS || p.started.elapsed() < Duration::from_secs(1) {
+                continue;
             }
+            let (name, args, dataplane) = (p.name.clone(), p.args.clone(), p.dataplane.clone());
+            let child = match self.start_process(&name, &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    done.push(format!(
+                        "{name} exited ({status}) and could not be restarted: {e:#}"
+                    ));
+                    continue;
+                }
+            };
+            let p = &mut self.children[i];
+            p.child = child;
+            p.started = Instant::now();
+            p.restarts += 1;
+            let restarts = p.restarts;
+            let mut line =
+                format!("{name} exited ({status}); restarted (restart {restarts} of {MAX_RESTARTS})");
+            if let Some((dp, k)) = dataplane
+                && let Err(e) = self.replug(&dp, k).await
+            {
+                line.push_str(&format!("; its ports could not be plugged back: {e:#}"));
+            }
+            done.push(line);
+        }
+        done
+    }
+
+    /// Plugs a restarted dataplane back in: its uplink into the router namespace, its ports to their VMs.
+    async fn replug(&self, dp: &Dataplane, k: usize) -> anyhow::Result<()> {
+        netns::wait_for_link(&dp.uplink.tap, Duration::from_secs(20)).await?;
+        wait_for_port(dp.grpc_port, Duration::from_secs(20)).await?;
+        self.join_underlay(dp, k).await?;
+        let dhcp_dir = self.config.data_dir.join("dhcp");
+        if dp.name == "g" {
+            netns::move_link(&dp.ports[0].tap, &self.config.internet_ns()).await?;
+            netns::dhcp(&self.config.internet_ns(), &dp.ports[0].tap, &dhcp_dir).await?;
+            return Ok(());
+        }
+        for vm in crate::vm_cmd::recorded(&self.config.vm_dir()) {
+            if !dp.ports.iter().any(|p| p.tap == vm.tap) {
+                continue;
+            }
+            netns::move_link(&vm.tap, &vm.netns).await?;
+            netns::dhcp(&vm.netns, &vm.tap, &dhcp_dir).await?;
         }
         Ok(())
     }
@@ -401,13 +490,13 @@ impl Lab {
     pub async fn stop(&mut self) {
         let mut children = std::mem::take(&mut self.children);
         children.reverse();
-        for (name, child) in &mut children {
-            let _ = child.start_kill();
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        for p in &mut children {
+            let _ = p.child.start_kill();
+            if tokio::time::timeout(Duration::from_secs(5), p.child.wait())
                 .await
                 .is_err()
             {
-                tracing::warn!(process = %name, "did not exit after SIGKILL within 5 s");
+                tracing::warn!(process = %p.name, "did not exit after SIGKILL within 5 s");
             }
         }
         self.remove_namespaces().await;

@@ -124,6 +124,12 @@ pub async fn dhcp(ns: &str, link: &str, workdir: &Path) -> anyhow::Result<Ipv4Ad
         path("pid").display().to_string(),
         path("lease").display().to_string(),
     );
+    // A dhclient from an earlier lease on this link (its device was replaced) would make the new one refuse to
+    // start ("already running").
+    if let Ok(old) = std::fs::read_to_string(&pid) {
+        let _ = run("kill", &[old.trim()]).await;
+        let _ = std::fs::remove_file(&pid);
+    }
     // -1: try once and exit with an error if no lease comes (bounded by `timeout` as well).
     run(
         "timeout",

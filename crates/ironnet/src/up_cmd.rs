@@ -157,20 +157,18 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
     let mut server = server;
     match lab.as_mut() {
-        // Watch the lab's processes so that a crashed agent is reported, not silently missing.
+        // Restart the lab's processes that exit, as a node's init system would, and say so.
         Some(lab) => {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-            let mut reported = false;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
                 tokio::select! {
                     done = &mut server => {
                         done.context("API server")??;
                         break;
                     }
-                    _ = tick.tick(), if !reported => {
-                        if let Err(e) = lab.check_alive() {
-                            tracing::error!("{e:#}");
-                            reported = true;
+                    _ = tick.tick() => {
+                        for line in lab.supervise().await {
+                            tracing::warn!("{line}");
                         }
                     }
                 }

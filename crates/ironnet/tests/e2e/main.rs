@@ -4,5 +4,6 @@
 
 mod common;
 mod hypervisors;
+mod lab_faults;
 mod restart;
 mod walkthrough;

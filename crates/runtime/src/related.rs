@@ -33,7 +33,9 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let watched = self.last.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("RelatedObjects").field("watched", &watched).finish()
+        f.debug_struct("RelatedObjects")
+            .field("watched", &watched)
+            .finish()
     }
 }
 

@@ -25,10 +25,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::meta::{FIELD_MANAGER, Source};
+use crate::origin::Origin;
 pub(crate) use ironnet_runtime::reconcile::{
     CONFLICT_RETRY, RETRY_AFTER, ReconcileError, is_conflict, is_not_found,
 };
-use crate::origin::Origin;
 
 /// Delay before checking again whether a deleted apinet object is gone (its own finalizers may hold it).
 pub(crate) const DELETE_RECHECK: Duration = Duration::from_millis(500);

@@ -14,8 +14,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::release::{AllocationAction, ClaimRef, Claimer, allocation_action};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// The finalizer the API server puts on every IPAddress.
 pub const IPADDRESS_PROTECTION: &str = "apinet.ironcore.dev/ipaddress-protection";

@@ -10,9 +10,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use ironnet_runtime::reconcile::ReconcileError;
 use crate::daemonset::{LoadBalancerView, daemonset_name, desired_daemonset};
 use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::ReconcileError;
 
 /// Field manager of the controller-manager's applies (DaemonSet, as upstream).
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";

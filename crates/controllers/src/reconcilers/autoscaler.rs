@@ -12,9 +12,9 @@ use kube::{Client, ResourceExt};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::informer::Informers;
 use crate::nat::autoscaler::{ScaleBounds, desired_public_ips, scale_ip_names};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 

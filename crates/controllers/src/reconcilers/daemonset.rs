@@ -14,13 +14,13 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::daemonset::{
     APINET_API_VERSION, CONTROLLER_REVISION_HASH, InstanceState, instance_name, instance_spec_for_node,
     pinned_node, plan_instances, template_hash,
 };
 use crate::scheduler::{NodeView, node_selector_from_json};
 use crate::selector::LabelMatcher;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 struct Ctx {
     client: Client,

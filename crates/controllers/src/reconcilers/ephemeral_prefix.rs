@@ -17,12 +17,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError};
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, ip_prefix_name, plan_ephemeral,
     prefix_prefix_name,
 };
 use ironnet_runtime::informer::{Informed, Informers};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError};
 
 /// The group/version of ipam Prefixes.
 pub const IPAM_GROUP_VERSION: &str = "ipam.ironcore.dev/v1alpha1";

@@ -10,12 +10,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::cache::IndexedStore;
 use crate::ephemeral::{
     DesiredObject, EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER, ExistingObject, plan_ephemeral,
 };
+use ironnet_runtime::cache::IndexedStore;
 use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 struct Ctx {
     client: Client,

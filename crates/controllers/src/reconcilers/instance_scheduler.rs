@@ -19,10 +19,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::daemonset::node_view;
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 use crate::scheduler::{
     InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, schedule,
 };
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// Controller name, also the reporting controller of its events.
 pub const CONTROLLER_NAME: &str = "instance-scheduler";

@@ -12,10 +12,10 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::ReconcileError;
+use crate::lb_routing::{self, RoutingInterfaceView};
 use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
 use ironnet_runtime::informer::Informers;
-use crate::lb_routing::{self, RoutingInterfaceView};
+use ironnet_runtime::reconcile::ReconcileError;
 
 /// Field manager of the routing applies.
 pub const FIELD_MANAGER: &str = "loadbalancers.networking.ironcore.dev";

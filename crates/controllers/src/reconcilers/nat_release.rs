@@ -11,9 +11,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::informer::Informers;
 use crate::release::{ClaimRef, Claimer, claim_holds};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 struct Ctx {
     client: Client,

@@ -13,13 +13,13 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
-use ironnet_runtime::informer::Informers;
 use crate::nat::allocation::{
     NatClaim, NatGatewayView, NatInterfaceView, NatSection, NatTableIp, NatTarget, plan_nat,
 };
 use crate::net::Family;
+use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// Field manager of controller-manager applies.
 pub const FIELD_MANAGER: &str = "apinet.ironcore.dev/controller-manager";
@@ -275,7 +275,11 @@ pub async fn run(
         .owns(Api::<NATTable>::all(client.clone()), wc)
         .watches_stream(nic_events, move |nic| gateways_for(&store, &nic))
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client, nics }))
+        .run(
+            reconcile,
+            ironnet_runtime::error_policy,
+            Arc::new(Ctx { client, nics }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -13,10 +13,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::informer::Informers;
 use crate::peering::{self, ObjectKey, PeeringClaimRef, PeeringNetworkView, PeeringRef};
 use crate::protection::{self, FinalizerAction, NETWORK_FINALIZER, NetworkUser};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// How often a deleting Network that is still in use is checked again.
 const IN_USE_RECHECK: Duration = Duration::from_secs(1);

@@ -17,13 +17,13 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use ironnet_runtime::reconcile::ReconcileError;
-use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
-use ironnet_runtime::informer::Informers;
 use crate::policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
 };
+use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
+use ironnet_runtime::informer::Informers;
+use ironnet_runtime::reconcile::ReconcileError;
 
 /// Field manager of the rule applies. Distinct from apinetlet's (`networkpolicies.networking.ironcore.dev`),
 /// which applies only the origin metadata onto the rule this reconciler creates, so neither apply strips the

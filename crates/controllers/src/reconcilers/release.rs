@@ -15,11 +15,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
-use ironnet_runtime::cache::index_key;
 use crate::ephemeral::{EPHEMERAL_MANAGED_BY, EPHEMERAL_MANAGER};
-use ironnet_runtime::informer::{BY_TARGET_UID, Informers};
 use crate::release::{ClaimRef, Claimer, claim_holds};
+use ironnet_runtime::cache::index_key;
+use ironnet_runtime::informer::{BY_TARGET_UID, Informers};
+use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 struct Ctx {
     client: Client,
@@ -205,7 +205,11 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop(rx))
-        .run(reconcile_network, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
+        .run(
+            reconcile_network,
+            ironnet_runtime::error_policy,
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| futures::future::ready(()));
     let trigger = async move {
         shutdown.await;

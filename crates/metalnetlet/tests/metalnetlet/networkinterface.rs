@@ -227,12 +227,20 @@ async fn an_interface_dropped_from_a_routing_and_a_policy_rule_loses_what_it_der
     .await;
 
     env.apinet::<apinet::LoadBalancerRouting>()
-        .patch("my-lb", &PatchParams::default(), &Patch::Merge(&json!({"destinations": []})))
+        .patch(
+            "my-lb",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"destinations": []})),
+        )
         .await
         .unwrap();
     metalnet_nic(&env, &uid, |m| m.spec.load_balancer_targets.is_empty()).await;
     env.apinet::<apinet::NetworkPolicyRule>()
-        .patch("my-policy", &PatchParams::default(), &Patch::Merge(&json!({"targets": []})))
+        .patch(
+            "my-policy",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"targets": []})),
+        )
         .await
         .unwrap();
     let m = metalnet_nic(&env, &uid, |m| m.spec.firewall_rules.is_empty()).await;

@@ -4,6 +4,7 @@
 //! - [`informer`]: one watch and one indexed cache per kind per process ([`informer::Informers`]), fanned out to
 //!   any number of controllers, as client-go's shared informers do;
 //! - [`cache`]: the indexed cache itself and its consistency contract;
+//! - [`finalizer`]: finalizers and deletions as every reconciler writes them;
 //! - [`leader`]: Lease-based leader election with an injected clock;
 //! - [`reconcile`]: the one reconcile error type, conflict/not-found classification and the retry policy;
 //! - [`related`]: triggers that also reach the objects a watched object stopped relating to;
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod finalizer;
 pub mod informer;
 pub mod leader;
 pub mod reconcile;

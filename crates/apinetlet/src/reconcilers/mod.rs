@@ -14,6 +14,7 @@ pub mod networkinterface;
 pub mod networkpolicy;
 pub mod virtualip;
 
+pub(crate) use ironnet_runtime::finalizer::{delete_gone, ensure_finalizer, remove_finalizer};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::meta::{FIELD_MANAGER, Source};
 use crate::origin::Origin;
@@ -112,72 +113,6 @@ pub(crate) fn source_of<K: Resource>(obj: &K) -> Result<Source, ReconcileError> 
             .clone()
             .ok_or(ReconcileError::MissingMetadata("uid"))?,
     })
-}
-
-/// Writes `finalizers` on `obj` guarded by its resourceVersion; a conflict is not an error (the next event
-/// brings the fresh object).
-async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    let patch =
-        json!({ "metadata": { "resourceVersion": obj.meta().resource_version, "finalizers": finalizers } });
-    match api
-        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Adds `finalizer` to `obj` if missing; returns whether it had to be added (the reconcile then waits for the
-/// update event, as upstream requeues).
-pub(crate) async fn ensure_finalizer<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizer: &str,
-) -> Result<bool, ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(false);
-    }
-    let mut f = obj.finalizers().to_vec();
-    f.push(finalizer.to_owned());
-    write_finalizers(api, obj, f).await?;
-    Ok(true)
-}
-
-/// Removes `finalizer` from `obj` if present.
-pub(crate) async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if !obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
-    }
-    let f = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != finalizer)
-        .cloned()
-        .collect();
-    write_finalizers(api, obj, f).await
-}
-
-/// Deletes apinet object `name`; returns whether it is gone (NotFound before or after the request).
-pub(crate) async fn delete_gone<K>(api: &Api<K>, name: &str) -> Result<bool, ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    match api.delete(name, &Default::default()).await {
-        Ok(either) => Ok(either.is_right()),
-        Err(e) if is_not_found(&e) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The deletion half of the skeleton: delete the apinet object, drop the finalizer once it is gone.

@@ -5,6 +5,7 @@ pub mod loadbalancer;
 pub mod network;
 pub mod networkinterface;
 
+pub(crate) use ironnet_runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -74,54 +75,6 @@ pub(crate) fn identity<K: Resource>(obj: &K) -> Result<(String, String), Error> 
             .clone()
             .ok_or(Error::MissingMetadata("namespace"))?,
     ))
-}
-
-async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    // Guarded by the resourceVersion, so a concurrent change of the list is not overwritten.
-    let patch =
-        json!({ "metadata": { "resourceVersion": obj.meta().resource_version, "finalizers": finalizers } });
-    match api
-        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if ironnet_runtime::is_not_found(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Adds `finalizer` if missing; returns whether it was added (the reconcile then waits for the update).
-pub(crate) async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<bool, Error>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(false);
-    }
-    let mut f = obj.finalizers().to_vec();
-    f.push(finalizer.to_owned());
-    write_finalizers(api, obj, f).await?;
-    Ok(true)
-}
-
-/// Removes `finalizer` if present.
-pub(crate) async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if !obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
-    }
-    let f = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != finalizer)
-        .cloned()
-        .collect();
-    write_finalizers(api, obj, f).await
 }
 
 /// Writes `status` (a complete status object; absent fields as `null` so that they are cleared) if it differs

@@ -11,6 +11,7 @@ pub mod network;
 pub mod networkinterface;
 pub mod node;
 
+pub(crate) use ironnet_runtime::finalizer::{delete_gone, ensure_finalizer, remove_finalizer};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::names::{INSTANCE_ORIGIN, METALNET_FIELD_MANAGER, parse_node_name};
 
@@ -230,72 +231,6 @@ impl Ctx {
             .store()
             .get(Some(namespace), name)
             .and_then(|n| n.metadata.uid.clone())
-    }
-}
-
-/// Writes `finalizers` on `obj` guarded by its resourceVersion.
-async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    let patch =
-        json!({ "metadata": { "resourceVersion": obj.meta().resource_version, "finalizers": finalizers } });
-    match api
-        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // NotFound: the object is gone and needs no finalizer change.
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Adds `finalizer` to `obj` if missing; returns whether it had to be added (the reconcile then waits for the
-/// update event, as upstream requeues). A conflict is an error, so the reconcile is retried promptly.
-pub(crate) async fn ensure_finalizer<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizer: &str,
-) -> Result<bool, ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(false);
-    }
-    let mut f = obj.finalizers().to_vec();
-    f.push(finalizer.to_owned());
-    write_finalizers(api, obj, f).await?;
-    Ok(true)
-}
-
-/// Removes `finalizer` from `obj` if present.
-pub(crate) async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    if !obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
-    }
-    let f = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != finalizer)
-        .cloned()
-        .collect();
-    write_finalizers(api, obj, f).await
-}
-
-/// Deletes object `name`; returns whether it is gone (NotFound before or after the request).
-pub(crate) async fn delete_gone<K>(api: &Api<K>, name: &str) -> Result<bool, ReconcileError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    match api.delete(name, &Default::default()).await {
-        Ok(either) => Ok(either.is_right()),
-        Err(e) if is_not_found(&e) => Ok(true),
-        Err(e) => Err(e.into()),
     }
 }
 

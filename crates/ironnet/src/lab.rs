@@ -43,7 +43,7 @@ const MAX_PREFIX_LEN: usize = 7;
 pub struct LabConfig {
     /// Number of hypervisors (1..=16).
     pub hypervisors: usize,
-    /// VM ports per hypervisor (1..=64).
+    /// VM ports per hypervisor (1..=126).
     pub ports: usize,
     /// Prefix of every namespace and TAP device, so that several labs can run side by side.
     pub prefix: String,
@@ -59,8 +59,9 @@ impl LabConfig {
         if !(1..=16).contains(&self.hypervisors) {
             bail!("--hypervisors must be 1..=16");
         }
-        if !(1..=64).contains(&self.ports) {
-            bail!("--ports-per-hypervisor must be 1..=64");
+        // A dataplane has at most 126 VM ports, as dpservice (the number of VFs of its SmartNIC).
+        if !(1..=126).contains(&self.ports) {
+            bail!("--ports-per-hypervisor must be 1..=126");
         }
         if self.prefix.is_empty()
             || self.prefix.len() > MAX_PREFIX_LEN

@@ -10,8 +10,8 @@
 //!
 //! Prints p50, p90, p99 and the maximum, and the same for the provider stand-in's share (apply → DHCP lease).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn run(cmd: &mut Command) -> String {
@@ -25,81 +25,27 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Lab {
-    child: Child,
-    dir: tempfile::TempDir,
+mod lab;
+
+use lab::Lab;
+
+fn kubectl_apply(lab: &Lab, yaml: &str) {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", lab.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "kubectl apply {yaml}");
 }
 
-impl Lab {
-    fn start(ports: usize) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ironnet"))
-            .args(["up", "--port", "0", "--hypervisors", "2", "--lab-prefix", "bat"])
-            .args(["--ports-per-hypervisor", &ports.to_string(), "--data-dir"])
-            .arg(&data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let lab = Lab { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !lab.log().contains("Press Ctrl-C to stop.") {
-            assert!(
-                Instant::now() < deadline && !lab.log().contains("Error:"),
-                "lab: {}",
-                lab.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        lab
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("data/kubeconfig")
-    }
-
-    fn kubectl_apply(&self, yaml: &str) {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .args(["apply", "-f", "-"])
-            .env("KUBECONFIG", self.kubeconfig())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success(), "kubectl apply {yaml}");
-    }
-
-    fn vm_create(&self, name: &str, node: &str, nic: &str) {
-        run(Command::new(env!("CARGO_BIN_EXE_ironnet"))
-            .args(["vm", "create", name, "--node", node, "--nic", nic, "--kubeconfig"])
-            .arg(self.kubeconfig()));
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
+fn vm_create(lab: &Lab, name: &str, node: &str, nic: &str) {
+    run(Command::new(env!("CARGO_BIN_EXE_ironnet"))
+        .args(["vm", "create", name, "--node", node, "--nic", nic, "--kubeconfig"])
+        .arg(lab.kubeconfig()));
 }
 
 fn nic_yaml(name: &str, ip: &str) -> String {
@@ -145,8 +91,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let lab = Lab::start(n / 2 + 2);
-    lab.kubectl_apply(
+    let lab = Lab::start(2, n / 2 + 2, "bat");
+    kubectl_apply(
+        &lab,
         "apiVersion: networking.ironcore.dev/v1alpha1\nkind: Network\nmetadata: {name: tenant}\nspec: {}\n",
     );
     run(Command::new("kubectl")
@@ -157,8 +104,8 @@ fn main() {
         ])
         .env("KUBECONFIG", lab.kubeconfig()));
     for (i, node) in [(1, "hv-1"), (2, "hv-2")] {
-        lab.kubectl_apply(&nic_yaml(&format!("probe-{i}"), &format!("10.255.0.{i}")));
-        lab.vm_create(&format!("bat-probe{i}"), node, &format!("probe-{i}"));
+        kubectl_apply(&lab, &nic_yaml(&format!("probe-{i}"), &format!("10.255.0.{i}")));
+        vm_create(&lab, &format!("bat-probe{i}"), node, &format!("probe-{i}"));
     }
     let (mut total, mut attach) = (Vec::new(), Vec::new());
     for i in 0..n {
@@ -167,8 +114,8 @@ fn main() {
         let ip = format!("10.0.{}.{}", i / 250, i % 250 + 1);
         let name = format!("nic-{i}");
         let start = Instant::now();
-        lab.kubectl_apply(&nic_yaml(&name, &ip));
-        lab.vm_create(&format!("bat-vm{i}"), node, &name);
+        kubectl_apply(&lab, &nic_yaml(&name, &ip));
+        vm_create(&lab, &format!("bat-vm{i}"), node, &name);
         attach.push(start.elapsed());
         let deadline = start + Duration::from_secs(30);
         while !pings(probe, &ip) {

@@ -15,7 +15,6 @@
 //! Observed through dpservice's List RPCs (ListInterfaces, ListRoutes per VNI) every 200 ms.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ironnet_dpservice::proto;
@@ -36,89 +35,9 @@ fn res(group: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-struct Lab {
-    child: Child,
-    dir: tempfile::TempDir,
-}
+mod lab;
 
-impl Lab {
-    fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ironnet"))
-            .args([
-                "up",
-                "--port",
-                "0",
-                "--hypervisors",
-                &HYPERVISORS.to_string(),
-                "--lab-prefix",
-                "bsc",
-            ])
-            .args(["--ports-per-hypervisor", "126", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let lab = Lab { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while !lab.log().contains("Press Ctrl-C to stop.") {
-            assert!(
-                Instant::now() < deadline && !lab.log().contains("Error:"),
-                "lab: {}",
-                lab.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        lab
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
-    }
-
-    /// dpservice gRPC addresses of hv-1 … hv-N.
-    fn dataplanes(&self) -> Vec<String> {
-        let log = self.log();
-        (1..=HYPERVISORS)
-            .map(|i| {
-                let line = log
-                    .lines()
-                    .find(|l| l.trim_start().starts_with(&format!("hv-{i}: dpservice gRPC")))
-                    .expect("lab summary");
-                format!("http://{}", line.rsplit(' ').next().unwrap())
-            })
-            .collect()
-    }
-
-    async fn client(&self) -> kube::Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(self.dir.path().join("data/kubeconfig")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
+use lab::Lab;
 
 async fn create(client: &kube::Client, r: &ApiResource, ns: &str, body: Value) -> DynamicObject {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, r);
@@ -227,11 +146,11 @@ async fn programmed(
 
 async fn run(percent: usize) {
     let networks = 50 * percent / 100;
-    let lab = Lab::start();
+    let lab = Lab::start(HYPERVISORS, 126, "bsc");
     let client = lab.client().await;
     let mut dataplanes = Vec::new();
-    for a in lab.dataplanes() {
-        dataplanes.push(DpdKironcoreClient::connect(a).await.unwrap());
+    for i in 1..=HYPERVISORS {
+        dataplanes.push(DpdKironcoreClient::connect(lab.dataplane(i)).await.unwrap());
     }
     let start = Instant::now();
     let tasks: Vec<_> = (0..networks)

@@ -1,0 +1,97 @@
+//! The hypervisor lab as the lab benchmarks drive it: `ironnet up --hypervisors N` as a child process in a
+//! temporary directory, stopped (and its namespaces removed) when dropped.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `ironnet up --hypervisors N`.
+pub struct Lab {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Starts `hypervisors` hypervisors with `ports` VM ports each under lab prefix `prefix`, and waits until the
+    /// lab is up.
+    pub fn start(hypervisors: usize, ports: usize, prefix: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ironnet"))
+            .args([
+                "up",
+                "--port",
+                "0",
+                "--hypervisors",
+                &hypervisors.to_string(),
+                "--lab-prefix",
+                prefix,
+            ])
+            .args(["--ports-per-hypervisor", &ports.to_string(), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let lab = Lab { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !lab.log().contains("Press Ctrl-C to stop.") {
+            assert!(
+                Instant::now() < deadline && !lab.log().contains("Error:"),
+                "lab: {}",
+                lab.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lab
+    }
+
+    /// What `ironnet up` printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("data/kubeconfig")
+    }
+
+    /// A kube-rs client for the lab's API server.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// The dpservice gRPC address (`http://…`) of hypervisor `hv-i` as `ironnet up` printed it.
+    pub fn dataplane(&self, i: usize) -> String {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("hv-{i}: dpservice gRPC")))
+            .expect("lab summary");
+        format!("http://{}", line.rsplit(' ').next().unwrap())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}

@@ -296,3 +296,129 @@ kubectl delete network tenant --wait"
         mb.shutdown();
     });
 }
+
+/// Changing an interface's VirtualIP, NAT, prefixes and the policy rules that target it is applied in place: an
+/// established TCP connection between two hypervisors carries on throughout, and the dataplane keeps the same
+/// interface (same ID and underlay).
+#[test]
+fn interface_updates_are_applied_in_place_under_an_established_connection() {
+    let prefix = format!("u{:x}", std::process::id() % 0xf_ffff);
+    let up = ServingProcess::start_lab(&["--hypervisors", "2", "--lab-prefix", &prefix]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hv1 = dataplane_of(&up, "hv-1");
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    sh(
+        &up,
+        &format!(
+            r#"
+kubectl apply -f - <<'YAML'
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: Network
+metadata: {{name: tenant}}
+spec: {{}}
+---
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: NetworkInterface
+metadata: {{name: a, labels: {{app: client}}}}
+spec: {{networkRef: {{name: tenant}}, ipFamilies: [IPv4], ips: [{{value: 10.0.0.1}}]}}
+---
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: NetworkInterface
+metadata: {{name: b, labels: {{app: server}}}}
+spec: {{networkRef: {{name: tenant}}, ipFamilies: [IPv4], ips: [{{value: 10.0.0.2}}]}}
+YAML
+kubectl wait network/tenant --for=jsonpath='{{.status.state}}'=Available
+ironnet vm create {a} --node hv-1 --nic a
+ironnet vm create {b} --node hv-2 --nic b
+"#
+        ),
+    );
+    ping_within(&a, "10.0.0.2", 30);
+    let before = rt.block_on(interfaces(&hv1));
+
+    // An echo server in b; a client in a that sends a line every 100 ms over one connection for 15 s and fails on
+    // the first line not echoed within 2 s.
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &b, "python3", "-c"])
+        .arg(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('10.0.0.2',7000))\ns.listen(1)\nc,_=s.accept()\nwhile True:\n    d=c.recv(4096)\n    \
+             if not d: break\n    c.sendall(d)\n",
+        )
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let client = loop {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &a, "python3", "-c"])
+            .arg(
+                "import socket,time\nc=socket.create_connection(('10.0.0.2',7000),timeout=2)\nend=time.time()+15\n\
+                 n=0\nwhile time.time()<end:\n    c.sendall(b'x%d\\n'%n)\n    d=b''\n    \
+                 while not d.endswith(b'\\n'): d+=c.recv(100)\n    n+=1\n    time.sleep(0.1)\nprint(n)\n",
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The server may not listen yet: a refused connection fails within a moment, a working one runs on.
+        std::thread::sleep(Duration::from_millis(500));
+        let mut child = child;
+        match child.try_wait().unwrap() {
+            None => break child,
+            Some(_) => assert!(Instant::now() < deadline, "the client never connected"),
+        }
+    };
+
+    sh(
+        &up,
+        r#"
+kubectl apply -f - <<'YAML'
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: VirtualIP
+metadata: {name: vip}
+spec: {type: Public, ipFamily: IPv4}
+---
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: NATGateway
+metadata: {name: outbound}
+spec: {type: Public, ipFamily: IPv4, portsPerNetworkInterface: 1024, networkRef: {name: tenant}}
+---
+apiVersion: networking.ironcore.dev/v1alpha1
+kind: NetworkPolicy
+metadata: {name: server-from-client}
+spec:
+  networkRef: {name: tenant}
+  networkInterfaceSelector: {matchLabels: {app: server}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{objectSelector: {kind: NetworkInterface, matchLabels: {app: client}}}]
+    ports: [{protocol: TCP, port: 7000}]
+YAML
+kubectl wait virtualip/vip --for=jsonpath='{.status.ip}'
+kubectl patch networkinterface a --type merge -p '{"spec":{"virtualIP":{"virtualIPRef":{"name":"vip"}},"prefixes":[{"value":"10.1.0.0/24"}]}}'
+VIP=$(kubectl get virtualip vip -o jsonpath='{.status.ip}')
+for _ in $(seq 120); do
+  [ "$(kubectl get networkinterface a -o jsonpath='{.status.virtualIP} {.status.prefixes[0]}')" = "$VIP 10.1.0.0/24" ] && break
+  sleep 0.25
+done
+test "$(kubectl get networkinterface a -o jsonpath='{.status.virtualIP} {.status.prefixes[0]}')" = "$VIP 10.1.0.0/24"
+for _ in $(seq 120); do
+  [ -n "$(kubectl get networkinterfaces.networking.metalnet.ironcore.dev -o jsonpath='{.items[*].spec.firewallRules}')" ] && break
+  sleep 0.25
+done
+test -n "$(kubectl get networkinterfaces.networking.metalnet.ironcore.dev -o jsonpath='{.items[*].spec.firewallRules}')"
+"#,
+    );
+    let out = client.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "the connection carried on through the updates: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The interface is the same one: same ID and underlay.
+    let after = rt.block_on(interfaces(&hv1));
+    assert_eq!(after, before, "interface a kept in place");
+}

@@ -219,6 +219,16 @@ impl ApiError {
         .with_details(json!({"retryAfterSeconds": 1}))
     }
 
+    /// 401 for a request without valid credentials (kube-apiserver says no more than this).
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 with a ready-made message (non-resource requests, which name no group or resource).
+    pub fn forbidden_message(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod apply;
+pub mod auth;
 pub mod body;
 pub mod builtin;
 mod conn;

@@ -7,6 +7,8 @@
 //! [`UserInfo::unsecured_admin`] and one built without an authorizer allows everything: that is
 //! how in-process tests and the explicit plain-HTTP loopback mode run.
 
+pub mod identities;
+
 use std::collections::BTreeMap;
 
 use http::Method;

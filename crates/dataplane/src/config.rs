@@ -21,10 +21,13 @@ pub enum ConfigError {
     /// `flow_timeout` outside 1..=300 s.
     #[error("flow timeout {0:?} outside 1..=300 s")]
     BadFlowTimeout(Duration),
+    /// `max_vm_ports` outside 1..=[`MAX_SOFTWARE_VM_PORTS`].
+    #[error("max VM ports {0} outside 1..={MAX_SOFTWARE_VM_PORTS}")]
+    BadMaxVmPorts(usize),
     /// `max_flows` is zero or above 2^24.
     #[error("max flows {0} outside 1..=16777216")]
     BadMaxFlows(usize),
-    /// A third PF, or more than [`MAX_VFS`] VFs.
+    /// A third PF, or more VFs than [`DataplaneConfig::max_vm_ports`].
     #[error("too many ports of this kind")]
     TooManyPorts,
     /// A port with this name is already registered.
@@ -32,8 +35,12 @@ pub enum ConfigError {
     DuplicatePortName(String),
 }
 
-/// Maximum number of VF ports (dpservice: 126).
+/// Default maximum number of VM ports: dpservice's, the number of virtual functions of its SmartNIC (126).
 pub const MAX_VFS: usize = 126;
+
+/// Upper bound of [`DataplaneConfig::max_vm_ports`]. Software ports (TAP, vhost-user) are not virtual functions of
+/// a NIC, so a hypervisor may serve more VMs than a SmartNIC has VFs; the bound keeps per-port state small.
+pub const MAX_SOFTWARE_VM_PORTS: usize = 1024;
 
 /// Configuration of a [`crate::Dataplane`]. Construct with [`DataplaneConfig::new`] and adjust fields; the
 /// dataplane validates it in [`crate::Dataplane::new`].
@@ -64,6 +71,9 @@ pub struct DataplaneConfig {
     pub underlay_seed: u64,
     /// Capacity of the connection-tracking table in flows (both directions of a flow count as one).
     pub max_flows: usize,
+    /// How many VM ports (VFs) may be registered (`--max-vm-ports`, 1..=[`MAX_SOFTWARE_VM_PORTS`], default
+    /// [`MAX_VFS`]).
+    pub max_vm_ports: usize,
 }
 
 impl DataplaneConfig {
@@ -83,6 +93,7 @@ impl DataplaneConfig {
             router_mac: MacAddr::default(),
             underlay_seed: 0,
             max_flows: 1 << 20,
+            max_vm_ports: MAX_VFS,
         }
     }
 
@@ -104,6 +115,9 @@ impl DataplaneConfig {
         if self.max_flows == 0 || self.max_flows > 1 << 24 {
             return Err(ConfigError::BadMaxFlows(self.max_flows));
         }
+        if !(1..=MAX_SOFTWARE_VM_PORTS).contains(&self.max_vm_ports) {
+            return Err(ConfigError::BadMaxVmPorts(self.max_vm_ports));
+        }
         Ok(())
     }
 }
@@ -119,6 +133,13 @@ mod tests {
         let mut c = ok.clone();
         c.dhcp_mtu = 67;
         assert_eq!(c.validate(), Err(ConfigError::BadMtu(67)));
+        let mut c = ok.clone();
+        c.max_vm_ports = 0;
+        assert_eq!(c.validate(), Err(ConfigError::BadMaxVmPorts(0)));
+        c.max_vm_ports = MAX_SOFTWARE_VM_PORTS + 1;
+        assert_eq!(c.validate(), Err(ConfigError::BadMaxVmPorts(1025)));
+        c.max_vm_ports = MAX_SOFTWARE_VM_PORTS;
+        assert_eq!(c.validate(), Ok(()));
         let mut c = ok.clone();
         c.wcmp_percent = 101;
         assert_eq!(c.validate(), Err(ConfigError::BadWcmp(101)));

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::api::{CreateInterface, InterfaceInfo, PrefixInfo, PxeConfig, Route, RouteEntry, VniType};
-use crate::config::{ConfigError, DataplaneConfig, MAX_VFS};
+use crate::config::{ConfigError, DataplaneConfig};
 use crate::error::DpError;
 use crate::firewall::FirewallRule;
 use crate::flow::FlowTable;
@@ -162,7 +162,7 @@ impl Dataplane {
         &self.config
     }
 
-    /// Registers a port and returns its id (dense, in registration order). At most 2 PFs and [`MAX_VFS`] VFs;
+    /// Registers a port and returns its id (dense, in registration order). At most 2 PFs and [`DataplaneConfig::max_vm_ports`] VFs;
     /// names must be unique.
     pub fn add_port(&mut self, config: PortConfig) -> Result<PortId, ConfigError> {
         if self.ports.iter().any(|p| p.config.name == config.name) {
@@ -175,7 +175,7 @@ impl Dataplane {
             .count();
         match config.kind {
             PortKind::Pf if self.pfs.len() >= 2 => return Err(ConfigError::TooManyPorts),
-            PortKind::Vf if vfs >= MAX_VFS => return Err(ConfigError::TooManyPorts),
+            PortKind::Vf if vfs >= self.config.max_vm_ports => return Err(ConfigError::TooManyPorts),
             _ => {}
         }
         let id = PortId(self.ports.len() as u16);

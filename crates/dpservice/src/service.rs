@@ -60,6 +60,7 @@ pub fn dataplane_config(args: &DpServiceArgs) -> DataplaneConfig {
     c.underlay_seed = u64::from_le_bytes(
         uuid::Uuid::new_v4().as_bytes()[..8]
             .try_into()
+    c.max_vm_ports = args.max_vm_ports;
             .unwrap_or_default(),
     );
     c

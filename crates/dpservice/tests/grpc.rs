@@ -47,6 +47,7 @@ impl Harness {
             wcmp: 100,
             enable_ipv6_overlay: false,
             no_firewall_enforcement: false,
+            max_vm_ports: ironnet_dataplane::config::MAX_VFS,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service = RunningService::start(&args, listener)

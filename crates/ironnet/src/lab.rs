@@ -43,7 +43,7 @@ const MAX_PREFIX_LEN: usize = 7;
 pub struct LabConfig {
     /// Number of hypervisors (1..=16).
     pub hypervisors: usize,
-    /// VM ports per hypervisor (1..=126).
+    /// VM ports per hypervisor (1..=1024).
     pub ports: usize,
     /// Prefix of every namespace and TAP device, so that several labs can run side by side.
     pub prefix: String,
@@ -59,9 +59,11 @@ impl LabConfig {
         if !(1..=16).contains(&self.hypervisors) {
             bail!("--hypervisors must be 1..=16");
         }
-        // A dataplane has at most 126 VM ports, as dpservice (the number of VFs of its SmartNIC).
-        if !(1..=126).contains(&self.ports) {
-            bail!("--ports-per-hypervisor must be 1..=126");
+        // dpservice's 126 is its SmartNIC's number of VFs; the lab's TAP ports are bounded only by the
+        // dataplane's software port limit (their names fit IFNAMSIZ with the longest prefix).
+        let max = ironnet_dataplane::config::MAX_SOFTWARE_VM_PORTS;
+        if !(1..=max).contains(&self.ports) {
+            bail!("--ports-per-hypervisor must be 1..={max}");
         }
         if self.prefix.is_empty()
             || self.prefix.len() > MAX_PREFIX_LEN
@@ -137,6 +139,8 @@ impl Dataplane {
             self.uplink.tap.clone(),
             "--grpc-port".to_owned(),
             self.grpc_port.to_string(),
+            "--max-vm-ports".to_owned(),
+            self.ports.len().max(1).to_string(),
         ];
         for p in &self.ports {
             args.push("--vf".to_owned());

@@ -157,6 +157,7 @@ pub async fn start_host(tag: &str, host: char, underlay: &str) -> Host {
         wcmp: 100,
         enable_ipv6_overlay: false,
         no_firewall_enforcement: false,
+        max_vm_ports: ironnet_dataplane::config::MAX_VFS,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let service = RunningService::start(&args, listener)

@@ -117,6 +117,7 @@ impl Env {
             wcmp: 100,
             enable_ipv6_overlay: false,
             no_firewall_enforcement: false,
+            max_vm_ports: 126,
         };
         let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dp_addr = free.local_addr().unwrap();

@@ -153,6 +153,10 @@ pub struct DpServiceArgs {
     /// Compute firewall verdicts but never drop (dpservice's behaviour).
     #[arg(long)]
     pub no_firewall_enforcement: bool,
+    /// How many VM ports may be configured (1..=1024). dpservice's 126 is its SmartNIC's number of
+    /// virtual functions; software ports have no such bound.
+    #[arg(long, default_value_t = ironnet_dataplane::config::MAX_VFS)]
+    pub max_vm_ports: usize,
 }
 
 impl DpServiceArgs {
@@ -188,10 +192,6 @@ impl DpServiceArgs {
             }
         }
         Ok(())
-    /// How many VM ports may be configured (1..=1024). dpservice's 126 is its SmartNIC's number of
-    /// virtual functions; software ports have no such bound.
-    #[arg(long, default_value_t = ironnet_dataplane::config::MAX_VFS)]
-    pub max_vm_ports: usize,
     }
 
     /// The flow timeout as a duration.

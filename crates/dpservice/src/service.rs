@@ -55,12 +55,12 @@ pub fn dataplane_config(args: &DpServiceArgs) -> DataplaneConfig {
     c.wcmp_percent = args.wcmp;
     c.enforce_firewall = !args.no_firewall_enforcement;
     c.enable_ipv6_overlay = args.enable_ipv6_overlay;
+    c.max_vm_ports = args.max_vm_ports;
     c.router_mac = MacAddr(args.router_mac.unwrap_or(args.pf0.peer_mac));
     // Random per process, like dpservice's rand(): underlays of a restarted process differ.
     c.underlay_seed = u64::from_le_bytes(
         uuid::Uuid::new_v4().as_bytes()[..8]
             .try_into()
-    c.max_vm_ports = args.max_vm_ports;
             .unwrap_or_default(),
     );
     c

@@ -1,29 +1,37 @@
 //! Programming at scale on real hypervisors: the time from the start of a tenant's apply until four hypervisors'
-//! dataplanes hold every interface placed on them and a route to every interface of the same Network on the other
-//! hypervisors (so metalnetlet, four metalnets and metalbond are done), on `ironnet up --hypervisors 4`
-//! with 256 TAP ports per hypervisor (needs root).
+//! dataplanes hold every object of the set (so the controllers, metalnetlet, four metalnets and metalbond are all
+//! done), on `ironnet up --hypervisors 4 --ports-per-hypervisor 250` (needs root).
 //!
-//! The full set is 100 Networks of 10 NetworkInterfaces each (1,000, 250 per hypervisor, placed round robin), each
-//! attached as a provider does (ironcore-net NetworkInterface on the node, then the tenant interface with its
-//! provider ID); it runs at 10 %, 50 % and 100 %.
+//! The full set (100 %) is 100 Networks of 10 NetworkInterfaces each (1,000, 250 per hypervisor, placed round
+//! robin), 100 VirtualIPs (interface 0 of every Network), 10 NATGateways, 10 LoadBalancers and 10 NetworkPolicies
+//! (Networks 0, 10, 20, … have a NATGateway, Networks 1, 11, … a LoadBalancer over their five `app=web`
+//! interfaces, Networks 2, 12, … a NetworkPolicy letting only `app=batch` reach `app=web` on TCP/80). Each
+//! interface is attached as a provider does (ironcore-net NetworkInterface on the node, then the tenant interface
+//! with its provider ID). It runs at 10 %, 50 % and 100 %, each on a fresh lab.
 //!
 //! ```text
 //! sudo cargo bench -p ironnet --bench lab_scale                  # 10 %, 50 %, 100 %
 //! LAB_SCALES=10 sudo cargo bench -p ironnet --bench lab_scale
 //! ```
 //!
-//! Observed through dpservice's List RPCs (ListInterfaces, ListRoutes per VNI) every 200 ms.
+//! Observed through dpservice's List/Get RPCs: a check that holds is not asked again (the set only grows).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use ironnet_dpservice::proto;
 use ironnet_dpservice::proto::dpd_kironcore_client::DpdKironcoreClient;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
+use tonic::transport::Channel;
 
 const HYPERVISORS: usize = 4;
 const NICS_PER_NETWORK: usize = 10;
+/// Networks of the full set.
+const NETWORKS: usize = 100;
+/// Interfaces `0..WEB` of a Network are `app=web`, the rest `app=batch`.
+const WEB: usize = 5;
+const PORTS_PER_HYPERVISOR: usize = NETWORKS * NICS_PER_NETWORK / HYPERVISORS;
 
 fn res(group: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -35,9 +43,39 @@ fn res(group: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
+fn tenant(kind: &str, plural: &str) -> ApiResource {
+    res("networking.ironcore.dev", kind, plural)
+}
+
 mod lab;
 
 use lab::Lab;
+
+/// What a Network of the set has besides its interfaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extra {
+    NatGateway,
+    LoadBalancer,
+    NetworkPolicy,
+    Nothing,
+}
+
+fn extra(net: usize) -> Extra {
+    match net % 10 {
+        0 => Extra::NatGateway,
+        1 => Extra::LoadBalancer,
+        2 => Extra::NetworkPolicy,
+        _ => Extra::Nothing,
+    }
+}
+
+fn hypervisor_of(net: usize, nic: usize) -> usize {
+    (net * NICS_PER_NETWORK + nic) % HYPERVISORS
+}
+
+fn nic_ip(nic: usize) -> String {
+    format!("10.0.0.{}", nic + 1)
+}
 
 async fn create(client: &kube::Client, r: &ApiResource, ns: &str, body: Value) -> DynamicObject {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, r);
@@ -52,17 +90,71 @@ async fn create(client: &kube::Client, r: &ApiResource, ns: &str, body: Value) -
     }
 }
 
-/// One Network with its interfaces: waits for its ironcore-net Network, then attaches each interface.
+/// One Network with everything it has: waits for its ironcore-net Network (for the VNI), then creates its
+/// VirtualIP, NATGateway / LoadBalancer / NetworkPolicy, and attaches each interface.
 async fn network(client: kube::Client, net: usize) -> u32 {
+    let name = format!("net-{net}");
     let tenant_net = create(
         &client,
-        &res("networking.ironcore.dev", "Network", "networks"),
+        &tenant("Network", "networks"),
         "default",
         json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "Network",
-               "metadata": {"name": format!("net-{net}")}, "spec": {}}),
+               "metadata": {"name": name}, "spec": {}}),
     )
     .await;
     let uid = tenant_net.metadata.uid.unwrap();
+    create(
+        &client,
+        &tenant("VirtualIP", "virtualips"),
+        "default",
+        json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "VirtualIP",
+               "metadata": {"name": format!("vip-{net}")}, "spec": {"type": "Public", "ipFamily": "IPv4"}}),
+    )
+    .await;
+    match extra(net) {
+        Extra::NatGateway => {
+            create(
+                &client,
+                &tenant("NATGateway", "natgateways"),
+                "default",
+                json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "NATGateway",
+                       "metadata": {"name": format!("nat-{net}")},
+                       "spec": {"type": "Public", "ipFamily": "IPv4", "portsPerNetworkInterface": 1024,
+                                "networkRef": {"name": name}}}),
+            )
+            .await;
+        }
+        Extra::LoadBalancer => {
+            create(
+                &client,
+                &tenant("LoadBalancer", "loadbalancers"),
+                "default",
+                json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "LoadBalancer",
+                       "metadata": {"name": format!("lb-{net}")},
+                       "spec": {"type": "Public", "ipFamilies": ["IPv4"], "networkRef": {"name": name},
+                                "networkInterfaceSelector": {"matchLabels": {"app": "web"}},
+                                "ports": [{"port": 80}]}}),
+            )
+            .await;
+        }
+        Extra::NetworkPolicy => {
+            create(
+                &client,
+                &tenant("NetworkPolicy", "networkpolicies"),
+                "default",
+                json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "NetworkPolicy",
+                       "metadata": {"name": format!("policy-{net}")},
+                       "spec": {"networkRef": {"name": name},
+                                "networkInterfaceSelector": {"matchLabels": {"app": "web"}},
+                                "policyTypes": ["Ingress"],
+                                "ingress": [{"from": [{"objectSelector": {"kind": "NetworkInterface",
+                                                                          "matchLabels": {"app": "batch"}}}],
+                                             "ports": [{"protocol": "TCP", "port": 80}]}]}}),
+            )
+            .await;
+        }
+        Extra::Nothing => {}
+    }
     let apinet_networks: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "apinet-system",
@@ -81,9 +173,8 @@ async fn network(client: kube::Client, net: usize) -> u32 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for i in 0..NICS_PER_NETWORK {
-        let name = format!("nic-{net}-{i}");
-        let node = format!("lab.hv-{}", (net * NICS_PER_NETWORK + i) % HYPERVISORS + 1);
-        let ip = format!("10.0.0.{}", i + 1);
+        let nic = format!("nic-{net}-{i}");
+        let node = format!("lab.hv-{}", hypervisor_of(net, i) + 1);
         let anic = create(
             &client,
             &res(
@@ -93,60 +184,170 @@ async fn network(client: kube::Client, net: usize) -> u32 {
             ),
             "apinet-system",
             json!({"apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkInterface",
-                   "metadata": {"name": name},
-                   "spec": {"networkRef": {"name": uid}, "nodeRef": {"name": node}, "ips": [ip]}}),
+                   "metadata": {"name": nic},
+                   "spec": {"networkRef": {"name": uid}, "nodeRef": {"name": node}, "ips": [nic_ip(i)]}}),
         )
         .await;
+        let mut spec = json!({
+            "networkRef": {"name": name}, "ipFamilies": ["IPv4"], "ips": [{"value": nic_ip(i)}],
+            "providerID": format!("ironcore-net://apinet-system/{nic}/{node}/{}", anic.metadata.uid.unwrap()),
+        });
+        if i == 0 {
+            spec["virtualIP"] = json!({"virtualIPRef": {"name": format!("vip-{net}")}});
+        }
+        let app = if i < WEB { "web" } else { "batch" };
         create(
             &client,
-            &res("networking.ironcore.dev", "NetworkInterface", "networkinterfaces"),
+            &tenant("NetworkInterface", "networkinterfaces"),
             "default",
             json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "NetworkInterface",
-                   "metadata": {"name": name},
-                   "spec": {"networkRef": {"name": format!("net-{net}")}, "ipFamilies": ["IPv4"],
-                            "ips": [{"value": ip}],
-                            "providerID": format!("ironcore-net://apinet-system/{name}/{node}/{}",
-                                                  anic.metadata.uid.unwrap())}}),
+                   "metadata": {"name": nic, "labels": {"app": app}}, "spec": spec}),
         )
         .await;
     }
     vni
 }
 
-/// Whether every dataplane holds its interfaces and a /32 route to each remote interface of its VNIs.
-async fn programmed(
-    dataplanes: &mut [DpdKironcoreClient<tonic::transport::Channel>],
-    want: &[BTreeMap<u32, (usize, usize)>],
-) -> bool {
-    for (dp, want) in dataplanes.iter_mut().zip(want) {
-        let Ok(list) = dp.list_interfaces(proto::ListInterfacesRequest {}).await else {
-            return false;
-        };
-        let local: usize = want.values().map(|(l, _)| l).sum();
-        if list.into_inner().interfaces.len() != local {
-            return false;
+/// One thing a dataplane must hold once the set is programmed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    /// The interface with this (VNI, IPv4) exists.
+    Interface(u32, String),
+    /// At least this many /32 routes in the VNI (one per interface of the Network on other hypervisors).
+    Routes(u32, usize),
+    /// The interface has its VirtualIP.
+    Vip(u32, String),
+    /// The interface has its NAT IP and port range.
+    Nat(u32, String),
+    /// The interface has exactly this many firewall rules.
+    Firewall(u32, String, usize),
+    /// A load balancer of the VNI with this many targets.
+    LoadBalancer(u32, usize),
+}
+
+/// What the full set requires of each hypervisor.
+fn checks(vnis: &[u32]) -> Vec<BTreeSet<Check>> {
+    let mut want = vec![BTreeSet::new(); HYPERVISORS];
+    for (net, &vni) in vnis.iter().enumerate() {
+        let mut local = [0usize; HYPERVISORS];
+        for i in 0..NICS_PER_NETWORK {
+            let hv = hypervisor_of(net, i);
+            local[hv] += 1;
+            let ip = nic_ip(i);
+            want[hv].insert(Check::Interface(vni, ip.clone()));
+            if i == 0 {
+                want[hv].insert(Check::Vip(vni, ip.clone()));
+            } else if extra(net) == Extra::NatGateway {
+                // An interface with a VirtualIP leaves through it; the others through the NATGateway.
+                want[hv].insert(Check::Nat(vni, ip.clone()));
+            }
+            if extra(net) == Extra::NetworkPolicy && i < WEB {
+                // One Accept rule per batch interface.
+                want[hv].insert(Check::Firewall(vni, ip, NICS_PER_NETWORK - WEB));
+            }
         }
-        for (vni, (_, remote)) in want {
-            let Ok(routes) = dp.list_routes(proto::ListRoutesRequest { vni: *vni }).await else {
-                return false;
-            };
-            let host_routes = routes
-                .into_inner()
-                .routes
-                .iter()
-                .filter(|r| r.prefix.as_ref().is_some_and(|p| p.length == 32))
-                .count();
-            if host_routes < *remote {
-                return false;
+        for (hv, w) in want.iter_mut().enumerate() {
+            if local[hv] > 0 {
+                w.insert(Check::Routes(vni, NICS_PER_NETWORK - local[hv]));
+            }
+            // A LoadBalancer's instances run on every node (a DaemonSet), each with every selected target.
+            if extra(net) == Extra::LoadBalancer {
+                w.insert(Check::LoadBalancer(vni, WEB));
             }
         }
     }
-    true
+    want
+}
+
+fn ok(status: Option<&proto::Status>) -> bool {
+    status.is_none_or(|s| s.code == 0)
+}
+
+/// Asks one dataplane about its pending checks and drops those that hold.
+async fn settle(dp: &mut DpdKironcoreClient<Channel>, pending: &mut BTreeSet<Check>) {
+    let Ok(list) = dp.list_interfaces(proto::ListInterfacesRequest {}).await else {
+        return;
+    };
+    let ids: HashMap<(u32, String), Vec<u8>> = list
+        .into_inner()
+        .interfaces
+        .into_iter()
+        .map(|i| {
+            (
+                (i.vni, String::from_utf8_lossy(&i.primary_ipv4).into_owned()),
+                i.id,
+            )
+        })
+        .collect();
+    let mut lbs: Option<BTreeMap<u32, Vec<u8>>> = None;
+    let mut done = Vec::new();
+    for check in pending.iter() {
+        let holds = match check {
+            Check::Interface(vni, ip) => ids.contains_key(&(*vni, ip.clone())),
+            Check::Routes(vni, n) => match dp.list_routes(proto::ListRoutesRequest { vni: *vni }).await {
+                Ok(r) => {
+                    let routes = r.into_inner().routes;
+                    routes
+                        .iter()
+                        .filter(|r| r.prefix.as_ref().is_some_and(|p| p.length == 32))
+                        .count()
+                        >= *n
+                }
+                Err(_) => false,
+            },
+            Check::Vip(vni, ip) | Check::Nat(vni, ip) | Check::Firewall(vni, ip, _) => {
+                let Some(id) = ids.get(&(*vni, ip.clone())).cloned() else {
+                    continue;
+                };
+                match check {
+                    Check::Vip(..) => dp
+                        .get_vip(proto::GetVipRequest { interface_id: id })
+                        .await
+                        .is_ok_and(|r| ok(r.get_ref().status.as_ref()) && r.get_ref().vip_ip.is_some()),
+                    Check::Nat(..) => dp
+                        .get_nat(proto::GetNatRequest { interface_id: id })
+                        .await
+                        .is_ok_and(|r| ok(r.get_ref().status.as_ref()) && r.get_ref().nat_ip.is_some()),
+                    Check::Firewall(_, _, n) => dp
+                        .list_firewall_rules(proto::ListFirewallRulesRequest { interface_id: id })
+                        .await
+                        .is_ok_and(|r| r.get_ref().rules.len() == *n),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            Check::LoadBalancer(vni, targets) => {
+                if lbs.is_none() {
+                    let Ok(list) = dp.list_load_balancers(proto::ListLoadBalancersRequest {}).await else {
+                        continue;
+                    };
+                    lbs = Some(
+                        list.into_inner()
+                            .loadbalancers
+                            .into_iter()
+                            .map(|lb| (lb.vni, lb.id))
+                            .collect(),
+                    );
+                }
+                let Some(id) = lbs.as_ref().and_then(|l| l.get(vni)).cloned() else {
+                    continue;
+                };
+                dp.list_load_balancer_targets(proto::ListLoadBalancerTargetsRequest { loadbalancer_id: id })
+                    .await
+                    .is_ok_and(|r| r.get_ref().target_ips.len() == *targets)
+            }
+        };
+        if holds {
+            done.push(check.clone());
+        }
+    }
+    for d in done {
+        pending.remove(&d);
+    }
 }
 
 async fn run(percent: usize) {
-    let networks = 50 * percent / 100;
-    let lab = Lab::start(HYPERVISORS, 126, "bsc");
+    let networks = NETWORKS * percent / 100;
+    let lab = Lab::start(HYPERVISORS, PORTS_PER_HYPERVISOR, "bsc");
     let client = lab.client().await;
     let mut dataplanes = Vec::new();
     for i in 1..=HYPERVISORS {
@@ -161,30 +362,36 @@ async fn run(percent: usize) {
         vnis.push(t.await.unwrap());
     }
     let applied = start.elapsed();
-    // Per hypervisor: VNI → (interfaces on it, interfaces of that VNI elsewhere).
-    let mut want = vec![BTreeMap::new(); HYPERVISORS];
-    for (net, vni) in vnis.iter().enumerate() {
-        let hosts: Vec<usize> = (0..NICS_PER_NETWORK)
-            .map(|i| (net * NICS_PER_NETWORK + i) % HYPERVISORS)
-            .collect();
-        for (hv, w) in want.iter_mut().enumerate() {
-            let local = hosts.iter().filter(|h| **h == hv).count();
-            if local > 0 {
-                w.insert(*vni, (local, NICS_PER_NETWORK - local));
-            }
-        }
-    }
     let used: BTreeSet<u32> = vnis.iter().copied().collect();
     assert_eq!(used.len(), networks, "one VNI per network");
+    let mut pending = checks(&vnis);
+    let total: usize = pending.iter().map(BTreeSet::len).sum();
     let deadline = start + Duration::from_secs(600);
-    while !programmed(&mut dataplanes, &want).await {
-        assert!(Instant::now() < deadline, "not programmed after 600 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    while pending.iter().any(|p| !p.is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "not programmed after 600 s; still missing: {:?}",
+            pending
+                .iter()
+                .map(|p| p.iter().take(5).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
+        for (dp, p) in dataplanes.iter_mut().zip(pending.iter_mut()) {
+            settle(dp, p).await;
+        }
+        if pending.iter().any(|p| !p.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
+    let per = |e: Extra| (0..networks).filter(|n| extra(*n) == e).count();
     println!(
-        "{percent:>3} %: {networks} Networks, {} NetworkInterfaces on {HYPERVISORS} hypervisors: applied in {:.2} s, \
-         every dataplane programmed and every route distributed after {:.2} s",
+        "{percent:>3} %: {networks} Networks, {} NetworkInterfaces, {networks} VirtualIPs, {} NATGateways, {} \
+         LoadBalancers, {} NetworkPolicies on {HYPERVISORS} hypervisors: applied in {:.2} s, all {total} dataplane \
+         checks hold after {:.2} s",
         networks * NICS_PER_NETWORK,
+        per(Extra::NatGateway),
+        per(Extra::LoadBalancer),
+        per(Extra::NetworkPolicy),
         applied.as_secs_f64(),
         start.elapsed().as_secs_f64()
     );

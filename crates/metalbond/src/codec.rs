@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use prost::Message as _;
 
 use crate::pb;
-use crate::route::{NextHop, NextHopType, Route, Vni};
+use crate::route::{NextHop, NextHopType, Route, RouteFault, Vni};
 
 /// The only protocol version.
 pub const VERSION: u8 = 1;
@@ -60,6 +60,10 @@ pub enum CodecError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The UPDATE decoded but its route is one no correct peer sends (VNI out of range, host bits, inverted NAT
+    /// range, family mismatch): the session is closed and nothing is stored.
+    #[error("refused UPDATE: {0}")]
+    Refused(#[from] RouteFault),
     /// The connection failed while reading or writing.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -288,10 +292,30 @@ fn update_from_pb(update: pb::Update) -> Result<Message, CodecError> {
         _ => return Err(invalid("unknown action")),
     };
     let dest = update.destination.ok_or_else(|| invalid("missing destination"))?;
-    // The family follows from the address length, as in upstream; `ipVersion` is only a tag.
     let prefix_addr =
         addr_from_bytes(&dest.prefix).ok_or_else(|| invalid("destination prefix is not 4 or 16 bytes"))?;
-    let prefix_len = u8::try_from(dest.prefix_length).map_err(|_| invalid("prefix length out of range"))?;
+    // The family follows from the address length, as in upstream; the `ipVersion` tag must agree with it, since a
+    // peer that tags a 4-byte address IPv6 has mixed up two routes (upstream ignores the tag).
+    let (family, max_len, tag) = match prefix_addr {
+        IpAddr::V4(_) => ("IPv4", 32u8, pb::IpVersion::IPv4 as i32),
+        IpAddr::V6(_) => ("IPv6", 128u8, pb::IpVersion::IPv6 as i32),
+    };
+    if dest.ip_version != tag {
+        return Err(CodecError::Refused(RouteFault::FamilyMismatch {
+            tagged: pb::IpVersion::try_from(dest.ip_version)
+                .map_or_else(|_| format!("ipVersion {}", dest.ip_version), |v| format!("{v:?}")),
+            address_bytes: dest.prefix.len(),
+        }));
+    }
+    let too_long = RouteFault::PrefixTooLong {
+        family,
+        len: dest.prefix_length,
+        max: max_len,
+    };
+    let prefix_len = u8::try_from(dest.prefix_length)
+        .ok()
+        .filter(|l| *l <= max_len)
+        .ok_or(too_long)?;
     let destination =
         IpNet::new(prefix_addr, prefix_len).map_err(|_| invalid("prefix length out of range"))?;
     let hop = update.next_hop.ok_or_else(|| invalid("missing next hop"))?;
@@ -301,10 +325,9 @@ fn update_from_pb(update: pb::Update) -> Result<Message, CodecError> {
     let from = u16::try_from(hop.nat_port_range_from).map_err(|_| invalid("NAT port out of range"))?;
     let to = u16::try_from(hop.nat_port_range_to).map_err(|_| invalid("NAT port out of range"))?;
     let next_hop = NextHop::from_parts(target, hop.target_vni, kind, from, to);
-    Ok(Message::Update(
-        action,
-        Route::new(update.vni, destination, next_hop),
-    ))
+    let route = Route::new(update.vni, destination, next_hop);
+    route.validate()?;
+    Ok(Message::Update(action, route))
 }
 
 /// A zero-copy view of one complete, header-validated frame at the start of a buffer.
@@ -393,6 +416,7 @@ impl tokio_util::codec::Encoder<&Message> for MessageCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::MAX_VNI;
     use tokio_util::codec::Decoder;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -460,8 +484,8 @@ mod tests {
             NextHop::load_balancer_target(target).with_target_vni(7),
             NextHop::standard("192.0.2.1".parse().unwrap()),
         ] {
-            for dest in ["10.1.2.3/24", "2001:db8::1/64", "0.0.0.0/0", "::/0"] {
-                let msg = Message::Update(Action::Remove, Route::new(u32::MAX, dest.parse().unwrap(), hop));
+            for dest in ["10.1.2.0/24", "2001:db8::/64", "0.0.0.0/0", "::/0"] {
+                let msg = Message::Update(Action::Remove, Route::new(MAX_VNI, dest.parse().unwrap(), hop));
                 let frame = msg.to_frame().unwrap();
                 let mut buf = BytesMut::from(frame.as_ref());
                 assert_eq!(MessageCodec.decode(&mut buf).unwrap(), Some(msg));
@@ -542,9 +566,6 @@ mod tests {
         u.destination.as_mut().unwrap().prefix = vec![1, 2, 3];
         cases.push(u);
         let mut u = base.clone();
-        u.destination.as_mut().unwrap().prefix_length = 33;
-        cases.push(u);
-        let mut u = base.clone();
         u.next_hop.as_mut().unwrap().target_address.clear();
         cases.push(u);
         let mut u = base.clone();
@@ -574,6 +595,117 @@ mod tests {
             Message::decode(MessageType::Hello, &[0xff]),
             Err(CodecError::Protobuf { .. })
         ));
+    }
+
+    /// Decodes one complete frame given as hex and returns the refusal, if any.
+    fn refusal(frame_hex: &str) -> Option<RouteFault> {
+        let mut buf = BytesMut::from(hex(frame_hex).as_slice());
+        match MessageCodec.decode(&mut buf) {
+            Err(CodecError::Refused(fault)) => Some(fault),
+            Ok(Some(_)) => None,
+            other => panic!("expected a decoded or refused UPDATE, got {other:?}"),
+        }
+    }
+
+    // The frames below are the spec example (UPDATE ADD vni 100, 10.0.0.1/32 via fc00:1::d0) with one field changed;
+    // every length byte is spelled out so that the bytes are exactly what a peer would send.
+    const HOP: &str = "22 12 0a 10 fc 00 00 01 00 00 00 00 00 00 00 00 00 00 00 d0";
+
+    #[test]
+    fn the_unchanged_example_is_accepted() {
+        assert_eq!(
+            refusal(&format!("01 00 20 05 10 64 1a 08 12 04 0a 00 00 01 18 20 {HOP}")),
+            None
+        );
+    }
+
+    #[test]
+    fn vni_zero_is_refused() {
+        // No `10 ..` field: proto3 omits VNI 0.
+        let fault = refusal(&format!("01 00 1e 05 1a 08 12 04 0a 00 00 01 18 20 {HOP}"));
+        assert_eq!(fault, Some(RouteFault::VniOutOfRange(0)));
+        assert_eq!(fault.unwrap().to_string(), "VNI 0 is outside 1..=16777215");
+    }
+
+    #[test]
+    fn vni_above_24_bits_is_refused() {
+        // VNI 16777216 = varint 80 80 80 08.
+        let fault = refusal(&format!(
+            "01 00 23 05 10 80 80 80 08 1a 08 12 04 0a 00 00 01 18 20 {HOP}"
+        ));
+        assert_eq!(fault, Some(RouteFault::VniOutOfRange(16_777_216)));
+        // 16777215 (ff ff ff 07) is the largest VNI and passes.
+        assert_eq!(
+            refusal(&format!(
+                "01 00 23 05 10 ff ff ff 07 1a 08 12 04 0a 00 00 01 18 20 {HOP}"
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn target_vni_above_24_bits_is_refused() {
+        // Next hop with targetVNI (field 2) 16777216.
+        let hop = "22 17 0a 10 fc 00 00 01 00 00 00 00 00 00 00 00 00 00 00 d0 10 80 80 80 08";
+        let fault = refusal(&format!("01 00 25 05 10 64 1a 08 12 04 0a 00 00 01 18 20 {hop}"));
+        assert_eq!(fault, Some(RouteFault::TargetVniOutOfRange(16_777_216)));
+    }
+
+    #[test]
+    fn host_bits_are_refused() {
+        // 10.0.0.1/24 (prefix length 0x18).
+        let fault = refusal(&format!("01 00 20 05 10 64 1a 08 12 04 0a 00 00 01 18 18 {HOP}"));
+        assert_eq!(
+            fault.as_ref().map(ToString::to_string).as_deref(),
+            Some("destination 10.0.0.1/24 has host bits set (the network is 10.0.0.0/24)")
+        );
+    }
+
+    #[test]
+    fn inverted_nat_range_is_refused() {
+        // type NAT (18 01), from 2048 (20 80 10), to 1024 (28 80 08).
+        let hop = "22 1a 0a 10 fc 00 00 01 00 00 00 00 00 00 00 00 00 00 00 d0 18 01 20 80 10 28 80 08";
+        let fault = refusal(&format!("01 00 28 05 10 64 1a 08 12 04 0a 00 00 01 18 20 {hop}"));
+        assert_eq!(fault, Some(RouteFault::InvertedNatRange { from: 2048, to: 1024 }));
+        // The same range the right way round is accepted.
+        let hop = "22 1a 0a 10 fc 00 00 01 00 00 00 00 00 00 00 00 00 00 00 d0 18 01 20 80 08 28 80 10";
+        assert_eq!(
+            refusal(&format!("01 00 28 05 10 64 1a 08 12 04 0a 00 00 01 18 20 {hop}")),
+            None
+        );
+    }
+
+    #[test]
+    fn family_tag_mismatch_is_refused() {
+        // ipVersion IPv6 (08 01) on a 4-byte prefix.
+        let fault = refusal(&format!(
+            "01 00 22 05 10 64 1a 0a 08 01 12 04 0a 00 00 01 18 20 {HOP}"
+        ));
+        assert_eq!(
+            fault,
+            Some(RouteFault::FamilyMismatch {
+                tagged: "IPv6".into(),
+                address_bytes: 4
+            })
+        );
+        // ipVersion IPv4 (omitted) on a 16-byte prefix 2001:db8::/64.
+        let fault = refusal(&format!(
+            "01 00 2c 05 10 64 1a 14 12 10 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 00 18 40 {HOP}"
+        ));
+        assert_eq!(
+            fault.map(|f| f.to_string()).as_deref(),
+            Some("destination tagged IPv4 carries a 16-byte address")
+        );
+    }
+
+    #[test]
+    fn prefix_length_beyond_the_family_is_refused() {
+        // 10.0.0.1/64 (prefix length 0x40).
+        let fault = refusal(&format!("01 00 20 05 10 64 1a 08 12 04 0a 00 00 01 18 40 {HOP}"));
+        assert_eq!(
+            fault.map(|f| f.to_string()).as_deref(),
+            Some("prefix length 64 exceeds 32 for an IPv4 destination")
+        );
     }
 
     impl Message {

@@ -144,6 +144,19 @@ pub(crate) async fn run_session(
         }
     };
     writer.abort();
+    if let ConnectionError::Codec(fault) = &error
+        && !matches!(fault, CodecError::Io(_))
+    {
+        // A peer that sends what no correct peer sends is named, with the fault, at warning level: it is a bug or
+        // an attack on the peer's side, not a network hiccup.
+        let peer = core
+            .lock()
+            .peers
+            .get(&id)
+            .map(|p| p.addr.clone())
+            .unwrap_or_default();
+        tracing::warn!(%peer, %fault, "closing the session: the peer sent a message that is refused");
+    }
     let next_state = match direction {
         Direction::Incoming => ConnectionState::Closed,
         Direction::Outgoing => ConnectionState::Retry,

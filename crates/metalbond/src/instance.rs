@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError};
 use crate::connection::{run_outgoing, run_session};
 use crate::engine::{Engine, EngineError, PeerEntry, RouteEvent};
-use crate::route::{NextHop, Route, Vni};
+use crate::route::{NextHop, Route, RouteFault, Vni};
 use crate::session::{ConnectionState, Direction};
 
 /// Errors of the instance API.
@@ -35,6 +35,14 @@ pub enum Error {
     /// Binding or accepting failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// [`announce`](MetalBond::announce) of a route no peer would accept.
+    #[error("invalid route {route}: {fault}")]
+    InvalidRoute {
+        /// The route given.
+        route: Route,
+        /// What is wrong with it.
+        fault: RouteFault,
+    },
     /// A wait for peers to become ESTABLISHED ran out of time.
     #[error("timed out after {0:?} waiting for peers to become ESTABLISHED")]
     EstablishTimeout(Duration),
@@ -297,8 +305,12 @@ impl MetalBond {
 
     /// Announces a route to every peer (now if established, else when it is).
     ///
-    /// Fails with "nexthop already exists" if this exact route is already announced.
+    /// Fails with "nexthop already exists" if this exact route is already announced, and with
+    /// [`Error::InvalidRoute`] if [`Route::validate`] refuses it (peers would close the session on it).
     pub fn announce(&self, route: Route) -> Result<(), Error> {
+        route
+            .validate()
+            .map_err(|fault| Error::InvalidRoute { route, fault })?;
         Ok(self.core.lock().announce(route)?)
     }
 

@@ -37,6 +37,6 @@ pub use config::{Config, ConfigError};
 pub use connection::ConnectionError;
 pub use engine::{EngineError, RouteEvent};
 pub use instance::{Error, MetalBond};
-pub use route::{NextHop, NextHopType, Route, RouteError, Vni};
+pub use route::{MAX_VNI, NextHop, NextHopType, Route, RouteError, RouteFault, Vni};
 pub use session::{ConnectionState, Direction, Session, SessionError, SessionTimers};
 pub use table::{RouteTable, TableError};

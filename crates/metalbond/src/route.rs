@@ -13,6 +13,58 @@ use serde::Serialize;
 /// A 24-bit virtual network identifier, carried as `uint32` on the wire.
 pub type Vni = u32;
 
+/// The largest VNI: VXLAN/Geneve carry 24 bits, and ironcore-net allocates network IDs in `1..=16777215`.
+pub const MAX_VNI: Vni = (1 << 24) - 1;
+
+/// Why a route (received in an UPDATE or given to [`announce`](crate::MetalBond::announce)) is refused.
+///
+/// Upstream stores any route a peer sends; these are the contents no correct peer produces and that would be
+/// installed wrongly (a VNI the dataplane cannot encapsulate, a prefix whose host bits make it a different key from
+/// the same network announced masked, a NAT range no port falls into).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteFault {
+    /// The route's VNI is 0 or needs more than 24 bits.
+    #[error("VNI {0} is outside 1..={MAX_VNI}")]
+    VniOutOfRange(u32),
+    /// The next hop's target VNI needs more than 24 bits (0 means "the route's own VNI").
+    #[error("target VNI {0} exceeds {MAX_VNI}")]
+    TargetVniOutOfRange(u32),
+    /// The destination prefix has bits set beyond its length.
+    #[error("destination {prefix} has host bits set (the network is {network})")]
+    HostBitsSet {
+        /// The prefix as received.
+        prefix: IpNet,
+        /// The same prefix with its host bits cleared.
+        network: IpNet,
+    },
+    /// A NAT next hop whose first port lies after its last.
+    #[error("NAT port range {from}..{to} is inverted")]
+    InvertedNatRange {
+        /// First port of the range.
+        from: u16,
+        /// End of the range.
+        to: u16,
+    },
+    /// The destination's `ipVersion` tag names a different family than its address bytes.
+    #[error("destination tagged {tagged} carries a {address_bytes}-byte address")]
+    FamilyMismatch {
+        /// The family the tag names (`IPv4`, `IPv6`, or the unknown enum value).
+        tagged: String,
+        /// Length of the address bytes (4 = IPv4, 16 = IPv6).
+        address_bytes: usize,
+    },
+    /// The prefix length does not fit the address family.
+    #[error("prefix length {len} exceeds {max} for an {family} destination")]
+    PrefixTooLong {
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The prefix length received.
+        len: u32,
+        /// The family's maximum (32 or 128).
+        max: u8,
+    },
+}
+
 /// What a next hop means to the receiver (wire enum `NextHopType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum NextHopType {
@@ -199,8 +251,8 @@ impl fmt::Display for NextHop {
 
 /// One route: `vni: destination → next_hop`.
 ///
-/// The destination prefix keeps its host bits exactly as given (upstream does not mask it), so `10.0.0.1/24` and
-/// `10.0.0.0/24` are different destinations.
+/// The destination prefix is kept exactly as given; [`Route::validate`] refuses one with host bits set (upstream
+/// stores `10.0.0.1/24` and `10.0.0.0/24` as different destinations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Route {
     /// The virtual network the route belongs to.
@@ -212,13 +264,36 @@ pub struct Route {
 }
 
 impl Route {
-    /// A route from its parts.
+    /// A route from its parts (not checked; see [`validate`](Self::validate)).
     pub fn new(vni: Vni, destination: IpNet, next_hop: NextHop) -> Self {
         Self {
             vni,
             destination,
             next_hop,
         }
+    }
+
+    /// Checks what a route must satisfy to be stored or sent: VNI in `1..=MAX_VNI`, target VNI at most
+    /// `MAX_VNI`, no host bits in the destination, and a NAT range that is not inverted. Returns the first fault.
+    pub fn validate(&self) -> Result<(), RouteFault> {
+        if self.vni == 0 || self.vni > MAX_VNI {
+            return Err(RouteFault::VniOutOfRange(self.vni));
+        }
+        if self.next_hop.target_vni > MAX_VNI {
+            return Err(RouteFault::TargetVniOutOfRange(self.next_hop.target_vni));
+        }
+        let network = self.destination.trunc();
+        if network != self.destination {
+            return Err(RouteFault::HostBitsSet {
+                prefix: self.destination,
+                network,
+            });
+        }
+        let (from, to) = self.next_hop.nat_ports();
+        if self.next_hop.kind == NextHopType::Nat && from > to {
+            return Err(RouteFault::InvertedNatRange { from, to });
+        }
+        Ok(())
     }
 }
 
@@ -273,7 +348,9 @@ impl FromStr for Route {
             (NextHopType::LoadBalancerTarget, _) => NextHop::load_balancer_target(target),
             (NextHopType::Standard, _) => NextHop::standard(target),
         };
-        Ok(Route::new(vni, destination, next_hop))
+        let route = Route::new(vni, destination, next_hop);
+        route.validate().map_err(|fault| invalid(&fault.to_string()))?;
+        Ok(route)
     }
 }
 
@@ -343,6 +420,9 @@ mod tests {
             "100#10.0.0.1/32#fc00::1#NAT#1#70000",
             "100#10.0.0.1/32#fc00::1#STD#1#2",
             "100#10.0.0.1/32#fc00::1#NAT#1#2#3",
+            "0#10.0.0.1/32#fc00::1",
+            "16777216#10.0.0.1/32#fc00::1",
+            "100#10.0.0.1/24#fc00::1",
         ] {
             assert!(bad.parse::<Route>().is_err(), "{bad:?} should be rejected");
         }

@@ -201,7 +201,8 @@ async fn fifty_clients_receive_only_their_vnis() {
         let addr = addr.clone();
         tasks.push(tokio::spawn(async move {
             let c = client(&[&addr]).await;
-            let vni = i % 10;
+            // Upstream's test uses VNIs 0..9; VNI 0 is refused here, so 1..10.
+            let vni = i % 10 + 1;
             c.subscribe(vni).unwrap();
             let hop: IpAddr = format!("b198:5b10:3880:fd32:fb80:80dd:46f7:{i:x}")
                 .parse()
@@ -219,11 +220,11 @@ async fn fifty_clients_receive_only_their_vnis() {
         clients.push(t.await.unwrap());
     }
     for (i, (c, _)) in clients.iter().enumerate() {
-        let vni = i as u32 % 10;
+        let vni = i as u32 % 10 + 1;
         let mut want: Vec<Route> = clients
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i && *j as u32 % 10 == vni)
+            .filter(|(j, _)| *j != i && *j as u32 % 10 + 1 == vni)
             .map(|(_, (_, r))| *r)
             .collect();
         want.sort();

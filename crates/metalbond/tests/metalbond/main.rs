@@ -3,4 +3,5 @@
 mod cli;
 mod common;
 mod loopback;
+mod refusal;
 mod robustness;

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use ironnet_metalbond::{Action, Message, MessageCodec, NextHop, Route};
+use ironnet_metalbond::{
+    Action, CodecError, MAX_VNI, Message, MessageCodec, NextHop, NextHopType, Route, pb,
+};
 use proptest::prelude::*;
+use prost::Message as _;
 use tokio_util::codec::Decoder;
 
 /// Feeds `bytes` to a decoder in `chunks`, as a connection would; returns the messages decoded before the first
@@ -33,9 +36,10 @@ fn decode_stream(bytes: &[u8], chunks: &[usize]) -> (Vec<Message>, bool) {
     (out, false)
 }
 
+/// Routes that pass [`Route::validate`]: the ones a correct peer sends.
 fn arb_route() -> impl Strategy<Value = Route> {
     (
-        any::<u32>(),
+        1..=MAX_VNI,
         any::<[u8; 4]>(),
         0u8..=32,
         any::<[u8; 16]>(),
@@ -44,7 +48,7 @@ fn arb_route() -> impl Strategy<Value = Route> {
         any::<u16>(),
     )
         .prop_map(|(vni, p, len, hop, kind, a, b)| {
-            let dest = ipnet::IpNet::new(std::net::IpAddr::from(p), len).unwrap();
+            let dest = ipnet::IpNet::new(std::net::IpAddr::from(p), len).unwrap().trunc();
             let target = std::net::IpAddr::from(hop);
             let next_hop = match kind {
                 0 => NextHop::standard(target),
@@ -67,6 +71,131 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (any::<bool>(), arb_route())
             .prop_map(|(add, r)| Message::Update(if add { Action::Add } else { Action::Remove }, r)),
     ]
+}
+
+/// Raw UPDATE contents around every boundary the validation checks.
+fn arb_raw_update() -> impl Strategy<Value = pb::Update> {
+    let vni = prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(MAX_VNI),
+        Just(MAX_VNI + 1),
+        any::<u32>()
+    ];
+    let addr = prop_oneof![
+        prop::collection::vec(any::<u8>(), 4),
+        prop::collection::vec(any::<u8>(), 16),
+        prop::collection::vec(any::<u8>(), 0..20),
+        // Network addresses, so that host-bit-free prefixes are common.
+        (0u8..=255).prop_map(|b| vec![b, 0, 0, 0]),
+        Just(vec![0u8; 16]),
+    ];
+    let ports = prop_oneof![
+        Just(0u32),
+        Just(1024),
+        Just(2048),
+        Just(65535),
+        Just(65536),
+        any::<u32>()
+    ];
+    (
+        0i32..3,
+        vni.clone(),
+        (0i32..3, addr, 0u32..140),
+        (
+            prop::collection::vec(any::<u8>(), 4..=4),
+            vni,
+            0i32..4,
+            ports.clone(),
+            ports,
+        ),
+    )
+        .prop_map(
+            |(action, vni, (ip_version, prefix, prefix_length), (target, target_vni, kind, from, to))| {
+                pb::Update {
+                    action,
+                    vni,
+                    destination: Some(pb::Destination {
+                        ip_version,
+                        prefix,
+                        prefix_length,
+                    }),
+                    next_hop: Some(pb::NextHop {
+                        target_address: target,
+                        target_vni,
+                        r#type: kind,
+                        nat_port_range_from: from,
+                        nat_port_range_to: to,
+                    }),
+                }
+            },
+        )
+}
+
+/// The acceptance rule written out independently of the decoder: what a correct peer can send.
+fn acceptable(u: &pb::Update) -> bool {
+    let (dest, hop) = (u.destination.as_ref().unwrap(), u.next_hop.as_ref().unwrap());
+    let (tag, max_len) = match dest.prefix.len() {
+        4 => (0, 32),
+        16 => (1, 128),
+        _ => return false,
+    };
+    let host_bits_clear = dest.prefix_length <= max_len && {
+        let mut bits = dest
+            .prefix
+            .iter()
+            .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1));
+        bits.nth(dest.prefix_length as usize)
+            .is_none_or(|first| first == 0 && bits.all(|b| b == 0))
+    };
+    let nat = hop.r#type == 1;
+    let ports_fit = hop.nat_port_range_from <= 65535 && hop.nat_port_range_to <= 65535;
+    u.action <= 1
+        && (1..=MAX_VNI).contains(&u.vni)
+        && hop.target_vni <= MAX_VNI
+        && hop.r#type <= 2
+        && dest.ip_version == tag
+        && host_bits_clear
+        && ports_fit
+        && (!nat || hop.nat_port_range_from <= hop.nat_port_range_to)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000),
+        ..ProptestConfig::default()
+    })]
+
+    /// Decoding plus validation accepts exactly the UPDATEs the independent rule accepts, and an accepted UPDATE
+    /// carries exactly the fields sent; a refused one is an error, never a panic.
+    #[test]
+    fn decoder_accepts_exactly_the_valid_updates(u in arb_raw_update()) {
+        let payload = u.encode_to_vec();
+        prop_assume!(payload.len() <= 1188);
+        let mut frame = vec![1, (payload.len() >> 8) as u8, payload.len() as u8, 5];
+        frame.extend_from_slice(&payload);
+        let decoded = MessageCodec.decode(&mut BytesMut::from(frame.as_slice()));
+        prop_assert_eq!(decoded.is_ok(), acceptable(&u), "{:?} -> {:?}", u, decoded);
+        match decoded {
+            Ok(Some(Message::Update(action, route))) => {
+                prop_assert_eq!(action == Action::Remove, u.action == 1);
+                prop_assert_eq!(route.vni, u.vni);
+                prop_assert_eq!(route.validate(), Ok(()));
+                let dest = u.destination.as_ref().unwrap();
+                prop_assert_eq!(u32::from(route.destination.prefix_len()), dest.prefix_length);
+                let hop = u.next_hop.as_ref().unwrap();
+                prop_assert_eq!(route.next_hop.target_vni(), hop.target_vni);
+                prop_assert_eq!(route.next_hop.kind().wire_value(), hop.r#type);
+                if route.next_hop.kind() == NextHopType::Nat {
+                    let (from, to) = route.next_hop.nat_ports();
+                    prop_assert_eq!((u32::from(from), u32::from(to)), (hop.nat_port_range_from, hop.nat_port_range_to));
+                }
+            }
+            Ok(other) => prop_assert!(false, "decoded {:?}", other),
+            Err(CodecError::Refused(_) | CodecError::Invalid { .. }) => {}
+            Err(e) => prop_assert!(false, "unexpected error kind {:?}", e),
+        }
+    }
 }
 
 proptest! {

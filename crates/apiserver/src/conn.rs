@@ -1,6 +1,6 @@
-//! Serving TCP connections so that no client can hold the server's sockets: a bound on open
-//! connections, a header-read timeout, an idle timeout, and answers for clients that half-close
-//! their side after sending a request.
+//! Serving TCP connections, plain or TLS, so that no client can hold the server's sockets: a
+//! bound on open connections, a header-read timeout (which also bounds the TLS handshake), an
+//! idle timeout, and answers for clients that half-close their side after sending a request.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,12 +14,15 @@ use bytes::Bytes;
 use http::Request;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::server::ServerConfig;
+use crate::tls::ConnectionInfo;
+use rustls_pki_types::CertificateDer;
 
 /// The connection settings of [`ServerConfig`].
 #[derive(Clone, Copy, Debug)]
@@ -28,13 +31,16 @@ struct Limits {
     idle_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; then closes every connection.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` completes; then closes
+/// every connection.
 pub(crate) async fn serve(
     router: axum::Router,
     config: &ServerConfig,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
@@ -47,8 +53,8 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             (permit, accepted) = accept(&listener, &slots) => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, remote) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // E.g. out of file descriptors: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -57,7 +63,7 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(stream, router.clone(), limits, permit));
+                connections.spawn(accept_connection(stream, remote, tls.clone(), router.clone(), limits, permit));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
@@ -84,22 +90,72 @@ async fn accept(
     (permit, listener.accept().await)
 }
 
+/// Completes the TLS handshake (within the header-read timeout, so a client that never finishes
+/// it cannot hold a slot), then serves the connection.
+async fn accept_connection(
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    limits: Limits,
+    slot: OwnedSemaphorePermit,
+) {
+    let Some(acceptor) = tls else {
+        let info = ConnectionInfo {
+            remote_addr: Some(remote),
+            peer_certificates: Arc::new([]),
+        };
+        return serve_connection(stream, Arc::new(info), router, limits, slot).await;
+    };
+    let stream = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TLS handshake timed out");
+            return;
+        }
+    };
+    let peer_certificates = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|chain| {
+            chain
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect::<Arc<[CertificateDer<'static>]>>()
+        })
+        .unwrap_or_else(|| Arc::new([]));
+    let info = ConnectionInfo {
+        remote_addr: Some(remote),
+        peer_certificates,
+    };
+    serve_connection(stream, Arc::new(info), router, limits, slot).await;
+}
+
 /// Serves one connection until the client closes it, hyper ends it (header-read timeout, a
 /// protocol error), or it has had no request in flight for the idle timeout.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
+    info: Arc<ConnectionInfo>,
     router: axum::Router,
     limits: Limits,
     _slot: OwnedSemaphorePermit,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last: parking_lot::Mutex::new(Instant::now()),
     });
     let service = {
         let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let in_flight = activity.begin();
+            req.extensions_mut().insert(Arc::clone(&info));
             let router = router.clone();
             async move {
                 let resp = router.oneshot(req).await?;

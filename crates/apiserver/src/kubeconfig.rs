@@ -1,7 +1,10 @@
-//! The admin kubeconfig written next to the server's data (plain HTTP on loopback, no auth yet).
+//! Kubeconfig files for the server's users: the admin's (`<data-dir>/kubeconfig`) and each
+//! component's, with the CA to trust and a client certificate or bearer token.
 
-use std::io::Write;
 use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// Errors writing a kubeconfig.
 #[derive(Debug, thiserror::Error)]
@@ -19,42 +22,96 @@ pub enum KubeconfigError {
     },
 }
 
-/// The kubeconfig YAML for `server_url` with one cluster, user and context named `ironnet`.
-pub fn render(server_url: &str) -> Result<String, KubeconfigError> {
-    if !(server_url.starts_with("http://") || server_url.starts_with("https://"))
-        || server_url.contains(['\n', '"'])
-    {
-        return Err(KubeconfigError::BadUrl(server_url.to_owned()));
-    }
-    Ok(format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ironnet\n  cluster:\n    server: \"{server_url}\"\n\
-         users:\n- name: admin\n  user: {{}}\ncontexts:\n- name: ironnet\n  context:\n    cluster: ironnet\n    \
-         user: admin\n    namespace: default\ncurrent-context: ironnet\npreferences: {{}}\n"
-    ))
+/// How a kubeconfig's user authenticates.
+#[derive(Clone, Debug, Default)]
+pub enum Credentials {
+    /// No credentials (a plain-HTTP server without authentication).
+    #[default]
+    None,
+    /// A client certificate and its key (PEM).
+    ClientCertificate {
+        /// The certificate.
+        cert_pem: String,
+        /// The private key.
+        key_pem: String,
+    },
+    /// A bearer token.
+    Token(String),
 }
 
-/// Writes the kubeconfig atomically (temp file + rename) to `path` with mode 0600.
-pub fn write(path: &Path, server_url: &str) -> Result<(), KubeconfigError> {
-    let text = render(server_url)?;
-    let io = |source| KubeconfigError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).map_err(io)?;
-        // `mode` only applies to a file it creates; a leftover temp file keeps its own.
-        #[cfg(unix)]
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
+/// What one kubeconfig holds: a cluster, a user and a context, all named `ironnet` but the user.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The server URL.
+    pub server: String,
+    /// The CA certificate (PEM) to verify the server with; none for plain HTTP.
+    pub ca_pem: Option<String>,
+    /// The kubeconfig's name for the user (`admin`, `node-hv-1`).
+    pub user: String,
+    /// How the user authenticates.
+    pub credentials: Credentials,
+}
+
+impl Spec {
+    /// A kubeconfig without credentials or CA for `server`.
+    pub fn plain(server: &str) -> Spec {
+        Spec {
+            server: server.to_owned(),
+            ca_pem: None,
+            user: "admin".into(),
+            credentials: Credentials::None,
+        }
     }
-    std::fs::rename(&tmp, path).map_err(io)
+
+    /// The kubeconfig YAML.
+    pub fn render(&self) -> Result<String, KubeconfigError> {
+        let url = &self.server;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['\n', '"']) {
+            return Err(KubeconfigError::BadUrl(url.clone()));
+        }
+        let mut cluster = serde_json::json!({"server": url});
+        if let Some(ca) = &self.ca_pem {
+            cluster["certificate-authority-data"] = STANDARD.encode(ca).into();
+        }
+        let user = match &self.credentials {
+            Credentials::None => serde_json::json!({}),
+            Credentials::ClientCertificate { cert_pem, key_pem } => serde_json::json!({
+                "client-certificate-data": STANDARD.encode(cert_pem),
+                "client-key-data": STANDARD.encode(key_pem),
+            }),
+            Credentials::Token(token) => serde_json::json!({"token": token}),
+        };
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "ironnet", "cluster": cluster}],
+            "users": [{"name": self.user, "user": user}],
+            "contexts": [{"name": "ironnet", "context": {"cluster": "ironnet", "user": self.user, "namespace": "default"}}],
+            "current-context": "ironnet",
+            "preferences": {},
+        });
+        Ok(serde_saphyr::to_string(&config).expect("a kubeconfig always serializes"))
+    }
+
+    /// Writes the kubeconfig atomically (temp file + rename) to `path` with mode 0600.
+    pub fn write(&self, path: &Path) -> Result<(), KubeconfigError> {
+        let text = self.render()?;
+        crate::pki::write_private(path, text.as_bytes()).map_err(|source| KubeconfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// The kubeconfig YAML for `server_url` with one cluster, user and context and no credentials.
+pub fn render(server_url: &str) -> Result<String, KubeconfigError> {
+    Spec::plain(server_url).render()
+}
+
+/// Writes a kubeconfig without credentials for `server_url` atomically (temp file + rename) to
+/// `path` with mode 0600.
+pub fn write(path: &Path, server_url: &str) -> Result<(), KubeconfigError> {
+    Spec::plain(server_url).write(path)
 }
 
 #[cfg(test)]
@@ -64,8 +121,8 @@ mod tests {
     #[test]
     fn renders_and_validates() {
         let y = render("http://127.0.0.1:6443").unwrap();
-        assert!(y.contains("server: \"http://127.0.0.1:6443\""));
-        assert!(y.contains("current-context: ironnet"));
+        assert!(y.contains("server: http://127.0.0.1:6443"), "{y}");
+        assert!(y.contains("current-context: ironnet"), "{y}");
         assert!(render("ftp://x").is_err());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("kubeconfig");

@@ -8,6 +8,11 @@
 //! how in-process tests and the explicit plain-HTTP loopback mode run.
 
 pub mod identities;
+pub mod impersonate;
+pub mod signed;
+pub mod token;
+pub mod union;
+pub mod x509;
 
 use std::collections::BTreeMap;
 

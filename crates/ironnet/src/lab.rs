@@ -51,6 +51,9 @@ pub struct LabConfig {
     pub data_dir: PathBuf,
     /// The admin kubeconfig of the API server the node agents talk to.
     pub kubeconfig: PathBuf,
+    /// Each hypervisor's own kubeconfig (its node identity) by node name; a hypervisor without
+    /// one uses `kubeconfig`.
+    pub node_kubeconfigs: std::collections::HashMap<String, PathBuf>,
 }
 
 impl LabConfig {
@@ -307,7 +310,12 @@ impl Lab {
             register_node(&nodes, &name).await?;
             let dp_address = format!("127.0.0.1:{}", dp.grpc_port);
             let metalnet_dir = config.data_dir.join("metalnet").join(&name);
-            let kubeconfig = config.kubeconfig.display().to_string();
+            let kubeconfig = config
+                .node_kubeconfigs
+                .get(&name)
+                .unwrap_or(&config.kubeconfig)
+                .display()
+                .to_string();
             let metalnet_dir = metalnet_dir.display().to_string();
             let public_vni = PUBLIC_VNI.to_string();
             let mut args = vec![

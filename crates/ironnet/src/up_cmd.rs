@@ -2,13 +2,15 @@
 //! with every IronCore kind and its allocators, the controllers, apinetlet, and one simulated
 //! Node — with an admin kubeconfig for kubectl.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::json;
+
+use ironnet_apiserver::auth::identities as ids;
 
 use crate::lab::{self, Lab, LabConfig};
 use crate::serve::{self, AllocationArgs};
@@ -24,15 +26,12 @@ const SIMULATED_PARTITION: &str = "simulated";
 /// Arguments of `ironnet up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Directory for the embedded store and the admin kubeconfig (`DIR/kubeconfig`).
+    /// Directory for the embedded store, the cluster CA and keys (`DIR/pki`), the admin
+    /// kubeconfig (`DIR/kubeconfig`) and each component's (`DIR/kubeconfigs/`).
     #[arg(long, default_value = "ironnet-data")]
     data_dir: PathBuf,
-    /// Address to listen on (plain HTTP, no authentication: keep it on loopback).
-    #[arg(long, default_value = "127.0.0.1")]
-    bind_address: IpAddr,
-    /// Port to listen on (0 picks a free one; the kubeconfig names the actual port).
-    #[arg(long, default_value_t = 6443)]
-    port: u16,
+    #[command(flatten)]
+    serving: serve::ServingArgs,
     /// Name of the simulated hypervisor Node registered at startup.
     #[arg(long, default_value = "node-1")]
     node_name: String,
@@ -62,27 +61,20 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
             .collect();
     }
     let allocation = args.allocation.config()?;
+    args.serving.validate()?;
     let store = serve::open_store(&args.data_dir, &[]).await?;
-    let server = serve::listen(
-        store,
-        &allocation,
-        &args.data_dir,
-        args.bind_address,
-        args.port,
-        &args.inflight,
-    )
-    .await?;
-    let client = kube::Client::new(server.api.server.router(), "default");
-
-    let addr = server.addr;
+    let server = serve::listen(store, &allocation, &args.data_dir, &args.serving, &args.inflight).await?;
     let kubeconfig = server.kubeconfig.clone();
+    let hypervisor_names: Vec<String> = (1..=args.hypervisors).map(lab::hypervisor_name).collect();
+    let identities = Identities::write(&server, &kubeconfig, &hypervisor_names)?;
+    let url = server.url.clone();
     let prefixes: Vec<String> = allocation
         .public_prefixes
         .iter()
         .map(ToString::to_string)
         .collect();
     println!(
-        "ironnet is up: API server on http://{addr} (data in {})",
+        "ironnet is up: API server on {url} (data in {})",
         args.data_dir.display()
     );
     println!(
@@ -111,24 +103,28 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let server = tokio::spawn(server.serve(stopped(stop_rx.clone())));
+    // Every component talks to the server over HTTPS with its own identity, as it would from
+    // another machine.
+    let admin = serve::client_from(&kubeconfig).await?;
     let controllers = tokio::spawn(ironnet_controllers::run(
         ironnet_controllers::ControllerConfig::default(),
-        client.clone(),
+        serve::client_from(&identities.controller_manager).await?,
         stopped(stop_rx.clone()),
     ));
-    // One server serves both API groups, so apinetlet's two clients are the same in-process client.
+    // One server serves both API groups, so apinetlet's two clients are the same.
+    let apinetlet_client = serve::client_from(&identities.apinetlet).await?;
     let apinetlet = tokio::spawn(ironnet_apinetlet::run(
         ironnet_apinetlet::ApinetletConfig::new(ironnet_apinetlet::DEFAULT_APINET_NAMESPACE),
-        client.clone(),
-        client.clone(),
+        apinetlet_client.clone(),
+        apinetlet_client,
         stopped(stop_rx.clone()),
     ));
     let mut lab = None;
     let node = if args.hypervisors == 0 {
         // Stands in for the hypervisors: realises what is placed on the node.
-        register_node(&client, &args.node_name).await?;
+        register_node(&admin, &args.node_name).await?;
         tokio::spawn(ironnet_controllers::simulated_node::run(
-            client,
+            serve::client_from(&identities.simulated_node).await?,
             args.node_name.clone(),
             SIMULATED_PARTITION.to_owned(),
             stopped(stop_rx.clone()),
@@ -140,16 +136,18 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
             prefix: args.lab_prefix.clone(),
             data_dir: std::path::absolute(&args.data_dir)?,
             kubeconfig: std::path::absolute(&kubeconfig)?,
+            node_kubeconfigs: identities.nodes.clone(),
         };
         // metalnetlet of the lab's partition, with the metalnet objects on the same server.
+        let metalnetlet_client = serve::client_from(&identities.metalnetlet).await?;
         let metalnetlet = tokio::spawn(ironnet_metalnetlet::run(
             ironnet_metalnetlet::MetalnetletConfig::new(lab::PARTITION),
-            client.clone(),
-            client.clone(),
+            metalnetlet_client.clone(),
+            metalnetlet_client,
             stopped(stop_rx.clone()),
         ));
         // On failure the lab has removed what it built; returning ends the in-process components too.
-        let started = Lab::start(config, client).await.context("starting the lab")?;
+        let started = Lab::start(config, admin).await.context("starting the lab")?;
         print_lab(&started);
         lab = Some(started);
         metalnetlet
@@ -183,6 +181,57 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         lab.stop().await;
     }
     Ok(())
+}
+
+/// The kubeconfig of each component `ironnet up` runs.
+struct Identities {
+    controller_manager: PathBuf,
+    apinetlet: PathBuf,
+    metalnetlet: PathBuf,
+    simulated_node: PathBuf,
+    /// Each hypervisor's metalnet, by node name.
+    nodes: HashMap<String, PathBuf>,
+}
+
+/// How long the node tokens `ironnet up` issues are valid; a restart issues new ones.
+const NODE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+impl Identities {
+    /// Writes a kubeconfig per component under `DIR/kubeconfigs/`: client certificates for the
+    /// controllers, signed node tokens (`system:node:<name>` in `system:nodes`) for metalnet.
+    /// With --insecure-plain-http there are no identities and everyone uses `admin`.
+    fn write(server: &serve::ListeningServer, admin: &Path, nodes: &[String]) -> anyhow::Result<Identities> {
+        let Some(creds) = &server.credentials else {
+            return Ok(Identities {
+                controller_manager: admin.to_owned(),
+                apinetlet: admin.to_owned(),
+                metalnetlet: admin.to_owned(),
+                simulated_node: admin.to_owned(),
+                nodes: nodes.iter().map(|n| (n.clone(), admin.to_owned())).collect(),
+            });
+        };
+        let mut node_kubeconfigs = HashMap::new();
+        for node in nodes {
+            let path = creds.token_kubeconfig(
+                &format!("node-{node}"),
+                &ids::node_user(node),
+                &[ids::NODES_GROUP.to_owned()],
+                NODE_TOKEN_TTL,
+            )?;
+            node_kubeconfigs.insert(node.clone(), std::path::absolute(path)?);
+        }
+        Ok(Identities {
+            controller_manager: creds.certificate_kubeconfig(
+                "controller-manager",
+                ids::CONTROLLER_MANAGER_USER,
+                &[],
+            )?,
+            apinetlet: creds.certificate_kubeconfig("apinetlet", ids::APINETLET_USER, &[])?,
+            metalnetlet: creds.certificate_kubeconfig("metalnetlet", ids::METALNETLET_USER, &[])?,
+            simulated_node: creds.certificate_kubeconfig("simulated-node", ids::SIMULATED_NODE_USER, &[])?,
+            nodes: node_kubeconfigs,
+        })
+    }
 }
 
 /// Tells the user what the lab runs and how to reach it.

@@ -1,8 +1,11 @@
-//! ironcore NetworkPolicy → apinet NetworkPolicy + NetworkPolicyRule (ironcore-net §5.6).
+//! ironcore NetworkPolicy → apinet NetworkPolicy + NetworkPolicyRule (upstream ironcore-net's
+//! apinetlet NetworkPolicy controller, `apinetlet/controllers`).
 
 use serde_json::{Value, json};
 
-use ironnet_controllers::policy::{PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy, ResolvedRule};
+use ironnet_controllers::network_policy::{
+    PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy, ResolvedRule,
+};
 
 use crate::meta::{APINET_API_VERSION, Source, controller_ref, derived_metadata};
 use crate::origin;
@@ -211,7 +214,7 @@ pub fn desired_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ironnet_controllers::policy::{PolicyInterfaceView, resolve_policy};
+    use ironnet_controllers::network_policy::{PolicyInterfaceView, resolve_policy};
     use std::collections::BTreeMap;
 
     fn spec() -> Value {

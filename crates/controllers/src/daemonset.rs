@@ -1,4 +1,5 @@
-//! LoadBalancer → DaemonSet → Instances (ironcore-net §4.5, §4.6).
+//! LoadBalancer → DaemonSet → Instances (upstream ironcore-net's LoadBalancer and DaemonSet controllers,
+//! `internal/controllers`).
 //!
 //! Unlike upstream, the DaemonSet keeps the LoadBalancer template's `affinity` and `topologySpreadConstraints`
 //! and the selector's `matchExpressions`, so the zone anti-affinity that apinetlet sets takes effect.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::scheduler::{NodeSelector, NodeView, node_affinity_matches};
+use crate::placement::{NodeSelector, NodeView, node_affinity_matches};
 
 /// The API version of core.apinet.ironcore.dev objects.
 pub const APINET_API_VERSION: &str = "core.apinet.ironcore.dev/v1alpha1";
@@ -252,7 +253,7 @@ pub fn instance_name(ds: &str, rng: &mut impl rand::Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{NodeSelectorRequirement, NodeSelectorTerm};
+    use crate::placement::{NodeSelectorRequirement, NodeSelectorTerm};
 
     fn lb() -> LoadBalancerView {
         LoadBalancerView {

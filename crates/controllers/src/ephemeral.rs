@@ -1,5 +1,6 @@
 //! Ephemeral objects owned by a NetworkInterface or LoadBalancer: VirtualIPs and ipam Prefixes
-//! (networking-api §4.2–4.4).
+//! (upstream ironcore's `loadbalancerephemeralprefix`, `networkinterfaceephemeralprefix` and
+//! `networkinterfaceephemeralvirtualip` controllers, `internal/controllers/networking`).
 //!
 //! The plan is the same for every kind: create missing desired objects, delete managed objects that are no
 //! longer desired, never touch objects this owner does not manage, and never update existing objects.

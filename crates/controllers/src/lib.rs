@@ -6,16 +6,16 @@
 
 pub mod daemonset;
 pub mod ephemeral;
-pub mod lb_routing;
+pub mod loadbalancer_routing;
 pub mod manager;
 pub mod nat;
 pub mod net;
+pub mod network_policy;
 pub mod peering;
-pub mod policy;
+pub mod placement;
 pub mod protection;
 pub mod reconcilers;
 pub mod release;
-pub mod scheduler;
 pub mod selector;
 pub mod simulated_node;
 

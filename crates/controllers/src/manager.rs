@@ -85,18 +85,19 @@ async fn run_controllers(
     let informers = Informers::new(client.clone());
     let i = || informers.clone();
     futures::join!(
-        crate::reconcilers::network::run(i(), concurrency, wait(rx.clone())),
-        crate::reconcilers::loadbalancer::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::protection::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::peering::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::loadbalancer_routing::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::release::run(i(), concurrency, wait(rx.clone())),
-        crate::reconcilers::natgateway::run(i(), concurrency, wait(rx.clone())),
-        crate::reconcilers::autoscaler::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::nat_allocation::run(i(), concurrency, wait(rx.clone())),
+        crate::reconcilers::nat_autoscaler::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::nat_release::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::allocation_gc::run(client.clone(), concurrency, wait(rx.clone())),
         crate::reconcilers::ephemeral_vip::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::ephemeral_prefix::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::apinet_loadbalancer::run(i(), concurrency, wait(rx.clone())),
         crate::reconcilers::daemonset::run(client.clone(), concurrency, wait(rx.clone())),
-        crate::reconcilers::instance_scheduler::run(client.clone(), wait(rx.clone())),
+        crate::reconcilers::placement::run(client.clone(), wait(rx.clone())),
         crate::reconcilers::network_policy::run(i(), concurrency, wait(rx)),
         trigger,
     );

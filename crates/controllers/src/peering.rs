@@ -1,5 +1,5 @@
-//! Network peering (networking-api §4.6): which Networks claim a mutual peering with a Network
-//! (`spec.incomingPeerings`).
+//! Network peering (upstream ironcore's `networkpeering` controller, `internal/controllers/networking`):
+//! which Networks claim a mutual peering with a Network (`spec.incomingPeerings`).
 
 /// A namespaced object key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,4 +1,5 @@
-//! The Network protection finalizer (networking-api §4.5).
+//! The Network protection finalizer: a Network stays while NetworkInterfaces, LoadBalancers, NATGateways or
+//! peers use it (upstream ironcore's `networkprotection` controller, `internal/controllers/networking`).
 
 use crate::peering::{ObjectKey, PeeringClaimRef};
 

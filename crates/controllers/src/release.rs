@@ -1,5 +1,7 @@
-//! Releasing stale claims (networking-api §4.7/§4.8, ironcore-net §4.2–4.4, §4.10) and garbage collection of
-//! IPAddresses and NetworkIDs whose claimer is gone.
+//! Releasing stale claims (upstream ironcore's `networkrelease` and `virtualiprelease` in
+//! `internal/controllers/networking`, ironcore-net's NetworkInterfaceNATRelease in `internal/controllers`)
+//! and garbage collection of IPAddresses and NetworkIDs whose claimer is gone (ironcore-net's IPAddress,
+//! `ipaddressgc` and `networkidgc` controllers).
 //!
 //! Upstream checks existence by name only, so an object re-created under the same name keeps the claim of
 //! its predecessor. Here a claim holds only while an object with the claimed **UID** exists.
@@ -45,7 +47,7 @@ pub fn stale_claims(claims: &[ClaimRef], lookup: impl Fn(&ClaimRef) -> Claimer) 
         .collect()
 }
 
-/// What to do with an IPAddress (ironcore-net §4.2/§4.3) or a NetworkID (§4.4).
+/// What to do with an IPAddress or a NetworkID whose claim is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocationAction {
     /// The claimer is alive: keep it.

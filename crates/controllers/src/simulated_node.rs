@@ -1,8 +1,9 @@
 //! A simulated hypervisor, used by `ironnet up` and the control-plane benchmark: it reports every
-//! `core.apinet.ironcore.dev` NetworkInterface placed on its Node as realised, the way metalnetlet does once a
-//! real node's dataplane has programmed the interface (ironcore-net §6.3: `status.state`, `prefixes`,
-//! `publicIPs`, `natIPs`), and reports the peerings of every Network under its partition (§6.2: a peering is
-//! `Ready` once the peer Network exists and peers back, `Pending` until then).
+//! `core.apinet.ironcore.dev` NetworkInterface placed on its Node as realised, the way metalnetlet does once
+//! a real node's dataplane has programmed the interface (`status.state`, `prefixes`, `publicIPs`, `natIPs`),
+//! and reports the peerings of every Network under its partition in `status.peerings` (a peering is `Ready`
+//! once the peer Network exists and peers back, `Pending` until then), as metalnetlet's Network controller
+//! does.
 //!
 //! It exists so that a laptop without hypervisors can take tenant objects all the way to `state: Available`; a
 //! real node agent replaces it by running with its own Node name.

@@ -1,4 +1,5 @@
-//! NATGateway → NATTable: which NetworkInterface gets which port slot on which NAT IP (ironcore-net §4.8).
+//! NATGateway → NATTable: which NetworkInterface gets which port slot on which NAT IP (upstream
+//! ironcore-net's NATGateway controller, `internal/controllers`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
-//! NATGatewayAutoscaler: how many public IPs a NAT gateway needs (ironcore-net §4.9).
+//! NATGatewayAutoscaler: how many public IPs a NAT gateway needs (upstream ironcore-net's
+//! NATGatewayAutoscaler controller, `internal/controllers`).
 
 use super::slots::{SlotError, SlotLayout};
 

@@ -1,4 +1,5 @@
-//! NAT port-slot arithmetic (ironcore-net §4.8).
+//! NAT port-slot arithmetic, as upstream ironcore-net's NATGateway controller (`internal/controllers`) cuts
+//! ports.
 //!
 //! Each NAT IP offers the ephemeral ports `1024..=65535` (64512 ports). A gateway with
 //! `portsPerNetworkInterface = ppn` cuts them into `64512 / ppn` slots; slot `s` is the range

@@ -1,4 +1,5 @@
-//! IPAddress and NetworkID garbage collection (ironcore-net §4.2–4.4) over [`crate::release`]: an allocation
+//! IPAddress and NetworkID garbage collection over [`crate::release`] (upstream ironcore-net's IPAddress,
+//! `ipaddressgc` and `networkidgc` controllers, `internal/controllers`): an allocation
 //! whose claimer (by group/resource/namespace/name **and UID**) is gone is deleted, and a deleting IPAddress
 //! loses its protection finalizer once its claimer is gone.
 

@@ -1,4 +1,5 @@
-//! apinet LoadBalancer → DaemonSet reconciler (ironcore-net §4.5) over [`crate::daemonset::desired_daemonset`].
+//! apinet LoadBalancer → DaemonSet reconciler over [`crate::daemonset::desired_daemonset`] (upstream
+//! ironcore-net's LoadBalancer controller, `internal/controllers`).
 
 use std::sync::Arc;
 

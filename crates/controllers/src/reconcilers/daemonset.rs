@@ -1,4 +1,5 @@
-//! DaemonSet → Instances reconciler (ironcore-net §4.6) over [`crate::daemonset::plan_instances`].
+//! DaemonSet → Instances reconciler over [`crate::daemonset::plan_instances`] (upstream ironcore-net's
+//! DaemonSet controller, `internal/controllers`).
 //!
 //! Instances are listed live on every reconcile, so a create or delete is visible to the next reconcile and no
 //! "expectations" bookkeeping (upstream's guard against a lagging cache) is needed.
@@ -18,7 +19,7 @@ use crate::daemonset::{
     APINET_API_VERSION, CONTROLLER_REVISION_HASH, InstanceState, instance_name, instance_spec_for_node,
     pinned_node, plan_instances, template_hash,
 };
-use crate::scheduler::{NodeView, node_selector_from_json};
+use crate::placement::{NodeView, node_selector_from_json};
 use crate::selector::LabelMatcher;
 use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 

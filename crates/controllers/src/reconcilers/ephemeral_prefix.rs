@@ -1,5 +1,6 @@
-//! Ephemeral ipam Prefixes of NetworkInterfaces and LoadBalancers (networking-api §4.2, §4.3) over
-//! [`crate::ephemeral::plan_ephemeral`].
+//! Ephemeral ipam Prefixes of NetworkInterfaces and LoadBalancers over [`crate::ephemeral::plan_ephemeral`]
+//! (upstream ironcore's `loadbalancerephemeralprefix` and `networkinterfaceephemeralprefix`,
+//! `internal/controllers/networking`).
 //!
 //! ipam Prefixes (`ipam.ironcore.dev/v1alpha1`) belong to IronCore's ipam, which ironnet does not serve itself;
 //! the controllers start once the API server serves the kind and stay idle until then.

@@ -1,4 +1,5 @@
-//! NetworkInterface ephemeral VirtualIP reconciler (networking-api §4.4) over [`crate::ephemeral`].
+//! NetworkInterface ephemeral VirtualIP reconciler over [`crate::ephemeral`] (upstream
+//! ironcore's `networkinterfaceephemeralvirtualip`, `internal/controllers/networking`).
 
 use std::sync::Arc;
 

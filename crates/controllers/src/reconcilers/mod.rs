@@ -3,16 +3,17 @@
 
 pub mod allocation_gc;
 pub mod apinet_loadbalancer;
-pub mod autoscaler;
 pub mod daemonset;
 pub mod ephemeral_prefix;
 pub mod ephemeral_vip;
-pub mod instance_scheduler;
-pub mod loadbalancer;
+pub mod loadbalancer_routing;
+pub mod nat_allocation;
+pub mod nat_autoscaler;
 pub mod nat_release;
-pub mod natgateway;
-pub mod network;
 pub mod network_policy;
+pub mod peering;
+pub mod placement;
+pub mod protection;
 pub mod release;
 
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! NetworkInterface NAT release (ironcore-net §4.10): `spec.natGateways` entries whose gateway (by UID) is gone
+//! NetworkInterface NAT release (upstream ironcore-net's NetworkInterfaceNATRelease controller,
+//! `internal/controllers`): `spec.natGateways` entries whose gateway (by UID) is gone
 //! are removed.
 
 use std::sync::Arc;

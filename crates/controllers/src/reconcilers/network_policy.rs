@@ -1,5 +1,6 @@
-//! apinet NetworkPolicy → NetworkPolicyRule reconciler (ironcore-net §4.11, with the rule resolution of §5.6)
-//! over [`crate::policy::resolve_policy`].
+//! apinet NetworkPolicy → NetworkPolicyRule reconciler over [`crate::network_policy::resolve_policy`], the
+//! rule resolution upstream ironcore-net's apinetlet NetworkPolicy controller (`apinetlet/controllers`)
+//! performs.
 //!
 //! Upstream's controller-manager only deletes a rule whose policy is gone and leaves resolution to apinetlet,
 //! which re-resolves only when the ironcore policy changes. Here the rule follows the apinet objects it depends
@@ -17,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::policy::{
+use crate::network_policy::{
     PolicyInterfaceView, PolicyLoadBalancerView, PolicyPeer, PolicyRuleView, PolicyView, ResolvedPolicy,
     ResolvedRule, resolve_policy,
 };

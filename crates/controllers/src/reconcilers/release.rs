@@ -1,5 +1,6 @@
-//! Release of stale claims (networking-api §4.7, §4.8) over [`crate::release`]: a VirtualIP's `targetRef`
-//! whose NetworkInterface is gone, and `spec.incomingPeerings` entries whose Network is gone.
+//! Release of stale claims over [`crate::release`] (upstream ironcore's `networkrelease` and
+//! `virtualiprelease`, `internal/controllers/networking`): a VirtualIP's `targetRef` whose NetworkInterface
+//! is gone, and `spec.incomingPeerings` entries whose Network is gone.
 //!
 //! A claim holds only while an object with the claimed UID exists (upstream checks the name only).
 //! NetworkInterface `machineRef` release needs the `compute.ironcore.dev` Machine kind, which ironnet does not

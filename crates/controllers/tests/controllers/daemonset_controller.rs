@@ -1,5 +1,6 @@
 //! apinet LoadBalancer → DaemonSet → Instances reconcilers against the real in-process API server
-//! (ironcore-net §7.3 loadbalancer_controller_test, daemonset_controller_test).
+//! (the cases of upstream ironcore-net `internal/controllers/loadbalancer_controller_test.go` and
+//! `internal/controllers/daemonset_controller_test.go`).
 
 use crate::common;
 

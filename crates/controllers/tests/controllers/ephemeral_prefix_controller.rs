@@ -1,5 +1,6 @@
-//! Ephemeral Prefix reconcilers against the real in-process API server serving ipam Prefixes
-//! (networking-api §7 K1–K3, L1–L3).
+//! Ephemeral Prefix reconcilers against the real in-process API server serving ipam Prefixes (the cases of
+//! upstream ironcore `internal/controllers/networking/loadbalancer_ephemeralprefix_controller_test.go` and
+//! `networkinterface_ephemeralprefix_controller_test.go`).
 
 use crate::common;
 

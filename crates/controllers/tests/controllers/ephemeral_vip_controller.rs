@@ -1,4 +1,5 @@
-//! Ephemeral VirtualIP reconciler against the real in-process API server (networking-api §7 M1, M2, M4).
+//! Ephemeral VirtualIP reconciler against the real in-process API server (cases of upstream ironcore
+//! `internal/controllers/networking/networkinterface_ephemeralvirtualip_controller_test.go`).
 
 use crate::common;
 

@@ -1,11 +1,11 @@
-//! The remaining ironcore-net controller conformance cases against the real in-process API server (§7.3
-//! ipaddress_controller_test, networkinterfacenatrelease_controller_test (a)).
+//! The remaining ironcore-net controller conformance cases against the real in-process API server (upstream
+//! `internal/controllers/ipaddress_controller_test.go`, `networkinterfacenatrelease_controller_test.go` (a)).
 
 use crate::common;
 
 use common::{consistently, eventually, server, start};
 use ironnet_api::apinet::{IPAddress, NATGateway, NetworkInterface};
-use ironnet_controllers::reconcilers::{allocation_gc, nat_release, natgateway};
+use ironnet_controllers::reconcilers::{allocation_gc, nat_allocation, nat_release};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -59,7 +59,7 @@ async fn ipaddress_protection_holds_while_its_claimer_exists() {
 async fn interface_created_before_its_gateway_is_claimed_and_stays_claimed() {
     let (client, _server, _dir) = server().await;
     let _nat = start(&client, |c, s| {
-        natgateway::run(ironnet_runtime::informer::Informers::new(c), 2, s)
+        nat_allocation::run(ironnet_runtime::informer::Informers::new(c), 2, s)
     });
     let _release = start(&client, |c, s| {
         nat_release::run(ironnet_runtime::informer::Informers::new(c), 2, s)

@@ -1,5 +1,6 @@
 //! The remaining Network peering and protection conformance cases against the real in-process API server
-//! (networking-api §7 N2–N5, O3, O5).
+//! (upstream ironcore `internal/controllers/networking/network_peering_controller_test.go` and
+//! `network_protection_controller_test.go`).
 
 use crate::common;
 
@@ -36,8 +37,13 @@ async fn create_available(api: &Api<Network>, name: &str, peers: &[(&str, &str)]
 }
 
 fn start(client: &kube::Client) -> tokio::sync::oneshot::Sender<()> {
-    common::start(client, |c, s| {
-        ironnet_controllers::reconcilers::network::run(ironnet_runtime::informer::Informers::new(c), 4, s)
+    common::start(client, |c, stop| async move {
+        let informers = ironnet_runtime::informer::Informers::new(c);
+        let stop = futures::FutureExt::shared(stop);
+        futures::join!(
+            ironnet_controllers::reconcilers::protection::run(informers.clone(), 4, stop.clone()),
+            ironnet_controllers::reconcilers::peering::run(informers, 4, stop),
+        );
     })
 }
 

@@ -1,4 +1,5 @@
-//! Network protection and peering reconcilers against the real in-process API server (networking-api §7 N, O).
+//! Network protection and peering reconcilers against the real in-process API server (cases of upstream
+//! ironcore `internal/controllers/networking/network_{peering,protection}_controller_test.go`).
 
 use crate::common;
 
@@ -32,13 +33,16 @@ async fn make_available(api: &Api<Network>, name: &str) {
 
 fn start(client: kube::Client) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ironnet_controllers::reconcilers::network::run(
-        ironnet_runtime::informer::Informers::new(client),
+    let informers = ironnet_runtime::informer::Informers::new(client);
+    let stop = futures::FutureExt::shared(async move {
+        let _ = rx.await;
+    });
+    tokio::spawn(ironnet_controllers::reconcilers::protection::run(
+        informers.clone(),
         4,
-        async move {
-            let _ = rx.await;
-        },
+        stop.clone(),
     ));
+    tokio::spawn(ironnet_controllers::reconcilers::peering::run(informers, 4, stop));
     tx
 }
 

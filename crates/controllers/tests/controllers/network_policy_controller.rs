@@ -1,5 +1,6 @@
-//! apinet NetworkPolicy → NetworkPolicyRule reconciler against the real in-process API server
-//! (ironcore-net §4.11 with §5.6's resolution; the apinetlet networkpolicy conformance case).
+//! apinet NetworkPolicy → NetworkPolicyRule reconciler against the real in-process API server (the rule
+//! resolution of upstream ironcore-net's apinetlet NetworkPolicy controller and its conformance case in
+//! `apinetlet/controllers`).
 
 use crate::common;
 

@@ -1,5 +1,6 @@
-//! Claim release reconcilers against the real in-process API server (networking-api §7 P1, P3), plus the
-//! UID check upstream lacks.
+//! Claim release reconcilers against the real in-process API server (upstream ironcore
+//! `internal/controllers/networking/network_release_controller_test.go`,
+//! `virtualip_release_controller_test.go`), plus the UID check upstream lacks.
 
 use crate::common;
 

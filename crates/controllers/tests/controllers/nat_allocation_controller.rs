@@ -1,4 +1,5 @@
-//! NATGateway → NATTable reconciler against the real in-process API server (ironcore-net §7.3 natgateway).
+//! NATGateway → NATTable reconciler against the real in-process API server (the cases of upstream
+//! ironcore-net `internal/controllers/natgateway_controller_test.go` and its neighbours).
 
 use crate::common;
 
@@ -11,7 +12,7 @@ use serde_json::json;
 async fn eligible_interface_gets_first_slot_and_claim() {
     let (client, _server, _dir) = server().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ironnet_controllers::reconcilers::natgateway::run(
+    tokio::spawn(ironnet_controllers::reconcilers::nat_allocation::run(
         ironnet_runtime::informer::Informers::new(client.clone()),
         2,
         async move {

@@ -1,4 +1,5 @@
-//! LoadBalancer → LoadBalancerRouting destinations (networking-api §4.1).
+//! LoadBalancer → LoadBalancerRouting destinations (upstream ironcore's `loadbalancer` controller,
+//! `internal/controllers/networking`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -1,5 +1,5 @@
-//! NetworkPolicy → NetworkPolicyRule resolution (ironcore-net §5.6): selectors become targets, peers become
-//! prefixes.
+//! NetworkPolicy → NetworkPolicyRule resolution (done upstream by ironcore-net's apinetlet NetworkPolicy
+//! controller, `apinetlet/controllers`): selectors become targets, peers become prefixes.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
-//! NATGatewayAutoscaler reconciler (ironcore-net §4.9) over [`crate::nat::autoscaler`].
+//! NATGatewayAutoscaler reconciler over [`crate::nat::autoscaler`] (upstream ironcore-net's
+//! NATGatewayAutoscaler controller, `internal/controllers`).
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! LoadBalancer → LoadBalancerRouting reconciler (networking-api §4.1) over [`crate::lb_routing`].
+//! LoadBalancer → LoadBalancerRouting reconciler over [`crate::loadbalancer_routing`] (upstream ironcore's
+//! `loadbalancer` controller, `internal/controllers/networking`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::lb_routing::{self, RoutingInterfaceView};
+use crate::loadbalancer_routing::{self, RoutingInterfaceView};
 use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, fingerprint, index_key};
 use ironnet_runtime::informer::Informers;
 use ironnet_runtime::reconcile::ReconcileError;
@@ -75,7 +76,8 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
     let selector_json = serde_json::to_value(selector).unwrap_or(Value::Null);
     let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
         serde_json::from_value(selector_json).unwrap_or_default();
-    let Ok(Some(destinations)) = lb_routing::destinations(network_name, Some(&selector), &views) else {
+    let Ok(Some(destinations)) = loadbalancer_routing::destinations(network_name, Some(&selector), &views)
+    else {
         tracing::warn!(lb = %lb.name_any(), "invalid networkInterfaceSelector");
         return Ok(Action::await_change());
     };

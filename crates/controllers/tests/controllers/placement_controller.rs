@@ -1,10 +1,11 @@
-//! The instance scheduler against the real in-process API server (ironcore-net §7.3 scheduler_controller_test).
+//! Instance placement against the real in-process API server (the cases of upstream ironcore-net
+//! `internal/controllers/scheduler_controller_test.go`).
 
 use crate::common;
 
 use common::{consistently, eventually, server, start};
 use ironnet_api::apinet::{Instance, Node};
-use ironnet_controllers::reconcilers::instance_scheduler;
+use ironnet_controllers::reconcilers::placement;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
@@ -54,7 +55,7 @@ async fn bound(api: &Api<Instance>) -> Vec<(String, String)> {
 async fn instance_is_bound_to_the_only_node() {
     let (client, _server, _dir) = server().await;
     create_node(&client, "node", json!({})).await;
-    let _stop = start(&client, instance_scheduler::run);
+    let _stop = start(&client, placement::run);
     let api: Api<Instance> = Api::namespaced(client.clone(), "default");
     api.create(&PostParams::default(), &instance("i", json!({}), json!({})))
         .await
@@ -70,7 +71,7 @@ async fn anti_affinity_spreads_instances_over_zones_and_leaves_the_third_unsched
     let (client, _server, _dir) = server().await;
     create_node(&client, "node-a", json!({ZONE: "zone-a"})).await;
     create_node(&client, "node-b", json!({ZONE: "zone-b"})).await;
-    let _stop = start(&client, instance_scheduler::run);
+    let _stop = start(&client, placement::run);
     let api: Api<Instance> = Api::namespaced(client.clone(), "default");
     for name in ["i1", "i2", "i3"] {
         let i = instance(
@@ -95,7 +96,7 @@ async fn pinned_instances_in_one_zone_repel_each_other() {
     let (client, _server, _dir) = server().await;
     create_node(&client, "node-a", json!({ZONE: "zone-a"})).await;
     create_node(&client, "node-b", json!({ZONE: "zone-a"})).await;
-    let _stop = start(&client, instance_scheduler::run);
+    let _stop = start(&client, placement::run);
     let api: Api<Instance> = Api::namespaced(client.clone(), "default");
     for (name, node) in [("i1", "node-a"), ("i2", "node-b")] {
         let mut affinity = zone_anti_affinity();
@@ -113,7 +114,7 @@ async fn pinned_instances_in_one_zone_repel_each_other() {
 #[tokio::test]
 async fn without_nodes_instances_stay_unscheduled_until_a_node_appears() {
     let (client, _server, _dir) = server().await;
-    let _stop = start(&client, instance_scheduler::run);
+    let _stop = start(&client, placement::run);
     let api: Api<Instance> = Api::namespaced(client.clone(), "default");
     api.create(&PostParams::default(), &instance("i", json!({}), json!({})))
         .await
@@ -133,7 +134,7 @@ async fn topology_spread_and_load_decide_between_nodes() {
     create_node(&client, "a2", json!({"zone": "1"})).await;
     create_node(&client, "b1", json!({"zone": "2"})).await;
     create_node(&client, "nozone", json!({})).await;
-    let _stop = start(&client, instance_scheduler::run);
+    let _stop = start(&client, placement::run);
     let api: Api<Instance> = Api::namespaced(client.clone(), "default");
     let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
         "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "lb"}}}]});

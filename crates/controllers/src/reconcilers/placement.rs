@@ -1,4 +1,5 @@
-//! The instance scheduler (ironcore-net §4.7, controller `instance-scheduler`) over [`crate::scheduler::schedule`].
+//! Instance placement (upstream ironcore-net's scheduler, controller `instance-scheduler`,
+//! `internal/controllers`) over [`crate::placement::place`].
 //!
 //! One reconcile at a time (upstream's MaxConcurrentReconciles 1). Bound Instances are read from the
 //! controller's own reflector cache; a binding this scheduler has written but the cache has not shown yet is
@@ -19,9 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::daemonset::node_view;
-use crate::scheduler::{
-    InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, schedule,
-};
+use crate::placement::{InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, place};
 use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// Controller name, also the reporting controller of its events.
@@ -99,7 +98,7 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, Reconci
     {
         return Ok(Action::await_change());
     }
-    let placement = match schedule(&instance_view(&inst), &nodes, &placed) {
+    let placement = match place(&instance_view(&inst), &nodes, &placed) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(instance = %inst.name_any(), error = %e, "cannot schedule instance");

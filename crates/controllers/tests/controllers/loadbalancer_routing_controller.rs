@@ -1,4 +1,5 @@
-//! LoadBalancer routing reconciler against the real in-process API server (networking-api §7 J1–J3).
+//! LoadBalancer routing reconciler against the real in-process API server (the cases of upstream ironcore
+//! `internal/controllers/networking/loadbalancer_controller_test.go`).
 
 use crate::common;
 

@@ -1,5 +1,5 @@
-//! apinet NATGateway → NATTable and NetworkInterface NAT claims (ironcore-net §4.8) over
-//! [`crate::nat::allocation`].
+//! apinet NATGateway → NATTable and NetworkInterface NAT claims over [`crate::nat::allocation`] (upstream
+//! ironcore-net's NATGateway controller, `internal/controllers`).
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! The instance scheduler (ironcore-net §4.7): node affinity, instance anti-affinity, topology spread, then
-//! the least-loaded node.
+//! Instance placement (upstream ironcore-net's scheduler, controller `instance-scheduler` in
+//! `internal/controllers`): node affinity, instance anti-affinity, topology spread, then the least-loaded
+//! node.
 //!
 //! Differences from upstream: ties between equally loaded nodes are broken by node name (upstream: arbitrary),
 //! `matchFields` accepts `In`/`NotIn` with any number of values, and a malformed selector is reported as an
@@ -131,7 +132,7 @@ pub struct PlacedInstance {
 
 /// A selector in the instance's constraints is malformed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ScheduleError {
+pub enum PlacementError {
     /// A label selector of an anti-affinity term or spread constraint.
     #[error(transparent)]
     Selector(#[from] SelectorError),
@@ -206,11 +207,11 @@ pub enum Placement {
 /// and the new one repelling existing ones; nodes without the topology key pass), topology spread (nodes must
 /// carry every constraint key; skew after placement must stay ≤ maxSkew). Among the survivors the node with the
 /// fewest non-deleting instances (all namespaces) wins; ties go to the lexicographically smallest name.
-pub fn schedule(
+pub fn place(
     instance: &InstanceView,
     nodes: &[NodeView],
     placed: &[PlacedInstance],
-) -> Result<Placement, ScheduleError> {
+) -> Result<Placement, PlacementError> {
     let node_labels: BTreeMap<&str, &Labels> = nodes.iter().map(|n| (n.name.as_str(), &n.labels)).collect();
     let mut candidates: Vec<&NodeView> = nodes
         .iter()
@@ -434,10 +435,10 @@ mod tests {
     fn single_node_gets_the_instance_and_no_nodes_means_no_fit() {
         let nodes = [node("n1", &[])];
         assert_eq!(
-            schedule(&inst("a"), &nodes, &[]).unwrap(),
+            place(&inst("a"), &nodes, &[]).unwrap(),
             Placement::Node("n1".into())
         );
-        assert_eq!(schedule(&inst("a"), &[], &[]).unwrap(), Placement::NoFit);
+        assert_eq!(place(&inst("a"), &[], &[]).unwrap(), Placement::NoFit);
     }
 
     #[test]
@@ -450,7 +451,7 @@ mod tests {
         let mut results = vec![];
         for name in ["i1", "i2", "i3"] {
             let i = zone_anti(inst(name));
-            let r = schedule(&i, &nodes, &placed).unwrap();
+            let r = place(&i, &nodes, &placed).unwrap();
             if let Placement::Node(n) = &r {
                 placed.push(PlacedInstance {
                     instance: i,
@@ -474,12 +475,12 @@ mod tests {
         i1.node_affinity = Some(pin("a"));
         let mut i2 = zone_anti(inst("i2"));
         i2.node_affinity = Some(pin("b"));
-        assert_eq!(schedule(&i1, &nodes, &[]).unwrap(), Placement::Node("a".into()));
+        assert_eq!(place(&i1, &nodes, &[]).unwrap(), Placement::Node("a".into()));
         let placed = [PlacedInstance {
             instance: i1,
             node: "a".into(),
         }];
-        assert_eq!(schedule(&i2, &nodes, &placed).unwrap(), Placement::NoFit);
+        assert_eq!(place(&i2, &nodes, &placed).unwrap(), Placement::NoFit);
     }
 
     #[test]
@@ -497,11 +498,11 @@ mod tests {
         // Node "a" holds one instance (another namespace), so the empty node "b" wins on load; with "b" gone,
         // "a" is still allowed.
         assert_eq!(
-            schedule(&zone_anti(inst("i")), &nodes, &placed).unwrap(),
+            place(&zone_anti(inst("i")), &nodes, &placed).unwrap(),
             Placement::Node("b".into())
         );
         assert_eq!(
-            schedule(&zone_anti(inst("i")), &nodes[..1], &placed).unwrap(),
+            place(&zone_anti(inst("i")), &nodes[..1], &placed).unwrap(),
             Placement::Node("a".into())
         );
     }
@@ -573,7 +574,7 @@ mod tests {
         for k in 0..10 {
             let mut next = i.clone();
             next.name = format!("x{k}");
-            let Placement::Node(n) = schedule(&next, &nodes, &placed).unwrap() else {
+            let Placement::Node(n) = place(&next, &nodes, &placed).unwrap() else {
                 panic!("no fit")
             };
             assert_ne!(n, "c", "nodes without the key are excluded");
@@ -592,10 +593,7 @@ mod tests {
                 node: "a".into(),
             })
             .collect();
-        assert_eq!(
-            schedule(&i, &nodes, &foreign).unwrap(),
-            Placement::Node("b".into())
-        );
+        assert_eq!(place(&i, &nodes, &foreign).unwrap(), Placement::Node("b".into()));
     }
 
     #[test]
@@ -606,7 +604,7 @@ mod tests {
             node: "a".into(),
         }];
         assert_eq!(
-            schedule(&inst("x"), &nodes, &placed).unwrap(),
+            place(&inst("x"), &nodes, &placed).unwrap(),
             Placement::Node("b".into())
         );
     }
@@ -631,7 +629,7 @@ mod tests {
             instance: inst("p"),
             node: "a".into(),
         }];
-        assert!(schedule(&i, &[node("a", &[])], &placed).is_err());
+        assert!(place(&i, &[node("a", &[])], &placed).is_err());
     }
     #[test]
     fn views_are_read_from_the_wire_form() {

@@ -1,5 +1,5 @@
 //! ironcore LoadBalancer (+ LoadBalancerRouting) → apinet LoadBalancer + LoadBalancerRouting, `status.ips`
-//! back (ironcore-net §5.5).
+//! back (upstream ironcore-net's apinetlet LoadBalancer controller, `apinetlet/controllers`).
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,5 @@
-//! ironcore NATGateway → apinet NATGateway + NATGatewayAutoscaler, `status.ips` back (ironcore-net §5.4).
+//! ironcore NATGateway → apinet NATGateway + NATGatewayAutoscaler, `status.ips` back (upstream
+//! ironcore-net's apinetlet NATGateway controller, `apinetlet/controllers`).
 
 use serde_json::{Value, json};
 

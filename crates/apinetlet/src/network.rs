@@ -1,4 +1,5 @@
-//! ironcore Network → apinet Network; provider ID, state and peering status back (ironcore-net §5.2).
+//! ironcore Network → apinet Network; provider ID, state and peering status back (upstream
+//! ironcore-net's apinetlet Network controller, `apinetlet/controllers`).
 
 use std::collections::BTreeMap;
 

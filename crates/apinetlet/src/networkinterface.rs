@@ -1,5 +1,5 @@
-//! ironcore NetworkInterface ⇄ apinet NetworkInterface: claiming, public IPs / prefixes / NAT down, status
-//! up (ironcore-net §5.7).
+//! ironcore NetworkInterface ⇄ apinet NetworkInterface: claiming, public IPs / prefixes / NAT down, status up
+//! (upstream ironcore-net's apinetlet NetworkInterface controller, `apinetlet/controllers`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -18,10 +18,10 @@ fn mirrorable(key: &str) -> bool {
 /// The metadata merge patch that makes a claimed apinet NetworkInterface carry the tenant NetworkInterface's
 /// labels, or `None` when it already does.
 ///
-/// NetworkPolicies select apinet NetworkInterfaces by label (ironcore-net §5.6). Upstream leaves labelling to
-/// the provider that creates them; mirroring the tenant's labels makes a policy written against the tenant's
-/// NetworkInterfaces select them, and follow label changes. Labels that others set on the apinet object and that
-/// were never mirrored are left alone.
+/// NetworkPolicies select apinet NetworkInterfaces by label. Upstream leaves labelling to the provider that
+/// creates them; mirroring the tenant's labels makes a policy written against the tenant's NetworkInterfaces
+/// select them, and follow label changes. Labels that others set on the apinet object and that were never
+/// mirrored are left alone.
 pub fn label_mirror_patch(
     tenant_labels: &BTreeMap<String, String>,
     apinet_metadata: &Value,

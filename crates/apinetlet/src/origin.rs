@@ -1,4 +1,5 @@
-//! Origin metadata: how an apinet object remembers the ironcore object it was derived from (ironcore-net §1.3).
+//! Origin metadata: how an apinet object remembers the ironcore object it was derived from (upstream
+//! ironcore-net `utils/origin`).
 //!
 //! Labels `<origin>-uid` and `<origin>-namespace`, annotation `<origin>-name`.
 

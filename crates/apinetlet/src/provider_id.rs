@@ -1,4 +1,4 @@
-//! Provider IDs (`apinetlet/provider`, ironcore-net §5.1):
+//! Provider IDs (upstream ironcore-net `apinetlet/provider`):
 //! `ironcore-net://<namespace>/<name>/<node-or-id>/<uid>`.
 
 use std::fmt;

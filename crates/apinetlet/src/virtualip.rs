@@ -1,4 +1,5 @@
-//! ironcore VirtualIP → apinet IP, `status.ip` back (ironcore-net §5.3).
+//! ironcore VirtualIP → apinet IP, `status.ip` back (upstream ironcore-net's apinetlet
+//! VirtualIP controller, `apinetlet/controllers`).
 
 use serde_json::{Value, json};
 

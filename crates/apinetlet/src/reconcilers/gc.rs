@@ -1,6 +1,6 @@
-//! "Delete gone" (ironcore-net §1.3): apinet objects whose origin names an ironcore object that no longer
-//! exists (or is a different incarnation with another UID) are deleted — or, for claimed NetworkInterfaces,
-//! released by stripping the origin metadata.
+//! "Delete gone" (upstream ironcore-net's pattern over origin metadata, `utils/origin`): apinet objects whose
+//! origin names an ironcore object that no longer exists (or is a different incarnation with another UID) are
+//! deleted — or, for claimed NetworkInterfaces, released by stripping the origin metadata.
 //!
 //! The finalizers make this the exception (a source removed while apinetlet was not running, or its finalizer
 //! removed by hand); a controller over the apinet kind catches both the initial list and later events.

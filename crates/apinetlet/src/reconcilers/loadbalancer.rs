@@ -1,5 +1,5 @@
 //! ironcore LoadBalancer (+ its LoadBalancerRouting) → apinet LoadBalancer + LoadBalancerRouting,
-//! `status.ips` back (§5.5) over [`crate::loadbalancer`].
+//! `status.ips` back over [`crate::loadbalancer`].
 
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
 //! kube-rs reconcilers: thin shells that read the ironcore object (and what it references), call the pure
 //! mapping of this crate, apply the apinet objects and write only the status that differs.
 //!
-//! Every reconciler follows the upstream skeleton (ironcore-net §5): a deleting source deletes its apinet
-//! object and drops the finalizer once that object is gone; a live source first gets the finalizer, then the
-//! apinet object is server-side applied (force, field manager [`FIELD_MANAGER`]) and the status is mirrored
-//! back. Apinet objects whose source vanished without the finalizer flow are handled by [`gc`].
+//! Every reconciler follows the skeleton of upstream ironcore-net's apinetlet controllers
+//! (`apinetlet/controllers`): a deleting source deletes its apinet object and drops the finalizer once that
+//! object is gone; a live source first gets the finalizer, then the apinet object is server-side applied
+//! (force, field manager [`FIELD_MANAGER`]) and the status is mirrored back. Apinet objects whose source
+//! vanished without the finalizer flow are handled by [`gc`].
 
 pub mod gc;
 pub mod loadbalancer;

@@ -1,4 +1,4 @@
-//! ironcore NATGateway → apinet NATGateway + NATGatewayAutoscaler, `status.ips` back (§5.4) over
+//! ironcore NATGateway → apinet NATGateway + NATGatewayAutoscaler, `status.ips` back over
 //! [`crate::natgateway`].
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! ironcore Network → apinet Network; provider ID, `state: Available` and peering status back (§5.2) over
+//! ironcore Network → apinet Network; provider ID, `state: Available` and peering status back over
 //! [`crate::network`].
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
-//! ironcore NetworkInterface ⇄ apinet NetworkInterface (§5.7) over [`crate::networkinterface`]: claims the
-//! apinet interface named by `spec.providerID` and the VirtualIP it references, pushes public IPs and prefixes
-//! down and mirrors state, IPs, prefixes and the virtual IP back.
+//! ironcore NetworkInterface ⇄ apinet NetworkInterface over [`crate::networkinterface`]: claims the apinet
+//! interface named by `spec.providerID` and the VirtualIP it references, pushes public IPs and prefixes down
+//! and mirrors state, IPs, prefixes and the virtual IP back.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! ironcore NetworkPolicy → apinet NetworkPolicy (§5.6) over [`crate::networkpolicy`].
+//! ironcore NetworkPolicy → apinet NetworkPolicy over [`crate::networkpolicy`].
 //!
 //! The NetworkPolicyRule's content is resolved and applied by the controller-manager's NetworkPolicy reconciler
 //! (`ironnet_controllers::reconcilers::network_policy`), which follows interface and load-balancer changes;

@@ -1,4 +1,4 @@
-//! ironcore VirtualIP → apinet IP (public, allocated by the API server), `status.ip` back (§5.3) over
+//! ironcore VirtualIP → apinet IP (public, allocated by the API server), `status.ip` back over
 //! [`crate::virtualip`].
 
 use std::sync::Arc;

@@ -1,13 +1,14 @@
 //! The `metalbond server|client` command line (upstream's `cmd/metalbond`), minus the netlink route installer.
 //!
 //! ```text
-//! metalbond server --listen [::]:4711 [--http [::]:4712] [--keepalive N]
+//! metalbond server --listen [::]:4711 [--http [::]:4712] [--keepalive N] [--tls-cert F --tls-key F --tls-ca F]
 //! metalbond client --server ADDR... [--subscribe VNI]... [--announce VNI#PREFIX#NEXTHOP[#STD|LB|NAT][#FROM#TO]]...
-//!                  [--keepalive N] [--http ADDR]
+//!                  [--keepalive N] [--http ADDR] [--tls-cert F --tls-key F --tls-ca F]
 //! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -16,6 +17,7 @@ use crate::config::Config;
 use crate::engine::RouteEvent;
 use crate::instance::{Error, MetalBond};
 use crate::route::{Route, Vni};
+use crate::tls::{TlsConfig, TlsError};
 
 /// How long the client waits for all servers to become ESTABLISHED before giving up (upstream: 10 s).
 pub const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +29,30 @@ pub enum MetalbondCommand {
     Server(ServerArgs),
     /// Connect to servers, subscribe to VNIs and announce routes.
     Client(ClientArgs),
+}
+
+/// Mutual TLS between metalbond peers (beyond upstream, which speaks plain TCP): all three flags or none.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain this instance presents to its peers (enables mutual TLS).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle every peer's certificate must chain to.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The loaded credentials, `None` without the flags.
+    pub fn load(&self) -> Result<Option<TlsConfig>, TlsError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => TlsConfig::from_pem_files(cert, key, ca).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Arguments of `metalbond server`.
@@ -41,6 +67,9 @@ pub struct ServerArgs {
     /// Keepalive interval in seconds (0 = 5).
     #[arg(long, default_value_t = 0)]
     pub keepalive: u32,
+    /// Mutual TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Accepted for compatibility; log levels come from RUST_LOG.
     #[arg(short, long)]
     pub verbose: bool,
@@ -64,6 +93,9 @@ pub struct ClientArgs {
     /// Serve the route table over HTTP on this address.
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Mutual TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Accepted for compatibility; log levels come from RUST_LOG.
     #[arg(short, long)]
     pub verbose: bool,
@@ -72,7 +104,7 @@ pub struct ClientArgs {
 /// Runs a subcommand until `shutdown` completes, then closes all sessions.
 ///
 /// `config` supplies everything the command line does not set (tests pass short timers); the `--keepalive` flag
-/// overrides its keepalive interval.
+/// overrides its keepalive interval and the `--tls-*` flags its TLS credentials.
 pub async fn run(
     cmd: MetalbondCommand,
     config: Config,
@@ -82,6 +114,7 @@ pub async fn run(
         MetalbondCommand::Server(args) => {
             let mb = MetalBond::new(Config {
                 keepalive_interval: args.keepalive,
+                tls: args.tls.load()?.or(config.tls.clone()),
                 ..config
             })?;
             let addr = mb.start_server(args.listen).await?;
@@ -97,6 +130,7 @@ pub async fn run(
         MetalbondCommand::Client(args) => {
             let mb = MetalBond::new(Config {
                 keepalive_interval: args.keepalive,
+                tls: args.tls.load()?.or(config.tls.clone()),
                 ..config
             })?;
             let mut events = mb.route_events();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::codec::MAX_FRAME;
 use crate::session::SessionTimers;
+use crate::tls::TlsConfig;
 
 /// Invalid configuration values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +50,9 @@ pub struct Config {
     /// Most bytes queued for one peer beyond what its socket accepted; a peer that falls further behind is reset
     /// (and gets a full replay when it reconnects). Default 64 MiB (≈ 1.3 M route updates).
     pub max_queue_bytes: usize,
+    /// Mutual TLS for every session, accepted and dialled (`None`: plain TCP, as upstream). A TLS instance and a
+    /// plain one cannot talk to each other.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             max_write_bytes: MAX_FRAME,
             connect_timeout: Duration::from_secs(10),
             max_queue_bytes: 64 << 20,
+            tls: None,
         }
     }
 }

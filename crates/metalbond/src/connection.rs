@@ -10,9 +10,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -40,12 +39,15 @@ pub enum ConnectionError {
     /// The peer did not read fast enough: its outgoing queue exceeded this many bytes.
     #[error("outgoing queue exceeded {0} bytes: peer does not keep up")]
     QueueOverflow(usize),
+    /// The TLS handshake failed or timed out (wrong CA, no client certificate, a plain-TCP peer).
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     /// Closed locally (reset, peer removal or shutdown).
     #[error("connection closed locally")]
     Cancelled,
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, max_write: usize) {
+async fn write_loop(mut wr: impl AsyncWrite + Unpin, mut rx: OutboxReceiver, max_write: usize) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(256);
     let mut buf: Vec<u8> = Vec::with_capacity(max_write);
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -69,19 +71,69 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, max_write: u
     let _ = wr.shutdown().await;
 }
 
-/// Runs one session on an open connection until it ends, then cleans up the peer's routes.
-///
-/// `cancel` closes the connection from our side (reset or removal).
-pub(crate) async fn run_session(
+/// Runs one session on a just-opened TCP connection with `peer` (its address, for logs and the TLS server name)
+/// until it ends: first the TLS handshake when the instance has a [`TlsConfig`](crate::TlsConfig), then the
+/// protocol. `cancel` closes the connection from our side (reset or removal).
+pub(crate) async fn run_connection(
     core: Arc<Core>,
     id: PeerId,
     stream: TcpStream,
+    peer: &str,
     direction: Direction,
     cancel: CancellationToken,
 ) -> ConnectionError {
     // Like Go's default: every write goes out at once instead of waiting for an ACK (Nagle).
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    let Some(tls) = core.config.tls.clone() else {
+        let (rd, wr) = stream.into_split();
+        return run_session(core, id, rd, wr, direction, cancel).await;
+    };
+    let handshake = async {
+        match direction {
+            Direction::Incoming => tls
+                .acceptor()
+                .accept(stream)
+                .await
+                .map(tokio_rustls::TlsStream::Server),
+            Direction::Outgoing => {
+                let name = crate::tls::server_name(peer)?;
+                tls.connector()
+                    .connect(name, stream)
+                    .await
+                    .map(tokio_rustls::TlsStream::Client)
+            }
+        }
+    };
+    let timed = tokio::time::timeout(core.config.connect_timeout, handshake);
+    let result = tokio::select! {
+        _ = cancel.cancelled() => return ConnectionError::Cancelled,
+        r = timed => r.unwrap_or_else(|_| Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no TLS handshake within the connect timeout",
+        ))),
+    };
+    match result {
+        Ok(stream) => {
+            let (rd, wr) = tokio::io::split(stream);
+            run_session(core, id, rd, wr, direction, cancel).await
+        }
+        Err(e) => {
+            // An unauthenticated peer is worth a warning: a misconfiguration or someone without credentials.
+            tracing::warn!(%peer, error = %e, "TLS handshake failed; closing the connection");
+            ConnectionError::Tls(e)
+        }
+    }
+}
+
+/// Runs the protocol on an established byte stream until it ends, then cleans up the peer's routes.
+async fn run_session(
+    core: Arc<Core>,
+    id: PeerId,
+    rd: impl AsyncRead + Unpin + Send + 'static,
+    wr: impl AsyncWrite + Unpin + Send + 'static,
+    direction: Direction,
+    cancel: CancellationToken,
+) -> ConnectionError {
     let overflow = CancellationToken::new();
     let (tx, rx) = outbox(core.config.max_queue_bytes, overflow.clone());
     let writer = tokio::spawn(write_loop(wr, rx, core.config.max_write_bytes));
@@ -239,8 +291,15 @@ pub(crate) async fn run_outgoing(
         match result {
             Ok(Ok(stream)) => {
                 tracing::info!(peer = %addr, "connected");
-                let error =
-                    run_session(core.clone(), id, stream, Direction::Outgoing, stop.child_token()).await;
+                let error = run_connection(
+                    core.clone(),
+                    id,
+                    stream,
+                    &addr,
+                    Direction::Outgoing,
+                    stop.child_token(),
+                )
+                .await;
                 tracing::info!(peer = %addr, %error, "session ended");
             }
             Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connect failed"),

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
-use crate::connection::{run_outgoing, run_session};
+use crate::connection::{run_connection, run_outgoing};
 use crate::engine::{Engine, EngineError, PeerEntry, RouteEvent};
 use crate::route::{NextHop, Route, RouteFault, Vni};
 use crate::session::{ConnectionState, Direction};
@@ -43,6 +43,9 @@ pub enum Error {
         /// What is wrong with it.
         fault: RouteFault,
     },
+    /// The TLS credentials could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A wait for peers to become ESTABLISHED ran out of time.
     #[error("timed out after {0:?} waiting for peers to become ESTABLISHED")]
     EstablishTimeout(Duration),
@@ -134,7 +137,9 @@ impl MetalBond {
                 tracing::info!(peer = %remote, "accepted");
                 let core = core.clone();
                 tokio::spawn(async move {
-                    let error = run_session(core.clone(), id, stream, Direction::Incoming, stop).await;
+                    let peer = remote.to_string();
+                    let error =
+                        run_connection(core.clone(), id, stream, &peer, Direction::Incoming, stop).await;
                     tracing::info!(peer = %remote, %error, "session ended");
                     core.lock().remove_peer(id);
                     core.notify();

@@ -9,7 +9,8 @@
 //! - [`MetalBond`]: an instance (client, server or both) with the node agent's API — subscribe, unsubscribe,
 //!   announce, withdraw and a stream of [`RouteEvent`]s;
 //! - [`http`]: the route table view (`/`, `/routes.json`, `/routes.yaml`);
-//! - [`cli`]: the `metalbond server|client` command line.
+//! - [`cli`]: the `metalbond server|client` command line;
+//! - [`tls`]: optional mutual TLS between peers.
 //!
 //! Deviations from upstream (bugs fixed) are listed in `docs/compatibility.md`; the protocol is described in
 //! `docs/metalbond.md`.
@@ -25,6 +26,7 @@ mod outbox;
 pub mod route;
 pub mod session;
 pub mod table;
+pub mod tls;
 
 /// Generated protobuf types of `proto/metalbond.proto` (package `metalbond`).
 #[allow(missing_docs, clippy::all)]
@@ -40,3 +42,4 @@ pub use instance::{Error, MetalBond};
 pub use route::{MAX_VNI, NextHop, NextHopType, Route, RouteError, RouteFault, Vni};
 pub use session::{ConnectionState, Direction, Session, SessionError, SessionTimers};
 pub use table::{RouteTable, TableError};
+pub use tls::{TlsConfig, TlsError};

@@ -63,6 +63,16 @@ pub struct MetalnetArgs {
     /// Only objects in this namespace; default: all namespaces.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// PEM certificate chain presented to the metalbond servers: enables mutual TLS with them (beyond upstream,
+    /// which speaks plain TCP). Needs `--metalbond-tls-key` and `--metalbond-tls-ca`.
+    #[arg(long, requires_all = ["metalbond_tls_key", "metalbond_tls_ca"])]
+    pub metalbond_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--metalbond-tls-cert`.
+    #[arg(long, requires_all = ["metalbond_tls_cert", "metalbond_tls_ca"])]
+    pub metalbond_tls_key: Option<PathBuf>,
+    /// PEM CA bundle the metalbond servers' certificates must chain to.
+    #[arg(long, requires_all = ["metalbond_tls_cert", "metalbond_tls_key"])]
+    pub metalbond_tls_ca: Option<PathBuf>,
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -85,6 +95,23 @@ impl MetalnetArgs {
             prefer_network: None,
             kubeconfig: None,
             namespace: None,
+            metalbond_tls_cert: None,
+            metalbond_tls_key: None,
+            metalbond_tls_ca: None,
+        }
+    }
+
+    /// The metalbond TLS credentials of `--metalbond-tls-{cert,key,ca}`, `None` without them.
+    pub fn metalbond_tls(&self) -> Result<Option<ironnet_metalbond::TlsConfig>, ironnet_metalbond::TlsError> {
+        match (
+            &self.metalbond_tls_cert,
+            &self.metalbond_tls_key,
+            &self.metalbond_tls_ca,
+        ) {
+            (Some(cert), Some(key), Some(ca)) => {
+                ironnet_metalbond::TlsConfig::from_pem_files(cert, key, ca).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -210,5 +237,34 @@ mod tests {
         assert_eq!((d[1].name.as_str(), d[1].device.as_str()), ("vm1", "vm1"));
         assert!(Cli::try_parse_from(["x", "--tap-device", "=x"]).is_err());
         assert!(Cli::try_parse_from(["x", "--router-address", "10.0.0.1"]).is_err());
+    }
+
+    #[test]
+    fn metalbond_tls_flags_come_as_a_set() {
+        let a = Cli::try_parse_from([
+            "x",
+            "--metalbond-tls-cert",
+            "/c.pem",
+            "--metalbond-tls-key",
+            "/k.pem",
+            "--metalbond-tls-ca",
+            "/ca.pem",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.metalbond_tls_ca, Some(PathBuf::from("/ca.pem")));
+        // The files do not exist: loading names the first one.
+        let err = a.metalbond_tls().unwrap_err().to_string();
+        assert!(err.starts_with("certificate /c.pem: "), "{err}");
+        let partial = Cli::try_parse_from(["x", "--metalbond-tls-cert", "/c.pem"]).unwrap_err();
+        assert_eq!(partial.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(
+            Cli::try_parse_from(["x"])
+                .unwrap()
+                .args
+                .metalbond_tls()
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -122,6 +122,13 @@ pub async fn run_with(
         Err(e) => tracing::warn!(error = %e, "dpservice GetVersion failed"),
     }
 
+    let metalbond = match args.metalbond_tls().map_err(ironnet_metalbond::Error::from)? {
+        Some(tls) => ironnet_metalbond::Config {
+            tls: Some(tls),
+            ..metalbond
+        },
+        None => metalbond,
+    };
     let mb = MetalBond::new(metalbond)?;
     // Route changes (received, or of our own announcements) are mapped to reconciles by one task.
     let (route_tx, mut route_rx) = mpsc::unbounded_channel::<u32>();

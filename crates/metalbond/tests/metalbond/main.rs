@@ -5,3 +5,4 @@ mod common;
 mod loopback;
 mod refusal;
 mod robustness;
+mod tls;

@@ -251,6 +251,7 @@ pub enum Output {
 }
 
 /// Picks the first supported representation in `Accept` (no header: JSON); none supported → 406.
+/// Protobuf counts as JSON here: handlers build JSON, and [`crate::protobuf`] re-encodes it.
 pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
@@ -283,7 +284,10 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
             }
         }
         match media.as_str() {
-            "application/json" | "*/*" | "application/*" => return Ok(Output::Json),
+            // Protobuf is transcoded from the JSON reply at the edge (see `crate::protobuf`).
+            "application/json" | "*/*" | "application/*" | crate::protobuf::MEDIA_TYPE => {
+                return Ok(Output::Json);
+            }
             "application/yaml" => return Ok(Output::Yaml),
             _ => {}
         }
@@ -403,10 +407,8 @@ mod tests {
         assert_eq!(negotiate(None).unwrap(), Output::Json);
         assert_eq!(negotiate(Some("application/yaml")).unwrap(), Output::Yaml);
         assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf"))
-                .unwrap_err()
-                .code,
-            406
+            negotiate(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            Output::Json
         );
         assert_eq!(
             negotiate(Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io"))

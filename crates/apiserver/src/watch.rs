@@ -88,6 +88,8 @@ struct Encoder {
     table: Option<(TableConvertor, IncludeObject)>,
     headers_sent: bool,
     def: ResourceDefinition,
+    /// Length-prefixed protobuf `WatchEvent` frames instead of JSON lines.
+    protobuf: bool,
 }
 
 impl Encoder {
@@ -108,7 +110,35 @@ impl Encoder {
             (Output::PartialMetadata, _) => partial_object_metadata(&obj),
             _ => obj,
         };
-        line(type_, object)
+        self.frame(type_, object)
+    }
+
+    /// One event in this watch's encoding. An object that has no protobuf form (which the kind
+    /// check at the start rules out) or does not fit its message ends the stream with an error
+    /// frame rather than a line the client cannot read.
+    fn frame(&self, type_: &str, object: Value) -> Bytes {
+        if !self.protobuf {
+            return line(type_, object);
+        }
+        match crate::protobuf::watch_frame(type_, &object) {
+            Some(Ok(frame)) => Bytes::from(frame),
+            Some(Err(e)) => self.error(&ApiError::internal(e.to_string())),
+            None => self.error(&ApiError::internal(format!(
+                "{} has no protobuf encoding",
+                self.def.kind
+            ))),
+        }
+    }
+
+    /// An ERROR event carrying `e`'s Status.
+    fn error(&self, e: &ApiError) -> Bytes {
+        let status = e.to_status();
+        if self.protobuf
+            && let Some(Ok(frame)) = crate::protobuf::watch_frame("ERROR", &status)
+        {
+            return Bytes::from(frame);
+        }
+        line("ERROR", status)
     }
 
     fn bookmark(&self, rv: Revision, initial_end: bool) -> Bytes {
@@ -116,7 +146,7 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({INITIAL_EVENTS_END: "true"});
         }
-        line(
+        self.frame(
             "BOOKMARK",
             json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}),
         )
@@ -127,10 +157,6 @@ fn line(type_: &str, object: Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
-}
-
-fn error_line(e: &ApiError) -> Bytes {
-    line("ERROR", e.to_status())
 }
 
 impl Server {
@@ -167,7 +193,9 @@ impl Server {
             table,
             headers_sent: false,
             def: def.clone(),
+            protobuf: call.protobuf_watch && call.output == Output::Json,
         };
+        let encoder_protobuf = encoder.protobuf;
         let namespace = call.namespace.clone();
         let prefix = sel.prefix(&def, namespace.as_deref());
         let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -202,7 +230,7 @@ impl Server {
             let mut stream = match server.store.watch(&prefix, after).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(error_line(&watch_error(e))).await;
+                    let _ = tx.send(encoder.error(&watch_error(e))).await;
                     return;
                 }
             };
@@ -228,7 +256,7 @@ impl Server {
                                 last_rv = last_rv.max(resp.revision);
                             }
                             Err(e) => {
-                                let _ = tx.send(error_line(&watch_error(e))).await;
+                                let _ = tx.send(encoder.error(&watch_error(e))).await;
                                 return;
                             }
                         }
@@ -251,6 +279,7 @@ impl Server {
         let mut resp = (StatusCode::OK, body).into_response();
         let ct = match call.output {
             Output::Table => "application/json;as=Table;v=v1;g=meta.k8s.io",
+            _ if encoder_protobuf => crate::protobuf::WATCH_MEDIA_TYPE,
             _ => "application/json",
         };
         resp.headers_mut()
@@ -334,7 +363,7 @@ impl Encoder {
     /// A watch line for a shared object: JSON output splices the shared bytes (no re-encoding);
     /// Table and metadata projections are built per watcher.
     fn shared_event(&mut self, type_: &str, obj: &SharedObject, now: jiff::Timestamp) -> Bytes {
-        if matches!(self.output, Output::Json | Output::Yaml) {
+        if matches!(self.output, Output::Json | Output::Yaml) && !self.protobuf {
             let mut line = Vec::with_capacity(obj.json.len() + 32);
             line.extend_from_slice(b"{\"type\":\"");
             line.extend_from_slice(type_.as_bytes());
@@ -453,6 +482,7 @@ mod tests {
             table: None,
             headers_sent: false,
             def,
+            protobuf: false,
         };
         let line = enc.shared_event("ADDED", &a, jiff::Timestamp::now());
         let v: Value = serde_json::from_slice(&line).unwrap();

@@ -71,6 +71,13 @@ impl Server {
         let yaml = match media.as_str() {
             "application/json" => false,
             "application/yaml" | "application/x-yaml" | "text/yaml" => true,
+            // Custom kinds have no protobuf form: 415, as kube-apiserver answers for CRDs.
+            crate::protobuf::MEDIA_TYPE
+                if crate::protobuf::supports(&call.def().api_version(), &call.def().kind) =>
+            {
+                let value = crate::body::decode_protobuf(&call.body, &call.def().kind)?;
+                return self.check_object(call.def(), value, Vec::new(), call.query.field_validation()?);
+            }
             other => return Err(ApiError::unsupported_media_type(other)),
         };
         let decoded = crate::body::decode(&call.body, yaml)?;

@@ -1,0 +1,384 @@
+//! kube's protobuf encoding end to end: the real kubectl's typed commands on built-in kinds,
+//! a captured kubectl request body, protobuf responses, errors and watch streams over TCP, and
+//! custom kinds staying JSON.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use ironnet_apiserver::definition::{ResourceDefinition, Scope};
+use ironnet_apiserver::protobuf::{self, MEDIA_TYPE};
+use ironnet_apiserver::{ApiServer, DefaultStrategy};
+use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use serde_json::{Value, json};
+
+const KUBECTL_NAMESPACE: &[u8] = include_bytes!("../fixtures/kubectl-create-namespace.pb");
+
+struct Server {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: ApiServer,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A server on 127.0.0.1 with the built-in kinds and one custom kind (`gadgets.test.ironnet.dev`).
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(EmbeddedStore::open(dir.path().join("store.redb"), EmbeddedOptions::default()).unwrap());
+    let mut gadget =
+        ResourceDefinition::new("test.ironnet.dev", "v1", "Gadget", "gadgets", Scope::Namespaced).unwrap();
+    gadget.schema = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let server = ApiServer::builder(store)
+        .register(gadget, Arc::new(DefaultStrategy))
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        let _ = serving
+            .serve_with_shutdown(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    ironnet_apiserver::kubeconfig::write(&dir.path().join("kubeconfig"), &format!("http://{addr}")).unwrap();
+    Server {
+        addr,
+        dir,
+        stop: Some(tx),
+        _server: server,
+    }
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.content_type,
+            "application/json",
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn protobuf(&self) -> Value {
+        assert_eq!(self.content_type, MEDIA_TYPE);
+        protobuf::decode(&self.body).unwrap()
+    }
+}
+
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> http::Request<Full<Bytes>> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()
+}
+
+async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let resp = connect(addr)
+        .await
+        .send_request(request(method, path, headers, body))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+const PB_FIRST: &str = "application/vnd.kubernetes.protobuf,application/json";
+
+async fn kubectl(s: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(s.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(s.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", s.dir.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn kubectl_ok(s: &Server, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kubectl(s, args).await;
+    assert!(ok, "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_typed_commands_on_builtin_kinds() {
+    let s = start().await;
+    assert_eq!(
+        kubectl_ok(&s, &["create", "namespace", "team-a"]).await.trim(),
+        "namespace/team-a created"
+    );
+    let ns: Value =
+        serde_json::from_str(&kubectl_ok(&s, &["get", "namespace", "team-a", "-o", "json"]).await).unwrap();
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    // A second create is refused with kube's AlreadyExists message, read from a protobuf Status.
+    let (ok, _, stderr) = kubectl(&s, &["create", "namespace", "team-a"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("Error from server (AlreadyExists): namespaces \"team-a\" already exists"),
+        "{stderr}"
+    );
+    let described = kubectl_ok(&s, &["describe", "namespace", "team-a"]).await;
+    assert!(
+        described.contains("Name:") && described.contains("team-a"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Status:") && described.contains("Active"),
+        "{described}"
+    );
+    kubectl_ok(&s, &["delete", "namespace", "team-a", "--wait=false"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_kubectl_request_body_creates_the_namespace() {
+    // The exact bytes kubectl 1.32 sent for `kubectl create namespace captured-ns`.
+    assert_eq!(
+        protobuf::decode(KUBECTL_NAMESPACE).unwrap(),
+        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "captured-ns"}, "spec": {}, "status": {}})
+    );
+    let s = start().await;
+    let created = send(
+        s.addr,
+        "POST",
+        "/api/v1/namespaces?fieldManager=kubectl-create&fieldValidation=Strict",
+        &[("content-type", MEDIA_TYPE), ("accept", PB_FIRST)],
+        KUBECTL_NAMESPACE,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let ns = created.protobuf();
+    assert_eq!(ns["metadata"]["name"], "captured-ns");
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["metadata"]["managedFields"][0]["manager"], "kubectl-create");
+    // The same object read as JSON is the JSON view of what protobuf returned.
+    let read = send(s.addr, "GET", "/api/v1/namespaces/captured-ns", &[], b"")
+        .await
+        .json();
+    assert_eq!(read, ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_protobuf_is_a_400_that_says_why() {
+    let s = start().await;
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"{\"kind\":\"Namespace\"}",
+            "does not appear to be a protobuf message, expected prefix [107 56 115 0]",
+        ),
+        (b"k8s\0\x0a\xff", "invalid protobuf envelope"),
+        (
+            &KUBECTL_NAMESPACE[..KUBECTL_NAMESPACE.len() - 9],
+            "invalid protobuf envelope",
+        ),
+        (
+            b"k8s\0\x0a\x0f\x0a\x02v1\x12\x09Namespace\x12\x03\x0a\x05\x01",
+            "decoding Namespace: invalid protobuf",
+        ),
+    ];
+    for (body, why) in cases {
+        let r = send(
+            s.addr,
+            "POST",
+            "/api/v1/namespaces",
+            &[("content-type", MEDIA_TYPE)],
+            body,
+        )
+        .await;
+        let status = r.json();
+        assert_eq!(
+            (r.status, status["reason"].as_str()),
+            (400, Some("BadRequest")),
+            "{status}"
+        );
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("error decoding request body as Namespace from protobuf: "),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+    }
+    let listed = send(s.addr, "GET", "/api/v1/namespaces", &[], b"").await.json();
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        4,
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_errors_and_custom_kinds() {
+    let s = start().await;
+    let list = send(s.addr, "GET", "/api/v1/namespaces", &[("accept", PB_FIRST)], b"").await;
+    let list = list.protobuf();
+    assert_eq!(list["kind"], "NamespaceList");
+    let mut names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+
+    let missing = send(
+        s.addr,
+        "GET",
+        "/api/v1/namespaces/nope",
+        &[("accept", PB_FIRST)],
+        b"",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    let status = missing.protobuf();
+    assert_eq!(
+        (
+            status["kind"].as_str(),
+            status["reason"].as_str(),
+            status["code"].as_i64()
+        ),
+        (Some("Status"), Some("NotFound"), Some(404))
+    );
+    assert_eq!(status["message"], "namespaces \"nope\" not found");
+
+    // Custom kinds stay JSON: JSON when it is acceptable, 406 when only protobuf is, 415 for a protobuf body.
+    let gadgets = "/apis/test.ironnet.dev/v1/namespaces/default/gadgets";
+    let r = send(s.addr, "GET", gadgets, &[("accept", PB_FIRST)], b"").await;
+    assert_eq!((r.status, r.json()["kind"].as_str()), (200, Some("GadgetList")));
+    let r = send(s.addr, "GET", gadgets, &[("accept", MEDIA_TYPE)], b"").await;
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (406, Some("NotAcceptable"))
+    );
+    let gadget = br#"{"apiVersion":"test.ironnet.dev/v1","kind":"Gadget","metadata":{"name":"g"}}"#;
+    let r = send(
+        s.addr,
+        "POST",
+        gadgets,
+        &[("accept", MEDIA_TYPE), ("content-type", "application/json")],
+        gadget,
+    )
+    .await;
+    assert_eq!(r.status, 406, "refused before anything is written");
+    let r = send(s.addr, "GET", &format!("{gadgets}/g"), &[], b"").await;
+    assert_eq!(r.status, 404);
+    let r = send(
+        s.addr,
+        "POST",
+        gadgets,
+        &[("content-type", MEDIA_TYPE)],
+        KUBECTL_NAMESPACE,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_length_prefixed_frames() {
+    let s = start().await;
+    let resp = connect(s.addr)
+        .await
+        .send_request(request(
+            "GET",
+            "/api/v1/namespaces?watch=true&fieldSelector=metadata.name%3Dwatched",
+            &[("accept", PB_FIRST)],
+            b"",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], protobuf::WATCH_MEDIA_TYPE);
+    let mut body = resp.into_body();
+    let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"watched"}}"#;
+    let created = send(
+        s.addr,
+        "POST",
+        "/api/v1/namespaces",
+        &[("content-type", "application/json")],
+        ns,
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let mut buf = Vec::new();
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some((type_, obj, _)) = protobuf::read_watch_frame(&buf).unwrap() {
+                return (type_, obj);
+            }
+            let frame = body.frame().await.expect("stream open").unwrap();
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s");
+    assert_eq!(event.0, "ADDED");
+    assert_eq!(event.1, created.json());
+}

@@ -1,6 +1,7 @@
 //! Formatted printer columns: the Table cells upstream's table convertors render differently from a plain
 //! JSONPath value — placeholders for empty values, comma-joined lists, label selectors in their string form
-//! and composed claim references (networking-api §2, ironcore-net §2 and §3.6).
+//! and composed claim references (upstream ironcore `internal/registry/networking` and ironcore-net's
+//! registry).
 //!
 //! The CRDs keep their `additionalPrinterColumns` (names, types, JSONPaths) for discovery and for clients
 //! that render a CRD themselves; an API server asks [`cell`] first and falls back to the JSONPath.

@@ -1,5 +1,6 @@
 //! Request and response types of the control methods of [`crate::Dataplane`]. They mirror dpservice's gRPC
-//! messages (spec §B.3) with already-parsed Rust types; syntactic validation is the gRPC layer's job.
+//! messages (proto package `dpdkironcore.v1`, service `DPDKironcore`) with already-parsed Rust types;
+//! syntactic validation is the gRPC layer's job.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,4 +1,5 @@
-//! Static dataplane configuration (dpservice's command line, spec §B.20) and its validation.
+//! Static dataplane configuration (dpservice's command line, `dpservice-bin [EAL] -- [options]`) and its
+//! validation.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -67,7 +68,8 @@ pub struct DataplaneConfig {
     pub enable_ipv6_overlay: bool,
     /// MAC of the underlay router (destination MAC of every encapsulated frame).
     pub router_mac: MacAddr,
-    /// Seed of the underlay address generator (random byte and counter start, spec §B.5); fixed in tests.
+    /// Seed of the underlay address generator (random byte and counter start, see
+    /// [`crate::underlay::UnderlayGenerator`]); fixed in tests.
     pub underlay_seed: u64,
     /// Capacity of the connection-tracking table in flows (both directions of a flow count as one).
     pub max_flows: usize,

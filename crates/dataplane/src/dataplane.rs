@@ -1,8 +1,9 @@
 //! The [`Dataplane`]: all dataplane state, its construction, ports, interfaces, prefixes, routes and VNIs.
 //!
-//! Control methods mirror dpservice's gRPC RPCs (spec §B.3). They run on the thread that owns the dataplane,
-//! between batches, so a control change is atomic with respect to packet processing. Every method either applies
-//! its change completely or returns an error and leaves the state unchanged.
+//! Control methods mirror dpservice's gRPC RPCs (service `dpdkironcore.v1.DPDKironcore`). They run on the
+//! thread that owns the dataplane, between batches, so a control change is atomic with respect to packet
+//! processing. Every method either applies its change completely or returns an error and leaves the state
+//! unchanged.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

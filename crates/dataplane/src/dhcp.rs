@@ -1,5 +1,5 @@
-//! DHCPv4 server for the VM behind a VF (spec §B.8): DISCOVER ⇒ OFFER, REQUEST ⇒ ACK, options in dpservice's
-//! exact order.
+//! DHCPv4 server for the VM behind a VF (dpservice's `dhcp` graph node, `src/nodes`): DISCOVER ⇒ OFFER,
+//! REQUEST ⇒ ACK, options in dpservice's exact order.
 
 use std::net::Ipv4Addr;
 

@@ -1,5 +1,6 @@
-//! DHCPv6 server for the VM behind a VF (spec §B.8): SOLICIT ⇒ ADVERTISE, REQUEST/RELEASE ⇒ REPLY with the VM's
-//! address, CONFIRM ⇒ bare REPLY; without an IPv6 address only SOLICIT and REQUEST are answered (NoAddrsAvail).
+//! DHCPv6 server for the VM behind a VF (dpservice's `dhcpv6` graph node, `src/nodes`): SOLICIT ⇒ ADVERTISE,
+//! REQUEST/RELEASE ⇒ REPLY with the VM's address, CONFIRM ⇒ bare REPLY; without an IPv6 address only SOLICIT
+//! and REQUEST are answered (NoAddrsAvail).
 
 use std::net::Ipv6Addr;
 

@@ -1,4 +1,4 @@
-//! dpservice business error codes (spec §B.4).
+//! dpservice business error codes (the `Status.code` of its gRPC responses; the message is the code's name).
 //!
 //! Control operations of [`crate::Dataplane`] fail with a [`DpError`]. The gRPC layer puts [`DpError::code`] and
 //! [`DpError::name`] into the response's `Status{code, message}` with gRPC status OK, exactly as dpservice does.

@@ -1,4 +1,4 @@
-//! Per-interface firewall rules and the per-flow verdict (spec §B.14).
+//! Per-interface firewall rules and the per-flow verdict (dpservice's `firewall` graph node, `src/nodes`).
 //!
 //! Rules are evaluated in insertion order; the first rule of the packet's direction that matches decides. A
 //! direction without any rule accepts; once an interface has a rule of a direction, unmatched traffic of that

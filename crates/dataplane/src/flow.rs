@@ -1,4 +1,5 @@
-//! Connection tracking (spec §B.10): a flow table keyed by both directions' 5-tuples, TCP state and idle aging.
+//! Connection tracking (dpservice's `conntrack` graph node, `src/nodes`): a flow table keyed by both
+//! directions' 5-tuples, TCP state and idle aging.
 //!
 //! Flows live in a slab (`Vec<Flow>` plus a free list) and a hash index ([`crate::flow_index`]) maps each
 //! direction's [`FlowKey`] to `slot << 1 | direction`; the key itself is stored once, in the slab. A flow is

@@ -1,4 +1,5 @@
-//! NAT gateway port allocation (spec §B.12): per-socket port maps and the per-destination overload set.
+//! NAT gateway port allocation (dpservice's `snat` graph node, `src/nodes`): per-socket port maps and the
+//! per-destination overload set.
 //!
 //! A VM socket (VNI, VM IP, port/identifier, protocol) keeps one NAT port for all its flows; a NAT port may be
 //! shared by sockets talking to different destinations, because the reply key (destination → NAT IP:port) stays

@@ -1,5 +1,6 @@
-//! Host services answered on VM ports (spec §B.8): ARP for the gateway and MAC learning, DHCPv4, DHCPv6,
-//! neighbour discovery, and the periodic work of [`Dataplane::tick`] (flow aging, GARP/probes, RA/NA).
+//! Host services answered on VM ports (dpservice's `arp`, `dhcp`, `dhcpv6` and `ipv6_nd` graph nodes,
+//! `src/nodes`): ARP for the gateway and MAC learning, DHCPv4, DHCPv6, neighbour discovery, and the periodic
+//! work of [`Dataplane::tick`] (flow aging, GARP/probes, RA/NA).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Underlay addresses owned by this host and the VNF table that maps them to their meaning (spec §B.5).
+//! Underlay addresses owned by this host and the VNF table that maps them to their meaning (dpservice's VNF
+//! table: an inbound tunnel packet whose outer destination is not in it is dropped).
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -38,8 +39,9 @@ pub struct Vnf {
     pub prefix: Option<IpNet>,
 }
 
-/// Generates underlay addresses in the layout of spec §B.5: host /64, `0xd0`, subtype 0, flags, a random byte and a
-/// big-endian counter that starts at a random value 0..=255.
+/// Generates underlay addresses in dpservice's layout: bytes 0–7 the host's /64, byte 8 `0xd0`, byte 9
+/// subtype 0, byte 10 flags (0 here; `0x80` marks an externally generated address), byte 11 a random byte,
+/// bytes 12–15 a big-endian counter that starts at a random value 0..=255.
 #[derive(Debug, Clone)]
 pub struct UnderlayGenerator {
     prefix: [u8; 8],

@@ -1,5 +1,5 @@
-//! Allocation through the real API server on the embedded store, driven by kube-rs: the registry
-//! behaviours of ironcore-net's conformance list (spec §7.1) and the fixed quirks.
+//! Allocation through the real API server on the embedded store, driven by kube-rs: the registry behaviours
+//! upstream ironcore-net tests in `internal/app/core_test.go`, and the quirks ironnet fixes.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

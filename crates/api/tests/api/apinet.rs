@@ -1,5 +1,6 @@
 //! `core.apinet.ironcore.dev`: at least five rejected objects per kind with their exact field errors, the
-//! immutability rules, and the validation behaviours of `ironcore-net.md` §7.2.
+//! immutability rules, and the cases of upstream ironcore-net
+//! `internal/apis/core/validation/networkinterface_test.go`.
 
 use crate::common;
 
@@ -272,7 +273,8 @@ fn load_balancer() {
     ]);
     run_create_cases(G, "LoadBalancer", cases);
     let d = descriptor(G, "LoadBalancer");
-    // §7.1.5: a Public LB with an IPv4 entry, selector {} and an empty template is valid.
+    // A Public LB with an IPv4 entry, selector {} and an empty template is valid (upstream ironcore-net
+    // `internal/app/core_test.go` creates such LBs).
     common::assert_valid(
         G,
         "LoadBalancer",
@@ -559,7 +561,7 @@ fn network_interface() {
     ]);
     run_create_cases(G, "NetworkInterface", cases);
     let d = descriptor(G, "NetworkInterface");
-    // §7.2.1 and §7.2.2: ips and hostname are immutable (Invalid, as upstream).
+    // ips and hostname are immutable (Invalid, as upstream's `networkinterface_test.go`).
     let errs = update_errors(&d, with("ips", json!(["192.168.178.1"])), nic(base.clone()));
     assert_contains(
         &errs,

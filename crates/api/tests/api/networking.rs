@@ -1,5 +1,7 @@
-//! `networking.ironcore.dev`: the conformance behaviours of `ironcore-networking-api.md` §7 (A–H, and I mapped
-//! onto NetworkInterface) plus at least five rejected objects per kind, each with its exact field error.
+//! `networking.ironcore.dev`: the cases of upstream ironcore `internal/apis/networking/validation/*_test.go`
+//! and `internal/apis/networking/v1alpha1/defaults_test.go` (and of
+//! `internal/apis/compute/validation/machine_test.go`, mapped onto NetworkInterface) plus at least five
+//! rejected objects per kind, each with its exact field error.
 
 use crate::common;
 

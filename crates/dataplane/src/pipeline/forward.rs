@@ -1,5 +1,5 @@
-//! The routed path: flow lookup and creation, DNAT/SNAT, load balancing, neighbour-NAT relay, firewall, and output
-//! to a VM port or the uplink (spec §B.6 steps 3–10, §B.7, §B.10–B.14).
+//! The routed path: flow lookup and creation, DNAT/SNAT, load balancing, neighbour-NAT relay, firewall, and
+//! output to a VM port or the uplink (dpservice's graph nodes from `conntrack` to `ipip_encap`, `src/nodes`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -574,8 +574,9 @@ impl Dataplane {
         Ok(port)
     }
 
-    /// Encapsulates the IP packet at `l3` in IPv6 from `src` to `dst` (spec §B.7) on uplink `uplink` (falls back
-    /// to pf0).
+    /// Encapsulates the IP packet at `l3` in IPv6 from `src` to `dst` (Ethernet to the router, IPv6 with next
+    /// header 4 or 41 and hop limit 64, as dpservice's `ipip_encap` node) on uplink `uplink` (falls back to
+    /// pf0).
     #[inline]
     pub(crate) fn encap(
         &mut self,

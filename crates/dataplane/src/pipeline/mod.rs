@@ -1,5 +1,5 @@
-//! Packet processing: classification (spec §B.6 step 1) and dispatch to host services, the routed path and the
-//! uplink (decapsulation) path.
+//! Packet processing: classification (dpservice's `cls` graph node, `src/nodes`) and dispatch to host
+//! services, the routed path and the uplink (decapsulation) path.
 
 mod forward;
 mod nat64;

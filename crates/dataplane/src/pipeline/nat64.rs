@@ -1,7 +1,7 @@
-//! NAT64 (spec §B.12): a VM with a NAT IP reaches IPv4 destinations through `64:ff9b::a.b.c.d`. Original packets
-//! are translated IPv6 → IPv4 (source = NAT IP and an allocated NAT port) and tunnelled like any IPv4 egress;
-//! replies to the NAT IP are translated back. TCP, UDP and ICMP(v6) echo are translated (RFC 7915 subset: no
-//! options, no fragments, no ICMP errors).
+//! NAT64 (dpservice's NAT gateway for IPv6 VMs): a VM with a NAT IP reaches IPv4 destinations through
+//! `64:ff9b::a.b.c.d`. Original packets are translated IPv6 → IPv4 (source = NAT IP and an allocated NAT
+//! port) and tunnelled like any IPv4 egress; replies to the NAT IP are translated back. TCP, UDP and ICMP(v6)
+//! echo are translated (RFC 7915 subset: no options, no fragments, no ICMP errors).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

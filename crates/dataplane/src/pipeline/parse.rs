@@ -1,4 +1,5 @@
-//! Extraction of the flow key and L4 facts from an IP packet at a given offset (spec §B.6 step 3, §B.10).
+//! Extraction of the flow key and L4 facts from an IP packet at a given offset (what dpservice's
+//! `conntrack` graph node extracts: IPv4 header of any length, IPv6 without extension headers).
 
 use std::net::Ipv4Addr;
 

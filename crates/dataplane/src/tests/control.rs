@@ -1,4 +1,4 @@
-//! Control-plane semantics and dpservice error codes (spec §B.3, §B.4).
+//! Control-plane semantics and dpservice error codes.
 
 use super::*;
 use crate::api::{CreateLoadBalancer, L4Proto, LbPort, NeighborNat, Route, VniType};

@@ -1,4 +1,4 @@
-//! Firewall enforcement (spec §B.14 with ironnet's enforcement and DROP rules).
+//! Firewall enforcement (dpservice's rule semantics, with ironnet's enforcement and DROP rules).
 
 use super::*;
 use crate::firewall::{Action, Direction, FirewallRule, PortRange, ProtocolFilter};

@@ -1,4 +1,4 @@
-//! ARP, DHCPv4, DHCPv6, ND/RA and the periodic GARP (spec §B.8).
+//! ARP, DHCPv4, DHCPv6, ND/RA and the periodic GARP answered on VM ports.
 
 use super::*;
 use crate::stats::DropReason;

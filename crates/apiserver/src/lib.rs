@@ -21,6 +21,7 @@
 //! ```
 
 pub mod apply;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod builtin;
@@ -35,6 +36,7 @@ pub mod kubeconfig;
 pub mod meta;
 mod namespace;
 pub mod openapi;
+pub mod pki;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
@@ -43,6 +45,7 @@ pub mod selector;
 mod server;
 pub mod strategy;
 pub mod table;
+pub mod tls;
 mod watch;
 
 pub use definition::{DefinitionError, PrinterColumn, ResourceDefinition, Scope};

@@ -102,6 +102,7 @@ pub struct ApiServerBuilder {
     controllers: bool,
     authenticator: Option<Arc<dyn Authenticator>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -126,6 +127,7 @@ impl ApiServerBuilder {
             controllers: true,
             authenticator: None,
             authorizer: None,
+            audit: None,
         }
     }
 
@@ -166,6 +168,12 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Writes an audit event for every request (including those answered 401 or 403) to `log`.
+    pub fn audit(mut self, log: Arc<crate::audit::AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
     /// Whether to run the garbage collector and namespace controller (default: yes).
     pub fn controllers(mut self, enabled: bool) -> Self {
         self.controllers = enabled;
@@ -193,6 +201,7 @@ impl ApiServerBuilder {
             inflight,
             authenticator: self.authenticator,
             authorizer: self.authorizer,
+            audit: self.audit,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         let mut tasks = Vec::new();
@@ -264,7 +273,20 @@ impl ApiServer {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        crate::conn::serve(self.router(), &self.server.config, listener, shutdown).await
+        crate::conn::serve(self.router(), &self.server.config, listener, None, shutdown).await
+    }
+
+    /// Serves HTTPS (HTTP/1.1 and h2 by ALPN) on `listener` with `tls` (see
+    /// [`crate::tls::server_config`]) until `shutdown` completes, as
+    /// [`ApiServer::serve_with_shutdown`] does over plain TCP. Client certificates presented in
+    /// the handshake reach the authenticator through [`crate::tls::ConnectionInfo`].
+    pub async fn serve_tls_with_shutdown(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        crate::conn::serve(self.router(), &self.server.config, listener, Some(tls), shutdown).await
     }
 
     /// The registry of served kinds.
@@ -293,6 +315,8 @@ pub(crate) struct Server {
     authenticator: Option<Arc<dyn Authenticator>>,
     /// May they (none: everything is allowed).
     authorizer: Option<Arc<dyn Authorizer>>,
+    /// Where audit events go (none: no audit log).
+    audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// kube-apiserver's max-in-flight filter: one pool of slots for non-mutating and one for
@@ -451,12 +475,23 @@ impl Server {
         }
     }
 
-    /// Authorizes a request: nothing, or the 403 answer.
-    async fn authorize(&self, attrs: &Attributes) -> Result<(), Response> {
+    /// Authorizes a request: nothing, or the 403 answer. The decision goes into the audit event.
+    async fn authorize(
+        &self,
+        attrs: &Attributes,
+        audit: &mut Option<crate::audit::Entry>,
+    ) -> Result<(), Response> {
         let Some(authorizer) = &self.authorizer else {
             return Ok(());
         };
-        match authorizer.authorize(attrs).await {
+        let decision = authorizer.authorize(attrs).await;
+        if let Some(entry) = audit.as_mut() {
+            entry.decision = Some(match &decision {
+                Decision::Allow(reason) => ("allow", reason.clone()),
+                Decision::Deny(reason) | Decision::NoOpinion(reason) => ("forbid", reason.clone()),
+            });
+        }
+        match decision {
             Decision::Allow(_) => Ok(()),
             Decision::Deny(reason) | Decision::NoOpinion(reason) => {
                 Err(crate::auth::forbidden(attrs, &reason).into_response())
@@ -464,12 +499,49 @@ impl Server {
         }
     }
 
+    /// Serves one request, with an audit event when the audit log is on.
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response {
+        let Some(log) = self.audit.clone() else {
+            return self.serve_request(req, &mut None).await;
+        };
+        let watch = Query::parse(req.uri().query()).flag("watch").unwrap_or(false);
+        let mut entry = Some(crate::audit::Entry::begin(&req));
+        let mut resp = self.serve_request(req, &mut entry).await;
+        let entry = entry.expect("the audit entry is never taken");
+        if let Ok(id) = HeaderValue::from_str(&entry.audit_id) {
+            resp.headers_mut().insert("audit-id", id);
+        }
+        let streaming = watch && resp.status().is_success();
+        log.record(&entry.finish(resp.status().as_u16(), streaming)).await;
+        resp
+    }
+
+    async fn serve_request(
+        self: Arc<Self>,
+        req: Request<Body>,
+        audit: &mut Option<crate::audit::Entry>,
+    ) -> Response {
         let (parts, body) = req.into_parts();
-        let user = match self.authenticate(&parts) {
+        let authenticated = match self.authenticate(&parts) {
             Ok(user) => user,
             Err(unauthorized) => return unauthorized,
         };
+        if let Some(entry) = audit.as_mut() {
+            entry.user = Some(authenticated.clone());
+        }
+        let user =
+            match crate::auth::impersonate::impersonate(&parts, &authenticated, self.authorizer.as_deref())
+                .await
+            {
+                Ok(None) => authenticated,
+                Ok(Some(impersonated)) => {
+                    if let Some(entry) = audit.as_mut() {
+                        entry.impersonated = Some(impersonated.clone());
+                    }
+                    impersonated
+                }
+                Err(refused) => return refused.into_response(),
+            };
         let req = Request::from_parts(parts, body);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -521,7 +593,10 @@ impl Server {
             Some(Target::Resource(r)) => Attributes::for_resource(user.clone(), &method, r, &query, &path),
             _ => Attributes::for_path(user.clone(), &method, &path),
         };
-        if let Err(forbidden) = self.authorize(&attrs).await {
+        if let Some(entry) = audit.as_mut() {
+            entry.attributes = Some(attrs.clone());
+        }
+        if let Err(forbidden) = self.authorize(&attrs, audit).await {
             return forbidden;
         }
         match path.as_str() {

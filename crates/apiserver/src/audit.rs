@@ -147,7 +147,17 @@ impl Sink {
     fn rotate(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         let path = &self.config.path;
-        std::fs::rename(path, backup_name(path, jiff::Timestamp::now()))?;
+        // Two rotations within a millisecond would share a name: the later one takes the next
+        // free millisecond, so no backup overwrites another and names still sort by age.
+        let mut stamp = jiff::Timestamp::now();
+        let mut backup = backup_name(path, stamp);
+        while backup.exists() {
+            stamp = stamp
+                .checked_add(jiff::SignedDuration::from_millis(1))
+                .map_err(std::io::Error::other)?;
+            backup = backup_name(path, stamp);
+        }
+        std::fs::rename(path, backup)?;
         self.out = std::io::BufWriter::with_capacity(64 * 1024, Box::new(open_append(path)?));
         self.size = 0;
         if self.config.max_backups > 0 {

@@ -199,10 +199,11 @@ impl Pki {
         groups: &[&str],
     ) -> Result<CertAndKey, PkiError> {
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let params = client_params(user, &groups, CERT_VALIDITY)?;
         self.ensure(
             stem,
             |existing| existing.is_none_or(|c| c.common_name != user || c.organizations != groups),
-            || client_params(user, &groups, CERT_VALIDITY),
+            || params,
         )
     }
 
@@ -216,7 +217,7 @@ impl Pki {
     ) -> Result<CertAndKey, PkiError> {
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
         let key = KeyPair::generate()?;
-        let cert = client_params(user, &groups, validity).signed_by(&key, &self.issuer()?)?;
+        let cert = client_params(user, &groups, validity)?.signed_by(&key, &self.issuer()?)?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -328,7 +329,24 @@ impl Existing {
     }
 }
 
-fn client_params(user: &str, groups: &[String], validity: Duration) -> CertificateParams {
+/// A client certificate's parameters. rcgen writes one attribute per type in a subject, so a
+/// certificate here carries at most one group (kube's x509 authenticator reads any number, and
+/// certificates from other CAs may have several; signed tokens carry any number too).
+fn client_params(user: &str, groups: &[String], validity: Duration) -> Result<CertificateParams, PkiError> {
+    if user.is_empty() {
+        return Err(PkiError::Invalid {
+            path: "client certificate".into(),
+            message: "the user (common name) is empty".into(),
+        });
+    }
+    if groups.len() > 1 {
+        return Err(PkiError::Invalid {
+            path: "client certificate".into(),
+            message: format!(
+                "{groups:?}: a certificate issued here carries at most one group; use a signed token for more"
+            ),
+        });
+    }
     let mut params = CertificateParams::default();
     let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
     params.distinguished_name = name(user, &groups);
@@ -338,7 +356,7 @@ fn client_params(user: &str, groups: &[String], validity: Duration) -> Certifica
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     set_validity(&mut params, validity);
-    params
+    Ok(params)
 }
 
 fn name(common_name: &str, organizations: &[&str]) -> DistinguishedName {

@@ -19,6 +19,7 @@ mod metalnet_cmd;
 mod metalnetlet_cmd;
 mod netns;
 mod serve;
+mod token_cmd;
 mod up_cmd;
 mod vm_cmd;
 
@@ -51,6 +52,9 @@ enum Command {
     Metalnet(ironnet_metalnet::MetalnetArgs),
     /// A lab's border router: the internet behind a dataplane port, public routes learned from metalbond.
     InternetGateway(gateway_cmd::GatewayArgs),
+    /// Signed bearer tokens for node agents and users (`token create --node NODE`).
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
     /// A machine provider stand-in: attach a network namespace as a VM to a tenant NetworkInterface.
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
@@ -80,5 +84,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Metalnet(args) => metalnet_cmd::run(args).await,
         Command::InternetGateway(args) => gateway_cmd::run(args, serve::shutdown_signal()).await,
         Command::Vm(cmd) => vm_cmd::run(cmd).await,
+        Command::Token(cmd) => token_cmd::run(cmd),
     }
 }

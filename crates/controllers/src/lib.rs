@@ -4,6 +4,8 @@
 //! functions take plain views of the objects involved and return what has to be written, so they can be tested
 //! exhaustively without an API server.
 
+pub mod allocation_gc;
+pub mod apinet_loadbalancer;
 pub mod daemonset;
 pub mod ephemeral;
 pub mod loadbalancer_routing;

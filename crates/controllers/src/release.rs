@@ -1,7 +1,6 @@
 //! Releasing stale claims (upstream ironcore's `networkrelease` and `virtualiprelease` in
-//! `internal/controllers/networking`, ironcore-net's NetworkInterfaceNATRelease in `internal/controllers`)
-//! and garbage collection of IPAddresses and NetworkIDs whose claimer is gone (ironcore-net's IPAddress,
-//! `ipaddressgc` and `networkidgc` controllers).
+//! `internal/controllers/networking`, ironcore-net's NetworkInterfaceNATRelease in `internal/controllers`);
+//! [`crate::allocation_gc`] applies the same claim check to IPAddresses and NetworkIDs.
 //!
 //! Upstream checks existence by name only, so an object re-created under the same name keeps the claim of
 //! its predecessor. Here a claim holds only while an object with the claimed **UID** exists.
@@ -47,38 +46,6 @@ pub fn stale_claims(claims: &[ClaimRef], lookup: impl Fn(&ClaimRef) -> Claimer) 
         .collect()
 }
 
-/// What to do with an IPAddress or a NetworkID whose claim is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllocationAction {
-    /// The claimer is alive: keep it.
-    Keep,
-    /// The claimer is gone: delete the allocation object.
-    Delete,
-    /// The allocation is deleting and its claimer is gone: drop the protection finalizer.
-    RemoveFinalizer,
-    /// The allocation is deleting while its claimer lives: wait (check again later).
-    WaitForClaimer,
-    /// Nothing to do (deleting, no finalizer left).
-    None,
-}
-
-/// The action for an allocation object whose claimer is `claim`.
-pub fn allocation_action(
-    deleting: bool,
-    has_finalizer: bool,
-    claim: Option<&ClaimRef>,
-    found: &Claimer,
-) -> AllocationAction {
-    let alive = claim.is_some_and(|c| claim_holds(c, found));
-    match (deleting, alive) {
-        (false, true) => AllocationAction::Keep,
-        (false, false) => AllocationAction::Delete,
-        (true, _) if !has_finalizer => AllocationAction::None,
-        (true, true) => AllocationAction::WaitForClaimer,
-        (true, false) => AllocationAction::RemoveFinalizer,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,35 +78,5 @@ mod tests {
             _ => Claimer::Missing,
         });
         assert_eq!(stale, [0, 2]);
-    }
-
-    #[test]
-    fn allocation_actions() {
-        let c = claim("u");
-        let alive = Claimer::Exists { uid: "u".into() };
-        assert_eq!(
-            allocation_action(false, true, Some(&c), &alive),
-            AllocationAction::Keep
-        );
-        assert_eq!(
-            allocation_action(false, true, Some(&c), &Claimer::Missing),
-            AllocationAction::Delete
-        );
-        assert_eq!(
-            allocation_action(false, true, None, &Claimer::Missing),
-            AllocationAction::Delete
-        );
-        assert_eq!(
-            allocation_action(true, true, Some(&c), &alive),
-            AllocationAction::WaitForClaimer
-        );
-        assert_eq!(
-            allocation_action(true, true, Some(&c), &Claimer::Missing),
-            AllocationAction::RemoveFinalizer
-        );
-        assert_eq!(
-            allocation_action(true, false, Some(&c), &Claimer::Missing),
-            AllocationAction::None
-        );
     }
 }

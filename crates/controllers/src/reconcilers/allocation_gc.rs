@@ -1,7 +1,7 @@
-//! IPAddress and NetworkID garbage collection over [`crate::release`] (upstream ironcore-net's IPAddress,
-//! `ipaddressgc` and `networkidgc` controllers, `internal/controllers`): an allocation
-//! whose claimer (by group/resource/namespace/name **and UID**) is gone is deleted, and a deleting IPAddress
-//! loses its protection finalizer once its claimer is gone.
+//! IPAddress and NetworkID garbage collection over [`crate::allocation_gc`] (upstream ironcore-net's
+//! IPAddress, `ipaddressgc` and `networkidgc` controllers, `internal/controllers`): an allocation whose
+//! claimer (by group/resource/namespace/name **and UID**) is gone is deleted, and a deleting IPAddress loses
+//! its protection finalizer once its claimer is gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::release::{AllocationAction, ClaimRef, Claimer, allocation_action};
+use crate::allocation_gc::{AllocationAction, allocation_action};
+use crate::release::{ClaimRef, Claimer};
 use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// The finalizer the API server puts on every IPAddress.

@@ -1,5 +1,5 @@
-//! apinet LoadBalancer → DaemonSet reconciler over [`crate::daemonset::desired_daemonset`] (upstream
-//! ironcore-net's LoadBalancer controller, `internal/controllers`).
+//! apinet LoadBalancer → DaemonSet reconciler over [`crate::apinet_loadbalancer::desired_daemonset`]
+//! (upstream ironcore-net's LoadBalancer controller, `internal/controllers`).
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use crate::daemonset::{LoadBalancerView, daemonset_name, desired_daemonset};
+use crate::apinet_loadbalancer::{LoadBalancerView, daemonset_name, desired_daemonset};
 use ironnet_runtime::informer::Informers;
 use ironnet_runtime::reconcile::ReconcileError;
 

@@ -1,11 +1,15 @@
-//! Kinds the server itself serves: core/v1 Namespace, Node and Event, events.k8s.io/v1 Event and
-//! coordination.k8s.io/v1 Lease.
+//! Kinds the server itself serves: core/v1 Namespace, Node and Event, events.k8s.io/v1 Event,
+//! coordination.k8s.io/v1 Lease, the `rbac.authorization.k8s.io/v1` kinds, and the review kinds
+//! of `authorization.k8s.io/v1` and `authentication.k8s.io/v1` (answered, never stored).
 
 use std::sync::Arc;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
+use crate::auth::rbac::{self, Rbac};
+use crate::auth::rbac_admission::{BindingStrategy, RoleStrategy};
+use crate::auth::review;
 use crate::definition::{PrinterColumn, ResourceDefinition, Scope};
 use crate::registry::Registry;
 use crate::strategy::{DefaultStrategy, Strategy};
@@ -53,8 +57,14 @@ fn definition(group: &str, kind: &str, plural: &str, scope: Scope) -> ResourceDe
     ResourceDefinition::new(group, "v1", kind, plural, scope).expect("built-in definitions are valid")
 }
 
-/// Registers the built-in kinds.
+/// Registers the built-in kinds, with RBAC escalation checks off (tests of other kinds).
+#[cfg(test)]
 pub(crate) fn register_builtins(registry: &mut Registry) {
+    register_builtins_with(registry, &Arc::new(Rbac::new()));
+}
+
+/// Registers the built-in kinds; the RBAC kinds' admission checks escalation against `rbac`.
+pub(crate) fn register_builtins_with(registry: &mut Registry, rbac: &Arc<Rbac>) {
     let mut ns = definition("", "Namespace", "namespaces", Scope::Cluster);
     ns.short_names = vec!["ns".into()];
     ns.status_subresource = true;
@@ -153,9 +163,13 @@ pub(crate) fn register_builtins(registry: &mut Registry) {
         }}
     }});
 
+    let node_def = node.clone();
     let defaults: [(ResourceDefinition, Arc<dyn Strategy>); 5] = [
         (ns, Arc::new(NamespaceStrategy)),
-        (node, Arc::new(DefaultStrategy)),
+        (
+            node,
+            crate::auth::node::restrict(&node_def, Arc::new(DefaultStrategy)),
+        ),
         (core_event, Arc::new(DefaultStrategy)),
         (new_event, Arc::new(DefaultStrategy)),
         (lease, Arc::new(DefaultStrategy)),
@@ -163,6 +177,139 @@ pub(crate) fn register_builtins(registry: &mut Registry) {
     for (def, strategy) in defaults {
         registry
             .register(def, strategy)
+            .expect("built-in kinds are registered once");
+    }
+    register_rbac(registry, rbac);
+    register_reviews(registry);
+}
+
+/// kube's `PolicyRule` as a structural schema (unknown fields are pruned, as kube's decoder drops them).
+fn rule_schema() -> Value {
+    let list = json!({"type": "array", "items": {"type": "string"}});
+    json!({"type": "object", "properties": {
+        "verbs": list, "apiGroups": list, "resources": list, "resourceNames": list, "nonResourceURLs": list
+    }})
+}
+
+fn register_rbac(registry: &mut Registry, rbac: &Arc<Rbac>) {
+    let string = json!({"type": "string"});
+    let created = column("Created At", "date", ".metadata.creationTimestamp", 0);
+    let mut role = definition(rbac::GROUP, "Role", "roles", Scope::Namespaced);
+    role.schema = json!({"type": "object", "properties": {
+        "rules": {"type": "array", "items": rule_schema()}
+    }});
+    role.printer_columns = vec![created.clone()];
+    let mut cluster_role = definition(rbac::GROUP, "ClusterRole", "clusterroles", Scope::Cluster);
+    cluster_role.schema = json!({"type": "object", "properties": {
+        "rules": {"type": "array", "items": rule_schema()},
+        "aggregationRule": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    }});
+    cluster_role.printer_columns = vec![created];
+    let binding_schema = json!({"type": "object", "properties": {
+        "roleRef": {"type": "object", "properties": {"apiGroup": string, "kind": string, "name": string}},
+        "subjects": {"type": "array", "items": {"type": "object", "properties": {
+            "kind": string, "apiGroup": string, "name": string, "namespace": string
+        }}}
+    }});
+    let binding_columns = vec![
+        column("Role", "string", ".roleRef.name", 0),
+        column("Age", "date", ".metadata.creationTimestamp", 0),
+        column("Users", "string", ".subjects[?(@.kind==\"User\")].name", 1),
+        column("Groups", "string", ".subjects[?(@.kind==\"Group\")].name", 1),
+        column(
+            "ServiceAccounts",
+            "string",
+            ".subjects[?(@.kind==\"ServiceAccount\")].name",
+            1,
+        ),
+    ];
+    let mut binding = definition(rbac::GROUP, "RoleBinding", "rolebindings", Scope::Namespaced);
+    binding.schema = binding_schema.clone();
+    binding.printer_columns = binding_columns.clone();
+    let mut cluster_binding = definition(
+        rbac::GROUP,
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        Scope::Cluster,
+    );
+    cluster_binding.schema = binding_schema;
+    cluster_binding.printer_columns = binding_columns;
+    let kinds: [(ResourceDefinition, Arc<dyn Strategy>); 4] = [
+        (
+            role,
+            Arc::new(RoleStrategy {
+                rbac: rbac.clone(),
+                namespaced: true,
+            }),
+        ),
+        (
+            cluster_role,
+            Arc::new(RoleStrategy {
+                rbac: rbac.clone(),
+                namespaced: false,
+            }),
+        ),
+        (
+            binding,
+            Arc::new(BindingStrategy {
+                rbac: rbac.clone(),
+                namespaced: true,
+            }),
+        ),
+        (
+            cluster_binding,
+            Arc::new(BindingStrategy {
+                rbac: rbac.clone(),
+                namespaced: false,
+            }),
+        ),
+    ];
+    for (def, strategy) in kinds {
+        registry
+            .register(def, strategy)
+            .expect("built-in kinds are registered once");
+    }
+}
+
+/// The review kinds: served for create only (see [`crate::auth::review`]), listed by discovery.
+fn register_reviews(registry: &mut Registry) {
+    let reviews = [
+        (
+            review::AUTHORIZATION_GROUP,
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            Scope::Cluster,
+        ),
+        (
+            review::AUTHORIZATION_GROUP,
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            Scope::Cluster,
+        ),
+        (
+            review::AUTHORIZATION_GROUP,
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            Scope::Namespaced,
+        ),
+        (
+            review::AUTHORIZATION_GROUP,
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            Scope::Cluster,
+        ),
+        (
+            review::AUTHENTICATION_GROUP,
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            Scope::Cluster,
+        ),
+    ];
+    for (group, kind, plural, scope) in reviews {
+        let mut def = definition(group, kind, plural, scope);
+        def.schema = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        registry
+            .register(def, Arc::new(DefaultStrategy))
             .expect("built-in kinds are registered once");
     }
 }

@@ -152,10 +152,48 @@ fn is_label_value(v: &str) -> bool {
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
 
+/// Validates a name as kube's `ValidatePathSegmentName` does (the RBAC kinds' names, such as
+/// `system:discovery`): not `.` or `..`, no `/` or `%`.
+pub fn validate_path_segment_name(name: &str, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if name == "." || name == ".." {
+        errs.push(FieldError::invalid(path, name, format!("may not be '{name}'")));
+    }
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            errs.push(FieldError::invalid(
+                path,
+                name,
+                format!("may not contain '{bad}'"),
+            ));
+        }
+    }
+    errs
+}
+
+/// Validates `metadata` of an object of `def`: the name as the kind requires (a DNS-1123 label
+/// for namespaces, a path segment for the RBAC kinds, a DNS-1123 subdomain otherwise), labels,
+/// annotation keys, finalizer names.
+pub fn validate_object_meta_of(def: &crate::ResourceDefinition, obj: &Value) -> ErrorList {
+    if def.group == crate::auth::rbac::GROUP {
+        let mut errs = validate_path_segment_name(name(obj), &Path::new("metadata").child("name"));
+        errs.extend(validate_meta_except_name(obj));
+        return errs;
+    }
+    validate_object_meta(obj, !def.namespaced() && def.plural == "namespaces")
+}
+
 /// Validates `metadata`: name (already set), labels, annotation keys, finalizer names.
 pub fn validate_object_meta(obj: &Value, label_only_name: bool) -> ErrorList {
     let meta_path = Path::new("metadata");
     let mut errs = validate_name(name(obj), label_only_name, &meta_path.child("name"));
+    errs.extend(validate_meta_except_name(obj));
+    errs
+}
+
+fn validate_meta_except_name(obj: &Value) -> ErrorList {
+    let meta_path = Path::new("metadata");
+    let mut errs = ErrorList::new();
     let labels_path = meta_path.child("labels");
     match obj.pointer("/metadata/labels") {
         None | Some(Value::Null) => {}

@@ -102,6 +102,10 @@ pub struct ApiServerBuilder {
     controllers: bool,
     authenticator: Option<Arc<dyn Authenticator>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    /// The RBAC state the RBAC kinds' admission checks escalation against.
+    rbac: Arc<crate::auth::rbac::Rbac>,
+    /// Whether RBAC and the Node authorizer decide requests.
+    rbac_authorization: bool,
     audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
@@ -118,7 +122,8 @@ impl ApiServerBuilder {
     /// A builder over `store` with the built-in kinds (Namespace, Event, Lease) registered.
     pub fn new(store: Arc<dyn Store>) -> Self {
         let mut registry = Registry::new();
-        crate::builtin::register_builtins(&mut registry);
+        let rbac = Arc::new(crate::auth::rbac::Rbac::new());
+        crate::builtin::register_builtins_with(&mut registry, &rbac);
         ApiServerBuilder {
             store,
             registry,
@@ -127,6 +132,8 @@ impl ApiServerBuilder {
             controllers: true,
             authenticator: None,
             authorizer: None,
+            rbac,
+            rbac_authorization: false,
             audit: None,
         }
     }
@@ -137,6 +144,8 @@ impl ApiServerBuilder {
         def: ResourceDefinition,
         strategy: Arc<dyn Strategy>,
     ) -> Result<Self, RegistryError> {
+        // NodeRestriction admission wraps the kinds node agents may write.
+        let strategy = crate::auth::node::restrict(&def, strategy);
         self.registry.register(def, strategy)?;
         Ok(self)
     }
@@ -174,6 +183,16 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Authorizes requests with the Node authorizer and RBAC (after the authorizer given to
+    /// [`ApiServerBuilder::authorizer`], if any), as kube-apiserver's
+    /// `--authorization-mode=Node,RBAC`: the bootstrap roles are reconciled at start, the RBAC
+    /// kinds are enforced from an in-memory copy kept current by a watch, and NodeRestriction
+    /// admission applies to node agents.
+    pub fn rbac_authorization(mut self) -> Self {
+        self.rbac_authorization = true;
+        self
+    }
+
     /// Whether to run the garbage collector and namespace controller (default: yes).
     pub fn controllers(mut self, enabled: bool) -> Self {
         self.controllers = enabled;
@@ -189,6 +208,21 @@ impl ApiServerBuilder {
             .map(|k| (k.def.key_prefix(), crate::apply::KindSchema::new(&k.def)))
             .collect();
         let inflight = Inflight::new(&self.config);
+        let mut tasks = Vec::new();
+        let (authorizer, rbac, rbac_mirror) = if self.rbac_authorization {
+            let started =
+                crate::auth::start_node_rbac(self.store.clone(), self.rbac.clone(), self.authorizer)
+                    .await
+                    .map_err(BuildError::Bootstrap)?;
+            tasks.extend(started.tasks);
+            (
+                Some(started.authorizer),
+                Some(self.rbac.clone()),
+                Some(started.rbac_mirror),
+            )
+        } else {
+            (self.authorizer, None, None)
+        };
         let server = Arc::new(Server {
             store: self.store,
             registry: Arc::new(self.registry),
@@ -200,11 +234,22 @@ impl ApiServerBuilder {
             event_cache: Default::default(),
             inflight,
             authenticator: self.authenticator,
-            authorizer: self.authorizer,
+            authorizer,
+            rbac,
             audit: self.audit,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
-        let mut tasks = Vec::new();
+        if let Some(mirror) = rbac_mirror {
+            let written = server
+                .reconcile_bootstrap_roles()
+                .await
+                .map_err(BuildError::Bootstrap)?;
+            if !mirror.wait_for(written, Duration::from_secs(30)).await {
+                return Err(BuildError::Bootstrap(ApiError::unavailable(
+                    "the bootstrap roles did not reach the authorization cache",
+                )));
+            }
+        }
         if self.controllers {
             tasks.push(tokio::spawn(crate::gc::run(server.clone())));
             tasks.push(tokio::spawn(crate::namespace::run(server.clone())));
@@ -254,7 +299,7 @@ impl ApiServer {
             async move {
                 let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
                 let protobuf = crate::protobuf::Preference::from_accept(accept);
-                let resp = server.handle(req).await;
+                let resp = crate::auth::with_request_scope(server.handle(req)).await;
                 crate::protobuf::respond(protobuf, resp).await
             }
         })
@@ -315,6 +360,8 @@ pub(crate) struct Server {
     authenticator: Option<Arc<dyn Authenticator>>,
     /// May they (none: everything is allowed).
     authorizer: Option<Arc<dyn Authorizer>>,
+    /// The RBAC state, when RBAC authorization is on.
+    rbac: Option<Arc<crate::auth::rbac::Rbac>>,
     /// Where audit events go (none: no audit log).
     audit: Option<Arc<crate::audit::AuditLog>>,
 }
@@ -372,6 +419,16 @@ impl Inflight {
 }
 
 impl Server {
+    /// The authorizer (none: everything is allowed).
+    pub(crate) fn authorizer(&self) -> Option<&Arc<dyn Authorizer>> {
+        self.authorizer.as_ref()
+    }
+
+    /// The RBAC state, when RBAC authorization is on.
+    pub(crate) fn rbac(&self) -> Option<&Arc<crate::auth::rbac::Rbac>> {
+        self.rbac.as_ref()
+    }
+
     /// The structural schema of a registered kind.
     pub(crate) fn kind_schema(&self, def: &ResourceDefinition) -> crate::apply::KindSchema {
         self.schemas
@@ -437,8 +494,8 @@ pub(crate) struct Call {
     pub(crate) body: Bytes,
     /// `fieldManager`, or the user agent's product name (like kube-apiserver's default).
     pub(crate) field_manager: String,
-    /// The authenticated user (for admission that depends on who asks).
-    #[allow(dead_code, reason = "read by NodeRestriction admission, which is being added")]
+    /// The authenticated user (for the review endpoints; admission reads it through
+    /// [`crate::auth::request_user`]).
     pub(crate) user: UserInfo,
     /// Whether watch events go out as protobuf frames (the client prefers protobuf and the kind has it).
     pub(crate) protobuf_watch: bool,
@@ -542,6 +599,7 @@ impl Server {
                 }
                 Err(refused) => return refused.into_response(),
             };
+        crate::auth::set_request_user(&user);
         let req = Request::from_parts(parts, body);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -667,6 +725,7 @@ impl Server {
             return e.into_response();
         }
         let result = match (&method, call.name.is_some()) {
+            _ if crate::auth::review::is_review(call.def()) => self.review(&call, &method).await,
             (&Method::GET, false) if call.query.flag("watch").unwrap_or(false) => {
                 return self.watch(call).await;
             }

@@ -41,6 +41,7 @@ pub struct AdmissionContext {
     registry: Arc<Registry>,
     dry_run: bool,
     clock: SharedClock,
+    user: Option<crate::auth::UserInfo>,
 }
 
 impl std::fmt::Debug for AdmissionContext {
@@ -59,6 +60,7 @@ impl AdmissionContext {
             registry,
             dry_run,
             clock: Arc::new(SystemClock),
+            user: crate::auth::request_user(),
         }
     }
 
@@ -81,6 +83,12 @@ impl AdmissionContext {
     /// The registry of served kinds, e.g. to compute another kind's store key.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Who asks: the request's authenticated user, or `None` for the server's own writes
+    /// (bootstrap, garbage collection, namespace cleanup).
+    pub fn user(&self) -> Option<&crate::auth::UserInfo> {
+        self.user.as_ref()
     }
 
     /// Whether this request is a dry run: side effects will be computed but never committed.

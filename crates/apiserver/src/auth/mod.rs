@@ -9,6 +9,12 @@
 
 pub mod identities;
 pub mod impersonate;
+pub(crate) mod mirror;
+pub mod node;
+pub mod rbac;
+pub(crate) mod rbac_admission;
+pub mod rbac_bootstrap;
+pub(crate) mod review;
 pub mod signed;
 pub mod token;
 pub mod union;
@@ -114,6 +120,9 @@ pub struct Attributes {
     pub name: String,
     /// The URL path.
     pub path: String,
+    /// The request's `fieldSelector` (for list and watch), which the Node authorizer requires to
+    /// pin a node agent's lists to its node (kube's `GetFieldSelector`).
+    pub field_selector: String,
 }
 
 impl Attributes {
@@ -159,6 +168,7 @@ impl Attributes {
             namespace: resource.namespace.clone().unwrap_or_default(),
             name: resource.name.clone().unwrap_or_default(),
             path: path.to_owned(),
+            field_selector: query.get("fieldSelector").unwrap_or_default().to_owned(),
         }
     }
 
@@ -175,6 +185,7 @@ impl Attributes {
             namespace: String::new(),
             name: String::new(),
             path: path.to_owned(),
+            field_selector: String::new(),
         }
     }
 }
@@ -195,6 +206,102 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync + 'static {
     /// Authorizes `attrs`.
     async fn authorize(&self, attrs: &Attributes) -> Decision;
+}
+
+tokio::task_local! {
+    /// The user of the request being served, for admission that depends on who asks.
+    static REQUEST_USER: std::cell::RefCell<Option<UserInfo>>;
+}
+
+/// Runs `fut` (the handling of one request) with a slot for its user, which
+/// [`set_request_user`] fills once the request is authenticated.
+pub(crate) async fn with_request_scope<F: std::future::Future>(fut: F) -> F::Output {
+    REQUEST_USER.scope(std::cell::RefCell::new(None), fut).await
+}
+
+/// Records the authenticated user of the request being served.
+pub(crate) fn set_request_user(user: &UserInfo) {
+    let _ = REQUEST_USER.try_with(|slot| *slot.borrow_mut() = Some(user.clone()));
+}
+
+/// The user of the request being served; `None` for the server's own work (bootstrap, garbage
+/// collection, namespace cleanup).
+pub(crate) fn request_user() -> Option<UserInfo> {
+    REQUEST_USER.try_with(|slot| slot.borrow().clone()).ok().flatten()
+}
+
+/// The running Node and RBAC authorizers (see [`crate::ApiServerBuilder::rbac_authorization`]).
+pub(crate) struct NodeRbac {
+    /// `first` (if any), then the Node authorizer, then RBAC.
+    pub(crate) authorizer: std::sync::Arc<dyn Authorizer>,
+    /// The RBAC cache's progress, to wait for the bootstrap roles.
+    pub(crate) rbac_mirror: mirror::Mirror,
+    /// The watches keeping the caches current.
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Loads the RBAC objects and the node bindings of metalnet objects from `store`, keeps them
+/// current, and returns the authorizer chain deciding from them.
+pub(crate) async fn start_node_rbac(
+    store: std::sync::Arc<dyn ironnet_store::Store>,
+    rbac: std::sync::Arc<rbac::Rbac>,
+    first: Option<std::sync::Arc<dyn Authorizer>>,
+) -> Result<NodeRbac, crate::ApiError> {
+    use std::sync::Arc;
+    let sink = rbac.clone();
+    let (rbac_mirror, rbac_task) = mirror::start(
+        store.clone(),
+        rbac::KEY_PREFIX.to_owned(),
+        Arc::new(move |reset, changes| sink.apply(reset, changes)),
+    )
+    .await?;
+    let graph = Arc::new(node::NodeGraph::new());
+    let sink = graph.clone();
+    let (_, graph_task) = mirror::start(
+        store,
+        node::KEY_PREFIX.to_owned(),
+        Arc::new(move |reset, changes| sink.apply(reset, changes)),
+    )
+    .await?;
+    rbac.enable();
+    let mut chain: Vec<Arc<dyn Authorizer>> = first.into_iter().collect();
+    chain.push(Arc::new(node::NodeAuthorizer(graph)));
+    chain.push(Arc::new(rbac::RbacAuthorizer(rbac)));
+    Ok(NodeRbac {
+        authorizer: Arc::new(Chain(chain)),
+        rbac_mirror,
+        tasks: vec![rbac_task, graph_task],
+    })
+}
+
+/// Asks authorizers in turn (kube's union authorizer): the first `Allow` or `Deny` decides;
+/// if every one has no opinion the request is denied with their reasons.
+pub struct Chain(pub Vec<std::sync::Arc<dyn Authorizer>>);
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("authorizers", &self.0.len())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl Authorizer for Chain {
+    async fn authorize(&self, attrs: &Attributes) -> Decision {
+        let mut reasons = Vec::new();
+        for a in &self.0 {
+            match a.authorize(attrs).await {
+                Decision::NoOpinion(reason) => {
+                    if !reason.is_empty() {
+                        reasons.push(reason);
+                    }
+                }
+                decided => return decided,
+            }
+        }
+        Decision::NoOpinion(reasons.join(", "))
+    }
 }
 
 /// The paths a request without credentials may reach, as kube-apiserver's

@@ -158,7 +158,7 @@ impl Server {
         if let Some(m) = manager {
             crate::apply::record_update(&self.kind_schema(def), None, &mut obj, m, None, self.clock.now());
         }
-        let mut errs = meta::validate_object_meta(&obj, !def.namespaced() && def.plural == "namespaces");
+        let mut errs = meta::validate_object_meta_of(def, &obj);
         errs.extend(crate::schema::validate(&def.schema, &obj));
         if errs.is_empty() {
             errs.extend(kind.strategy.validate_create(&obj));
@@ -454,7 +454,7 @@ impl Server {
             generation
         };
         meta::metadata_mut(&mut new).insert("generation".into(), Value::from(bumped));
-        let mut errs = meta::validate_object_meta(&new, !def.namespaced() && def.plural == "namespaces");
+        let mut errs = meta::validate_object_meta_of(def, &new);
         errs.extend(crate::schema::validate(&def.schema, &new));
         if errs.is_empty() {
             errs.extend(match part {

@@ -91,13 +91,40 @@ impl ServingProcess {
     }
 
     /// Starts `ironnet SUBCOMMAND --port 0 --data-dir DIR/data EXTRA…` and waits until `/readyz` answers.
-    fn start(subcommand: &str, extra: &[&str]) -> ServingProcess {
+    pub fn start(subcommand: &str, extra: &[&str]) -> ServingProcess {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut args = vec![subcommand, "--port", "0", "--data-dir", data.to_str().unwrap()];
-        args.extend_from_slice(extra);
+        let args = Self::args(&dir, subcommand, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = spawn(&args, &dir.path().join("server.log"));
         let up = ServingProcess { child, dir };
+        up.wait_ready(subcommand);
+        up
+    }
+
+    fn args(dir: &tempfile::TempDir, subcommand: &str, extra: &[&str]) -> Vec<String> {
+        let data = dir.path().join("data");
+        let mut args: Vec<String> = [subcommand, "--port", "0", "--data-dir", data.to_str().unwrap()]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// Stops the process (SIGTERM) and starts `ironnet SUBCOMMAND` again on the same data
+    /// directory, waiting until it is ready.
+    pub fn restart(&mut self, subcommand: &str, extra: &[&str]) {
+        stop(&mut self.child);
+        // The old kubeconfig names the old port; readiness is judged on the one the new process writes.
+        let _ = std::fs::remove_file(self.kubeconfig());
+        let args = Self::args(&self.dir, subcommand, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.child = spawn(&args, &self.dir.path().join("server.log"));
+        self.wait_ready(subcommand);
+    }
+
+    fn wait_ready(&self, subcommand: &str) {
+        let up = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if up.kubeconfig().exists() {
@@ -108,7 +135,7 @@ impl ServingProcess {
                     .output()
                     .is_ok_and(|o| o.status.success());
                 if ready {
-                    return up;
+                    return;
                 }
             }
             assert!(

@@ -2,7 +2,8 @@
 //!
 //! Every controller is a thin kube-rs shell over a pure decision function in this crate: the decision
 //! functions take plain views of the objects involved and return what has to be written, so they can be tested
-//! exhaustively without an API server.
+//! exhaustively without an API server. A decision module and the reconciler over it share a name
+//! ([`placement`] and [`reconcilers::placement`], [`nat::allocation`] and [`reconcilers::nat_allocation`]).
 
 pub mod allocation_gc;
 pub mod apinet_loadbalancer;

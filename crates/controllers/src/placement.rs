@@ -197,7 +197,7 @@ pub fn node_affinity_matches(selector: &NodeSelector, node: &NodeView) -> bool {
 pub enum Placement {
     /// Bind to this node.
     Node(String),
-    /// No node satisfies the constraints ("No nodes available to schedule <ns>/<name> on").
+    /// No node satisfies the constraints (`No nodes available to schedule <ns>/<name> on`).
     NoFit,
 }
 

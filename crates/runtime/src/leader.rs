@@ -264,9 +264,12 @@ impl LeaderElector {
     pub async fn run(mut self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
         let retry = self.config.retry_period;
         let mut last_renew: Option<Timestamp> = None;
+        // A candidate reports 0 (backup) until it wins, so the series exists before the first election.
+        crate::metrics::set_leader(&self.config.name, false);
         loop {
             if *shutdown.borrow() {
                 leading.send_replace(false);
+                crate::metrics::set_leader(&self.config.name, false);
                 return;
             }
             let ok = match self.try_acquire_or_renew().await {
@@ -280,12 +283,14 @@ impl LeaderElector {
             if ok {
                 last_renew = Some(now);
                 leading.send_replace(true);
+                crate::metrics::set_leader(&self.config.name, true);
             } else if let Some(last) = last_renew {
                 let deadline =
                     SignedDuration::try_from(self.config.renew_deadline).unwrap_or(SignedDuration::MAX);
                 if last.checked_add(deadline).is_ok_and(|d| d <= now) {
                     tracing::warn!(identity = %self.config.identity, "leadership lost");
                     leading.send_replace(false);
+                    crate::metrics::set_leader(&self.config.name, false);
                     return;
                 }
             }

@@ -6,6 +6,7 @@
 //! - [`cache`]: the indexed cache itself and its consistency contract;
 //! - [`finalizer`]: finalizers and deletions as every reconciler writes them;
 //! - [`leader`]: Lease-based leader election with an injected clock;
+//! - [`metrics`]: controller-runtime's controller metrics, recorded by wrapping each reconcile function;
 //! - [`reconcile`]: the one reconcile error type, conflict/not-found classification and the retry policy;
 //! - [`related`]: triggers that also reach the objects a watched object stopped relating to;
 //! - [`shutdown`]: turning a caller's shutdown future into the `Sync` one kube-rs needs.
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod finalizer;
 pub mod informer;
 pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 pub mod related;
 pub mod shutdown;

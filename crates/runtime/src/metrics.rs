@@ -1,0 +1,326 @@
+//! Controller metrics under controller-runtime's names, so that dashboards built for Kubernetes controllers work.
+//!
+//! Every reconcile function passed to kube-runtime's `Controller::run` is wrapped with [`instrument`], which
+//! records per controller:
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `controller_runtime_reconcile_total` | counter | `controller`, `result` | reconciles by result: `success` (await change), `requeue` (requeue now), `requeue_after` (requeue later), `error` |
+//! | `controller_runtime_reconcile_errors_total` | counter | `controller` | reconciles that returned an error |
+//! | `controller_runtime_reconcile_time_seconds` | histogram | `controller` | reconcile duration |
+//! | `controller_runtime_active_workers` | gauge | `controller` | reconciles running now |
+//! | `workqueue_work_duration_seconds` | histogram | `name` | time an item is processed (= the reconcile, as in client-go's queue) |
+//! | `workqueue_retries_total` | counter | `name` | items put back for a retry (errors and immediate requeues) |
+//! | `leader_election_master_status` | gauge | `name` | 1 while this process holds the Lease `name`, else 0 |
+//!
+//! kube-runtime's scheduler is internal, so what client-go's work queue reports about waiting items —
+//! `workqueue_depth`, `workqueue_adds_total`, `workqueue_queue_duration_seconds` — cannot be observed without
+//! forking it, and those are not exported rather than approximated.
+//!
+//! The metrics live in one process-wide set ([`global`]) so that controllers need no handle passed down; a
+//! component exposes them by calling [`register`] on its registry.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use kube::runtime::controller::Action;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label set `{controller}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ControllerLabel {
+    /// The controller's name.
+    pub controller: String,
+}
+
+/// Label set `{controller, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ControllerResultLabels {
+    /// The controller's name.
+    pub controller: String,
+    /// `success`, `error`, `requeue` or `requeue_after`.
+    pub result: String,
+}
+
+/// Label set `{name}` (work queue and lease names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NameLabel {
+    /// The queue (= controller) or Lease name.
+    pub name: String,
+}
+
+/// Histogram buckets of controller-runtime's reconcile time (exponential from 5 ms to ~82 s, then 100 s).
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileBuckets;
+
+impl MetricConstructor<Histogram> for ReconcileBuckets {
+    fn new_metric(&self) -> Histogram {
+        let mut buckets: Vec<f64> =
+            prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 15).collect();
+        buckets.push(100.0);
+        Histogram::new(buckets)
+    }
+}
+
+/// The controller metric families (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct ControllerMetrics {
+    reconcile_total: Family<ControllerResultLabels, Counter>,
+    reconcile_errors: Family<ControllerLabel, Counter>,
+    reconcile_time: Family<ControllerLabel, Histogram, ReconcileBuckets>,
+    active_workers: Family<ControllerLabel, Gauge>,
+    work_duration: Family<NameLabel, Histogram, ReconcileBuckets>,
+    retries: Family<NameLabel, Counter>,
+    leader: Family<NameLabel, Gauge>,
+}
+
+/// The process-wide controller metrics.
+pub fn global() -> &'static ControllerMetrics {
+    static METRICS: OnceLock<ControllerMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| ControllerMetrics {
+        reconcile_total: Family::default(),
+        reconcile_errors: Family::default(),
+        reconcile_time: Family::new_with_constructor(ReconcileBuckets),
+        active_workers: Family::default(),
+        work_duration: Family::new_with_constructor(ReconcileBuckets),
+        retries: Family::default(),
+        leader: Family::default(),
+    })
+}
+
+/// Adds the controller metrics to `registry` (several registries may share them).
+pub fn register(registry: &mut Registry) {
+    let m = global();
+    // prometheus-client appends `_total` to counters.
+    registry.register(
+        "controller_runtime_reconcile",
+        "Total number of reconciliations per controller",
+        m.reconcile_total.clone(),
+    );
+    registry.register(
+        "controller_runtime_reconcile_errors",
+        "Total number of reconciliation errors per controller",
+        m.reconcile_errors.clone(),
+    );
+    registry.register(
+        "controller_runtime_reconcile_time_seconds",
+        "Length of time per reconciliation per controller",
+        m.reconcile_time.clone(),
+    );
+    registry.register(
+        "controller_runtime_active_workers",
+        "Number of currently used workers per controller",
+        m.active_workers.clone(),
+    );
+    registry.register(
+        "workqueue_work_duration_seconds",
+        "How long in seconds processing an item from workqueue takes",
+        m.work_duration.clone(),
+    );
+    registry.register(
+        "workqueue_retries",
+        "Total number of retries handled by workqueue",
+        m.retries.clone(),
+    );
+    registry.register(
+        "leader_election_master_status",
+        "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master",
+        m.leader.clone(),
+    );
+}
+
+/// Records whether this process leads the Lease `name` (called by [`crate::leader::LeaderElector::run`]).
+pub fn set_leader(name: &str, leading: bool) {
+    global()
+        .leader
+        .get_or_create(&NameLabel {
+            name: name.to_owned(),
+        })
+        .set(i64::from(leading));
+}
+
+/// The result label of one reconcile outcome.
+pub fn result_label<E>(result: &Result<Action, E>) -> &'static str {
+    match result {
+        Err(_) => "error",
+        Ok(action) if *action == Action::await_change() => "success",
+        Ok(action) if *action == Action::requeue(Duration::ZERO) => "requeue",
+        Ok(_) => "requeue_after",
+    }
+}
+
+/// A boxed reconcile future, as [`instrument`] returns.
+pub type ReconcileFuture<E> = Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>;
+
+/// Decrements the active-worker gauge also when kube-runtime drops a reconcile midway (shutdown).
+struct ActiveWorker(Gauge);
+
+impl Drop for ActiveWorker {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Wraps `reconcile` so that every call is counted and timed under `controller` (controller-runtime names a
+/// controller after its kind in lower case, e.g. `network`; ironnet's names say what the controller does).
+///
+/// The result series of the controller exist (at 0) from this call on, as controller-runtime initialises them.
+pub fn instrument<K, C, E, Fut>(
+    controller: &str,
+    reconcile: impl Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
+) -> impl Fn(Arc<K>, Arc<C>) -> ReconcileFuture<E> + Send + Sync + 'static
+where
+    K: Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    E: Send + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+{
+    let m = global();
+    let label = ControllerLabel {
+        controller: controller.to_owned(),
+    };
+    let queue = NameLabel {
+        name: controller.to_owned(),
+    };
+    for result in ["success", "error", "requeue", "requeue_after"] {
+        let _ = m.reconcile_total.get_or_create(&ControllerResultLabels {
+            controller: controller.to_owned(),
+            result: result.to_owned(),
+        });
+    }
+    let _ = m.reconcile_errors.get_or_create(&label);
+    let _ = m.active_workers.get_or_create(&label);
+    let _ = m.retries.get_or_create(&queue);
+    move |obj, ctx| {
+        let fut = reconcile(obj, ctx);
+        let (label, queue) = (label.clone(), queue.clone());
+        Box::pin(async move {
+            let active = m.active_workers.get_or_create(&label).clone();
+            active.inc();
+            let worker = ActiveWorker(active);
+            let start = Instant::now();
+            let result = fut.await;
+            let seconds = start.elapsed().as_secs_f64();
+            drop(worker);
+            m.reconcile_time.get_or_create(&label).observe(seconds);
+            m.work_duration.get_or_create(&queue).observe(seconds);
+            let outcome = result_label(&result);
+            m.reconcile_total
+                .get_or_create(&ControllerResultLabels {
+                    controller: label.controller.clone(),
+                    result: outcome.to_owned(),
+                })
+                .inc();
+            if outcome == "error" {
+                m.reconcile_errors.get_or_create(&label).inc();
+            }
+            if matches!(outcome, "error" | "requeue") {
+                m.retries.get_or_create(&queue).inc();
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape() -> String {
+        let mut registry = Registry::default();
+        register(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    fn outcome(i: usize) -> Result<Action, &'static str> {
+        match i {
+            0 => Ok(Action::await_change()),
+            1 => Ok(Action::requeue(Duration::ZERO)),
+            2 => Ok(Action::requeue(Duration::from_secs(5))),
+            _ => Err("boom"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_outcome_is_counted_under_its_result() {
+        let reconcile = instrument("unit-outcomes", |i: Arc<usize>, _ctx: Arc<()>| {
+            let result = outcome(*i);
+            async move { result }
+        });
+        for i in 0..5 {
+            assert_eq!(reconcile(Arc::new(i), Arc::new(())).await, outcome(i));
+        }
+        let page = scrape();
+        for line in [
+            "controller_runtime_reconcile_total{controller=\"unit-outcomes\",result=\"success\"} 1",
+            "controller_runtime_reconcile_total{controller=\"unit-outcomes\",result=\"requeue\"} 1",
+            "controller_runtime_reconcile_total{controller=\"unit-outcomes\",result=\"requeue_after\"} 1",
+            "controller_runtime_reconcile_total{controller=\"unit-outcomes\",result=\"error\"} 2",
+            "controller_runtime_reconcile_errors_total{controller=\"unit-outcomes\"} 2",
+            "controller_runtime_reconcile_time_seconds_count{controller=\"unit-outcomes\"} 5",
+            "controller_runtime_active_workers{controller=\"unit-outcomes\"} 0",
+            "workqueue_work_duration_seconds_count{name=\"unit-outcomes\"} 5",
+            "workqueue_retries_total{name=\"unit-outcomes\"} 3",
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_running_reconcile_is_an_active_worker_until_it_ends_or_is_dropped() {
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let reconcile = instrument("unit-active", move |_: Arc<()>, _: Arc<()>| {
+            let mut wait = wait.clone();
+            async move {
+                let _ = wait.wait_for(|v| *v).await;
+                Ok::<_, ()>(Action::await_change())
+            }
+        });
+        let running = tokio::spawn(reconcile(Arc::new(()), Arc::new(())));
+        let dropped = reconcile(Arc::new(()), Arc::new(()));
+        let gauge = || {
+            global()
+                .active_workers
+                .get_or_create(&ControllerLabel {
+                    controller: "unit-active".into(),
+                })
+                .get()
+        };
+        // The spawned one starts on the runtime; the other is polled once by hand.
+        let mut dropped = dropped;
+        let _ = futures::poll!(&mut dropped);
+        while gauge() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(dropped);
+        assert_eq!(gauge(), 1);
+        release.send_replace(true);
+        running.await.unwrap().unwrap();
+        assert_eq!(gauge(), 0);
+    }
+
+    #[test]
+    fn leader_status_is_one_while_leading() {
+        set_leader("unit-lease", true);
+        assert!(
+            scrape()
+                .lines()
+                .any(|l| l == "leader_election_master_status{name=\"unit-lease\"} 1")
+        );
+        set_leader("unit-lease", false);
+        assert!(
+            scrape()
+                .lines()
+                .any(|l| l == "leader_election_master_status{name=\"unit-lease\"} 0")
+        );
+    }
+}

@@ -11,6 +11,7 @@ use crate::auth::rbac::{self, Rbac};
 use crate::auth::rbac_admission::{BindingStrategy, RoleStrategy};
 use crate::auth::review;
 use crate::definition::{PrinterColumn, ResourceDefinition, Scope};
+use crate::events::{EventStrategy, EventVersion};
 use crate::registry::Registry;
 use crate::strategy::{DefaultStrategy, Strategy};
 
@@ -133,11 +134,16 @@ pub(crate) fn register_builtins_with(registry: &mut Registry, rbac: &Arc<Rbac>) 
         column("Object", "string", ".regarding.name", 0),
         column("Note", "string", ".note", 0),
     ];
+    // kube-apiserver's field labels for events.k8s.io/v1 (its conversion maps them onto core's).
     new_event.selectable_fields = [
         "regarding.kind",
         "regarding.name",
         "regarding.namespace",
         "regarding.uid",
+        "regarding.apiVersion",
+        "regarding.resourceVersion",
+        "regarding.fieldPath",
+        "reportingController",
         "reason",
         "type",
     ]
@@ -170,8 +176,8 @@ pub(crate) fn register_builtins_with(registry: &mut Registry, rbac: &Arc<Rbac>) 
             node,
             crate::auth::node::restrict(&node_def, Arc::new(DefaultStrategy)),
         ),
-        (core_event, Arc::new(DefaultStrategy)),
-        (new_event, Arc::new(DefaultStrategy)),
+        (core_event, Arc::new(EventStrategy::new(EventVersion::Core))),
+        (new_event, Arc::new(EventStrategy::new(EventVersion::Events))),
         (lease, Arc::new(DefaultStrategy)),
     ];
     for (def, strategy) in defaults {

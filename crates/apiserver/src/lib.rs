@@ -29,6 +29,7 @@ mod conn;
 pub mod definition;
 pub mod discovery;
 pub mod error;
+pub mod events;
 mod gc;
 mod handlers;
 pub mod jsonpath;

@@ -188,6 +188,92 @@ async fn kubectl_typed_commands_on_builtin_kinds() {
         described.contains("Status:") && described.contains("Active"),
         "{described}"
     );
+
+    // RBAC kinds: kubectl's typed create commands send protobuf and read protobuf back.
+    assert_eq!(
+        kubectl_ok(
+            &s,
+            &[
+                "create",
+                "role",
+                "reader",
+                "--verb=get,list",
+                "--resource=events",
+                "-n",
+                "team-a"
+            ]
+        )
+        .await
+        .trim(),
+        "role.rbac.authorization.k8s.io/reader created"
+    );
+    assert_eq!(
+        kubectl_ok(
+            &s,
+            &[
+                "create",
+                "rolebinding",
+                "alice-reads",
+                "--role=reader",
+                "--user=alice",
+                "-n",
+                "team-a"
+            ]
+        )
+        .await
+        .trim(),
+        "rolebinding.rbac.authorization.k8s.io/alice-reads created"
+    );
+    assert_eq!(
+        kubectl_ok(
+            &s,
+            &[
+                "create",
+                "clusterrole",
+                "node-reader",
+                "--verb=get",
+                "--resource=nodes"
+            ]
+        )
+        .await
+        .trim(),
+        "clusterrole.rbac.authorization.k8s.io/node-reader created"
+    );
+    let role: Value =
+        serde_json::from_str(&kubectl_ok(&s, &["get", "role", "reader", "-n", "team-a", "-o", "json"]).await)
+            .unwrap();
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]}])
+    );
+    let binding: Value = serde_json::from_str(
+        &kubectl_ok(
+            &s,
+            &["get", "rolebinding", "alice-reads", "-n", "team-a", "-o", "json"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}])
+    );
+    let described = kubectl_ok(&s, &["describe", "role", "reader", "-n", "team-a"]).await;
+    assert!(
+        described.contains("events") && described.contains("[get list]"),
+        "{described}"
+    );
+    // A SelfSubjectAccessReview in protobuf (without an authorizer, everything is allowed).
+    assert_eq!(
+        kubectl_ok(&s, &["auth", "can-i", "create", "namespaces"])
+            .await
+            .trim(),
+        "yes"
+    );
     kubectl_ok(&s, &["delete", "namespace", "team-a", "--wait=false"]).await;
 }
 

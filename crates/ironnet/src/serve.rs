@@ -326,7 +326,8 @@ pub async fn listen(
         Arc::new(BearerAuthenticator::new(token_authenticators)),
     ]));
     let api = ironnet_registry::build(store, allocation, |b| {
-        let b = b.config(config).authenticator(authenticator);
+        // kube-apiserver's --authorization-mode=Node,RBAC with the bootstrap roles.
+        let b = b.config(config).authenticator(authenticator).rbac_authorization();
         match audit {
             Some(log) => b.audit(log),
             None => b,

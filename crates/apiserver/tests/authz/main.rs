@@ -1,6 +1,7 @@
 //! Authorization end to end: a server with RBAC and the Node authorizer on, served over TCP, and
 //! real clients (kube-rs, kubectl) authenticating with bearer tokens of a static token table.
 
+mod kubectl;
 mod node;
 mod rbac;
 
@@ -98,14 +99,18 @@ fn tenant_kind() -> ResourceDefinition {
 #[allow(missing_debug_implementations, reason = "a test fixture")]
 pub struct Cluster {
     pub addr: SocketAddr,
+    /// The same server over HTTPS (kubectl sends credentials only over TLS).
+    pub tls_addr: SocketAddr,
+    /// The CA of the serving certificate (PEM).
+    pub ca_pem: String,
     pub dir: tempfile::TempDir,
     _server: ApiServer,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        for stop in self.stop.drain(..) {
             let _ = stop.send(());
         }
     }
@@ -151,12 +156,52 @@ impl Cluster {
                 })
                 .await;
         });
+        let pki = ironnet_apiserver::pki::Pki::load_or_create(&dir.path().join("pki")).unwrap();
+        let serving_cert = pki.ensure_serving_cert(&["127.0.0.1".to_owned()]).unwrap();
+        let tls = ironnet_apiserver::tls::server_config(&serving_cert.cert_pem, &serving_cert.key_pem, None)
+            .unwrap();
+        let tls_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let tls_addr = tls_listener.local_addr().unwrap();
+        let (tls_tx, tls_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = server.clone();
+        tokio::spawn(async move {
+            let _ = serving
+                .serve_tls_with_shutdown(tls_listener, tls, async move {
+                    let _ = tls_rx.await;
+                })
+                .await;
+        });
         Cluster {
             addr,
+            tls_addr,
+            ca_pem: pki.ca_pem().to_owned(),
             dir,
             _server: server,
-            stop: Some(tx),
+            stop: vec![tx, tls_tx],
         }
+    }
+
+    /// A kubeconfig for `user` (whose token is its name) over HTTPS, for kubectl.
+    pub fn tls_kubeconfig(&self, user: &str) -> PathBuf {
+        use base64::Engine;
+        let path = self
+            .dir
+            .path()
+            .join(format!("tls-kubeconfig-{}", user.replace(':', "_")));
+        if !path.exists() {
+            let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+            let config = json!({
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": {
+                    "server": format!("https://{}", self.tls_addr), "certificate-authority-data": ca}}],
+                "users": [{"name": "u", "user": {"token": user}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "u", "namespace": "default"}}],
+                "current-context": "test",
+            });
+            std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        }
+        path
     }
 
     /// A kubeconfig for `user` (whose token is its name), written once.

@@ -27,13 +27,17 @@ pub enum ConfigError {
     },
 }
 
-/// One port: the TAP netdev name, the port's own MAC (source of frames the dataplane sends),
-/// the MAC of the netdev (the VM's NIC or the router's interface), and for VFs the device name
-/// clients pass in `CreateInterface.device_name`.
+/// One port: the TAP netdev name (or, for a vhost-user port, the socket path), the port's own
+/// MAC (source of frames the dataplane sends), the MAC of the netdev (the VM's NIC or the
+/// router's interface), and for VFs the device name clients pass in
+/// `CreateInterface.device_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
-    /// TAP netdev name.
+    /// TAP netdev name; for a vhost-user port the socket path.
     pub tap: String,
+    /// The socket a VM's vhost-user frontend connects to, for a `vhost-user:PATH` port; `None`
+    /// for a TAP.
+    pub vhost_user: Option<std::path::PathBuf>,
     /// The dataplane's own MAC on this port.
     pub mac: [u8; 6],
     /// The MAC given to the TAP netdev (the peer: VM NIC or underlay router).
@@ -59,8 +63,10 @@ fn derived_macs(name: &str) -> ([u8; 6], [u8; 6]) {
 }
 
 impl PortSpec {
-    /// Parses `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]`. Unset MACs are derived from the
-    /// name; the device name defaults to the TAP name.
+    /// Parses `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]` (a TAP) or
+    /// `vhost-user:PATH[,mac=MAC][,peer-mac=MAC][,device=NAME]` (a vhost-user socket at the
+    /// absolute `PATH`). Unset MACs are derived from the name (the path); the device name
+    /// defaults to the TAP name, or to the socket file's name without extension.
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
         let bad = |reason: &str| ConfigError::BadPortSpec {
             spec: spec.to_owned(),
@@ -68,11 +74,22 @@ impl PortSpec {
         };
         let mut parts = spec.split(',');
         let tap = parts.next().unwrap_or_default().to_owned();
-        if tap.is_empty() || tap.len() > MAX_IFNAME_LEN || tap.contains('=') {
-            return Err(bad("the TAP name must be 1..=15 characters and come first"));
-        }
+        let vhost_user = match tap.strip_prefix(VHOST_USER_PREFIX) {
+            Some(path) => Some(vhost_user_path(path).ok_or_else(|| bad(VHOST_USER_PATH_RULE))?),
+            None if tap.is_empty() || tap.len() > MAX_IFNAME_LEN || tap.contains('=') => {
+                return Err(bad("the TAP name must be 1..=15 characters and come first"));
+            }
+            None => None,
+        };
         let (mut mac, mut peer_mac) = derived_macs(&tap);
-        let mut device = tap.clone();
+        let mut device = match &vhost_user {
+            Some(path) => path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned(),
+            None => tap.clone(),
+        };
         for part in parts {
             let (key, value) = part.split_once('=').ok_or_else(|| bad("options are key=value"))?;
             let parse_unicast = |v: &str| {
@@ -93,13 +110,30 @@ impl PortSpec {
         if mac == peer_mac {
             return Err(bad("mac and peer-mac must differ"));
         }
+        if device.is_empty() || device.len() > crate::validate::MAX_ID_LEN {
+            return Err(bad("device name must be 1..=63 characters"));
+        }
         Ok(PortSpec {
             tap,
+            vhost_user,
             mac,
             peer_mac,
             device,
         })
     }
+}
+
+/// Prefix of a `--vf` value naming a vhost-user socket instead of a TAP.
+pub const VHOST_USER_PREFIX: &str = "vhost-user:";
+const VHOST_USER_PATH_RULE: &str =
+    "a vhost-user socket path must be absolute, at most 107 bytes, without ',' and name a file";
+
+/// A socket path the service can bind: absolute, fits `sun_path` (108 bytes with the NUL),
+/// names a file.
+fn vhost_user_path(path: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(path);
+    (p.is_absolute() && path.len() <= 107 && !path.contains('\0') && p.file_name().is_some())
+        .then(|| p.to_owned())
 }
 
 fn parse_port(s: &str) -> Result<PortSpec, String> {
@@ -119,7 +153,8 @@ pub struct DpServiceArgs {
     /// Optional second uplink, same syntax as --pf0.
     #[arg(long, value_parser = parse_port)]
     pub pf1: Option<PortSpec>,
-    /// A VM port: `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]`; repeatable, in port order.
+    /// A VM port: a TAP `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]` or a vhost-user socket
+    /// `vhost-user:PATH[,…]` a QEMU guest connects to; repeatable, in port order.
     #[arg(long = "vf", value_parser = parse_port)]
     pub vfs: Vec<PortSpec>,
     /// Host underlay IPv6 address; its /64 prefixes every generated underlay address.
@@ -160,8 +195,17 @@ pub struct DpServiceArgs {
 }
 
 impl DpServiceArgs {
-    /// Checks what clap cannot: names, MACs and device names are unique across all ports.
+    /// Checks what clap cannot: names, MACs and device names are unique across all ports, and
+    /// uplinks are TAPs.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for pf in std::iter::once(&self.pf0).chain(&self.pf1) {
+            if pf.vhost_user.is_some() {
+                return Err(ConfigError::BadPortSpec {
+                    spec: pf.tap.clone(),
+                    reason: "an uplink must be a TAP, not a vhost-user socket".into(),
+                });
+            }
+        }
         let ports: Vec<&PortSpec> = std::iter::once(&self.pf0)
             .chain(&self.pf1)
             .chain(&self.vfs)
@@ -234,6 +278,35 @@ mod tests {
         ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn vhost_user_port_specs() {
+        let p = PortSpec::parse("vhost-user:/run/ironnet/vm0.sock,device=net_tap3").unwrap();
+        assert_eq!(
+            p.vhost_user.as_deref(),
+            Some(std::path::Path::new("/run/ironnet/vm0.sock"))
+        );
+        assert_eq!(p.device, "net_tap3");
+        assert_ne!(p.mac, p.peer_mac);
+        let d = PortSpec::parse("vhost-user:/run/ironnet/vm1.sock").unwrap();
+        assert_eq!(d.device, "vm1", "device defaults to the socket file's stem");
+        assert_eq!(PortSpec::parse("tap0").unwrap().vhost_user, None);
+        let long = format!("vhost-user:/{}", "x".repeat(107));
+        for bad in [
+            "vhost-user:",
+            "vhost-user:relative.sock",
+            "vhost-user:/",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(PortSpec::parse(bad), Err(ConfigError::BadPortSpec { .. })),
+                "{bad}"
+            );
+        }
+        let up =
+            Cli::try_parse_from(["x", "--pf0", "vhost-user:/tmp/up.sock", "--ipv6", "fc00:1::1"]).unwrap();
+        assert!(matches!(up.args.validate(), Err(ConfigError::BadPortSpec { .. })));
     }
 
     #[test]

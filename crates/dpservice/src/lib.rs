@@ -1,10 +1,12 @@
-//! ironnet's dataplane service: dpservice's gRPC API (`dpdkironcore.v1`) over Linux TAP ports.
+//! ironnet's dataplane service: dpservice's gRPC API (`dpdkironcore.v1`) over Linux TAP ports and
+//! vhost-user VM ports.
 //!
 //! - [`proto`]: the generated messages, server and client of `proto/dpdk.proto`;
 //! - [`validate`]: pure syntactic validation of requests (gRPC `INVALID_ARGUMENT`);
 //! - [`server`]: the gRPC service, which runs control operations on the worker;
 //! - [`worker`]: the thread that owns the [`ironnet_dataplane::Dataplane`] and the ports;
-//! - [`tap`]: TAP devices; [`config`]: command-line flags; [`service`]: start/stop of it all.
+//! - [`port`]: a port is a [`tap`] device or a [`vhost_user`] socket a QEMU/KVM guest connects to;
+//! - [`config`]: command-line flags; [`service`]: start/stop of it all.
 //!
 //! See `docs/dpservice.md` for running it and for the differences from dpservice.
 
@@ -17,10 +19,12 @@ pub mod proto {
 pub mod config;
 pub mod convert;
 pub mod offload;
+pub mod port;
 pub mod server;
 pub mod service;
 pub mod tap;
 pub mod validate;
+pub mod vhost_user;
 pub mod worker;
 
 pub use config::DpServiceArgs;

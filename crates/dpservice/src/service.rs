@@ -9,9 +9,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, DpServiceArgs, PortSpec};
+use crate::port::Port;
 use crate::proto::dpd_kironcore_server::DpdKironcoreServer;
 use crate::server::DpService;
 use crate::tap::{TapDevice, TapError};
+use crate::vhost_user::{VhostUserError, VhostUserPort};
 use crate::worker::{WorkerError, WorkerHandle};
 
 /// Why the service could not start.
@@ -26,6 +28,9 @@ pub enum StartError {
     /// A TAP device could not be created.
     #[error(transparent)]
     Tap(#[from] TapError),
+    /// A vhost-user socket could not be created.
+    #[error(transparent)]
+    VhostUser(#[from] VhostUserError),
     /// The worker thread could not be started.
     #[error(transparent)]
     Worker(#[from] WorkerError),
@@ -68,25 +73,28 @@ pub fn dataplane_config(args: &DpServiceArgs) -> DataplaneConfig {
 
 fn add_port(
     dataplane: &mut Dataplane,
-    taps: &mut Vec<TapDevice>,
+    ports: &mut Vec<Port>,
     spec: &PortSpec,
     kind: PortKind,
 ) -> Result<(), StartError> {
     // VM ports get carrier only once an interface is bound to them; uplinks are always up.
     // VM ports offer checksum/TSO offload to the VM (vnet header); uplinks carry plain frames.
-    let tap = TapDevice::create(
-        &spec.tap,
-        spec.peer_mac,
-        kind == PortKind::Pf,
-        kind == PortKind::Vf,
-    )?;
+    let port = match &spec.vhost_user {
+        Some(path) => Port::VhostUser(VhostUserPort::create(path, &spec.tap)?),
+        None => Port::Tap(TapDevice::create(
+            &spec.tap,
+            spec.peer_mac,
+            kind == PortKind::Pf,
+            kind == PortKind::Vf,
+        )?),
+    };
     let id = dataplane.add_port(PortConfig {
         kind,
         mac: MacAddr(spec.mac),
         name: spec.device.clone(),
     })?;
-    debug_assert_eq!(id.index(), taps.len());
-    taps.push(tap);
+    debug_assert_eq!(id.index(), ports.len());
+    ports.push(port);
     Ok(())
 }
 

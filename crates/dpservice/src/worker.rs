@@ -1,16 +1,19 @@
-//! The packet worker: one thread that owns the [`Dataplane`] and the TAP ports.
+//! The packet worker: one thread that owns the [`Dataplane`] and the ports (TAPs and vhost-user
+//! sockets).
 //!
-//! It polls the TAP fds and a wake-up eventfd, drains the readable ports into a [`Batch`]
+//! It polls the TAP fds, the vhost-user sockets and kick eventfds and a wake-up eventfd, drains
+//! the readable ports into a [`Batch`]
 //! (cutting a VM's TCP super-frames into segments, see [`crate::offload`]), runs
 //! [`Dataplane::process`] once per batch, writes the frames the pipeline emits (merging TCP
 //! segments for a VM port into super-frames again), calls [`Dataplane::tick`]
-//! periodically, and runs control commands sent by the gRPC tasks. Commands run between batches,
+//! periodically, and runs control commands sent by the gRPC tasks and vhost-user protocol
+//! messages. Both run between batches,
 //! so a control change is atomic with respect to packet processing, and the per-packet path takes
 //! no lock. Dropping the worker (after [`WorkerHandle::shutdown`]) closes the TAP fds, which
 //! removes the TAP netdevs.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 use ironnet_dataplane::{Batch, Dataplane, PortId};
 
 use crate::offload::{self, Coalescer, VNET_HDR_LEN, VnetHdr};
-use crate::tap::TapDevice;
+use crate::port::Port;
+use crate::vhost_user::PollRole;
 
 /// Frames per batch (a VM's TCP super-frame counts as its segments): large enough to amortise
 /// the per-batch work and to hold several ~45-segment bursts, so that the coalescer in front of
@@ -47,8 +51,8 @@ pub enum WorkerError {
 pub struct WorkerState {
     /// The dataplane.
     pub dataplane: Dataplane,
-    /// TAP device of each port, at index `PortId.0`.
-    pub ports: Vec<TapDevice>,
+    /// Each port, at index `PortId.0`.
+    pub ports: Vec<Port>,
 }
 
 type Command = Box<dyn FnOnce(&mut WorkerState) + Send>;
@@ -115,9 +119,9 @@ impl CommandSender {
 }
 
 impl WorkerHandle {
-    /// Starts the worker thread with the given dataplane and ports (`ports[i]` is the TAP of
+    /// Starts the worker thread with the given dataplane and ports (`ports[i]` is
     /// `PortId(i)`, as registered with [`Dataplane::add_port`]).
-    pub fn spawn(dataplane: Dataplane, ports: Vec<TapDevice>) -> Result<Self, WorkerError> {
+    pub fn spawn(dataplane: Dataplane, ports: Vec<Port>) -> Result<Self, WorkerError> {
         let wake = std::sync::Arc::new(EventFd::new().map_err(WorkerError::Start)?);
         let (tx, rx) = mpsc::channel();
         let worker = Worker {
@@ -190,45 +194,72 @@ impl Worker {
         }
     }
 
-    fn transmit(ports: &[TapDevice], port: PortId, frame: &[u8]) {
-        let Some(tap) = ports.get(port.index()) else {
-            return;
-        };
-        report(tap, tap.send(frame));
+    fn transmit(ports: &mut [Port], port: PortId, frame: &[u8]) {
+        match ports.get_mut(port.index()) {
+            Some(Port::Tap(tap)) => report(tap, tap.send(frame)),
+            Some(Port::VhostUser(v)) => {
+                v.send_plain(frame);
+                v.flush();
+            }
+            None => {}
+        }
     }
 
     /// Sends the frames the pipeline emitted, in batch order per port. Frames for a VM port go
-    /// through the coalescer: consecutive segments of one TCP flow leave as one super-frame.
-    fn transmit_batch(ports: &[TapDevice], batch: &Batch, gro: &mut Coalescer) {
-        let mut gro_port: Option<&TapDevice> = None;
+    /// through the coalescer (if the VM takes large frames): consecutive segments of one TCP
+    /// flow leave as one super-frame. vhost-user guests get one interrupt per batch at most.
+    fn transmit_batch(ports: &mut [Port], batch: &Batch, gro: &mut Coalescer) {
+        let mut gro_port: Option<usize> = None;
         for (port, frame) in batch.transmits() {
-            let Some(tap) = ports.get(port.index()) else {
-                continue;
+            let i = port.index();
+            let large = match ports.get(i) {
+                None => continue,
+                Some(Port::Tap(tap)) => tap.vnet(),
+                Some(Port::VhostUser(v)) => v.takes_large_frames(),
             };
-            if !tap.vnet() {
-                report(tap, tap.send_raw(frame));
+            if !large {
+                match &mut ports[i] {
+                    Port::Tap(tap) => report(tap, tap.send_raw(frame)),
+                    Port::VhostUser(v) => {
+                        v.send_plain(frame);
+                    }
+                }
                 continue;
             }
-            if gro_port.is_some_and(|p| std::ptr::eq(p, tap)) && gro.push(frame) {
+            if gro_port == Some(i) && gro.push(frame) {
                 continue;
             }
             if let Some(p) = gro_port.take() {
-                report(p, p.send_raw(gro.flush()));
+                send_coalesced(&mut ports[p], gro.flush());
             }
             if gro.push(frame) {
-                gro_port = Some(tap);
+                gro_port = Some(i);
             } else {
-                report(tap, tap.send(frame));
+                match &mut ports[i] {
+                    Port::Tap(tap) => report(tap, tap.send(frame)),
+                    Port::VhostUser(v) => {
+                        v.send_plain(frame);
+                    }
+                }
             }
         }
         if let Some(p) = gro_port {
-            report(p, p.send_raw(gro.flush()));
+            send_coalesced(&mut ports[p], gro.flush());
+        }
+        for p in ports.iter_mut() {
+            if let Port::VhostUser(v) = p {
+                v.flush();
+            }
         }
     }
 
     /// Reads one frame from port `i` into the batch: a VM port's super-frame becomes its
     /// segments. Returns false when the port had nothing queued (or failed).
-    fn receive(tap: &TapDevice, i: usize, rx: &mut [u8], batch: &mut Batch) -> bool {
+    fn receive(port: &mut Port, i: usize, rx: &mut [u8], batch: &mut Batch) -> bool {
+        let tap = match port {
+            Port::Tap(tap) => tap,
+            Port::VhostUser(v) => return v.receive(PortId(i as u16), rx, batch),
+        };
         let n = match tap.recv(rx) {
             Ok(Some(n)) => n,
             Ok(None) => return false,
@@ -252,23 +283,32 @@ impl Worker {
     }
 
     /// Waits until a port or the wake-up fd is readable or `timeout_ms` passes, and marks the
-    /// readable ports in `ready`. Returns whether the wake-up fd was signalled, or `None` if
-    /// poll failed.
-    fn wait(&self, fds: &mut Vec<libc::pollfd>, ready: &mut [bool], timeout_ms: u64) -> Option<bool> {
-        fds.clear();
-        fds.extend(
-            std::iter::once(self.wake.0.as_raw_fd())
-                .chain(self.state.ports.iter().map(|p| p.as_fd().as_raw_fd()))
-                .map(|fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }),
-        );
+    /// readable ports in `ready`; vhost-user protocol messages are handled and kicks consumed
+    /// here. Returns whether the wake-up fd was signalled, or `None` if poll failed.
+    fn wait(&mut self, poll: &mut PollSet, ready: &mut [bool], timeout_ms: u64) -> Option<bool> {
+        poll.fds.clear();
+        poll.owners.clear();
+        poll.fds.push(pollfd(self.wake.0.as_raw_fd()));
+        for (i, port) in self.state.ports.iter().enumerate() {
+            match port {
+                Port::Tap(tap) => {
+                    poll.fds.push(pollfd(tap.as_fd().as_raw_fd()));
+                    poll.owners.push((i, None));
+                }
+                Port::VhostUser(v) => {
+                    poll.scratch.clear();
+                    v.poll_fds(&mut poll.scratch);
+                    for &(fd, role) in &poll.scratch {
+                        poll.fds.push(pollfd(fd));
+                        poll.owners.push((i, Some(role)));
+                    }
+                }
+            }
+        }
         let timeout = libc::c_int::try_from(timeout_ms.min(1000)).unwrap_or(1000);
         // SAFETY: `fds` is a live, initialised array of `fds.len()` pollfd structs that poll
         // may write the `revents` of; the fds stay open for the call (owned by self).
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        let rc = unsafe { libc::poll(poll.fds.as_mut_ptr(), poll.fds.len() as libc::nfds_t, timeout) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -277,17 +317,32 @@ impl Worker {
             tracing::error!(error = %e, "poll failed; stopping the dataplane worker");
             return None;
         }
-        for (r, fd) in ready.iter_mut().zip(&fds[1..]) {
-            *r = fd.revents != 0;
+        ready.fill(false);
+        for (fd, &(i, role)) in poll.fds[1..].iter().zip(&poll.owners) {
+            if fd.revents == 0 {
+                continue;
+            }
+            match (role, &mut self.state.ports[i]) {
+                (Some(PollRole::Control), Port::VhostUser(v)) => {
+                    v.on_control();
+                    // The rings may have just started: look at them.
+                    ready[i] = true;
+                }
+                (Some(PollRole::Kick), Port::VhostUser(v)) => {
+                    v.drain_kick();
+                    ready[i] = true;
+                }
+                _ => ready[i] = true,
+            }
         }
-        Some(fds[0].revents != 0)
+        Some(poll.fds[0].revents != 0)
     }
 
     fn run(mut self) {
         let mut batch = Batch::with_capacity(BATCH_SIZE);
         let mut rx = vec![0u8; RX_BUF];
         let mut gro = Coalescer::new();
-        let mut fds = Vec::new();
+        let mut poll = PollSet::default();
         let mut ready: Vec<bool> = Vec::new();
         let mut next_tick = 0u64;
         let tick_ns = u64::try_from(TICK_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
@@ -300,7 +355,7 @@ impl Worker {
                 ready.fill(true);
             } else {
                 let timeout_ms = next_tick.saturating_sub(self.now()).div_ceil(1_000_000);
-                match self.wait(&mut fds, &mut ready, timeout_ms) {
+                match self.wait(&mut poll, &mut ready, timeout_ms) {
                     Some(true) => self.wake.drain(),
                     Some(false) => {}
                     None => return,
@@ -317,12 +372,12 @@ impl Worker {
             let mut progress = true;
             while progress && batch.len() < BATCH_SIZE {
                 progress = false;
-                for (i, tap) in self.state.ports.iter().enumerate() {
+                for (i, port) in self.state.ports.iter_mut().enumerate() {
                     if batch.len() >= BATCH_SIZE {
                         break;
                     }
                     if ready[i] {
-                        ready[i] = Self::receive(tap, i, &mut rx, &mut batch);
+                        ready[i] = Self::receive(port, i, &mut rx, &mut batch);
                         progress |= ready[i];
                     }
                 }
@@ -331,11 +386,11 @@ impl Worker {
             let now = self.now();
             if !batch.is_empty() {
                 self.state.dataplane.process(now, &mut batch);
-                Self::transmit_batch(&self.state.ports, &batch, &mut gro);
+                Self::transmit_batch(&mut self.state.ports, &batch, &mut gro);
             }
             if now >= next_tick {
                 for (port, frame) in self.state.dataplane.tick(now) {
-                    Self::transmit(&self.state.ports, port, &frame);
+                    Self::transmit(&mut self.state.ports, port, &frame);
                 }
                 next_tick = now + tick_ns;
             }
@@ -343,7 +398,33 @@ impl Worker {
     }
 }
 
-fn report(tap: &TapDevice, result: io::Result<bool>) {
+/// The poll set of one wait, reused across waits: `fds[0]` is the wake-up fd, `fds[k + 1]`
+/// belongs to port `owners[k].0` (with its role if it is a vhost-user port).
+#[derive(Debug, Default)]
+struct PollSet {
+    fds: Vec<libc::pollfd>,
+    owners: Vec<(usize, Option<PollRole>)>,
+    scratch: Vec<(RawFd, PollRole)>,
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn send_coalesced(port: &mut Port, buf: &[u8]) {
+    match port {
+        Port::Tap(tap) => report(tap, tap.send_raw(buf)),
+        Port::VhostUser(v) => {
+            v.send_with_header(buf);
+        }
+    }
+}
+
+fn report(tap: &crate::tap::TapDevice, result: io::Result<bool>) {
     if let Err(e) = result {
         // EIO while the netdev is down: nothing is listening, the frame is lost like on a wire.
         tracing::trace!(port = tap.name(), error = %e, "transmit failed");

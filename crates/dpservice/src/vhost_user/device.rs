@@ -1,0 +1,402 @@
+//! The virtio-net device state a vhost-user frontend (QEMU) configures: negotiated features,
+//! the guest's memory table and the two virtqueues. The vhost-user protocol itself (message
+//! framing, fd passing, replies) is rust-vmm's `vhost` crate ([`vhost::vhost_user`]); this type
+//! answers its requests, as upstream `vhost-user-backend`'s handler does, but without an event
+//! thread of its own: the dataplane worker polls the kick fds and reads the rings itself.
+
+use std::fs::File;
+use std::io::{self, Write};
+
+use vhost::VhostUserMemoryRegionBase;
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig, VhostUserSharedMsg,
+    VhostUserSingleMemoryRegion, VhostUserVirtioFeatures, VhostUserVringAddrFlags, VhostUserVringState,
+};
+use vhost::vhost_user::{Error, GpuBackend, Result, VhostUserBackendReqHandlerMut};
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
+};
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+
+/// Queue pairs offered (one receive and one transmit queue; see `docs/dpservice.md` on
+/// multi-queue).
+pub const QUEUE_PAIRS: usize = 1;
+/// Index of the receive queue (device → guest) of the pair.
+pub const RX_QUEUE: usize = 0;
+/// Index of the transmit queue (guest → device) of the pair.
+pub const TX_QUEUE: usize = 1;
+/// Largest ring the frontend may configure (QEMU's `rx_queue_size`/`tx_queue_size` maximum).
+pub const MAX_QUEUE_SIZE: u16 = 1024;
+/// Size of `struct virtio_net_hdr_v1` (with `num_buffers`): with `VIRTIO_F_VERSION_1` every
+/// frame in either direction starts with it.
+pub const NET_HDR_LEN: usize = 12;
+/// Memory regions QEMU may add one by one (`VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS` is not
+/// offered, so this only answers GET_MAX_MEM_SLOTS).
+const MAX_MEM_SLOTS: u64 = 32;
+
+/// The virtio features the port offers: virtio 1.0, indirect descriptors, event-index
+/// notification suppression, checksum and TSO offload in both directions and mergeable receive
+/// buffers. `VHOST_USER_F_PROTOCOL_FEATURES` is not offered: QEMU 7.2 sends SET_VRING_ENABLE
+/// without acking it in SET_FEATURES, which the `vhost` crate refuses (without a reply, stalling
+/// QEMU); without it the rings run as soon as they start, and nothing this port needs (REPLY_ACK,
+/// MQ, CONFIG) is lost but multi-queue.
+pub fn offered_features() -> u64 {
+    [
+        VIRTIO_F_VERSION_1,
+        VIRTIO_RING_F_INDIRECT_DESC,
+        VIRTIO_RING_F_EVENT_IDX,
+        VIRTIO_NET_F_CSUM,
+        VIRTIO_NET_F_GUEST_CSUM,
+        VIRTIO_NET_F_GUEST_TSO4,
+        VIRTIO_NET_F_GUEST_TSO6,
+        VIRTIO_NET_F_HOST_TSO4,
+        VIRTIO_NET_F_HOST_TSO6,
+        VIRTIO_NET_F_MRG_RXBUF,
+    ]
+    .into_iter()
+    .fold(0, |acc, bit| acc | 1u64 << bit)
+}
+
+/// One virtqueue and its eventfds.
+#[derive(Debug)]
+pub struct Vring {
+    /// The split ring in guest memory (addresses, size, next avail/used indices).
+    pub queue: Queue,
+    /// Signalled by the guest when it adds buffers (if it has not suppressed kicks).
+    pub kick: Option<File>,
+    /// Signalled by us to interrupt the guest.
+    pub call: Option<File>,
+    /// Started: the frontend sent the kick fd and has not stopped the ring with GET_VRING_BASE.
+    pub started: bool,
+    /// Enabled with SET_VRING_ENABLE (or implicitly without protocol features).
+    pub enabled: bool,
+}
+
+impl Vring {
+    fn new() -> Self {
+        Vring {
+            // MAX_QUEUE_SIZE is a power of two, which is all Queue::new checks.
+            queue: Queue::new(MAX_QUEUE_SIZE).unwrap_or_else(|_| unreachable!("valid queue size")),
+            kick: None,
+            call: None,
+            started: false,
+            enabled: false,
+        }
+    }
+
+    /// Whether the dataplane may move buffers on this ring.
+    pub fn active(&self) -> bool {
+        self.started && self.enabled && self.queue.ready()
+    }
+
+    /// Interrupts the guest (writes the call eventfd).
+    pub fn signal(&self) {
+        if let Some(mut call) = self.call.as_ref() {
+            // A full eventfd counter (EAGAIN) still means "pending interrupt", which is all
+            // the guest needs; other errors mean the frontend went away.
+            let _ = call.write(&1u64.to_ne_bytes());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    vmm_addr: u64,
+    size: u64,
+    gpa: u64,
+}
+
+/// The device state behind one vhost-user socket. Reset to its initial state when the frontend
+/// disconnects, so that the next frontend (a restarted QEMU) starts from scratch.
+#[derive(Debug)]
+pub struct NetDevice {
+    /// The guest's memory as mapped from the frontend's memory table.
+    pub mem: Option<GuestMemoryMmap>,
+    mappings: Vec<Mapping>,
+    /// Receive and transmit queue, at [`RX_QUEUE`] and [`TX_QUEUE`].
+    pub vrings: Vec<Vring>,
+    /// Features the driver accepted (SET_FEATURES).
+    pub acked_features: u64,
+    acked_protocol_features: u64,
+    owned: bool,
+}
+
+impl Default for NetDevice {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NetDevice {
+    /// A device no frontend has configured yet.
+    pub fn new() -> Self {
+        NetDevice {
+            mem: None,
+            mappings: Vec::new(),
+            vrings: (0..2 * QUEUE_PAIRS).map(|_| Vring::new()).collect(),
+            acked_features: 0,
+            acked_protocol_features: 0,
+            owned: false,
+        }
+    }
+
+    /// Whether the driver accepted virtio feature bit `bit`.
+    pub fn has_feature(&self, bit: u32) -> bool {
+        self.acked_features & (1u64 << bit) != 0
+    }
+
+    fn vring(&mut self, index: u32) -> Result<&mut Vring> {
+        self.vrings.get_mut(index as usize).ok_or(Error::InvalidParam)
+    }
+
+    fn vmm_va_to_gpa(&self, va: u64) -> Result<u64> {
+        self.mappings
+            .iter()
+            .find(|m| va >= m.vmm_addr && va - m.vmm_addr < m.size)
+            .map(|m| va - m.vmm_addr + m.gpa)
+            .ok_or(Error::InvalidParam)
+    }
+
+    fn map_region(region: &VhostUserMemoryRegion, file: File) -> Result<(GuestRegionMmap, Mapping)> {
+        let guest = GuestRegionMmap::new(region.mmap_region(file)?, GuestAddress(region.guest_phys_addr))
+            .ok_or_else(|| Error::ReqHandlerError(io::ErrorKind::InvalidInput.into()))?;
+        let mapping = Mapping {
+            vmm_addr: region.user_addr,
+            size: region.memory_size,
+            gpa: region.guest_phys_addr,
+        };
+        Ok((guest, mapping))
+    }
+}
+
+fn unsupported<T>(what: &'static str) -> Result<T> {
+    Err(Error::InvalidOperation(what))
+}
+
+impl VhostUserBackendReqHandlerMut for NetDevice {
+    fn set_owner(&mut self) -> Result<()> {
+        if self.owned {
+            return Err(Error::InvalidOperation("already claimed"));
+        }
+        self.owned = true;
+        Ok(())
+    }
+
+    fn reset_owner(&mut self) -> Result<()> {
+        *self = NetDevice::new();
+        Ok(())
+    }
+
+    fn reset_device(&mut self) -> Result<()> {
+        for v in &mut self.vrings {
+            v.enabled = false;
+        }
+        self.acked_features = 0;
+        Ok(())
+    }
+
+    fn get_features(&mut self) -> Result<u64> {
+        Ok(offered_features())
+    }
+
+    fn set_features(&mut self, features: u64) -> Result<()> {
+        if features & !offered_features() != 0 {
+            return Err(Error::InvalidParam);
+        }
+        self.acked_features = features;
+        // Without VHOST_USER_F_PROTOCOL_FEATURES the rings are enabled as soon as they start
+        // (vhost-user "Ring states").
+        let protocol = features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() != 0;
+        let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
+        for v in &mut self.vrings {
+            if !protocol {
+                v.enabled = true;
+            }
+            v.queue.set_event_idx(event_idx);
+        }
+        Ok(())
+    }
+
+    fn set_mem_table(
+        &mut self,
+        ctx: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        postcopy_listening: Option<bool>,
+    ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        if postcopy_listening.is_some() {
+            return unsupported("postcopy");
+        }
+        let mut regions = Vec::with_capacity(ctx.len());
+        let mut mappings = Vec::with_capacity(ctx.len());
+        for (region, file) in ctx.iter().zip(files) {
+            let (guest, mapping) = Self::map_region(region, file)?;
+            regions.push(guest);
+            mappings.push(mapping);
+        }
+        let mem = GuestMemoryMmap::from_regions(regions)
+            .map_err(|e| Error::ReqHandlerError(io::Error::other(e)))?;
+        self.mem = Some(mem);
+        self.mappings = mappings;
+        Ok(None)
+    }
+
+    fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        let v = self.vring(index)?;
+        let size = u16::try_from(num).map_err(|_| Error::InvalidParam)?;
+        v.queue.try_set_size(size).map_err(|_| Error::InvalidParam)
+    }
+
+    fn set_vring_addr(
+        &mut self,
+        index: u32,
+        _flags: VhostUserVringAddrFlags,
+        descriptor: u64,
+        used: u64,
+        available: u64,
+        _log: u64,
+    ) -> Result<()> {
+        let desc = self.vmm_va_to_gpa(descriptor)?;
+        let avail = self.vmm_va_to_gpa(available)?;
+        let used = self.vmm_va_to_gpa(used)?;
+        let mem = self.mem.clone();
+        let v = self.vring(index)?;
+        let q = &mut v.queue;
+        q.try_set_desc_table_address(GuestAddress(desc))
+            .and_then(|()| q.try_set_avail_ring_address(GuestAddress(avail)))
+            .and_then(|()| q.try_set_used_ring_address(GuestAddress(used)))
+            .map_err(|_| Error::InvalidParam)?;
+        // SET_VRING_BASE restores only the avail index; the used index is the guest's (after a
+        // guest driver reset it is 0 again), as libvhost-user does.
+        if let Some(mem) = mem {
+            let used_idx = q
+                .used_idx(&mem, std::sync::atomic::Ordering::Acquire)
+                .map_err(|_| Error::InvalidParam)?;
+            q.set_next_used(used_idx.0);
+        }
+        Ok(())
+    }
+
+    fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        let v = self.vring(index)?;
+        v.queue.set_next_avail(base as u16);
+        Ok(())
+    }
+
+    fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        let v = self.vring(index)?;
+        // "stop ring upon receiving VHOST_USER_GET_VRING_BASE"
+        v.started = false;
+        v.queue.set_ready(false);
+        v.kick = None;
+        v.call = None;
+        Ok(VhostUserVringState::new(index, u32::from(v.queue.next_avail())))
+    }
+
+    fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        let v = self.vring(u32::from(index))?;
+        // A ring starts when its kick fd arrives.
+        v.started = fd.is_some();
+        v.queue.set_ready(fd.is_some());
+        v.kick = fd;
+        Ok(())
+    }
+
+    fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        self.vring(u32::from(index))?.call = fd;
+        Ok(())
+    }
+
+    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
+        // We never report ring errors; the fd is closed right away.
+        self.vring(u32::from(index)).map(|_| ())
+    }
+
+    fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
+        Ok(VhostUserProtocolFeatures::REPLY_ACK)
+    }
+
+    fn set_protocol_features(&mut self, features: u64) -> Result<()> {
+        self.acked_protocol_features = features;
+        Ok(())
+    }
+
+    fn get_queue_num(&mut self) -> Result<u64> {
+        Ok(self.vrings.len() as u64)
+    }
+
+    fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            return Err(Error::InactiveFeature(VhostUserVirtioFeatures::PROTOCOL_FEATURES));
+        }
+        self.vring(index)?.enabled = enable;
+        Ok(())
+    }
+
+    fn get_config(&mut self, _offset: u32, _size: u32, _flags: VhostUserConfigFlags) -> Result<Vec<u8>> {
+        // VHOST_USER_PROTOCOL_F_CONFIG is not offered: QEMU keeps virtio-net's config space.
+        unsupported("config space")
+    }
+
+    fn set_config(&mut self, _offset: u32, _buf: &[u8], _flags: VhostUserConfigFlags) -> Result<()> {
+        unsupported("config space")
+    }
+
+    fn set_gpu_socket(&mut self, _gpu_backend: GpuBackend) -> Result<()> {
+        unsupported("gpu socket")
+    }
+
+    fn get_shared_object(&mut self, _uuid: VhostUserSharedMsg) -> Result<File> {
+        unsupported("shared objects")
+    }
+
+    fn get_inflight_fd(&mut self, _inflight: &VhostUserInflight) -> Result<(VhostUserInflight, File)> {
+        unsupported("inflight tracking")
+    }
+
+    fn set_inflight_fd(&mut self, _inflight: &VhostUserInflight, _file: File) -> Result<()> {
+        unsupported("inflight tracking")
+    }
+
+    fn get_max_mem_slots(&mut self) -> Result<u64> {
+        Ok(MAX_MEM_SLOTS)
+    }
+
+    fn add_mem_region(
+        &mut self,
+        _region: &VhostUserSingleMemoryRegion,
+        _fd: File,
+        _postcopy_listening: Option<bool>,
+    ) -> Result<Option<VhostUserMemoryRegionBase>> {
+        unsupported("memory slots")
+    }
+
+    fn remove_mem_region(&mut self, _region: &VhostUserSingleMemoryRegion) -> Result<()> {
+        unsupported("memory slots")
+    }
+
+    fn set_device_state_fd(
+        &mut self,
+        _direction: VhostTransferStateDirection,
+        _phase: VhostTransferStatePhase,
+        _fd: File,
+    ) -> Result<Option<File>> {
+        unsupported("device state migration")
+    }
+
+    fn check_device_state(&mut self) -> Result<()> {
+        unsupported("device state migration")
+    }
+
+    fn get_shmem_config(&mut self) -> Result<VhostUserShMemConfig> {
+        unsupported("shared memory regions")
+    }
+
+    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> Result<()> {
+        unsupported("dirty page logging")
+    }
+}

@@ -18,6 +18,7 @@ use crate::engine::RouteEvent;
 use crate::instance::{Error, MetalBond};
 use crate::route::{Route, Vni};
 use crate::tls::{TlsConfig, TlsError};
+use ironnet_telemetry::{Telemetry, TelemetryArgs};
 
 /// How long the client waits for all servers to become ESTABLISHED before giving up (upstream: 10 s).
 pub const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +71,9 @@ pub struct ServerArgs {
     /// Mutual TLS.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Accepted for compatibility; log levels come from RUST_LOG.
     #[arg(short, long)]
     pub verbose: bool,
@@ -96,6 +100,9 @@ pub struct ClientArgs {
     /// Mutual TLS.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Accepted for compatibility; log levels come from RUST_LOG.
     #[arg(short, long)]
     pub verbose: bool,
@@ -119,6 +126,8 @@ pub async fn run(
             })?;
             let addr = mb.start_server(args.listen).await?;
             tracing::info!(%addr, "metalbond server listening");
+            // A listening server is ready: clients come to it.
+            serve_telemetry(&mb, &args.telemetry).await?;
             if let Some(http) = args.http {
                 let addr = crate::http::serve(mb.clone(), http).await?;
                 tracing::info!(%addr, "serving route table over HTTP");
@@ -144,6 +153,7 @@ pub async fn run(
             for server in &args.servers {
                 mb.add_peer(server)?;
             }
+            serve_telemetry(&mb, &args.telemetry).await?;
             if let Err(e) = mb
                 .wait_established(ESTABLISH_TIMEOUT.min(config_timeout(mb.config())))
                 .await
@@ -172,6 +182,33 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Serves `/metrics` (the instance's metrics) and the health endpoints, with readiness = every peer ESTABLISHED
+/// (always true for a server without outgoing peers).
+async fn serve_telemetry(mb: &MetalBond, args: &TelemetryArgs) -> Result<(), Error> {
+    let telemetry = Telemetry::new();
+    telemetry.register(|registry| mb.register_metrics(registry));
+    let peers = mb.clone();
+    telemetry.add_readiness_check("metalbond-peers-established", move || {
+        let down: Vec<String> = peers
+            .peers()
+            .into_iter()
+            .filter(|(_, state)| *state != crate::session::ConnectionState::Established)
+            .map(|(addr, state)| format!("{addr} {state}"))
+            .collect();
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not ESTABLISHED: {}", down.join(", ")))
+        }
+    });
+    let endpoints = telemetry
+        .serve(args)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::new(e.source.kind(), e.to_string())))?;
+    tracing::debug!(?endpoints, "telemetry endpoints");
+    Ok(())
 }
 
 /// The establish timeout scaled like every other timer when tests shorten the time unit.

@@ -201,12 +201,14 @@ async fn run_session(
     {
         // A peer that sends what no correct peer sends is named, with the fault, at warning level: it is a bug or
         // an attack on the peer's side, not a network hiccup.
-        let peer = core
-            .lock()
-            .peers
-            .get(&id)
-            .map(|p| p.addr.clone())
-            .unwrap_or_default();
+        let peer = {
+            let engine = core.lock();
+            engine
+                .stats
+                .protocol_faults
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            engine.peers.get(&id).map(|p| p.addr.clone()).unwrap_or_default()
+        };
         tracing::warn!(%peer, %fault, "closing the session: the peer sent a message that is refused");
     }
     let next_state = match direction {

@@ -6,6 +6,7 @@
 //! changes are pushed to the registered [`RouteEvent`] listeners. One lock around it serialises all changes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
@@ -136,6 +137,27 @@ impl Drop for Batcher<'_> {
     }
 }
 
+/// Counts of UPDATE messages, for the metrics (atomics: some senders hold only `&Engine`).
+#[derive(Debug, Default)]
+pub(crate) struct UpdateStats {
+    pub received_add: AtomicU64,
+    pub received_remove: AtomicU64,
+    pub sent_add: AtomicU64,
+    pub sent_remove: AtomicU64,
+    /// Sessions closed because the peer sent something refused (undecodable frame, invalid UPDATE).
+    pub protocol_faults: AtomicU64,
+}
+
+impl UpdateStats {
+    fn sent(&self, action: Action, n: u64) {
+        let counter = match action {
+            Action::Add => &self.sent_add,
+            Action::Remove => &self.sent_remove,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// All tables of one metalbond instance.
 #[derive(Debug)]
 pub(crate) struct Engine {
@@ -151,6 +173,7 @@ pub(crate) struct Engine {
     pub subscriptions: BTreeSet<Vni>,
     subscribers: HashMap<Vni, HashSet<PeerId>>,
     listeners: Vec<UnboundedSender<RouteEvent>>,
+    pub stats: UpdateStats,
 }
 
 impl Engine {
@@ -166,6 +189,7 @@ impl Engine {
             subscriptions: BTreeSet::new(),
             subscribers: HashMap::new(),
             listeners: Vec::new(),
+            stats: UpdateStats::default(),
         }
     }
 
@@ -221,9 +245,12 @@ impl Engine {
                 batch.push(&Message::Subscribe(*vni));
             }
         }
+        let mut replayed = 0;
         for (route, _) in self.announced.routes() {
             batch.push(&Message::Update(Action::Add, route));
+            replayed += 1;
         }
+        self.stats.sent(Action::Add, replayed);
     }
 
     /// The peer's session left ESTABLISHED (or never reached it): it stops being a subscriber and every route
@@ -252,6 +279,11 @@ impl Engine {
 
     /// Handles a SUBSCRIBE, UNSUBSCRIBE or UPDATE received from an established peer.
     pub fn deliver(&mut self, id: PeerId, msg: Message) {
+        match msg {
+            Message::Update(Action::Add, _) => self.stats.received_add.fetch_add(1, Ordering::Relaxed),
+            Message::Update(Action::Remove, _) => self.stats.received_remove.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         match msg {
             Message::Subscribe(vni) => self.peer_subscribed(id, vni),
             Message::Unsubscribe(vni) => self.peer_unsubscribed(id, vni),
@@ -292,11 +324,14 @@ impl Engine {
         }
         self.subscribers.entry(vni).or_default().insert(id);
         let mut batch = Batcher::new(&self.peers[&id], self.max_write);
+        let mut replayed = 0;
         for (route, providers) in self.received.routes_in(vni) {
             if self.visible_to(id, providers) {
                 batch.push(&Message::Update(Action::Add, route));
+                replayed += 1;
             }
         }
+        self.stats.sent(Action::Add, replayed);
     }
 
     fn peer_unsubscribed(&mut self, id: PeerId, vni: Vni) {
@@ -392,18 +427,24 @@ impl Engine {
             let Some(peer) = self.peers.get(sub) else { continue };
             let bytes = encoded.get_or_insert_with(|| frame(&Message::Update(action, *route)));
             peer.send(bytes);
+            self.stats.sent(action, 1);
         }
     }
 
     /// Sends `msg` to every established peer.
     fn broadcast(&self, msg: &Message) {
         let bytes = frame(msg);
+        let mut sent = 0;
         for peer in self
             .peers
             .values()
             .filter(|p| p.state == ConnectionState::Established)
         {
             peer.send(&bytes);
+            sent += 1;
+        }
+        if let Message::Update(action, _) = msg {
+            self.stats.sent(*action, sent);
         }
     }
 

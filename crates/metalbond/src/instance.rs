@@ -96,6 +96,10 @@ impl MetalBond {
         Ok(Self { core: Arc::new(core) })
     }
 
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.core.config

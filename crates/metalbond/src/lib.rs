@@ -10,7 +10,8 @@
 //!   announce, withdraw and a stream of [`RouteEvent`]s;
 //! - [`http`]: the route table view (`/`, `/routes.json`, `/routes.yaml`);
 //! - [`cli`]: the `metalbond server|client` command line;
-//! - [`tls`]: optional mutual TLS between peers.
+//! - [`tls`]: optional mutual TLS between peers;
+//! - [`metrics`]: Prometheus metrics (peers by state, routes per VNI, updates).
 //!
 //! Deviations from upstream (bugs fixed) are listed in `docs/compatibility.md`; the protocol is described in
 //! `docs/metalbond.md`.
@@ -22,6 +23,7 @@ mod connection;
 mod engine;
 pub mod http;
 mod instance;
+pub mod metrics;
 mod outbox;
 pub mod route;
 pub mod session;

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod loopback;
+mod metrics;
 mod refusal;
 mod robustness;
 mod tls;

@@ -104,6 +104,7 @@ async fn accept_connection(
         let info = ConnectionInfo {
             remote_addr: Some(remote),
             peer_certificates: Arc::new([]),
+            x509_user: Default::default(),
         };
         return serve_connection(stream, Arc::new(info), router, limits, slot).await;
     };
@@ -132,6 +133,7 @@ async fn accept_connection(
     let info = ConnectionInfo {
         remote_addr: Some(remote),
         peer_certificates,
+        x509_user: Default::default(),
     };
     serve_connection(stream, Arc::new(info), router, limits, slot).await;
 }

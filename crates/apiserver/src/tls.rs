@@ -42,6 +42,9 @@ pub struct ConnectionInfo {
     /// The certificate chain the client presented over TLS (end entity first), not yet verified
     /// against any CA: the x509 authenticator does that.
     pub peer_certificates: Arc<[CertificateDer<'static>]>,
+    /// The user the x509 authenticator found in the chain and when the certificate expires
+    /// (seconds since the epoch): a connection's chain cannot change, so it is verified once.
+    pub(crate) x509_user: Arc<std::sync::OnceLock<(crate::auth::UserInfo, u64)>>,
 }
 
 /// The crypto provider of every TLS configuration here: ring, as kube's `rustls-tls` client uses.

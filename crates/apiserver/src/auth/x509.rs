@@ -49,11 +49,16 @@ impl Authenticator for X509Authenticator {
         let Some((end_entity, intermediates)) = info.peer_certificates.split_first() else {
             return Authentication::NoCredentials;
         };
+        let now = UnixTime::now();
+        if let Some((user, not_after)) = info.x509_user.get() {
+            return if now.as_secs() <= *not_after {
+                Authentication::User(user.clone())
+            } else {
+                Authentication::Rejected("x509: the certificate has expired".into())
+            };
+        }
         // Verification includes the validity period and the client-auth key usage.
-        if let Err(e) = self
-            .verifier
-            .verify_client_cert(end_entity, intermediates, UnixTime::now())
-        {
+        if let Err(e) = self.verifier.verify_client_cert(end_entity, intermediates, now) {
             return Authentication::Rejected(format!("x509: {e}"));
         }
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
@@ -72,11 +77,14 @@ impl Authenticator for X509Authenticator {
             .iter_organization()
             .filter_map(|o| o.as_str().ok().map(str::to_owned))
             .collect();
-        Authentication::User(UserInfo {
+        let user = UserInfo {
             name: name.to_owned(),
             uid: String::new(),
             groups,
             extra: Default::default(),
-        })
+        };
+        let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or_default();
+        let _ = info.x509_user.set((user.clone(), not_after));
+        Authentication::User(user)
     }
 }

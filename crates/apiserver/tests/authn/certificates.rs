@@ -164,3 +164,47 @@ async fn an_expired_certificate_is_unauthorized() {
     );
     server.stop().await;
 }
+
+/// A certificate that expires while its connection stays open stops authenticating on that
+/// connection too (the server verifies a connection's chain once and remembers its expiry).
+#[tokio::test]
+async fn a_certificate_expiring_mid_connection_stops_authenticating() {
+    let server = Secured::start(Options::default()).await;
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(server.dir.path().join("pki/ca.key")).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(server.pki.ca_pem(), &ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "system:masters");
+    dn.push(DnType::CommonName, "short-lived");
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::seconds(3);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let client = server
+        .client(Credentials::ClientCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+        .await;
+    let (code, body) = call(&client, Method::GET, "/api/v1/namespaces", &[], None).await;
+    assert_eq!(code, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = call(&client, Method::GET, "/api/v1/namespaces", &[], None).await;
+        if answer.0 == 401 {
+            assert_unauthorized(&answer);
+            break;
+        }
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still authenticated after expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}

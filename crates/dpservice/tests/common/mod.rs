@@ -2,6 +2,8 @@
 //! Drop guard, dataplane hosts with TAP ports, DHCP via dhclient, ping and iperf3.
 #![allow(dead_code)]
 
+pub mod guest;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -139,10 +141,26 @@ pub struct Host {
 }
 
 pub async fn start_host(tag: &str, host: char, underlay: &str) -> Host {
-    let pf = PortSpec::parse(&format!("t{tag}{host}p")).unwrap();
     let vfs: Vec<PortSpec> = (0..3)
         .map(|i| PortSpec::parse(&format!("t{tag}{host}{i},device=net_tap{i}")).unwrap())
         .collect();
+    start_host_with(tag, host, underlay, vfs).await
+}
+
+/// A host whose `count` VM ports are vhost-user sockets in `dir` (devices `net_tap0`, …).
+pub async fn start_vhost_user_host(tag: &str, host: char, underlay: &str, dir: &Path, count: usize) -> Host {
+    let vfs: Vec<PortSpec> = (0..count)
+        .map(|i| {
+            let path = dir.join(format!("vu{host}{i}.sock"));
+            PortSpec::parse(&format!("vhost-user:{},device=net_tap{i}", path.display())).unwrap()
+        })
+        .collect();
+    start_host_with(tag, host, underlay, vfs).await
+}
+
+/// A host with uplink TAP `t{tag}{host}p` and the given VM ports.
+pub async fn start_host_with(tag: &str, host: char, underlay: &str, vfs: Vec<PortSpec>) -> Host {
+    let pf = PortSpec::parse(&format!("t{tag}{host}p")).unwrap();
     let args = DpServiceArgs {
         pf0: pf.clone(),
         pf1: None,

@@ -183,6 +183,15 @@ impl GuestImage {
     }
 }
 
+/// What backs a guest's virtio-net device.
+#[derive(Debug, Clone, Copy)]
+pub enum Nic<'a> {
+    /// A vhost-user socket (the dataplane).
+    VhostUser(&'a Path),
+    /// A TAP device `ifname` that QEMU creates in namespace `netns`, with vhost-net.
+    Tap { netns: &'a str, ifname: &'a str },
+}
+
 /// A running guest. Drop kills QEMU.
 pub struct Guest {
     pub name: String,
@@ -201,7 +210,19 @@ impl Guest {
     /// Boots a guest whose NIC (MAC `mac`) is a virtio-net device backed by the vhost-user
     /// socket `socket`, and waits until its shell is up.
     pub fn boot(image: &GuestImage, name: &str, socket: &Path, mac: &str) -> Guest {
-        let mut cmd = Command::new("qemu-system-x86_64");
+        Self::boot_nic(image, name, Nic::VhostUser(socket), mac)
+    }
+
+    /// Boots a guest with the given NIC backend and waits until its shell is up.
+    pub fn boot_nic(image: &GuestImage, name: &str, nic: Nic<'_>, mac: &str) -> Guest {
+        let mut cmd = match nic {
+            Nic::VhostUser(_) => Command::new("qemu-system-x86_64"),
+            Nic::Tap { netns, .. } => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
+                c
+            }
+        };
         cmd.args(["-enable-kvm", "-cpu", "host", "-smp", "1", "-m", "256"])
             .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
             .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
@@ -212,14 +233,23 @@ impl Guest {
             .args(["-append", "console=ttyS0 quiet panic=-1"])
             // vhost-user needs the guest's memory shared with the backend (memfd).
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on"])
-            .args(["-numa", "node,memdev=mem"])
-            .arg("-chardev")
-            .arg(format!("socket,id=vu,path={},reconnect=1", socket.display()))
-            .args(["-netdev", "vhost-user,id=n0,chardev=vu"])
-            .args([
-                "-device",
-                &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on"),
-            ]);
+            .args(["-numa", "node,memdev=mem"]);
+        match nic {
+            Nic::VhostUser(socket) => {
+                cmd.arg("-chardev")
+                    .arg(format!("socket,id=vu,path={},reconnect=1", socket.display()))
+                    .args(["-netdev", "vhost-user,id=n0,chardev=vu"]);
+            }
+            Nic::Tap { ifname, .. } => {
+                cmd.arg("-netdev").arg(format!(
+                    "tap,id=n0,ifname={ifname},script=no,downscript=no,vhost=on"
+                ));
+            }
+        }
+        cmd.args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on"),
+        ]);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

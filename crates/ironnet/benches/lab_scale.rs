@@ -263,8 +263,14 @@ fn ok(status: Option<&proto::Status>) -> bool {
     status.is_none_or(|s| s.code == 0)
 }
 
-/// Asks one dataplane about its pending checks and drops those that hold.
-async fn settle(dp: &mut DpdKironcoreClient<Channel>, pending: &mut BTreeSet<Check>) {
+/// Asks one dataplane about its pending checks and drops those that hold. Routes of a VNI in `incomplete` (some
+/// interface of that Network is not created yet on some hypervisor) are not asked for: they cannot all be there,
+/// and every RPC the benchmark sends competes with the programming it measures.
+async fn settle(
+    dp: &mut DpdKironcoreClient<Channel>,
+    pending: &mut BTreeSet<Check>,
+    incomplete: &BTreeSet<u32>,
+) {
     let Ok(list) = dp.list_interfaces(proto::ListInterfacesRequest {}).await else {
         return;
     };
@@ -284,6 +290,7 @@ async fn settle(dp: &mut DpdKironcoreClient<Channel>, pending: &mut BTreeSet<Che
     for check in pending.iter() {
         let holds = match check {
             Check::Interface(vni, ip) => ids.contains_key(&(*vni, ip.clone())),
+            Check::Routes(vni, _) if incomplete.contains(vni) => false,
             Check::Routes(vni, n) => match dp.list_routes(proto::ListRoutesRequest { vni: *vni }).await {
                 Ok(r) => {
                     let routes = r.into_inner().routes;
@@ -345,6 +352,27 @@ async fn settle(dp: &mut DpdKironcoreClient<Channel>, pending: &mut BTreeSet<Che
     }
 }
 
+/// How many checks of each kind are pending, e.g. `Routes 12, Firewall 3`.
+fn summary(pending: &[BTreeSet<Check>]) -> String {
+    let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for check in pending.iter().flatten() {
+        let kind = match check {
+            Check::Interface(..) => "Interface",
+            Check::Routes(..) => "Routes",
+            Check::Vip(..) => "Vip",
+            Check::Nat(..) => "Nat",
+            Check::Firewall(..) => "Firewall",
+            Check::LoadBalancer(..) => "LoadBalancer",
+        };
+        *by_kind.entry(kind).or_default() += 1;
+    }
+    by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn run(percent: usize) {
     let networks = NETWORKS * percent / 100;
     let lab = Lab::start(HYPERVISORS, PORTS_PER_HYPERVISOR, "bsc");
@@ -367,6 +395,8 @@ async fn run(percent: usize) {
     let mut pending = checks(&vnis);
     let total: usize = pending.iter().map(BTreeSet::len).sum();
     let deadline = start + Duration::from_secs(600);
+    let mut last_report = Instant::now();
+    let mut slowest_pass = Duration::ZERO;
     while pending.iter().any(|p| !p.is_empty()) {
         assert!(
             Instant::now() < deadline,
@@ -376,13 +406,38 @@ async fn run(percent: usize) {
                 .map(|p| p.iter().take(5).collect::<Vec<_>>())
                 .collect::<Vec<_>>()
         );
+        let pass = Instant::now();
+        let incomplete: BTreeSet<u32> = pending
+            .iter()
+            .flatten()
+            .filter_map(|c| match c {
+                Check::Interface(vni, _) => Some(*vni),
+                _ => None,
+            })
+            .collect();
         for (dp, p) in dataplanes.iter_mut().zip(pending.iter_mut()) {
-            settle(dp, p).await;
+            settle(dp, p, &incomplete).await;
+        }
+        slowest_pass = slowest_pass.max(pass.elapsed());
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!(
+                "  after {:.0} s still pending: {} (slowest check pass {:.2} s)",
+                start.elapsed().as_secs_f64(),
+                summary(&pending),
+                slowest_pass.as_secs_f64()
+            );
         }
         if pending.iter().any(|p| !p.is_empty()) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    let cpu: Vec<String> = lab
+        .cpu_seconds()
+        .iter()
+        .map(|(c, s)| format!("{c} {s} s"))
+        .collect();
+    eprintln!("  CPU used since the lab started: {}", cpu.join(", "));
     let per = |e: Extra| (0..networks).filter(|n| extra(*n) == e).count();
     println!(
         "{percent:>3} %: {networks} Networks, {} NetworkInterfaces, {networks} VirtualIPs, {} NATGateways, {} \

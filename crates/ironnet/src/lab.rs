@@ -265,6 +265,21 @@ impl Lab {
                 free_port()?,
             )?);
         }
+        // A dataplane of an earlier lab with this prefix may still be exiting: the kernel unregisters its TAP
+        // devices one by one (hundreds take seconds), and a name reused meanwhile vanishes under the new lab.
+        let names: Vec<&str> = std::iter::once(&gateway)
+            .chain(&hypervisors)
+            .flat_map(|dp| std::iter::once(&dp.uplink).chain(&dp.ports))
+            .map(|p| p.tap.as_str())
+            .collect();
+        netns::wait_until_links_gone(&names, Duration::from_secs(60))
+            .await
+            .with_context(|| {
+                format!(
+                    "TAP devices of another lab with prefix {:?} remain",
+                    config.prefix
+                )
+            })?;
         for (k, dp) in std::iter::once(&gateway).chain(&hypervisors).enumerate() {
             let args: Vec<String> = dp.args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -505,11 +520,12 @@ impl Lab {
         children.reverse();
         for p in &mut children {
             let _ = p.child.start_kill();
-            if tokio::time::timeout(Duration::from_secs(5), p.child.wait())
+            // A dataplane's exit unregisters every TAP device it owns, which takes seconds for hundreds.
+            if tokio::time::timeout(Duration::from_secs(60), p.child.wait())
                 .await
                 .is_err()
             {
-                tracing::warn!(process = %p.name, "did not exit after SIGKILL within 5 s");
+                tracing::warn!(process = %p.name, "did not exit after SIGKILL within 60 s");
             }
         }
         self.remove_namespaces().await;

@@ -84,6 +84,23 @@ pub async fn wait_for_link(name: &str, timeout: Duration) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Waits until no link of `names` exists in this namespace; fails naming the first that remains after `timeout`.
+pub async fn wait_until_links_gone(names: &[&str], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let Some(present) = names
+            .iter()
+            .find(|n| Path::new("/sys/class/net").join(n).exists())
+        else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() > deadline {
+            bail!("link {present} still exists after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Moves link `name` into `ns` and brings it up there.
 pub async fn move_link(name: &str, ns: &str) -> anyhow::Result<()> {
     run("ip", &["link", "set", name, "netns", ns]).await?;

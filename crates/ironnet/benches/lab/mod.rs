@@ -69,6 +69,38 @@ impl Lab {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// CPU seconds used so far by `ironnet up` itself (API server, controllers, metalnetlet) and by each of its
+    /// child processes, by command (`dpservice`, `metalnet`, …) summed over processes, largest first.
+    pub fn cpu_seconds(&self) -> Vec<(String, u64)> {
+        let pid = self.child.id().to_string();
+        let mut by_command: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for args in [["-p", pid.as_str()], ["--ppid", pid.as_str()]] {
+            let Ok(out) = Command::new("ps")
+                .args(args)
+                .args(["-o", "cputimes=,args="])
+                .output()
+            else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let mut words = line.split_whitespace();
+                let (Some(secs), Some(_exe), Some(command)) = (words.next(), words.next(), words.next())
+                else {
+                    continue;
+                };
+                let name = if args[0] == "-p" {
+                    "up (API server, controllers, metalnetlet)"
+                } else {
+                    command
+                };
+                *by_command.entry(name.to_owned()).or_default() += secs.parse::<u64>().unwrap_or(0);
+            }
+        }
+        let mut out: Vec<(String, u64)> = by_command.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out
+    }
+
     /// The dpservice gRPC address (`http://…`) of hypervisor `hv-i` as `ironnet up` printed it.
     pub fn dataplane(&self, i: usize) -> String {
         let log = self.log();

@@ -23,6 +23,8 @@ const NETWORKING: &str = "networking.ironcore.dev";
 const APINET: &str = "core.apinet.ironcore.dev";
 /// The metalnet API group.
 const METALNET: &str = "networking.metalnet.ironcore.dev";
+/// The ironcore IPAM API group (`Prefix`), which ironnet may or may not serve.
+const IPAM: &str = "ipam.ironcore.dev";
 const READ: &[&str] = &["get", "list", "watch"];
 const READ_WRITE: &[&str] = &["get", "list", "watch", "update", "patch"];
 const ALL_BUT_COLLECTION: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
@@ -162,24 +164,26 @@ pub fn roles() -> Vec<BootstrapRole> {
         // The ironcore networking controllers (LB routing, ephemeral VIPs and prefixes, peering,
         // protection, release) and the ironcore-net controllers (NAT, LB instances, scheduler,
         // daemon sets, policy rules, allocation GC) create, patch and delete objects of both
-        // groups and write their status.
+        // groups and write their status; the ephemeral prefix controller owns ipam Prefixes.
         BootstrapRole {
             name: CONTROLLER_MANAGER_USER,
             rules: with_basics(vec![
                 PolicyRule::resources(ALL_BUT_COLLECTION, &[NETWORKING], &["*"]),
                 PolicyRule::resources(ALL_BUT_COLLECTION, &[APINET], &["*"]),
+                PolicyRule::resources(ALL_BUT_COLLECTION, &[IPAM], &["prefixes"]),
             ]),
             bound_to: vec![("User", CONTROLLER_MANAGER_USER)],
         },
         // apinetlet mirrors tenant objects into ironcore-net: it reads the tenant kinds and
         // writes their finalizers and status, owns the ironcore-net objects, and creates the
-        // ironcore-net namespace it works in.
+        // ironcore-net namespace it works in; it reads ipam Prefixes for prefix sources.
         BootstrapRole {
             name: APINETLET_USER,
             rules: with_basics(vec![
                 PolicyRule::resources(READ_WRITE, &[NETWORKING], &["*"]),
                 PolicyRule::resources(ALL_BUT_COLLECTION, &[APINET], &["*"]),
                 PolicyRule::resources(&["get", "create"], &[""], &["namespaces"]),
+                PolicyRule::resources(READ, &[IPAM], &["prefixes"]),
             ]),
             bound_to: vec![("User", APINETLET_USER)],
         },
@@ -338,5 +342,119 @@ impl Server {
                 Ok(if changed { rv(&updated.object) } else { 0 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::rbac::{KEY_PREFIX, Rbac};
+    use crate::auth::{Attributes, UserInfo};
+
+    fn loaded() -> Rbac {
+        let rbac = Rbac::new();
+        let mut changes = Vec::new();
+        for role in roles() {
+            changes.push((
+                format!("{KEY_PREFIX}clusterroles/{}", role.name),
+                Some(role_object(&role)),
+            ));
+            if !role.bound_to.is_empty() {
+                changes.push((
+                    format!("{KEY_PREFIX}clusterrolebindings/{}", role.name),
+                    Some(binding_object(&role)),
+                ));
+            }
+        }
+        rbac.apply(true, &changes);
+        rbac
+    }
+
+    fn can(rbac: &Rbac, user: &str, verb: &str, group: &str, resource: &str, sub: &str) -> bool {
+        let attrs = Attributes {
+            user: UserInfo {
+                name: user.into(),
+                groups: vec![ALL_AUTHENTICATED.into()],
+                ..Default::default()
+            },
+            verb: verb.into(),
+            resource_request: true,
+            api_group: group.into(),
+            api_version: "v1alpha1".into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: "default".into(),
+            name: "x".into(),
+            path: String::new(),
+            field_selector: String::new(),
+        };
+        rbac.allows(&attrs).is_some()
+    }
+
+    #[test]
+    fn component_roles_grant_what_each_component_does_and_no_more() {
+        let rbac = loaded();
+        let cm = CONTROLLER_MANAGER_USER;
+        assert!(can(&rbac, cm, "create", NETWORKING, "virtualips", ""));
+        assert!(can(&rbac, cm, "patch", APINET, "natgateways", "status"));
+        assert!(can(&rbac, cm, "delete", IPAM, "prefixes", ""));
+        assert!(can(&rbac, cm, "update", "coordination.k8s.io", "leases", ""));
+        assert!(!can(&rbac, cm, "get", METALNET, "networkinterfaces", ""));
+        assert!(!can(&rbac, cm, "deletecollection", NETWORKING, "networks", ""));
+        assert!(!can(&rbac, cm, "list", GROUP, "clusterroles", ""));
+
+        assert!(can(
+            &rbac,
+            APINETLET_USER,
+            "patch",
+            NETWORKING,
+            "networks",
+            "status"
+        ));
+        assert!(!can(&rbac, APINETLET_USER, "delete", NETWORKING, "networks", ""));
+        assert!(can(&rbac, APINETLET_USER, "create", APINET, "networks", ""));
+        assert!(can(&rbac, APINETLET_USER, "create", "", "namespaces", ""));
+        assert!(!can(&rbac, APINETLET_USER, "create", IPAM, "prefixes", ""));
+
+        assert!(can(
+            &rbac,
+            METALNETLET_USER,
+            "patch",
+            METALNET,
+            "networkinterfaces",
+            ""
+        ));
+        assert!(can(&rbac, METALNETLET_USER, "patch", "", "nodes", ""));
+        assert!(!can(&rbac, METALNETLET_USER, "get", NETWORKING, "networks", ""));
+
+        assert!(can(
+            &rbac,
+            SIMULATED_NODE_USER,
+            "patch",
+            APINET,
+            "networkinterfaces",
+            "status"
+        ));
+        assert!(!can(
+            &rbac,
+            SIMULATED_NODE_USER,
+            "create",
+            APINET,
+            "networkinterfaces",
+            ""
+        ));
+
+        // A node agent gets nothing from RBAC beyond discovery and self reviews.
+        let node = "system:node:hv-1";
+        assert!(!can(&rbac, node, "get", METALNET, "networkinterfaces", ""));
+        assert!(!can(&rbac, node, "get", NETWORKING, "networks", ""));
+        assert!(can(
+            &rbac,
+            node,
+            "create",
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            ""
+        ));
     }
 }

@@ -234,3 +234,66 @@ async fn recorder_events_show_in_kubectl_describe() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_namespace_removes_both_views() {
+    let (_server, addr, _dir, _stop) = start().await;
+    let client = client(addr);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "evns"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let new_events: Api<NewEvent> = Api::namespaced(client.clone(), "evns");
+    let core_events: Api<CoreEvent> = Api::namespaced(client.clone(), "evns");
+    for i in 0..3 {
+        new_events
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": format!("e{i}")}, "eventTime": "2026-12-07T17:00:00.000000Z",
+                    "reportingController": "c", "reportingInstance": "i", "action": "A", "reason": "R", "type": "Normal"
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        core_events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    namespaces.delete("evns", &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while namespaces.get_opt("evns").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "namespace evns still there after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        core_events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        new_events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

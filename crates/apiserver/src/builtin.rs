@@ -169,13 +169,10 @@ pub(crate) fn register_builtins_with(registry: &mut Registry, rbac: &Arc<Rbac>) 
         }}
     }});
 
-    let node_def = node.clone();
+    let node_strategy = crate::auth::node::restrict(&node, Arc::new(DefaultStrategy));
     let defaults: [(ResourceDefinition, Arc<dyn Strategy>); 5] = [
         (ns, Arc::new(NamespaceStrategy)),
-        (
-            node,
-            crate::auth::node::restrict(&node_def, Arc::new(DefaultStrategy)),
-        ),
+        (node, node_strategy),
         (core_event, Arc::new(EventStrategy::new(EventVersion::Core))),
         (new_event, Arc::new(EventStrategy::new(EventVersion::Events))),
         (lease, Arc::new(DefaultStrategy)),

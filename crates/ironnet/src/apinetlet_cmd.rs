@@ -36,6 +36,9 @@ pub struct ApinetletArgs {
     /// Maximum concurrent reconciles per controller.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 async fn client(path: &Path) -> anyhow::Result<kube::Client> {
@@ -48,6 +51,9 @@ async fn client(path: &Path) -> anyhow::Result<kube::Client> {
 pub async fn run(args: ApinetletArgs) -> anyhow::Result<()> {
     let ironcore = client(&args.kubeconfig).await?;
     let apinet = client(args.apinet_kubeconfig.as_deref().unwrap_or(&args.kubeconfig)).await?;
+    ironnet_runtime::health::controller_telemetry(&apinet)
+        .serve(&args.telemetry)
+        .await?;
     let leader_election = if args.leader_elect {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ironnet".to_owned());
         let identity = format!("{host}-{}", std::process::id());

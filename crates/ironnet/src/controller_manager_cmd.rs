@@ -20,6 +20,9 @@ pub struct ControllerManagerArgs {
     /// Maximum concurrent reconciles per controller.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 /// Connects with the kubeconfig and runs the controllers until Ctrl-C / SIGTERM (or lost leadership).
@@ -27,6 +30,9 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let client = kube::Client::try_from(config)?;
+    ironnet_runtime::health::controller_telemetry(&client)
+        .serve(&args.telemetry)
+        .await?;
     let leader_election = if args.leader_elect {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ironnet".to_owned());
         let identity = format!("{host}-{}", std::process::id());

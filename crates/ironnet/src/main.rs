@@ -26,6 +26,9 @@ mod vm_cmd;
 #[derive(Debug, Parser)]
 #[command(name = "ironnet", version, about = "IronCore's cloud networking stack")]
 struct Cli {
+    /// Log line format on stderr (`json`: one object per line, for log collectors). Levels come from RUST_LOG.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: ironnet_telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,19 +63,10 @@ enum Command {
     Vm(vm_cmd::VmCommand),
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
     let cli = Cli::parse();
+    ironnet_telemetry::init_logging(cli.log_format)?;
     match cli.command {
         Command::Up(args) => up_cmd::run(args).await,
         Command::Apiserver(args) => apiserver_cmd::run(args).await,

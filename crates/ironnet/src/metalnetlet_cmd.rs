@@ -17,6 +17,9 @@ pub struct MetalnetletCmdArgs {
     pub metalnet_kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     pub metalnetlet: ironnet_metalnetlet::MetalnetletArgs,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 async fn client(path: &Path) -> anyhow::Result<kube::Client> {
@@ -30,6 +33,9 @@ async fn client(path: &Path) -> anyhow::Result<kube::Client> {
 pub async fn run(args: MetalnetletCmdArgs) -> anyhow::Result<()> {
     let apinet = client(&args.kubeconfig).await?;
     let metalnet = client(args.metalnet_kubeconfig.as_deref().unwrap_or(&args.kubeconfig)).await?;
+    ironnet_runtime::health::controller_telemetry(&apinet)
+        .serve(&args.telemetry)
+        .await?;
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ironnet".to_owned());
     let config = args
         .metalnetlet

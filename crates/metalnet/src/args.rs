@@ -73,6 +73,10 @@ pub struct MetalnetArgs {
     /// PEM CA bundle the metalbond servers' certificates must chain to.
     #[arg(long, requires_all = ["metalbond_tls_cert", "metalbond_tls_key"])]
     pub metalbond_tls_ca: Option<PathBuf>,
+    /// Metrics (controllers, metalbond) and health endpoints (ready: API server reachable, metalbond servers
+    /// ESTABLISHED).
+    #[command(flatten)]
+    pub telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -98,6 +102,7 @@ impl MetalnetArgs {
             metalbond_tls_cert: None,
             metalbond_tls_key: None,
             metalbond_tls_ca: None,
+            telemetry: Default::default(),
         }
     }
 

@@ -60,9 +60,35 @@ pub enum RunError {
     /// `--dp-service-address` is not a valid address.
     #[error("invalid --dp-service-address: {0}")]
     DpAddress(String),
+    /// The metrics or health endpoint could not be bound.
+    #[error(transparent)]
+    Telemetry(#[from] ironnet_telemetry::ServeError),
     /// metalbond rejected its configuration or a peer.
     #[error("metalbond: {0}")]
     Metalbond(#[from] ironnet_metalbond::Error),
+}
+
+/// Serves the controller and metalbond metrics and readiness (API server reachable, every metalbond server
+/// ESTABLISHED) on the `--metrics-bind-address`/`--health-probe-bind-address` flags.
+async fn serve_telemetry(args: &MetalnetArgs, client: &kube::Client, mb: &MetalBond) -> Result<(), RunError> {
+    let telemetry = ironnet_runtime::health::controller_telemetry(client);
+    telemetry.register(|registry| mb.register_metrics(registry));
+    let peers = mb.clone();
+    telemetry.add_readiness_check("metalbond-peers-established", move || {
+        let down: Vec<String> = peers
+            .peers()
+            .into_iter()
+            .filter(|(_, state)| *state != ironnet_metalbond::ConnectionState::Established)
+            .map(|(addr, state)| format!("{addr} {state}"))
+            .collect();
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not ESTABLISHED: {}", down.join(", ")))
+        }
+    });
+    telemetry.serve(&args.telemetry).await?;
+    Ok(())
 }
 
 /// The keepalive interval metalnet uses with metalbond servers (upstream's `KeepaliveInterval: 3`).
@@ -130,6 +156,7 @@ pub async fn run_with(
         None => metalbond,
     };
     let mb = MetalBond::new(metalbond)?;
+    serve_telemetry(&args, &client, &mb).await?;
     // Route changes (received, or of our own announcements) are mapped to reconciles by one task.
     let (route_tx, mut route_rx) = mpsc::unbounded_channel::<u32>();
     let on_change = route_tx.clone();

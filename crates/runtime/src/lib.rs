@@ -4,6 +4,7 @@
 //! - [`informer`]: one watch and one indexed cache per kind per process ([`informer::Informers`]), fanned out to
 //!   any number of controllers, as client-go's shared informers do;
 //! - [`cache`]: the indexed cache itself and its consistency contract;
+//! - [`health`]: the telemetry (controller metrics, API server readiness) every reconciling component serves;
 //! - [`finalizer`]: finalizers and deletions as every reconciler writes them;
 //! - [`leader`]: Lease-based leader election with an injected clock;
 //! - [`metrics`]: controller-runtime's controller metrics, recorded by wrapping each reconcile function;
@@ -18,6 +19,7 @@
 
 pub mod cache;
 pub mod finalizer;
+pub mod health;
 pub mod informer;
 pub mod leader;
 pub mod metrics;

@@ -190,7 +190,11 @@ pub async fn run(
         .reconcile_on(UnboundedReceiverStream::new(triggers))
         .reconcile_all_on(WatchStream::from_changes(all).map(|_| ()))
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, agent)
+        .run(
+            ironnet_runtime::metrics::instrument("metalnet-loadbalancer", reconcile),
+            error_policy,
+            agent,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

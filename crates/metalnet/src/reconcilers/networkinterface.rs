@@ -372,7 +372,11 @@ pub async fn run(
         .watches_stream(networks, move |n: Network| interfaces_on(&store, &n))
         .reconcile_all_on(WatchStream::from_changes(all).map(|_| ()))
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, error_policy, agent)
+        .run(
+            ironnet_runtime::metrics::instrument("metalnet-networkinterface", reconcile),
+            error_policy,
+            agent,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -95,7 +95,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             Some(ObjectRef::<apinet::Network>::new(&data.name).within(&data.namespace))
         })
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("metalnetlet-network", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -335,7 +335,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             },
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx.clone())
+        .run(
+            ironnet_runtime::metrics::instrument("metalnetlet-networkinterface", reconcile),
+            ironnet_runtime::error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

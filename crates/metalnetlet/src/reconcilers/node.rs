@@ -82,7 +82,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             move |n: apinet::Node| parse_node_name(&partition, &n.name_any()).map(ObjectRef::<Node>::new),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("metalnetlet-node", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -168,7 +172,11 @@ pub async fn run_orphans(ctx: Arc<Ctx>, stop: Stop) {
             )))
         })
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile_orphan, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("metalnetlet-node-orphan", reconcile_orphan),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -4,6 +4,7 @@
 mod common;
 mod instance;
 mod kubectl;
+mod metrics;
 mod network;
 mod networkinterface;
 mod node;

@@ -57,6 +57,15 @@ pub fn decode_protobuf(bytes: &[u8], what: &str) -> Result<Value, ApiError> {
     })
 }
 
+/// Decodes a `DeleteOptions` body: JSON, or protobuf (what client-go's typed clients send for
+/// built-in kinds).
+pub fn decode_delete_options(content_type: Option<&str>, bytes: &[u8]) -> Result<Value, ApiError> {
+    if media_type(content_type) == crate::protobuf::MEDIA_TYPE {
+        return decode_protobuf(bytes, "DeleteOptions");
+    }
+    Ok(decode(bytes, false)?.value)
+}
+
 fn decode_yaml(bytes: &[u8]) -> Result<Decoded, ApiError> {
     // JSON is valid YAML; parse it as JSON first so duplicate detection works for kubectl's JSON bodies.
     if let Ok(d) = decode_json(bytes) {

@@ -45,7 +45,7 @@ impl DeleteOptions {
         let body: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            crate::body::decode(&call.body, false)?.value
+            crate::body::decode_delete_options(call.content_type.as_deref(), &call.body)?
         };
         let q = &call.query;
         let policy = body

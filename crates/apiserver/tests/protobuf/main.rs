@@ -468,3 +468,75 @@ async fn watch_streams_length_prefixed_frames() {
     assert_eq!(event.0, "ADDED");
     assert_eq!(event.1, created.json());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_options_in_protobuf() {
+    // client-go's typed clients send DeleteOptions as protobuf.
+    let s = start().await;
+    let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"}}"#;
+    assert_eq!(
+        send(
+            s.addr,
+            "POST",
+            "/api/v1/namespaces",
+            &[("content-type", "application/json")],
+            ns
+        )
+        .await
+        .status,
+        201
+    );
+    let uid = send(s.addr, "GET", "/api/v1/namespaces/doomed", &[], b"")
+        .await
+        .json()["metadata"]["uid"]
+        .clone();
+    let options = |uid: &str| {
+        protobuf::encode(
+            &json!({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                                 "preconditions": {"uid": uid}}),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    // A precondition read from the protobuf body is enforced.
+    let wrong = send(
+        s.addr,
+        "DELETE",
+        "/api/v1/namespaces/doomed",
+        &[("content-type", MEDIA_TYPE), ("accept", PB_FIRST)],
+        &options("other-uid"),
+    )
+    .await;
+    assert_eq!(wrong.status, 409);
+    assert!(
+        wrong.protobuf()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: other-uid")
+    );
+    let deleted = send(
+        s.addr,
+        "DELETE",
+        "/api/v1/namespaces/doomed",
+        &[("content-type", MEDIA_TYPE), ("accept", PB_FIRST)],
+        &options(uid.as_str().unwrap()),
+    )
+    .await;
+    assert!(matches!(deleted.status, 200 | 202), "{}", deleted.status);
+    assert_eq!(deleted.protobuf()["metadata"]["name"], "doomed");
+    let garbage = send(
+        s.addr,
+        "DELETE",
+        "/api/v1/namespaces/default",
+        &[("content-type", MEDIA_TYPE)],
+        b"k8s\0\x0a",
+    )
+    .await;
+    assert_eq!(garbage.status, 400);
+    assert!(
+        garbage.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("error decoding request body as DeleteOptions from protobuf")
+    );
+}

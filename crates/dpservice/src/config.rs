@@ -1,4 +1,4 @@
-//! Command-line configuration of the service, modelled on dpservice's options (spec §B.20), plus
+//! Command-line configuration of the service, modelled on dpservice's options (`dpservice-bin [EAL] -- [options]`), plus
 //! the TAP-specific port options ironnet needs because it creates its ports itself.
 
 use std::net::{Ipv4Addr, Ipv6Addr};

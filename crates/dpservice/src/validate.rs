@@ -1,4 +1,4 @@
-//! Syntactic validation of gRPC requests (spec §B.2), separate from the server so that it can be
+//! Syntactic validation of gRPC requests (as dpservice's gRPC server: a malformed request gets `INVALID_ARGUMENT` with a message such as `Invalid interface_id`), separate from the server so that it can be
 //! tested table-driven without a network.
 //!
 //! Every function here is pure: it takes fields of a generated protobuf message and returns either

@@ -1,6 +1,6 @@
 //! The gRPC API against a real in-process server on a loopback port, through the generated
 //! tonic client: every RPC with valid and invalid requests, checking gRPC codes, messages and
-//! dpservice business codes (spec §B.2–B.4). Needs root (the service creates TAP devices; they
+//! dpservice business codes (gRPC status codes for malformed requests; business errors as `Status{code, message}` with gRPC OK, as dpservice's `dpdkironcore.v1` service). Needs root (the service creates TAP devices; they
 //! get names unique to this test process and disappear when the service stops).
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -97,7 +97,7 @@ impl Lab {
             }
         }
         let mut out: Vec<(String, u64)> = by_command.into_iter().collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|(_, secs)| std::cmp::Reverse(*secs));
         out
     }
 

@@ -111,7 +111,10 @@ where
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(stopped(stop))
         .run(
-            reconcile::<A, I>,
+            ironnet_runtime::metrics::instrument(
+                &format!("apinetlet-gc-{}", A::kind(&()).to_lowercase()),
+                reconcile::<A, I>,
+            ),
             ironnet_runtime::error_policy,
             Arc::new(GcCtx { ctx, origin, orphan }),
         )

@@ -192,7 +192,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         by_origin::<apinet::LoadBalancerRouting, LoadBalancer>(origin::LOAD_BALANCER),
     )
     .graceful_shutdown_on(stopped(stop))
-    .run(reconcile, ironnet_runtime::error_policy, ctx)
+    .run(
+        ironnet_runtime::metrics::instrument("apinetlet-loadbalancer", reconcile),
+        ironnet_runtime::error_policy,
+        ctx,
+    )
     .for_each(|_| futures::future::ready(()))
     .await;
 }

@@ -118,7 +118,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::NATGatewayAutoscaler, NATGateway>(origin::NAT_GATEWAY),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("apinetlet-natgateway", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

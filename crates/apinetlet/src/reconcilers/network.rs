@@ -182,7 +182,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::Network, Network>(origin::NETWORK),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("apinetlet-network", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

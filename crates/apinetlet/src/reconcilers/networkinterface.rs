@@ -444,7 +444,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .watches_stream(vip_events, move |vip| nics_for_vip(&n2, &vip))
         .graceful_shutdown_on(stopped(stop))
         .run(
-            reconcile,
+            ironnet_runtime::metrics::instrument("apinetlet-networkinterface", reconcile),
             ironnet_runtime::error_policy,
             Arc::new(NicCtx {
                 base: ctx,

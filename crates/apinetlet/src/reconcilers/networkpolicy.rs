@@ -112,7 +112,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("apinetlet-networkpolicy", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -65,7 +65,11 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             by_origin::<apinet::IP, VirtualIP>(origin::VIRTUAL_IP),
         )
         .graceful_shutdown_on(stopped(stop))
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("apinetlet-virtualip", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -151,7 +151,9 @@ pub async fn run(
         .with_config(cfg.clone())
         .graceful_shutdown_on(stop(rx.clone()))
         .run(
-            move |o, c| async move { recheck(reconcile_allocation(o, c).await) },
+            ironnet_runtime::metrics::instrument("ipaddress-gc", move |o, c| async move {
+                recheck(reconcile_allocation(o, c).await)
+            }),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client: client.clone(),
@@ -162,7 +164,9 @@ pub async fn run(
         .with_config(cfg)
         .graceful_shutdown_on(stop(rx))
         .run(
-            move |o, c| async move { recheck(reconcile_allocation(o, c).await) },
+            ironnet_runtime::metrics::instrument("networkid-gc", move |o, c| async move {
+                recheck(reconcile_allocation(o, c).await)
+            }),
             ironnet_runtime::error_policy,
             Arc::new(Ctx { client }),
         )

@@ -89,7 +89,11 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .owns(Api::<DaemonSet>::all(client.clone()), wc)
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
+        .run(
+            ironnet_runtime::metrics::instrument("apinetloadbalancer", reconcile),
+            ironnet_runtime::error_policy,
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

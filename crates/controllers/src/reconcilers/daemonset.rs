@@ -223,7 +223,11 @@ pub async fn run(
             all_daemonsets(&store)
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
+        .run(
+            ironnet_runtime::metrics::instrument("daemonset", reconcile),
+            ironnet_runtime::error_policy,
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -228,7 +228,10 @@ async fn run_for<K>(
         })
         .graceful_shutdown_on(stop)
         .run(
-            reconcile::<K>,
+            ironnet_runtime::metrics::instrument(
+                &format!("ephemeralprefix-{}", K::kind(&()).to_lowercase()),
+                reconcile::<K>,
+            ),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,

@@ -194,7 +194,7 @@ pub async fn run(
         })
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            ironnet_runtime::metrics::instrument("ephemeralvirtualip", reconcile),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,

@@ -195,7 +195,7 @@ pub async fn run(
     let controller = ctrl
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            ironnet_runtime::metrics::instrument("loadbalancerrouting", reconcile),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,

@@ -276,7 +276,7 @@ pub async fn run(
         .watches_stream(nic_events, move |nic| gateways_for(&store, &nic))
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            ironnet_runtime::metrics::instrument("natgateway", reconcile),
             ironnet_runtime::error_policy,
             Arc::new(Ctx { client, nics }),
         )

@@ -114,7 +114,11 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, Arc::new(Ctx { client }))
+        .run(
+            ironnet_runtime::metrics::instrument("natrelease", reconcile),
+            ironnet_runtime::error_policy,
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -315,7 +315,7 @@ pub async fn run(
         })
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            ironnet_runtime::metrics::instrument("networkpolicy", reconcile),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client,

@@ -131,7 +131,11 @@ pub async fn run(
     let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = peering_ctrl
         .graceful_shutdown_on(stop)
-        .run(reconcile_peering, ironnet_runtime::error_policy, peering_ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("networkpeering", reconcile_peering),
+            ironnet_runtime::error_policy,
+            peering_ctx,
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -196,7 +196,11 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
             }
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("instanceplacement", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

@@ -131,7 +131,11 @@ pub async fn run(
     let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
     let controller = protection
         .graceful_shutdown_on(stop)
-        .run(reconcile_protection, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("networkprotection", reconcile_protection),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
 }

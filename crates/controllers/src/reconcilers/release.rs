@@ -181,7 +181,7 @@ pub async fn run(
         })
         .graceful_shutdown_on(stop(rx.clone()))
         .run(
-            reconcile_vip,
+            ironnet_runtime::metrics::instrument("virtualiprelease", reconcile_vip),
             ironnet_runtime::error_policy,
             Arc::new(Ctx {
                 client: client.clone(),
@@ -207,7 +207,7 @@ pub async fn run(
         })
         .graceful_shutdown_on(stop(rx))
         .run(
-            reconcile_network,
+            ironnet_runtime::metrics::instrument("networkrelease", reconcile_network),
             ironnet_runtime::error_policy,
             Arc::new(Ctx { client }),
         )

@@ -76,7 +76,10 @@ where
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
         .graceful_shutdown_on(stopped(stop))
         .run(
-            reconcile::<M, A>,
+            ironnet_runtime::metrics::instrument(
+                &format!("metalnetlet-gc-{}", M::kind(&()).to_lowercase()),
+                reconcile::<M, A>,
+            ),
             ironnet_runtime::error_policy,
             Arc::new(GcCtx { ctx, origin }),
         )

@@ -7,6 +7,7 @@ mod ephemeral_vip_controller;
 mod ironcore_net_conformance;
 mod leader_election;
 mod loadbalancer_routing_controller;
+mod metrics;
 mod nat_allocation_controller;
 mod network_conformance;
 mod network_controllers;

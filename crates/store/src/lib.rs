@@ -25,6 +25,7 @@ pub mod embedded;
 pub mod etcd;
 mod hub;
 mod private;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod validate;
 

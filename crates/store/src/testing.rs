@@ -1,8 +1,10 @@
 //! Test support for crates that need a real etcd: [`EtcdProcess`] runs Debian's `etcd` binary
 //! on free loopback ports in a temporary directory.
 //!
-//! Always compiled (it only needs std), so other crates use it from their dev-dependencies
-//! without a feature flag: `let etcd = ironnet_store::testing::EtcdProcess::start()?;`.
+//! Compiled only with the `testing` cargo feature (off by default, so production binaries do not
+//! carry a process spawner); test users enable it from their dev-dependencies:
+//! `ironnet-store = { workspace = true, features = ["testing"] }`, then
+//! `let etcd = ironnet_store::testing::EtcdProcess::start()?;`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

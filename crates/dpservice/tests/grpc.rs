@@ -77,6 +77,20 @@ impl Harness {
         h
     }
 
+    /// An initialized service with interface `vm1` (VNI 100, 10.0.0.1, on `net_tap0`), and a client.
+    async fn with_vm1() -> (Harness, DpdKironcoreClient<Channel>) {
+        let h = Harness::initialized().await;
+        let mut c = h.client.clone();
+        assert_success(
+            &c.create_interface(iface("vm1", 100, "10.0.0.1", "::", "net_tap0"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status,
+        );
+        (h, c)
+    }
+
     async fn stop(mut self) {
         if let Some(s) = self.service.take() {
             s.shutdown().await;
@@ -465,19 +479,10 @@ async fn interfaces_lifecycle_and_errors() {
     h.stop().await;
 }
 
+/// Prefixes and load-balancer prefixes on an interface: create, duplicates, unknown interface, malformed, list, delete.
 #[tokio::test]
-async fn prefixes_vips_nats_and_routes() {
-    let h = Harness::initialized().await;
-    let mut c = h.client.clone();
-    assert_success(
-        &c.create_interface(iface("vm1", 100, "10.0.0.1", "::", "net_tap0"))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-    );
-
-    // Prefixes.
+async fn prefixes_and_load_balancer_prefixes() {
+    let (h, mut c) = Harness::with_vm1().await;
     let create = |id: &str, ip, len| proto::CreatePrefixRequest {
         interface_id: id.into(),
         prefix: pfx(ip, len),
@@ -599,8 +604,13 @@ async fn prefixes_vips_nats_and_routes() {
         201,
         "NOT_FOUND",
     );
+    h.stop().await;
+}
 
-    // VIP.
+/// The VIP of an interface: get before create, create, duplicates, wrong IP version, unknown interface, malformed, get, delete.
+#[tokio::test]
+async fn vips() {
+    let (h, mut c) = Harness::with_vm1().await;
     let vip = |id: &str, ip| proto::CreateVipRequest {
         interface_id: id.into(),
         vip_ip: ip,
@@ -674,8 +684,13 @@ async fn prefixes_vips_nats_and_routes() {
         341,
         "SNAT_NO_DATA",
     );
+    h.stop().await;
+}
 
-    // NAT.
+/// Local NATs and neighbour NATs: port-range validation, create, duplicates, wrong IP version, get, list, delete.
+#[tokio::test]
+async fn nats_and_neighbor_nats() {
+    let (h, mut c) = Harness::with_vm1().await;
     let nat = |id: &str, ip, min, max| proto::CreateNatRequest {
         interface_id: id.into(),
         nat_ip: ip,
@@ -832,8 +847,13 @@ async fn prefixes_vips_nats_and_routes() {
         341,
         "SNAT_NO_DATA",
     );
+    h.stop().await;
+}
 
-    // Routes.
+/// Routes of a VNI: create, overlapping prefix, wrong next-hop version, unknown VNI, malformed, list, delete.
+#[tokio::test]
+async fn routes() {
+    let (h, mut c) = Harness::with_vm1().await;
     let route = |ip, len, nh| proto::CreateRouteRequest {
         vni: 100,
         route: Some(proto::Route {
@@ -946,8 +966,13 @@ async fn prefixes_vips_nats_and_routes() {
         302,
         "ROUTE_NOT_FOUND",
     );
+    h.stop().await;
+}
 
-    // VNIs.
+/// VNI in-use checks and resets: type mismatches, invalid types, reset.
+#[tokio::test]
+async fn vnis() {
+    let (h, mut c) = Harness::with_vm1().await;
     let check = |vni, t: proto::VniType| proto::CheckVniInUseRequest {
         vni,
         r#type: t as i32,
@@ -1003,8 +1028,9 @@ async fn prefixes_vips_nats_and_routes() {
     h.stop().await;
 }
 
+/// Load balancers and their targets: create, duplicates, malformed, get, list, delete.
 #[tokio::test]
-async fn load_balancers_and_firewall_rules() {
+async fn load_balancers() {
     let h = Harness::initialized().await;
     let mut c = h.client.clone();
     let port = |port, p: proto::Protocol| proto::LbPort {
@@ -1179,15 +1205,13 @@ async fn load_balancers_and_firewall_rules() {
         201,
         "NOT_FOUND",
     );
+    h.stop().await;
+}
 
-    // Firewall rules.
-    assert_success(
-        &c.create_interface(iface("vm1", 100, "10.0.0.1", "::", "net_tap0"))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-    );
+/// Firewall rules of an interface: create, duplicates, drop rules, list, get, delete.
+#[tokio::test]
+async fn firewall_rules() {
+    let (h, mut c) = Harness::with_vm1().await;
     use proto::protocol_filter::Filter;
     let rule = |id: &str, action: proto::FirewallAction| proto::FirewallRule {
         id: id.into(),

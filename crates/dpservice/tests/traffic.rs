@@ -13,7 +13,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to};
+use common::{
+    Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to, wait_for_listener,
+};
 use ironnet_dpservice::proto::{self, IpVersion};
 
 /// Gives interface `id` the LB prefix 10.20.0.1/32; returns its underlay (the LB target).
@@ -121,10 +123,23 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
         ])
         .arg(&pcap)
         .arg("icmp")
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // tcpdump says "listening on <dev>" once it captures; on a loaded machine that can take seconds.
+    let stderr = capture.stderr.take().unwrap();
+    let (listening_tx, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = listening_tx.send(());
+            }
+        }
+    });
+    listening
+        .recv_timeout(Duration::from_secs(20))
+        .expect("tcpdump did not start capturing within 20 s");
     assert!(
         !ping(&ns('a', 2), "10.0.0.1"),
         "a2 (VNI 200) must not reach a0 (VNI 100)"
@@ -135,11 +150,18 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
     );
     // The capture works: a0's own traffic shows up in it.
     assert!(ping(&ns('a', 0), "10.0.0.2"));
-    std::thread::sleep(Duration::from_millis(300));
+    // -U writes each packet as it is captured: read the file until a0's ping is in it (or give up).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let read = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&pcap));
+        let seen = String::from_utf8_lossy(&read.stdout).into_owned();
+        if seen.contains("10.0.0.1 > 10.0.0.2") || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let _ = capture.kill();
     let _ = capture.wait();
-    let read = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&pcap));
-    let seen = String::from_utf8_lossy(&read.stdout);
     assert!(
         seen.contains("10.0.0.1 > 10.0.0.2"),
         "capture saw a0's own pings:\n{seen}"
@@ -205,7 +227,9 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
                 .unwrap(),
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    for n in [ns('a', 1), ns('b', 0)] {
+        wait_for_listener(&n, 8080);
+    }
     // Each connection sends 64 KiB and reads back as much; the reply names one target only.
     let client = "import socket\nfor i in range(16):\n    c=socket.create_connection(('10.20.0.1',8080),timeout=5)\n    \
                   c.sendall(b'x'*65536)\n    d=b''\n    while True:\n        x=c.recv(65536)\n        \
@@ -381,7 +405,7 @@ async fn vip_reachable_from_internet_and_nat_uses_the_port_range() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_listener(&inet, 8080);
     let client = "import socket\nfor _ in range(3):\n    c=socket.create_connection(('198.51.100.1',8080),timeout=5)\n    c.recv(1)\n    c.close()\n";
     in_ns(&ns(1), &["timeout", "20", "python3", "-c", client]);
     let out = srv.wait_with_output().unwrap();

@@ -19,6 +19,24 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
+/// Waits until a TCP socket listens on `port` in namespace `ns` (a server the test just started; on a loaded
+/// machine its start can take seconds).
+pub fn wait_for_listener(ns: &str, port: u16) {
+    let filter = format!("sport = :{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(Command::new("ip").args(["netns", "exec", ns, "ss", "-Hltn", &filter]));
+        if !out.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port} in {ns} after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn ok(args: &[&str]) -> String {
     let out = run(Command::new(args[0]).args(&args[1..]));
     assert!(
@@ -319,7 +337,7 @@ pub fn iperf_to_mbps(server_ns: &str, bind_ip: &str, client_ns: &str, connect_ip
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_listener(server_ns, 5201);
     let limit = (secs + 20).to_string();
     let secs = secs.to_string();
     let out = run(Command::new("timeout").args([

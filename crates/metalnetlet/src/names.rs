@@ -1,7 +1,7 @@
 //! Names, finalizers, field managers and origins shared by metalnetlet's controllers (upstream
 //! ironcore-net `metalnetlet/controllers/common.go`).
 
-use ironnet_apinetlet::origin::Origin;
+use ironnet_runtime::origin::Origin;
 
 /// Field manager of the server-side applies of metalnet objects.
 pub const METALNET_FIELD_MANAGER: &str = "metalnetlet.apinet.ironcore.dev/controller-manager";

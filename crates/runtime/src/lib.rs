@@ -8,6 +8,7 @@
 //! - [`finalizer`]: finalizers and deletions as every reconciler writes them;
 //! - [`leader`]: Lease-based leader election with an injected clock;
 //! - [`metrics`]: controller-runtime's controller metrics, recorded by wrapping each reconcile function;
+//! - [`origin`]: the origin labels linking a derived object to its source, and the liveness check of that source;
 //! - [`reconcile`]: the one reconcile error type, conflict/not-found classification and the retry policy;
 //! - [`related`]: triggers that also reach the objects a watched object stopped relating to;
 //! - [`shutdown`]: turning a caller's shutdown future into the `Sync` one kube-rs needs.
@@ -23,6 +24,7 @@ pub mod health;
 pub mod informer;
 pub mod leader;
 pub mod metrics;
+pub mod origin;
 pub mod reconcile;
 pub mod related;
 pub mod shutdown;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{Ctx, ReconcileError, Stop, delete_gone, is_not_found, stopped};
-use crate::origin::Origin;
+use ironnet_runtime::origin::{self, Origin};
 
 /// What happens to an orphaned apinet object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +45,7 @@ where
     let Some(data) = gc.origin.data_of(obj.labels(), obj.annotations()) else {
         return Ok(Action::await_change());
     };
-    // Read fresh, not from a cache: a cache lagging behind a just-created source must not delete its object.
-    let sources: Api<I> = Api::namespaced(gc.ctx.ironcore.clone(), &data.namespace);
-    if let Some(src) = sources.get_opt(&data.name).await?
-        && src.meta().uid.as_deref() == Some(data.uid.as_str())
-    {
+    if origin::source_exists::<I>(gc.ctx.ironcore.clone(), &data).await? {
         return Ok(Action::await_change());
     }
     let api: Api<A> = gc.ctx.apinet_api();

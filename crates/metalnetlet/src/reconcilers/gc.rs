@@ -9,12 +9,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use ironnet_apinetlet::origin::Origin;
 use ironnet_runtime::ReconcileError;
 use ironnet_runtime::informer::Informer;
+use ironnet_runtime::origin::{self, Origin};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::{Ctx, Stop, delete_gone, stopped};
@@ -35,11 +35,7 @@ where
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    // Read fresh, not from a cache: a cache lagging behind a just-created source must not delete its object.
-    let sources: Api<A> = Api::namespaced(gc.ctx.apinet.clone(), &data.namespace);
-    if let Some(src) = sources.get_opt(&data.name).await?
-        && src.meta().uid.as_deref() == Some(data.uid.as_str())
-    {
+    if origin::source_exists::<A>(gc.ctx.apinet.clone(), &data).await? {
         return Ok(Action::await_change());
     }
     tracing::info!(kind = %M::kind(&()), name = %obj.name_any(), source = %data.name, "deleting metalnet object of a vanished source");

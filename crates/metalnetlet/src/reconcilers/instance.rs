@@ -159,7 +159,7 @@ async fn reconcile(inst: Arc<apinet::Instance>, ctx: Arc<Ctx>) -> Result<Action,
             },
         }
     }
-    let data = ironnet_apinetlet::origin::OriginData {
+    let data = ironnet_runtime::origin::OriginData {
         namespace: namespace.clone(),
         name: inst.name_any(),
         uid: uid.clone(),

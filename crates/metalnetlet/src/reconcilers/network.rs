@@ -48,7 +48,7 @@ async fn reconcile(net: Arc<apinet::Network>, ctx: Arc<Ctx>) -> Result<Action, R
             return Ok(Action::await_change());
         }
     };
-    let data = ironnet_apinetlet::origin::OriginData {
+    let data = ironnet_runtime::origin::OriginData {
         namespace: namespace.clone(),
         name: net.name_any(),
         uid: uid.clone(),

@@ -169,7 +169,7 @@ async fn reconcile(nic: Arc<apinet::NetworkInterface>, ctx: Arc<Ctx>) -> Result<
     let current = match cached {
         Some(m) if m.spec == spec && NETWORK_INTERFACE_ORIGIN.stems_from(m.labels(), &uid) => m,
         _ => {
-            let data = ironnet_apinetlet::origin::OriginData {
+            let data = ironnet_runtime::origin::OriginData {
                 namespace: namespace.clone(),
                 name: nic.name_any(),
                 uid: uid.clone(),

@@ -62,6 +62,34 @@ async fn apinet_network_of_a_vanished_source_is_deleted() {
     env.wait_gone(&apinet("Network"), Some(APINET_NS), "orphan").await;
 }
 
+/// The source check compares UIDs, not only names: an apinet Network whose origin names an existing ironcore
+/// Network of another incarnation (deleted and recreated under the same name) is an orphan, while the live
+/// source's own apinet Network stays.
+#[tokio::test]
+async fn apinet_network_of_a_recreated_source_is_deleted() {
+    let env = env().await;
+    let net = env.available_network("default", "reborn", json!({})).await;
+    let uid = s(&net, "/metadata/uid").to_owned();
+    let origin = json!({
+        "apinetlet.ironcore.dev/network-uid": "0000-former-incarnation",
+        "apinetlet.ironcore.dev/network-namespace": "default",
+    });
+    env.create(
+        &apinet("Network"),
+        Some(APINET_NS),
+        json!({"apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Network",
+               "metadata": {"name": "stale", "labels": origin,
+                            "annotations": {"apinetlet.ironcore.dev/network-name": "reborn"}},
+               "spec": {}}),
+    )
+    .await;
+    env.wait_gone(&apinet("Network"), Some(APINET_NS), "stale").await;
+    assert!(
+        env.get(&apinet("Network"), Some(APINET_NS), &uid).await.is_some(),
+        "the live source's apinet Network is kept"
+    );
+}
+
 fn peering(name: &str, ns: &str, network: &str) -> serde_json::Value {
     json!({"name": name, "networkRef": {"namespace": ns, "name": network}})
 }

@@ -35,6 +35,7 @@ mod handlers;
 pub mod jsonpath;
 pub mod kubeconfig;
 pub mod meta;
+pub mod metrics;
 mod namespace;
 pub mod openapi;
 pub mod pki;

@@ -223,6 +223,7 @@ impl ApiServerBuilder {
         } else {
             (self.authorizer, None, None)
         };
+        let request_metrics = crate::metrics::RequestMetrics::new();
         let server = Arc::new(Server {
             store: self.store,
             registry: Arc::new(self.registry),
@@ -237,6 +238,12 @@ impl ApiServerBuilder {
             authorizer,
             rbac,
             audit: self.audit,
+            metrics_page: {
+                let mut page = prometheus_client::registry::Registry::default();
+                request_metrics.register(&mut page);
+                page
+            },
+            request_metrics,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         if let Some(mirror) = rbac_mirror {
@@ -364,6 +371,10 @@ pub(crate) struct Server {
     rbac: Option<Arc<crate::auth::rbac::Rbac>>,
     /// Where audit events go (none: no audit log).
     audit: Option<Arc<crate::audit::AuditLog>>,
+    /// kube-apiserver's request metrics of this server.
+    request_metrics: crate::metrics::RequestMetrics,
+    /// The registry `/metrics` serves (this server's request metrics).
+    metrics_page: prometheus_client::registry::Registry,
 }
 
 /// kube-apiserver's max-in-flight filter: one pool of slots for non-mutating and one for
@@ -556,8 +567,42 @@ impl Server {
         }
     }
 
-    /// Serves one request, with an audit event when the audit log is on.
+    /// Serves one request and counts it in the request metrics.
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response {
+        let started = std::time::Instant::now();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (labels, watch) = crate::metrics::classify(
+            req.method(),
+            req.uri().path(),
+            &Query::parse(req.uri().query()),
+            content_type,
+        );
+        let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let in_flight = (!watch).then(|| self.request_metrics.in_flight(mutating));
+        let resp = self.clone().handle_audited(req).await;
+        drop(in_flight);
+        let code = resp.status().as_u16();
+        if watch && resp.status().is_success() {
+            // The watch stays active until its stream ends (the client leaves or the server closes it).
+            let active = self.request_metrics.long_running(&labels);
+            self.request_metrics.observe(labels, code, None);
+            return resp.map(|body| {
+                Body::from_stream(futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+                    let _active = &active;
+                    chunk
+                }))
+            });
+        }
+        self.request_metrics
+            .observe(labels, code, Some(started.elapsed().as_secs_f64()));
+        resp
+    }
+
+    /// Serves one request, with an audit event when the audit log is on.
+    async fn handle_audited(self: Arc<Self>, req: Request<Body>) -> Response {
         let Some(log) = self.audit.clone() else {
             return self.serve_request(req, &mut None).await;
         };
@@ -659,6 +704,7 @@ impl Server {
         }
         match path.as_str() {
             "/healthz" | "/livez" | "/readyz" => return self.health().await,
+            "/metrics" if method == Method::GET => return crate::metrics::page(&self.metrics_page),
             "/version" => return Reply::new(StatusCode::OK, version()).into_response(Output::Json),
             "/openapi/v3" => return crate::openapi::root(&self.registry),
             p if p.starts_with("/openapi/v3/") => {

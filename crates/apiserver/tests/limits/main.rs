@@ -9,6 +9,7 @@ mod common;
 
 mod connections;
 mod inflight;
+mod metrics;
 mod namespaces;
 mod patch;
 mod query;

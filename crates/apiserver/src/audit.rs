@@ -103,15 +103,27 @@ fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Vec<u8>>) {
     let _ = sink.flush();
 }
 
+/// The writer's source of the current time, injected so tests can hold it still.
+type Clock = Box<dyn Fn() -> jiff::Timestamp + Send>;
+
 /// The file (or standard output) the writer appends to.
 struct Sink {
     config: AuditConfig,
     out: std::io::BufWriter<Box<dyn Write + Send>>,
     size: u64,
+    clock: Clock,
+    /// The stamp of the newest backup: every later backup gets a later one, so that backup
+    /// names keep sorting by age even when the clock stands still or steps back (many
+    /// rotations within one millisecond, or a clock set back between two runs).
+    newest_backup: Option<jiff::Timestamp>,
 }
 
 impl Sink {
     fn open(config: AuditConfig) -> std::io::Result<Sink> {
+        Sink::open_with_clock(config, Box::new(jiff::Timestamp::now))
+    }
+
+    fn open_with_clock(config: AuditConfig, clock: Clock) -> std::io::Result<Sink> {
         let (out, size): (Box<dyn Write + Send>, u64) = if config.path.as_os_str() == "-" {
             (Box::new(std::io::stdout()), 0)
         } else {
@@ -119,10 +131,20 @@ impl Sink {
             let size = f.metadata()?.len();
             (Box::new(f), size)
         };
+        let newest_backup = if config.path.as_os_str() == "-" {
+            None
+        } else {
+            backups(&config.path)?
+                .iter()
+                .filter_map(|b| backup_stamp(&config.path, b))
+                .max()
+        };
         Ok(Sink {
             config,
             out: std::io::BufWriter::with_capacity(64 * 1024, out),
             size,
+            clock,
+            newest_backup,
         })
     }
 
@@ -147,10 +169,19 @@ impl Sink {
     fn rotate(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         let path = &self.config.path;
-        // Two rotations within a millisecond would share a name: the later one takes the next
-        // free millisecond, so no backup overwrites another and names still sort by age.
-        let mut stamp = jiff::Timestamp::now();
+        // A rotation no later than the newest backup (two within a millisecond, or a clock
+        // set back) takes the millisecond after it. Reusing a free earlier name instead would
+        // sort the newest backup first, and pruning would then delete it.
+        let mut stamp = (self.clock)();
+        if let Some(newest) = self.newest_backup
+            && stamp <= newest
+        {
+            stamp = newest
+                .checked_add(jiff::SignedDuration::from_millis(1))
+                .map_err(std::io::Error::other)?;
+        }
         let mut backup = backup_name(path, stamp);
+        // A name taken by a file this run did not count (e.g. written by another process).
         while backup.exists() {
             stamp = stamp
                 .checked_add(jiff::SignedDuration::from_millis(1))
@@ -158,6 +189,7 @@ impl Sink {
             backup = backup_name(path, stamp);
         }
         std::fs::rename(path, backup)?;
+        self.newest_backup = Some(stamp);
         self.out = std::io::BufWriter::with_capacity(64 * 1024, Box::new(open_append(path)?));
         self.size = 0;
         if self.config.max_backups > 0 {
@@ -194,6 +226,24 @@ fn backup_name(path: &Path, now: jiff::Timestamp) -> PathBuf {
         .unwrap_or_default();
     let stamp = now.strftime("%Y-%m-%dT%H-%M-%S%.3f").to_string();
     path.with_file_name(format!("{stem}-{stamp}{ext}"))
+}
+
+/// The time in a backup's name (see [`backup_name`]), if it has one.
+fn backup_stamp(path: &Path, backup: &Path) -> Option<jiff::Timestamp> {
+    let stem = path.file_stem()?.to_str()?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let name = backup.file_name()?.to_str()?;
+    let rest = name.strip_prefix(stem)?.strip_prefix('-')?;
+    let stamp = if ext.is_empty() {
+        rest
+    } else {
+        rest.strip_suffix(ext)?.strip_suffix('.')?
+    };
+    let civil = jiff::civil::DateTime::strptime("%Y-%m-%dT%H-%M-%S%.f", stamp).ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// The rotated files of `path`.
@@ -396,6 +446,77 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let mut found = backups(&path).unwrap();
         found.sort();
-        assert_eq!(found, vec![a, b]);
+        assert_eq!(found, vec![a.clone(), b]);
+        assert_eq!(backup_stamp(&path, &a), Some(early));
+    }
+
+    fn line(i: usize) -> Vec<u8> {
+        format!("{{\"n\":{i:04}}}\n").into_bytes()
+    }
+
+    fn lines_of(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Many rotations within one millisecond (the writer drains a burst of queued events): the
+    /// backups that are kept are the newest ones, in name order. With a stopped clock the
+    /// third rotation used to reuse the name freed by pruning, sorting the newest backup
+    /// first, so the next pruning deleted it.
+    #[test]
+    fn rotations_within_one_millisecond_keep_the_newest_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let frozen: jiff::Timestamp = "2026-12-07T20:00:00.000Z".parse().unwrap();
+        let config = AuditConfig {
+            path: path.clone(),
+            max_size_bytes: 3 * line(0).len() as u64,
+            max_backups: 2,
+        };
+        let mut sink = Sink::open_with_clock(config, Box::new(move || frozen)).unwrap();
+        for i in 0..40 {
+            sink.write(&line(i)).unwrap();
+        }
+        sink.flush().unwrap();
+        let mut files = backups(&path).unwrap();
+        files.sort();
+        assert_eq!(files.len(), 2);
+        files.push(path.clone());
+        let kept: Vec<String> = files.iter().flat_map(|f| lines_of(f)).collect();
+        let expected: Vec<String> = (33..40)
+            .map(|i| String::from_utf8(line(i)).unwrap().trim_end().to_owned())
+            .collect();
+        assert_eq!(kept, expected);
+    }
+
+    /// A clock set back between two runs: the new run's backups still sort after the old ones.
+    #[test]
+    fn a_clock_set_back_still_names_backups_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let later: jiff::Timestamp = "2026-12-07T20:00:00.000Z".parse().unwrap();
+        let earlier: jiff::Timestamp = "2026-12-07T19:00:00.000Z".parse().unwrap();
+        let config = AuditConfig {
+            path: path.clone(),
+            max_size_bytes: line(0).len() as u64,
+            max_backups: 0,
+        };
+        let mut first = Sink::open_with_clock(config.clone(), Box::new(move || later)).unwrap();
+        first.write(&line(0)).unwrap();
+        first.write(&line(1)).unwrap();
+        first.flush().unwrap();
+        drop(first);
+        let mut second = Sink::open_with_clock(config, Box::new(move || earlier)).unwrap();
+        second.write(&line(2)).unwrap();
+        second.flush().unwrap();
+        let mut files = backups(&path).unwrap();
+        files.sort();
+        assert_eq!(files.len(), 2);
+        assert_eq!(lines_of(&files[0]), vec![r#"{"n":0000}"#]);
+        assert_eq!(lines_of(&files[1]), vec![r#"{"n":0001}"#]);
+        assert_eq!(lines_of(&path), vec![r#"{"n":0002}"#]);
     }
 }

@@ -279,6 +279,101 @@ impl Flow {
     }
 }
 
+/// What a flow is, for the flow gauges: its forwarding kind, and for routed flows which NAT created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FlowClass {
+    /// Routed in its VNI without NAT.
+    Routed,
+    /// Outbound, source-NATed by the interface's VIP.
+    Vip,
+    /// Inbound to a VIP, destination-NATed to the VM.
+    VipInbound,
+    /// Outbound, source-NATed by the interface's NAT gateway IP and port.
+    Nat,
+    /// Forwarded by a load balancer to a backend.
+    LoadBalancer,
+    /// Relayed to a neighbour NAT's underlay.
+    NeighborNat,
+    /// NAT64 (IPv6 VM to an IPv4 destination).
+    Nat64,
+}
+
+impl FlowClass {
+    /// All classes, in counter order.
+    pub const ALL: [FlowClass; 7] = [
+        FlowClass::Routed,
+        FlowClass::Vip,
+        FlowClass::VipInbound,
+        FlowClass::Nat,
+        FlowClass::LoadBalancer,
+        FlowClass::NeighborNat,
+        FlowClass::Nat64,
+    ];
+
+    /// The class of `f`.
+    #[inline]
+    pub fn of(f: &Flow) -> FlowClass {
+        match (f.kind, f.nat) {
+            (FlowKind::LbForward { .. }, _) => FlowClass::LoadBalancer,
+            (FlowKind::NeighborRelay { .. }, _) => FlowClass::NeighborNat,
+            (FlowKind::Nat64 { .. }, _) => FlowClass::Nat64,
+            (FlowKind::Routed, NatTag::None) => FlowClass::Routed,
+            (FlowKind::Routed, NatTag::Vip) => FlowClass::Vip,
+            (FlowKind::Routed, NatTag::VipInbound) => FlowClass::VipInbound,
+            (FlowKind::Routed, NatTag::Nat) => FlowClass::Nat,
+        }
+    }
+
+    /// A stable snake_case name for metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FlowClass::Routed => "routed",
+            FlowClass::Vip => "vip",
+            FlowClass::VipInbound => "vip_inbound",
+            FlowClass::Nat => "nat",
+            FlowClass::LoadBalancer => "load_balancer",
+            FlowClass::NeighborNat => "neighbor_nat",
+            FlowClass::Nat64 => "nat64",
+        }
+    }
+}
+
+/// Counts a table keeps as flows come and go (one add per insert or removal, never per packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    /// Live flows per [`FlowClass`], indexed by `class as usize`.
+    pub live: [u64; FlowClass::ALL.len()],
+    /// Flows inserted whose firewall verdict was accept.
+    pub accepted: u64,
+    /// Flows inserted whose firewall verdict was drop (their packets are dropped while the firewall is enforced).
+    pub denied: u64,
+}
+
+impl FlowCounts {
+    #[inline]
+    fn insert(&mut self, f: &Flow) {
+        if cfg!(feature = "uncounted") {
+            return;
+        }
+        self.live[FlowClass::of(f) as usize] += 1;
+        if f.allowed {
+            self.accepted += 1;
+        } else {
+            self.denied += 1;
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, f: &Flow) {
+        if cfg!(feature = "uncounted") {
+            return;
+        }
+        let n = &mut self.live[FlowClass::of(f) as usize];
+        *n = n.saturating_sub(1);
+    }
+}
+
 /// Index of a flow in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowId(u32);
@@ -293,6 +388,7 @@ pub struct FlowTable {
     free: Vec<u32>,
     capacity: usize,
     live: usize,
+    counts: FlowCounts,
 }
 
 /// Why a flow could not be inserted.
@@ -316,6 +412,7 @@ impl FlowTable {
             free: Vec::new(),
             capacity: capacity.min(MAX_CAPACITY),
             live: 0,
+            counts: FlowCounts::default(),
         }
     }
 
@@ -329,6 +426,16 @@ impl FlowTable {
     /// Number of live flows.
     pub fn len(&self) -> usize {
         self.live
+    }
+
+    /// The most flows the table holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Live flows per class and the firewall verdicts of all flows inserted so far.
+    pub fn counts(&self) -> &FlowCounts {
+        &self.counts
     }
 
     /// Whether no flow is tracked.
@@ -394,6 +501,7 @@ impl FlowTable {
         if self.find(h0, &k0).is_some() || h1.is_some_and(|h1| self.find(h1, &k1).is_some()) {
             return Err(FlowError::Collision);
         }
+        self.counts.insert(&flow);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slab[s as usize] = flow;
@@ -423,6 +531,7 @@ impl FlowTable {
         }
         self.free.push(id.0);
         self.live -= 1;
+        self.counts.remove(&out);
         out
     }
 

@@ -121,6 +121,16 @@ impl NatPorts {
         }
     }
 
+    /// NAT ports in use, per (VNI, VM address, NAT IP): the number of VM sockets holding a port, which is what
+    /// dpservice's telemetry reports as used ports. One pass over the port map, for metrics at scrape time.
+    pub fn usage(&self) -> HashMap<(u32, IpAddr, Ipv4Addr), u64> {
+        let mut out = HashMap::new();
+        for (socket, e) in &self.portmap {
+            *out.entry((socket.vni, socket.vm_ip, e.nat_ip)).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// Number of sockets currently holding a NAT port of `nat_ip`.
     pub fn used_ports(&self, nat_ip: Ipv4Addr) -> usize {
         self.portmap.values().filter(|e| e.nat_ip == nat_ip).count()
@@ -159,5 +169,7 @@ mod tests {
         n.release(&b);
         assert!(n.allocate(sock(1003), nat, 100, 102, d1, 53).is_some());
         assert_eq!(n.used_ports(nat), 3);
+        let vm: IpAddr = Ipv4Addr::new(10, 0, 0, 1).into();
+        assert_eq!(n.usage(), HashMap::from([((1, vm, nat), 3)]));
     }
 }

@@ -5,6 +5,7 @@
 //!   any number of controllers, as client-go's shared informers do;
 //! - [`cache`]: the indexed cache itself and its consistency contract;
 //! - [`health`]: the telemetry (controller metrics, API server readiness) every reconciling component serves;
+//! - [`events`]: Kubernetes Events, repeats folded into series, under one reporting controller per component;
 //! - [`finalizer`]: finalizers and deletions as every reconciler writes them;
 //! - [`leader`]: Lease-based leader election with an injected clock;
 //! - [`metrics`]: controller-runtime's controller metrics, recorded by wrapping each reconcile function;
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod events;
 pub mod finalizer;
 pub mod health;
 pub mod informer;

@@ -11,25 +11,35 @@
 //! | `controller_runtime_active_workers` | gauge | `controller` | reconciles running now |
 //! | `workqueue_work_duration_seconds` | histogram | `name` | time an item is processed (= the reconcile, as in client-go's queue) |
 //! | `workqueue_retries_total` | counter | `name` | items put back for a retry (errors and immediate requeues) |
+//! | `workqueue_adds_total` | counter | `name` | items handed to a worker (see below) |
+//! | `workqueue_unfinished_work_seconds` | gauge | `name` | seconds the reconciles running now have been running, summed |
+//! | `workqueue_longest_running_processor_seconds` | gauge | `name` | seconds the longest-running reconcile has been running |
 //! | `leader_election_master_status` | gauge | `name` | 1 while this process holds the Lease `name`, else 0 |
 //!
-//! kube-runtime's scheduler is internal, so what client-go's work queue reports about waiting items —
-//! `workqueue_depth`, `workqueue_adds_total`, `workqueue_queue_duration_seconds` — cannot be observed without
-//! forking it, and those are not exported rather than approximated.
+//! The queue is kube-runtime's scheduler, which is internal: items waiting in it are not observable. So
+//! `workqueue_adds_total` counts an item when the scheduler hands it to a worker, not when it enters the queue
+//! (client-go counts at entry, after merging an item already waiting; every such add is handed out exactly once,
+//! so the two counts differ by the items waiting at that moment), and `workqueue_depth` and
+//! `workqueue_queue_duration_seconds`, which describe only waiting items, are not exported. The two in-flight
+//! gauges are computed at each scrape from the start times of the running reconciles (client-go refreshes them
+//! every 500 ms).
 //!
 //! The metrics live in one process-wide set ([`global`]) so that controllers need no handle passed down; a
 //! component exposes them by calling [`register`] on its registry.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -78,7 +88,103 @@ pub struct ControllerMetrics {
     active_workers: Family<ControllerLabel, Gauge>,
     work_duration: Family<NameLabel, Histogram, ReconcileBuckets>,
     retries: Family<NameLabel, Counter>,
+    adds: Family<NameLabel, Counter>,
     leader: Family<NameLabel, Gauge>,
+    in_flight: Arc<InFlight>,
+}
+
+/// The start times of the reconciles running now, per controller (work queue) name.
+#[derive(Debug, Default)]
+struct InFlight {
+    next_id: AtomicU64,
+    running: Mutex<HashMap<String, HashMap<u64, Instant>>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Instant>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `name`'s series exist (at 0) before its first reconcile.
+    fn declare(&self, name: &str) {
+        self.lock().entry(name.to_owned()).or_default();
+    }
+
+    fn start(&self, name: &str) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(name.to_owned())
+            .or_default()
+            .insert(id, Instant::now());
+        id
+    }
+
+    fn finish(&self, name: &str, id: u64) {
+        if let Some(running) = self.lock().get_mut(name) {
+            running.remove(&id);
+        }
+    }
+
+    /// `(name, unfinished seconds, longest running seconds)` per controller at `now`, sorted by name.
+    fn snapshot(&self, now: Instant) -> Vec<(String, f64, f64)> {
+        let mut out: Vec<(String, f64, f64)> = self
+            .lock()
+            .iter()
+            .map(|(name, running)| {
+                let (unfinished, longest) = in_flight_seconds(running.values().copied(), now);
+                (name.clone(), unfinished, longest)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// client-go's two in-flight numbers for reconciles started at `starts`, seen at `now`: the summed and the
+/// longest running time, in seconds.
+pub fn in_flight_seconds(starts: impl IntoIterator<Item = Instant>, now: Instant) -> (f64, f64) {
+    starts.into_iter().fold((0.0, 0.0), |(sum, max), start| {
+        let s = now.saturating_duration_since(start).as_secs_f64();
+        (sum + s, if s > max { s } else { max })
+    })
+}
+
+/// Encodes the in-flight gauges at each scrape.
+#[derive(Debug)]
+struct InFlightCollector(Arc<InFlight>);
+
+impl Collector for InFlightCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.snapshot(Instant::now());
+        type Value = fn(&(String, f64, f64)) -> f64;
+        let gauges: [(&str, &str, Value); 2] = [
+            (
+                "workqueue_unfinished_work_seconds",
+                "How many seconds of work has done that is in progress and hasn't been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.",
+                |e| e.1,
+            ),
+            (
+                "workqueue_longest_running_processor_seconds",
+                "How many seconds has the longest running processor for workqueue been running.",
+                |e| e.2,
+            ),
+        ];
+        for (metric, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(
+                metric,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for entry in &snapshot {
+                let label = NameLabel {
+                    name: entry.0.clone(),
+                };
+                ConstGauge::new(value(entry)).encode(family.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The process-wide controller metrics.
@@ -91,7 +197,9 @@ pub fn global() -> &'static ControllerMetrics {
         active_workers: Family::default(),
         work_duration: Family::new_with_constructor(ReconcileBuckets),
         retries: Family::default(),
+        adds: Family::default(),
         leader: Family::default(),
+        in_flight: Arc::default(),
     })
 }
 
@@ -130,6 +238,12 @@ pub fn register(registry: &mut Registry) {
         m.retries.clone(),
     );
     registry.register(
+        "workqueue_adds",
+        "Total number of adds handled by workqueue",
+        m.adds.clone(),
+    );
+    registry.register_collector(Box::new(InFlightCollector(Arc::clone(&m.in_flight))));
+    registry.register(
         "leader_election_master_status",
         "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master",
         m.leader.clone(),
@@ -159,12 +273,18 @@ pub fn result_label<E>(result: &Result<Action, E>) -> &'static str {
 /// A boxed reconcile future, as [`instrument`] returns.
 pub type ReconcileFuture<E> = Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>;
 
-/// Decrements the active-worker gauge also when kube-runtime drops a reconcile midway (shutdown).
-struct ActiveWorker(Gauge);
+/// Decrements the active-worker gauge and ends the in-flight entry also when kube-runtime drops a reconcile
+/// midway (shutdown).
+struct ActiveWorker {
+    gauge: Gauge,
+    queue: String,
+    id: u64,
+}
 
 impl Drop for ActiveWorker {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        global().in_flight.finish(&self.queue, self.id);
     }
 }
 
@@ -198,13 +318,21 @@ where
     let _ = m.reconcile_errors.get_or_create(&label);
     let _ = m.active_workers.get_or_create(&label);
     let _ = m.retries.get_or_create(&queue);
+    let _ = m.adds.get_or_create(&queue);
+    m.in_flight.declare(controller);
     move |obj, ctx| {
         let fut = reconcile(obj, ctx);
         let (label, queue) = (label.clone(), queue.clone());
         Box::pin(async move {
             let active = m.active_workers.get_or_create(&label).clone();
             active.inc();
-            let worker = ActiveWorker(active);
+            m.adds.get_or_create(&queue).inc();
+            let id = m.in_flight.start(&queue.name);
+            let worker = ActiveWorker {
+                gauge: active,
+                queue: queue.name.clone(),
+                id,
+            };
             let start = Instant::now();
             let result = fut.await;
             let seconds = start.elapsed().as_secs_f64();
@@ -270,6 +398,9 @@ mod tests {
             "controller_runtime_active_workers{controller=\"unit-outcomes\"} 0",
             "workqueue_work_duration_seconds_count{name=\"unit-outcomes\"} 5",
             "workqueue_retries_total{name=\"unit-outcomes\"} 3",
+            "workqueue_adds_total{name=\"unit-outcomes\"} 5",
+            "workqueue_unfinished_work_seconds{name=\"unit-outcomes\"} 0.0",
+            "workqueue_longest_running_processor_seconds{name=\"unit-outcomes\"} 0.0",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }
@@ -301,11 +432,53 @@ mod tests {
         while gauge() < 2 {
             tokio::task::yield_now().await;
         }
+        // Two reconciles in flight: the summed time is at least the longest, both positive once time passed.
+        let in_flight = |page: &str, metric: &str| -> f64 {
+            let prefix = format!("{metric}{{name=\"unit-active\"}} ");
+            page.lines()
+                .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+                .unwrap_or_else(|| panic!("no {metric} in\n{page}"))
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(20) {
+            tokio::task::yield_now().await;
+        }
+        let page = scrape();
+        let unfinished = in_flight(&page, "workqueue_unfinished_work_seconds");
+        let longest = in_flight(&page, "workqueue_longest_running_processor_seconds");
+        assert!(longest >= 0.02, "{page}");
+        assert!(unfinished >= longest + 0.02, "{page}");
         drop(dropped);
         assert_eq!(gauge(), 1);
         release.send_replace(true);
         running.await.unwrap().unwrap();
         assert_eq!(gauge(), 0);
+        let page = scrape();
+        assert_eq!(in_flight(&page, "workqueue_unfinished_work_seconds"), 0.0);
+        assert_eq!(
+            in_flight(&page, "workqueue_longest_running_processor_seconds"),
+            0.0
+        );
+        assert!(
+            page.lines()
+                .any(|l| l == "workqueue_adds_total{name=\"unit-active\"} 2"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn in_flight_seconds_are_the_sum_and_the_longest_of_the_running_times() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_millis(3500);
+        let starts = [
+            t0,
+            t0 + Duration::from_millis(2500),
+            t0 + Duration::from_millis(3000),
+        ];
+        assert_eq!(in_flight_seconds(starts, now), (3.5 + 1.0 + 0.5, 3.5));
+        assert_eq!(in_flight_seconds([], now), (0.0, 0.0));
+        // A start after `now` (a scrape racing a reconcile start) counts as 0, never negative.
+        assert_eq!(in_flight_seconds([now + Duration::from_secs(1)], now), (0.0, 0.0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ironnet_structured::{
-    ApplyRequest, FieldSet, Operation, Schema, UpdateRequest, apply, find_duplicate_fields, parse_apply_body,
+    ApplyRequest, BodyFormat, FieldSet, Operation, Schema, UpdateRequest, apply, decode_body,
     update_managed_fields,
 };
 use jiff::Timestamp;
@@ -122,14 +122,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(FieldSet::from_fields_v1(&fields).expect("decodes").to_fields_v1()))
     });
     let body = serde_json::to_vec(&config(1)).expect("serializes");
-    c.bench_function("parse_apply_body_json", |b| {
-        b.iter(|| black_box(parse_apply_body(&body)))
+    c.bench_function("decode_body_json", |b| {
+        b.iter(|| black_box(decode_body(&body, BodyFormat::Json)))
+    });
+    c.bench_function("decode_body_json_as_yaml", |b| {
+        b.iter(|| black_box(decode_body(&body, BodyFormat::Yaml)))
     });
     c.bench_function("serde_json_from_slice_reference", |b| {
         b.iter(|| black_box(serde_json::from_slice::<Value>(&body)))
     });
-    c.bench_function("find_duplicate_fields_json", |b| {
-        b.iter(|| black_box(find_duplicate_fields(&body)))
+    let yaml = serde_saphyr::to_string(&config(1)).expect("serializes");
+    c.bench_function("decode_body_yaml", |b| {
+        b.iter(|| black_box(decode_body(yaml.as_bytes(), BodyFormat::Yaml)))
+    });
+    c.bench_function("serde_saphyr_from_str_reference", |b| {
+        b.iter(|| black_box(serde_saphyr::from_str::<Value>(&yaml)))
     });
 }
 

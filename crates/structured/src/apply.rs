@@ -22,7 +22,7 @@ pub const BEFORE_FIRST_APPLY_MANAGER: &str = "before-first-apply";
 pub struct ApplyRequest<'a> {
     /// The stored object, or `None` when the apply creates it.
     pub live: Option<&'a Value>,
-    /// The applied configuration (see [`crate::parse_apply_body`]).
+    /// The applied configuration (see [`crate::decode_body`]).
     pub applied: &'a Value,
     /// The `fieldManager`; must be non-empty.
     pub manager: &'a str,

@@ -1,113 +1,302 @@
-//! Request-body decoding for server-side apply and strict field validation: YAML (a superset of
-//! JSON) to `serde_json::Value`, and duplicate-key detection, which serde_json cannot report
-//! because it silently keeps the last value.
+//! Request bodies (JSON or YAML) to `serde_json::Value`, with the repeated keys kube-apiserver's strict
+//! decoding reports.
+//!
+//! serde_json and serde-saphyr keep the last of repeated keys without saying so, so the value is built
+//! here by a visitor that notices them. kube-apiserver reports them differently per encoding
+//! (apimachinery `runtime/serializer/json/json.go`, `Serializer.unmarshal`): JSON through
+//! sigs.k8s.io/json's strict decoder, one `duplicate field "spec.a"` per repetition with its field path;
+//! YAML through sigs.k8s.io/yaml's `YAMLToJSONStrict`, whose go-yaml v2 error lists each repetition by
+//! line: `yaml: unmarshal errors:\n  line 7: key "a" already set in map`. [`Duplicates`] keeps that
+//! distinction.
 
 use std::cell::RefCell;
 use std::fmt;
 
-use ironnet_apimachinery::field::Path;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use serde_saphyr::DuplicateKeyPolicy;
+use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
-/// Why an apply body could not be decoded.
-#[derive(Debug, thiserror::Error)]
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json` and the JSON patch types.
+    Json,
+    /// `application/yaml` and `application/apply-patch+yaml` (JSON is valid YAML).
+    Yaml,
+}
+
+/// Why a body could not be decoded; the messages are kube-apiserver's 400 messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    /// The body is empty or holds only whitespace/comments.
-    #[error("the apply body is empty")]
-    Empty,
-    /// The body is not valid JSON or YAML.
-    #[error("error decoding YAML: {0}")]
-    Syntax(String),
-    /// The body decodes, but not to an object.
-    #[error("the apply body must be an object, got {0}")]
-    NotAnObject(&'static str),
+    /// A JSON body is not valid JSON.
+    #[error("error decoding request body as JSON: {0}")]
+    Json(String),
+    /// A YAML body is neither JSON nor valid YAML (or not UTF-8).
+    #[error("error converting YAML to JSON: {0}")]
+    Yaml(String),
 }
 
-/// Decodes an `application/apply-patch+yaml` body (JSON or YAML) into a JSON object.
-///
-/// Duplicate keys keep the last value (as kube-apiserver's non-strict decoding does); use
-/// [`find_duplicate_fields`] to reject them under `fieldValidation=Strict`.
-pub fn parse_apply_body(raw: &[u8]) -> Result<Value, BodyError> {
-    let scanned = scan(raw)?;
-    match scanned.value {
-        Value::Object(_) => Ok(scanned.value),
-        Value::Null => Err(BodyError::Empty),
-        Value::Array(_) => Err(BodyError::NotAnObject("a list")),
-        _ => Err(BodyError::NotAnObject("a scalar")),
+/// A decoded body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedBody {
+    /// The value; of repeated keys the last one wins, as in kube's non-strict decoding.
+    pub value: Value,
+    /// The repeated keys, for `fieldValidation=Strict|Warn`.
+    pub duplicates: Duplicates,
+}
+
+/// Keys repeated within one mapping of a body, in document order, as kube-apiserver reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Duplicates {
+    /// No key is repeated.
+    #[default]
+    None,
+    /// Found by JSON decoding: the field path of each repetition (`spec.ports[0].name`).
+    Json(Vec<String>),
+    /// Found by YAML decoding: each repetition's key and the (1-based) line it is on.
+    Yaml(Vec<YamlDuplicate>),
+}
+
+/// A key that repeats one earlier in the same YAML mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlDuplicate {
+    /// The line of the repetition, 1-based.
+    pub line: u64,
+    /// The key.
+    pub key: String,
+}
+
+impl YamlDuplicate {
+    /// go-yaml v2's message for it: `line 7: key "a" already set in map`.
+    pub fn message(&self) -> String {
+        format!("line {}: key {:?} already set in map", self.line, self.key)
     }
 }
 
-/// The paths of keys that occur more than once in the same mapping of a JSON or YAML document,
-/// e.g. `spec.foo` or `spec.ports[0].name`, in document order (one entry per repetition).
-/// kube-apiserver rejects these under `fieldValidation=Strict` (`duplicate field "spec.foo"`).
-/// A body that does not parse has no duplicates to report (its syntax error is reported by
-/// [`parse_apply_body`] or the JSON decoder).
-pub fn find_duplicate_fields(raw: &[u8]) -> Vec<String> {
-    scan(raw).map(|s| s.duplicates).unwrap_or_default()
+impl Duplicates {
+    /// Whether no key is repeated.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Duplicates::None => true,
+            Duplicates::Json(paths) => paths.is_empty(),
+            Duplicates::Yaml(keys) => keys.is_empty(),
+        }
+    }
+
+    /// The strict decoding errors kube-apiserver joins into its 400 message under
+    /// `fieldValidation=Strict`: `duplicate field "spec.a"` per JSON repetition; for YAML a single
+    /// go-yaml error, `yaml: unmarshal errors:` followed by one indented line per repetition.
+    pub fn strict_errors(&self) -> Vec<String> {
+        match self {
+            Duplicates::None => Vec::new(),
+            Duplicates::Json(paths) => paths.iter().map(|p| duplicate_field_message(p)).collect(),
+            Duplicates::Yaml(keys) if keys.is_empty() => Vec::new(),
+            Duplicates::Yaml(keys) => {
+                let mut text = String::from("yaml: unmarshal errors:");
+                for k in keys {
+                    text.push_str("\n  ");
+                    text.push_str(&k.message());
+                }
+                vec![text]
+            }
+        }
+    }
+
+    /// The `Warning` texts under `fieldValidation=Warn`: one per repetition (kube-apiserver splits the
+    /// go-yaml error into its lines).
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Duplicates::None => Vec::new(),
+            Duplicates::Json(paths) => paths.iter().map(|p| duplicate_field_message(p)).collect(),
+            Duplicates::Yaml(keys) => keys.iter().map(YamlDuplicate::message).collect(),
+        }
+    }
 }
 
-/// kube-apiserver's message for one duplicate field: `json: duplicate field "spec.foo"`.
+/// sigs.k8s.io/json's message for a repeated JSON field: `duplicate field "spec.a"`.
 pub fn duplicate_field_message(path: &str) -> String {
-    format!("json: duplicate field {path:?}")
+    format!("duplicate field {path:?}")
 }
 
-struct Scanned {
-    value: Value,
-    duplicates: Vec<String>,
-}
-
-fn scan(raw: &[u8]) -> Result<Scanned, BodyError> {
-    let text = std::str::from_utf8(raw).map_err(|e| BodyError::Syntax(e.to_string()))?;
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Err(BodyError::Empty);
-    }
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        if let Ok(s) = Scanned::deserialize_from(&mut de)
-            && de.end().is_ok()
-        {
-            return Ok(s);
+/// Decodes a request body. A YAML body that is JSON is read by the (faster) JSON parser, as
+/// kube-apiserver's YAML decoder does; its repeated keys are still reported the YAML way, by line.
+///
+/// Errors: [`BodyError::Json`] or [`BodyError::Yaml`] with the parser's message. An empty YAML body
+/// decodes to `null`; whether a value must be an object is the caller's decision.
+pub fn decode_body(raw: &[u8], format: BodyFormat) -> Result<DecodedBody, BodyError> {
+    match format {
+        BodyFormat::Json => decode_json(raw).map_err(|e| BodyError::Json(e.to_string())),
+        BodyFormat::Yaml => {
+            let Ok(json) = decode_json(raw) else {
+                return decode_yaml(raw);
+            };
+            if json.duplicates.is_empty() {
+                return Ok(json);
+            }
+            // Only a body with repeated keys pays for the second parse that finds their lines. Should
+            // the YAML parser refuse what the JSON parser took, the JSON paths are reported instead.
+            let duplicates = decode_yaml(raw).map_or(json.duplicates, |y| y.duplicates);
+            Ok(DecodedBody {
+                value: json.value,
+                duplicates,
+            })
         }
-        // Not strict JSON (e.g. YAML flow style); let the YAML parser have a go.
     }
+}
+
+fn decode_json(raw: &[u8]) -> Result<DecodedBody, serde_json::Error> {
+    let found = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let value = Scan::<JsonKeys>::root(&found).deserialize(&mut de)?;
+    de.end()?;
+    let paths: Vec<String> = found.into_inner().into_iter().map(|(_, path)| path).collect();
+    Ok(DecodedBody {
+        value,
+        duplicates: if paths.is_empty() {
+            Duplicates::None
+        } else {
+            Duplicates::Json(paths)
+        },
+    })
+}
+
+fn decode_yaml(raw: &[u8]) -> Result<DecodedBody, BodyError> {
+    let text = std::str::from_utf8(raw).map_err(|e| BodyError::Yaml(e.to_string()))?;
+    // Repeated keys reach the visitor (serde-saphyr's default is to fail on them), which keeps the last.
     let options = serde_saphyr::options! { duplicate_keys: DuplicateKeyPolicy::PassThrough };
-    let ScannedYaml(s) =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| BodyError::Syntax(e.to_string()))?;
-    Ok(s)
+    let YamlDocument(value, found) =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| BodyError::Yaml(e.to_string()))?;
+    let keys: Vec<YamlDuplicate> = found
+        .into_iter()
+        .map(|(line, key)| YamlDuplicate { line, key })
+        .collect();
+    Ok(DecodedBody {
+        value,
+        duplicates: if keys.is_empty() {
+            Duplicates::None
+        } else {
+            Duplicates::Yaml(keys)
+        },
+    })
 }
 
-struct ScannedYaml(Scanned);
+/// A YAML document's value and its repeated keys (line, key).
+struct YamlDocument(Value, Vec<(u64, String)>);
 
-impl<'de> serde::Deserialize<'de> for ScannedYaml {
+impl<'de> Deserialize<'de> for YamlDocument {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Scanned::deserialize_from(d).map(ScannedYaml)
+        let found = RefCell::new(Vec::new());
+        let value = Scan::<YamlKeys>::root(&found).deserialize(d)?;
+        Ok(YamlDocument(value, found.into_inner()))
     }
 }
 
-impl Scanned {
-    fn deserialize_from<'de, D: Deserializer<'de>>(d: D) -> Result<Scanned, D::Error> {
-        let duplicates = RefCell::new(Vec::new());
-        let value = Scan {
-            path: Path::default(),
-            duplicates: &duplicates,
+/// Where a value sits, as a chain of steps up to the root: a field path is only rendered for a
+/// repeated key, so decoding a body without repetitions allocates nothing for paths.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Key(&'a str, &'a Step<'a>),
+    Index(usize, &'a Step<'a>),
+}
+
+impl Step<'_> {
+    /// The field path as kube prints it: `spec.ports[0].name`.
+    fn render(&self) -> String {
+        let mut steps = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                Step::Root => break,
+                Step::Key(_, up) | Step::Index(_, up) => {
+                    steps.push(*at);
+                    at = up;
+                }
+            }
         }
-        .deserialize(d)?;
-        Ok(Scanned {
-            value,
-            duplicates: duplicates.into_inner(),
-        })
+        let mut out = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Key(k, _) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Step::Index(i, _) => {
+                    use std::fmt::Write as _;
+                    let _ = write!(out, "[{i}]");
+                }
+                Step::Root => {}
+            }
+        }
+        out
     }
 }
 
-/// Builds a `Value` while recording repeated keys under their field path.
-struct Scan<'a> {
-    path: Path,
-    duplicates: &'a RefCell<Vec<String>>,
+/// How mapping keys are read and their repetitions recorded, per encoding.
+trait Keys {
+    /// Whether repetitions inside the value of a repeated key are reported too.
+    const LOOKS_INSIDE_REPEATS: bool;
+    /// The next key, and the line it is on where the format knows it.
+    fn next<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<(String, u64)>, A::Error>;
+    /// The record of one repetition of `key` at `line` in the mapping at `at`.
+    fn record(at: &Step<'_>, key: &str, line: u64) -> (u64, String);
 }
 
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
+/// JSON: repetitions are recorded by field path.
+struct JsonKeys;
+
+impl Keys for JsonKeys {
+    // sigs.k8s.io/json decodes a repeated field's value like any other.
+    const LOOKS_INSIDE_REPEATS: bool = true;
+
+    fn next<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<(String, u64)>, A::Error> {
+        Ok(map.next_key::<String>()?.map(|k| (k, 0)))
+    }
+
+    fn record(at: &Step<'_>, key: &str, line: u64) -> (u64, String) {
+        (line, Step::Key(key, at).render())
+    }
+}
+
+/// YAML: repetitions are recorded by key and line, as go-yaml reports them.
+struct YamlKeys;
+
+impl Keys for YamlKeys {
+    // go-yaml v2's strict mode skips the value of a repeated key (decode.go, `d.mapping`).
+    const LOOKS_INSIDE_REPEATS: bool = false;
+
+    fn next<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<(String, u64)>, A::Error> {
+        Ok(map
+            .next_key::<Spanned<String>>()?
+            .map(|k| (k.value, k.referenced.line())))
+    }
+
+    fn record(_: &Step<'_>, key: &str, line: u64) -> (u64, String) {
+        (line, key.to_owned())
+    }
+}
+
+/// Builds a `Value` exactly as `serde_json::Value`'s own `Deserialize` does, recording repeated keys.
+struct Scan<'a, K> {
+    at: Step<'a>,
+    found: &'a RefCell<Vec<(u64, String)>>,
+    keys: std::marker::PhantomData<K>,
+}
+
+impl<'a, K: Keys> Scan<'a, K> {
+    fn root(found: &'a RefCell<Vec<(u64, String)>>) -> Self {
+        Scan {
+            at: Step::Root,
+            found,
+            keys: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, K: Keys> DeserializeSeed<'de> for Scan<'_, K> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -115,57 +304,47 @@ impl<'de> DeserializeSeed<'de> for Scan<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Scan<'_> {
+impl<'de, K: Keys> Visitor<'de> for Scan<'_, K> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
+        f.write_str("any valid JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
     }
 
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
-        i64::try_from(v)
-            .map(Value::from)
-            .or_else(|_| u64::try_from(v).map(Value::from))
-            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+        Number::deserialize(de::value::I128Deserializer::<E>::new(v)).map(Value::Number)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
     }
 
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        u64::try_from(v)
-            .map(Value::from)
-            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+        Number::deserialize(de::value::U128Deserializer::<E>::new(v)).map(Value::Number)
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite numbers are not valid JSON"))
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // Non-finite numbers (YAML's `.inf`, `.nan`) have no JSON form; serde_json makes them null.
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
         Ok(Value::String(v))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+    fn visit_none<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
 
@@ -173,70 +352,46 @@ impl<'de> Visitor<'de> for Scan<'_> {
         d.deserialize_any(self)
     }
 
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Scan {
-            path: self.path.index(out.len()),
-            duplicates: self.duplicates,
-        })? {
-            out.push(v);
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        loop {
+            let item = Scan::<K> {
+                at: Step::Index(out.len(), &self.at),
+                found: self.found,
+                keys: std::marker::PhantomData,
+            };
+            match seq.next_element_seed(item)? {
+                Some(v) => out.push(v),
+                None => break,
+            }
         }
         Ok(Value::Array(out))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some(key) = map.next_key::<KeyString>()? {
-            let key = key.0;
-            let path = self.path.child(&key);
-            let value = map.next_value_seed(Scan {
-                path: path.clone(),
-                duplicates: self.duplicates,
+        while let Some((key, line)) = K::next(&mut map)? {
+            // Both decoders report a repetition when they meet its key, before its value.
+            let repeated = out.contains_key(&key);
+            if repeated {
+                self.found.borrow_mut().push(K::record(&self.at, &key, line));
+            }
+            let mark = self.found.borrow().len();
+            let value = map.next_value_seed(Scan::<K> {
+                at: Step::Key(&key, &self.at),
+                found: self.found,
+                keys: std::marker::PhantomData,
             })?;
-            if out.contains_key(&key) {
-                self.duplicates.borrow_mut().push(path.to_string());
+            if repeated && !K::LOOKS_INSIDE_REPEATS {
+                self.found.borrow_mut().truncate(mark);
             }
             out.insert(key, value);
         }
         Ok(Value::Object(out))
-    }
-}
-
-/// A mapping key as a string; YAML allows scalar keys of any type (`1: a`, `true: b`), which JSON
-/// objects spell as strings.
-struct KeyString(String);
-
-impl<'de> serde::Deserialize<'de> for KeyString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyString;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyString, E> {
-                Ok(KeyString(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<KeyString, E> {
-                Ok(KeyString(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyString, E> {
-                Ok(KeyString(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyString, E> {
-                Ok(KeyString(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyString, E> {
-                Ok(KeyString(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyString, E> {
-                Ok(KeyString(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<KeyString, E> {
-                Ok(KeyString("null".to_owned()))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
@@ -245,57 +400,146 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn parses_json_and_yaml_to_the_same_value() {
-        let json_body = br#"{"apiVersion":"v1","kind":"K","spec":{"num":3,"f":1.5,"s":"x","b":true,"z":null,"l":[1,"a"]}}"#;
-        let yaml_body = b"apiVersion: v1\nkind: K\nspec:\n  num: 3\n  f: 1.5\n  s: x\n  b: true\n  z: null\n  l: [1, a]\n";
-        let a = parse_apply_body(json_body).unwrap();
-        assert_eq!(a, parse_apply_body(yaml_body).unwrap());
-        assert_eq!(a["spec"]["num"], json!(3));
+    fn json(raw: &str) -> DecodedBody {
+        decode_body(raw.as_bytes(), BodyFormat::Json).unwrap()
+    }
+
+    fn yaml(raw: &str) -> DecodedBody {
+        decode_body(raw.as_bytes(), BodyFormat::Yaml).unwrap()
     }
 
     #[test]
-    fn rejects_non_objects_and_garbage() {
-        assert!(matches!(parse_apply_body(b""), Err(BodyError::Empty)));
-        assert!(matches!(
-            parse_apply_body(b"  # only a comment\n"),
-            Err(BodyError::Empty)
-        ));
-        assert!(matches!(
-            parse_apply_body(b"[1,2]"),
-            Err(BodyError::NotAnObject(_))
-        ));
-        assert!(matches!(
-            parse_apply_body(b"just text"),
-            Err(BodyError::NotAnObject(_))
-        ));
-        assert!(matches!(parse_apply_body(b"a: [1, 2"), Err(BodyError::Syntax(_))));
-        assert!(matches!(
-            parse_apply_body(&[0xff, 0xfe]),
-            Err(BodyError::Syntax(_))
-        ));
+    fn json_and_yaml_decode_to_the_same_value() {
+        let a = json(
+            r#"{"apiVersion":"v1","kind":"K","spec":{"num":3,"f":1.5,"s":"x","b":true,"z":null,"l":[1,"a"]}}"#,
+        );
+        let b = yaml(
+            "apiVersion: v1\nkind: K\nspec:\n  num: 3\n  f: 1.5\n  s: x\n  b: true\n  z: null\n  l: [1, a]\n",
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.value["spec"]["num"], json!(3));
+        assert_eq!(a.duplicates, Duplicates::None);
+        // Edge cases decode as serde-saphyr decodes them into serde_json's own Value.
+        for text in [
+            "",
+            "a: .inf\n",
+            "# only a comment\n",
+            "just text",
+            "[1, 2]",
+            "1: a\ntrue: b\n",
+        ] {
+            let plain = serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string());
+            let ours = decode_body(text.as_bytes(), BodyFormat::Yaml).map(|d| d.value);
+            assert_eq!(
+                ours.map_err(|e| e.to_string()),
+                plain.map_err(|e| format!("error converting YAML to JSON: {e}")),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
-    fn finds_duplicates_in_json_and_yaml() {
-        let json_body = br#"{"spec":{"a":1,"a":2,"ports":[{"name":"x","name":"y"}]},"spec":{"a":3}}"#;
-        assert_eq!(
-            find_duplicate_fields(json_body),
-            vec!["spec.a", "spec.ports[0].name", "spec"]
+    fn json_repetitions_are_reported_by_field_path() {
+        let d = json(
+            r#"{"spec":{"a":1,"a":2,"ports":[{"name":"x","name":"y"}]},"spec":{"a":3},"k":[[{"x":1,"x":2}]]}"#,
         );
-        // serde_json semantics (last wins) are kept for the value.
-        assert_eq!(parse_apply_body(json_body).unwrap(), json!({"spec": {"a": 3}}));
-        let yaml_body = b"spec:\n  a: 1\n  b: 2\n  a: 3\nmetadata:\n  labels:\n    x: y\n    x: z\n";
         assert_eq!(
-            find_duplicate_fields(yaml_body),
-            vec!["spec.a", "metadata.labels.x"]
+            d.duplicates,
+            Duplicates::Json(vec![
+                "spec.a".into(),
+                "spec.ports[0].name".into(),
+                "spec".into(),
+                "k[0][0].x".into()
+            ])
         );
-        assert_eq!(parse_apply_body(yaml_body).unwrap()["spec"]["a"], json!(3));
-        assert!(find_duplicate_fields(br#"{"a":{"b":1},"c":{"b":2}}"#).is_empty());
+        // The last value wins and keeps the first one's place.
         assert_eq!(
-            duplicate_field_message("spec.a"),
-            r#"json: duplicate field "spec.a""#
+            serde_json::to_string(&d.value).unwrap(),
+            r#"{"spec":{"a":3},"k":[[{"x":2}]]}"#
         );
+        assert_eq!(
+            d.duplicates.strict_errors(),
+            vec![
+                r#"duplicate field "spec.a""#,
+                r#"duplicate field "spec.ports[0].name""#,
+                r#"duplicate field "spec""#,
+                r#"duplicate field "k[0][0].x""#
+            ]
+        );
+        assert_eq!(d.duplicates.warnings(), d.duplicates.strict_errors());
+        assert!(json(r#"{"a":{"b":1},"c":{"b":2}}"#).duplicates.is_empty());
+        // A repetition is reported where its key is met, then those inside its value.
+        assert_eq!(
+            json(r#"{"s":{"a":1},"s":{"a":2,"a":3}}"#).duplicates,
+            Duplicates::Json(vec!["s".into(), "s.a".into()])
+        );
+    }
+
+    #[test]
+    fn yaml_repetitions_are_reported_by_line_as_go_yaml_does() {
+        let d = yaml("spec:\n  a: 1\n  b: 2\n  a: 3\nmetadata:\n  labels:\n    x: y1\n    x: z\n");
+        assert_eq!(
+            d.duplicates,
+            Duplicates::Yaml(vec![
+                YamlDuplicate {
+                    line: 4,
+                    key: "a".into()
+                },
+                YamlDuplicate {
+                    line: 8,
+                    key: "x".into()
+                }
+            ])
+        );
+        assert_eq!(d.value["spec"]["a"], json!(3));
+        assert_eq!(d.value["metadata"]["labels"]["x"], json!("z"));
+        assert_eq!(
+            d.duplicates.strict_errors(),
+            vec![
+                "yaml: unmarshal errors:\n  line 4: key \"a\" already set in map\n  line 8: key \"x\" already set in map"
+            ]
+        );
+        assert_eq!(
+            d.duplicates.warnings(),
+            vec![
+                r#"line 4: key "a" already set in map"#,
+                r#"line 8: key "x" already set in map"#
+            ]
+        );
+        // go-yaml does not look inside a repeated key's value.
+        assert_eq!(
+            yaml("s:\n  a: 1\ns:\n  a: 2\n  a: 3\n").duplicates.warnings(),
+            vec![r#"line 3: key "s" already set in map"#]
+        );
+        // A JSON body sent as YAML: decoded as JSON, repetitions still reported by line.
+        let d = yaml("{\"a\": 1,\n \"a\": 2}");
+        assert_eq!(d.value, json!({"a": 2}));
+        assert_eq!(
+            d.duplicates.warnings(),
+            vec![r#"line 2: key "a" already set in map"#]
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_servers_messages() {
+        let err = |raw: &[u8], f| decode_body(raw, f).unwrap_err().to_string();
+        assert!(
+            err(b"{", BodyFormat::Json).starts_with("error decoding request body as JSON: EOF while parsing"),
+            "{}",
+            err(b"{", BodyFormat::Json)
+        );
+        assert!(
+            err(b"{} x", BodyFormat::Json)
+                .starts_with("error decoding request body as JSON: trailing characters")
+        );
+        assert!(err(b"a: [", BodyFormat::Yaml).starts_with("error converting YAML to JSON: "));
+        assert!(
+            err(&[0xff, 0xfe], BodyFormat::Yaml).starts_with("error converting YAML to JSON: invalid utf-8")
+        );
+        assert!(matches!(
+            decode_body(b"kind: K", BodyFormat::Json),
+            Err(BodyError::Json(_))
+        ));
     }
 
     #[test]
@@ -303,10 +547,11 @@ mod tests {
         // Unterminated nesting 20 000 levels deep: an error, not a stack overflow.
         for open in ["[", "{\"a\":", "- "] {
             let body = open.repeat(20_000);
-            assert!(parse_apply_body(body.as_bytes()).is_err(), "{open}");
-            let _ = find_duplicate_fields(body.as_bytes());
+            for format in [BodyFormat::Json, BodyFormat::Yaml] {
+                assert!(decode_body(body.as_bytes(), format).is_err(), "{open}");
+            }
         }
         // Well-formed but deep block YAML: whatever the parser makes of it, it must not crash.
-        let _ = parse_apply_body("a:\n ".repeat(20_000).as_bytes());
+        let _ = decode_body("a:\n ".repeat(20_000).as_bytes(), BodyFormat::Yaml);
     }
 }

@@ -1,14 +1,16 @@
-//! Server-side apply, `managedFields` and schema-driven structural operations for ironnet's API
-//! server: pure functions over `serde_json::Value`, no I/O.
+//! Request-body decoding, the structural-schema check, server-side apply and `managedFields` for
+//! ironnet's API server: pure functions over `serde_json::Value`, no I/O.
 //!
-//! - [`Schema`] is built from a CRD's OpenAPI v3 schema and drives everything else: unknown-field
-//!   detection and pruning ([`Schema::unknown_fields`], [`Schema::prune`]), type validation
-//!   ([`Schema::validate_types`]) and the merge semantics of lists and maps.
+//! - [`decode_body`] decodes JSON and YAML request bodies and reports repeated keys ([`Duplicates`])
+//!   the way kube-apiserver's strict decoding does, per encoding.
+//! - [`prune_unknown_fields`] and [`validate_against_schema`] check an object against its CRD's
+//!   OpenAPI v3 schema: unknown fields, types, `required`, `enum`.
+//! - [`Schema`] is the structural schema server-side apply merges with: the merge semantics of
+//!   lists and maps (`x-kubernetes-list-type`, ...), built from the same OpenAPI schema.
 //! - [`FieldSet`] is structured-merge-diff's set of field paths, convertible to and from the
 //!   FieldsV1 JSON stored in `metadata.managedFields`.
 //! - [`apply`] implements server-side apply (including kubectl's upgrade path from client-side
 //!   apply); [`update_managed_fields`] keeps managedFields up to date for every other write.
-//! - [`parse_apply_body`] and [`find_duplicate_fields`] decode request bodies.
 //!
 //! The algorithms follow `sigs.k8s.io/structured-merge-diff` (v4/v6) and kube-apiserver's
 //! `managedfields` package; `docs/server-side-apply.md` lists where they differ.
@@ -29,7 +31,9 @@ pub use apply::{
     apply, managed_fields_for_update, reset_fields, set_managed_fields, try_update_managed_fields,
     update_managed_fields,
 };
-pub use body::{BodyError, duplicate_field_message, find_duplicate_fields, parse_apply_body};
+pub use body::{
+    BodyError, BodyFormat, DecodedBody, Duplicates, YamlDuplicate, decode_body, duplicate_field_message,
+};
 pub use fieldsv1::{FieldsV1Error, parse_path_element, path_element_key};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
 pub use last_applied::{KUBECTL_MANAGER, LAST_APPLIED_ANNOTATION};
@@ -40,5 +44,5 @@ pub use managers::{
 pub use path::{FieldPath, PathElement, compare_values, values_equal};
 pub use schema::{Schema, SchemaError};
 pub use set::FieldSet;
-pub use structural::unknown_field_message;
+pub use structural::{prune_unknown_fields, unknown_field_message, validate_against_schema};
 pub use typed::TypedError;

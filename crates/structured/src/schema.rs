@@ -76,24 +76,6 @@ impl ScalarTypes {
             boolean: self.boolean || o.boolean,
         }
     }
-
-    /// The OpenAPI type names, comma-joined as kube-openapi prints them.
-    pub fn names(self) -> String {
-        let mut v = Vec::new();
-        if self.string {
-            v.push("string");
-        }
-        if self.integer {
-            v.push("integer");
-        }
-        if self.number {
-            v.push("number");
-        }
-        if self.boolean {
-            v.push("boolean");
-        }
-        v.join(",")
-    }
 }
 
 /// How the elements of a list are identified when merging.
@@ -261,6 +243,7 @@ impl Schema {
     }
 
     /// Whether `null` is a valid value for node `id` (the alias itself or its target says so).
+    #[cfg(test)]
     pub(crate) fn is_nullable(&self, id: NodeId) -> bool {
         self.nodes[id].nullable || self.node(id).nullable
     }

@@ -2,7 +2,7 @@
 
 use ironnet_structured::{
     ApplyRequest, ManagedFieldsEntry, Operation, Schema, UpdateRequest, apply, set_managed_fields,
-    update_managed_fields,
+    update_managed_fields, validate_against_schema,
 };
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -11,8 +11,12 @@ use serde_json::{Value, json};
 const V: &str = "networking.ironcore.dev/v1alpha1";
 
 fn network_schema() -> Schema {
+    Schema::from_openapi(&network_openapi()).unwrap()
+}
+
+fn network_openapi() -> Value {
     let name = json!({"default": "", "type": "string"});
-    Schema::from_openapi(&json!({"type": "object", "properties": {
+    json!({"type": "object", "properties": {
         "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
         "spec": {"type": "object", "properties": {
             "incomingPeerings": {"type": "array", "items": {"type": "object", "properties": {
@@ -28,8 +32,7 @@ fn network_schema() -> Schema {
             "providerID": {"type": "string"}
         }},
         "status": {"type": "object", "properties": {"state": {"type": "string"}}}
-    }}))
-    .unwrap()
+    }})
 }
 
 fn managed(obj: &Value) -> Vec<ManagedFieldsEntry> {
@@ -101,6 +104,7 @@ proptest! {
     #[test]
     fn forced_apply_keeps_types(first in config(), second in config(), third in config(), by_update in any::<bool>()) {
         let s = network_schema();
+        let openapi = network_openapi();
         let mut live = do_apply(&s, None, &first, "alice", false).unwrap();
         if by_update {
             let mut new = third.clone();
@@ -117,7 +121,7 @@ proptest! {
         // The inputs may hold type errors of their own (a one-element list as networkRef); the
         // merge must not add any.
         let messages = |v: &Value| -> Vec<String> {
-            s.validate_types(v).iter().map(|e| e.to_string()).collect()
+            validate_against_schema(&openapi, v).iter().map(|e| e.to_string()).collect()
         };
         let known: Vec<String> = messages(&live).into_iter().chain(messages(&second)).collect();
         let new: Vec<String> = messages(&forced).into_iter().filter(|m| !known.contains(m)).collect();

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use ironnet_structured::{
-    ApplyRequest, FieldPath, FieldSet, ManagedFieldsEntry, PathElement, Schema, apply, find_duplicate_fields,
-    parse_apply_body,
+    ApplyRequest, BodyFormat, FieldPath, FieldSet, ManagedFieldsEntry, PathElement, Schema, apply,
+    decode_body, prune_unknown_fields, validate_against_schema,
 };
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -14,7 +14,11 @@ use serde_json::{Map, Value, json};
 const V1: &str = "test.ironnet.dev/v1";
 
 fn schema() -> Schema {
-    Schema::from_openapi(&json!({
+    Schema::from_openapi(&openapi_schema()).unwrap()
+}
+
+fn openapi_schema() -> Value {
+    json!({
         "type": "object",
         "properties": {
             "spec": {
@@ -36,8 +40,7 @@ fn schema() -> Schema {
                 }
             }
         }
-    }))
-    .unwrap()
+    })
 }
 
 fn small_json() -> impl Strategy<Value = Value> {
@@ -275,14 +278,30 @@ proptest! {
 
     #[test]
     fn body_parsers_never_panic(raw in prop::collection::vec(any::<u8>(), 0..64)) {
-        let _ = parse_apply_body(&raw);
-        let _ = find_duplicate_fields(&raw);
+        let _ = decode_body(&raw, BodyFormat::Json);
+        let _ = decode_body(&raw, BodyFormat::Yaml);
     }
 
     #[test]
     fn yaml_like_text_never_panics(text in "[a-c:{}\\[\\], \"'\n-]{0,40}") {
-        let _ = parse_apply_body(text.as_bytes());
-        let _ = find_duplicate_fields(text.as_bytes());
+        let _ = decode_body(text.as_bytes(), BodyFormat::Json);
+        let _ = decode_body(text.as_bytes(), BodyFormat::Yaml);
+    }
+
+    #[test]
+    fn decoded_bodies_equal_plain_serde_values(v in small_json(), yaml_text in "[a-c:{}\\[\\], \"'\n-]{0,40}") {
+        // Without repeated keys the decoder builds exactly what serde_json's own Value would: from
+        // JSON, and from YAML through serde-saphyr.
+        let text = serde_json::to_string(&v).unwrap();
+        let d = decode_body(text.as_bytes(), BodyFormat::Json).unwrap();
+        prop_assert_eq!(&d.value, &v);
+        prop_assert!(d.duplicates.is_empty());
+        prop_assert_eq!(decode_body(text.as_bytes(), BodyFormat::Yaml).unwrap().value, v);
+        if let Ok(plain) = serde_saphyr::from_str::<Value>(&yaml_text) {
+            let d = decode_body(yaml_text.as_bytes(), BodyFormat::Yaml).unwrap();
+            prop_assert_eq!(d.value, plain);
+            prop_assert!(d.duplicates.is_empty());
+        }
     }
 
     #[test]
@@ -294,14 +313,15 @@ proptest! {
 
     #[test]
     fn structural_ops_never_panic(v in small_json(), sp in spec()) {
-        let s = schema();
+        let s = openapi_schema();
         let mut obj = config(&sp);
         obj["spec"]["raw"] = v.clone();
         obj["spec"]["size"] = v;
-        let _ = s.unknown_fields(&obj);
-        let _ = s.validate_types(&obj);
+        let _ = validate_against_schema(&s, &obj);
         let mut pruned = obj.clone();
-        s.prune(&mut pruned);
-        prop_assert!(s.unknown_fields(&pruned).is_empty());
+        prune_unknown_fields(&s, &mut pruned);
+        let mut again = pruned.clone();
+        prop_assert!(prune_unknown_fields(&s, &mut again).is_empty());
+        prop_assert_eq!(again, pruned);
     }
 }

@@ -192,6 +192,10 @@ pub struct DpServiceArgs {
     /// virtual functions; software ports have no such bound.
     #[arg(long, default_value_t = ironnet_dataplane::config::MAX_VFS)]
     pub max_vm_ports: usize,
+    /// `--metrics-bind-address` (dataplane metrics on `/metrics`) and `--health-probe-bind-address`
+    /// (`/healthz`, `/livez`, `/readyz`); both off by default.
+    #[command(flatten)]
+    pub telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 impl DpServiceArgs {

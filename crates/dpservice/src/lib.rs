@@ -6,7 +6,8 @@
 //! - [`server`]: the gRPC service, which runs control operations on the worker;
 //! - [`worker`]: the thread that owns the [`ironnet_dataplane::Dataplane`] and the ports;
 //! - [`port`]: a port is a [`tap`] device or a [`vhost_user`] socket a QEMU/KVM guest connects to;
-//! - [`config`]: command-line flags; [`service`]: start/stop of it all.
+//! - [`config`]: command-line flags; [`service`]: start/stop of it all;
+//! - [`metrics`]: the Prometheus metrics and readiness checks served with `--metrics-bind-address`.
 //!
 //! See `docs/dpservice.md` for running it and for the differences from dpservice.
 
@@ -18,6 +19,7 @@ pub mod proto {
 
 pub mod config;
 pub mod convert;
+pub mod metrics;
 pub mod offload;
 pub mod port;
 pub mod server;

@@ -44,6 +44,11 @@ impl DpService {
         }
     }
 
+    /// The flag Initialize sets: shared with every clone, for readiness checks.
+    pub fn initialized_flag(&self) -> Arc<AtomicBool> {
+        self.initialized.clone()
+    }
+
     /// The UUID reported by CheckInitialized / Initialize.
     pub fn uuid(&self) -> &str {
         &self.uuid

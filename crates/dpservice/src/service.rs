@@ -37,6 +37,9 @@ pub enum StartError {
     /// The gRPC listener could not be bound or inspected.
     #[error("gRPC listener: {0}")]
     Listen(#[source] std::io::Error),
+    /// The metrics or health-probe endpoint could not be bound.
+    #[error(transparent)]
+    Telemetry(#[from] ironnet_telemetry::ServeError),
 }
 
 /// A running service. [`RunningService::shutdown`] stops it; dropping it without calling
@@ -48,6 +51,7 @@ pub struct RunningService {
     stop_grpc: Option<oneshot::Sender<()>>,
     grpc: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
     worker: WorkerHandle,
+    telemetry: ironnet_telemetry::Endpoints,
 }
 
 /// The dataplane configuration the flags describe.
@@ -116,6 +120,10 @@ impl RunningService {
         let service = DpService::new(worker.sender(), args.ipv6);
         let uuid = service.uuid().to_owned();
         let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+        let telemetry = ironnet_telemetry::Telemetry::new();
+        crate::metrics::register(&telemetry, worker.sender(), service.initialized_flag());
+        // Dropping `worker` on this error stops it and removes the TAPs again.
+        let telemetry = telemetry.serve(&args.telemetry).await?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<DpdKironcoreServer<DpService>>().await;
@@ -139,12 +147,19 @@ impl RunningService {
             stop_grpc: Some(stop_tx),
             grpc: Some(grpc),
             worker,
+            telemetry,
         })
     }
 
     /// The gRPC server's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` and the health probes are served (what `--metrics-bind-address` and
+    /// `--health-probe-bind-address` asked for, with the actual port for port 0).
+    pub fn telemetry_endpoints(&self) -> ironnet_telemetry::Endpoints {
+        self.telemetry
     }
 
     /// The process UUID reported by CheckInitialized.

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,6 +45,9 @@ pub enum WorkerError {
     /// The worker has stopped; the command was not executed.
     #[error("the worker has stopped")]
     Stopped,
+    /// The worker did not run the command within the time allowed.
+    #[error("the worker did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// What a control command gets: the dataplane and the ports, indexed by [`PortId`].
@@ -98,6 +102,7 @@ pub struct WorkerHandle {
 pub struct CommandSender {
     tx: mpsc::Sender<Command>,
     wake: std::sync::Arc<EventFd>,
+    running: std::sync::Arc<AtomicBool>,
 }
 
 impl CommandSender {
@@ -116,6 +121,31 @@ impl CommandSender {
         self.wake.signal();
         reply_rx.await.map_err(|_| WorkerError::Stopped)
     }
+
+    /// Runs `f` on the worker thread between two batches and waits for its result, blocking the calling thread
+    /// for at most `timeout`. For synchronous callers such as a metrics collector: the worker wakes up for the
+    /// command at once, so the wait is at most one batch (well under a millisecond) unless the worker is stuck.
+    pub fn call_blocking<R, F>(&self, f: F, timeout: Duration) -> Result<R, WorkerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WorkerState) -> R + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let cmd: Command = Box::new(move |state| {
+            let _ = reply_tx.send(f(state));
+        });
+        self.tx.send(cmd).map_err(|_| WorkerError::Stopped)?;
+        self.wake.signal();
+        reply_rx.recv_timeout(timeout).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => WorkerError::Timeout(timeout),
+            mpsc::RecvTimeoutError::Disconnected => WorkerError::Stopped,
+        })
+    }
+
+    /// Whether the worker thread is still forwarding (it stops on shutdown or when polling its ports fails).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
 }
 
 impl WorkerHandle {
@@ -124,18 +154,30 @@ impl WorkerHandle {
     pub fn spawn(dataplane: Dataplane, ports: Vec<Port>) -> Result<Self, WorkerError> {
         let wake = std::sync::Arc::new(EventFd::new().map_err(WorkerError::Start)?);
         let (tx, rx) = mpsc::channel();
+        let running = std::sync::Arc::new(AtomicBool::new(true));
         let worker = Worker {
             state: WorkerState { dataplane, ports },
             commands: rx,
             wake: wake.clone(),
             start: Instant::now(),
         };
+        let flag = running.clone();
         let thread = std::thread::Builder::new()
             .name("dp-worker".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                // Cleared however the loop ends (also on a panic), so readiness reflects a dead worker.
+                struct Stopped(std::sync::Arc<AtomicBool>);
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _stopped = Stopped(flag);
+                worker.run()
+            })
             .map_err(WorkerError::Start)?;
         Ok(WorkerHandle {
-            sender: CommandSender { tx, wake },
+            sender: CommandSender { tx, wake, running },
             thread: Some(thread),
         })
     }

@@ -48,6 +48,7 @@ impl Harness {
             enable_ipv6_overlay: false,
             no_firewall_enforcement: false,
             max_vm_ports: ironnet_dataplane::config::MAX_VFS,
+            telemetry: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service = RunningService::start(&args, listener)

@@ -194,6 +194,7 @@ pub async fn start_host_with(tag: &str, host: char, underlay: &str, vfs: Vec<Por
         enable_ipv6_overlay: false,
         no_firewall_enforcement: false,
         max_vm_ports: ironnet_dataplane::config::MAX_VFS,
+        telemetry: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let service = RunningService::start(&args, listener)

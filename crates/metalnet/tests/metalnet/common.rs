@@ -118,6 +118,7 @@ impl Env {
             enable_ipv6_overlay: false,
             no_firewall_enforcement: false,
             max_vm_ports: 126,
+            telemetry: Default::default(),
         };
         let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dp_addr = free.local_addr().unwrap();

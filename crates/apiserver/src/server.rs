@@ -107,7 +107,14 @@ pub struct ApiServerBuilder {
     /// Whether RBAC and the Node authorizer decide requests.
     rbac_authorization: bool,
     audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Whether requests and storage operations are counted (`/metrics`).
+    metrics: bool,
+    /// Further metrics served on `/metrics` (and by [`ApiServer::register_metrics`]).
+    metric_sources: Vec<MetricSource>,
 }
+
+/// Adds metrics to a registry; called once per registry the server's metrics are served from.
+pub type MetricSource = Arc<dyn Fn(&mut prometheus_client::registry::Registry) + Send + Sync>;
 
 impl std::fmt::Debug for ApiServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,6 +142,8 @@ impl ApiServerBuilder {
             rbac,
             rbac_authorization: false,
             audit: None,
+            metrics: true,
+            metric_sources: Vec::new(),
         }
     }
 
@@ -193,6 +202,23 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Whether to count requests and storage operations (default: yes). Off, `/metrics` serves only the
+    /// sources added with [`ApiServerBuilder::metric_source`]; for measuring what counting costs.
+    pub fn request_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
+        self
+    }
+
+    /// Serves the metrics `source` registers on `/metrics` too (and in [`ApiServer::register_metrics`]), e.g.
+    /// collectors that read an admission plugin's state at scrape time.
+    pub fn metric_source(
+        mut self,
+        source: impl Fn(&mut prometheus_client::registry::Registry) + Send + Sync + 'static,
+    ) -> Self {
+        self.metric_sources.push(Arc::new(source));
+        self
+    }
+
     /// Whether to run the garbage collector and namespace controller (default: yes).
     pub fn controllers(mut self, enabled: bool) -> Self {
         self.controllers = enabled;
@@ -223,9 +249,37 @@ impl ApiServerBuilder {
         } else {
             (self.authorizer, None, None)
         };
-        let request_metrics = crate::metrics::RequestMetrics::new();
+        let request_metrics = self
+            .metrics
+            .then(|| crate::metrics::RequestMetrics::new(self.registry.kinds()));
+        let (store, storage_metrics) = if self.metrics {
+            let instrumented = ironnet_store::metrics::InstrumentedStore::new(self.store)
+                .await
+                .map_err(|e| BuildError::Bootstrap(ApiError::from(e)))?;
+            let metrics = instrumented.metrics().clone();
+            for kind in self.registry.kinds() {
+                metrics.track(&kind.def.key_prefix());
+            }
+            (Arc::new(instrumented) as Arc<dyn Store>, Some(metrics))
+        } else {
+            (self.store, None)
+        };
+        let mut metric_sources = self.metric_sources;
+        if let Some(m) = &request_metrics {
+            let m = m.clone();
+            metric_sources.insert(
+                0,
+                Arc::new(move |r: &mut prometheus_client::registry::Registry| m.register(r)),
+            );
+        }
+        if let Some(m) = storage_metrics {
+            metric_sources.insert(
+                1,
+                Arc::new(move |r: &mut prometheus_client::registry::Registry| m.register(r)),
+            );
+        }
         let server = Arc::new(Server {
-            store: self.store,
+            store,
             registry: Arc::new(self.registry),
             clock: self.clock,
             config: self.config,
@@ -240,10 +294,13 @@ impl ApiServerBuilder {
             audit: self.audit,
             metrics_page: {
                 let mut page = prometheus_client::registry::Registry::default();
-                request_metrics.register(&mut page);
+                for source in &metric_sources {
+                    source(&mut page);
+                }
                 page
             },
             request_metrics,
+            metric_sources,
         });
         server.bootstrap().await.map_err(BuildError::Bootstrap)?;
         if let Some(mirror) = rbac_mirror {
@@ -345,6 +402,14 @@ impl ApiServer {
     pub fn registry(&self) -> &Registry {
         &self.server.registry
     }
+
+    /// Adds this server's metrics (what its `/metrics` serves) to `registry`, e.g. a process-wide telemetry
+    /// endpoint's. The families are shared: both pages show the same values.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        for source in &self.server.metric_sources {
+            source(registry);
+        }
+    }
 }
 
 /// Shared state of one server.
@@ -371,10 +436,12 @@ pub(crate) struct Server {
     rbac: Option<Arc<crate::auth::rbac::Rbac>>,
     /// Where audit events go (none: no audit log).
     audit: Option<Arc<crate::audit::AuditLog>>,
-    /// kube-apiserver's request metrics of this server.
-    request_metrics: crate::metrics::RequestMetrics,
-    /// The registry `/metrics` serves (this server's request metrics).
+    /// kube-apiserver's request metrics of this server (none: not counted).
+    request_metrics: Option<crate::metrics::RequestMetrics>,
+    /// The registry `/metrics` serves (built from `metric_sources`).
     metrics_page: prometheus_client::registry::Registry,
+    /// What `/metrics` serves: request and storage metrics, then the builder's sources.
+    metric_sources: Vec<MetricSource>,
 }
 
 /// kube-apiserver's max-in-flight filter: one pool of slots for non-mutating and one for
@@ -569,26 +636,40 @@ impl Server {
 
     /// Serves one request and counts it in the request metrics.
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response {
+        let mut route = None;
+        let Some(metrics) = self.request_metrics.clone() else {
+            return self.handle_audited(req, &mut route).await;
+        };
         let started = std::time::Instant::now();
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let (labels, watch) = crate::metrics::classify(
-            req.method(),
-            req.uri().path(),
-            &Query::parse(req.uri().query()),
-            content_type,
-        );
+        let watch = crate::metrics::is_watch(req.method(), req.uri().query());
         let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        let in_flight = (!watch).then(|| self.request_metrics.in_flight(mutating));
-        let resp = self.clone().handle_audited(req).await;
+        // Kept for requests answered before their kind is resolved (cheap: reference-counted clones).
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+        let in_flight = (!watch).then(|| metrics.in_flight(mutating));
+        let resp = self.clone().handle_audited(req, &mut route).await;
         drop(in_flight);
         let code = resp.status().as_u16();
+        let seconds = (!watch).then(|| started.elapsed().as_secs_f64());
+        let route = route.ok_or_else(|| {
+            crate::metrics::classify(
+                &method,
+                uri.path(),
+                &Query::parse(uri.query()),
+                content_type.as_ref().and_then(|v| v.to_str().ok()),
+            )
+            .0
+        });
         if watch && resp.status().is_success() {
             // The watch stays active until its stream ends (the client leaves or the server closes it).
-            let active = self.request_metrics.long_running(&labels);
-            self.request_metrics.observe(labels, code, None);
+            let active = match &route {
+                Ok(handles) => handles.long_running(),
+                Err(labels) => metrics.long_running(labels),
+            };
+            match route {
+                Ok(handles) => handles.observe(code, None),
+                Err(labels) => metrics.observe(labels, code, None),
+            }
             return resp.map(|body| {
                 Body::from_stream(futures::StreamExt::map(body.into_data_stream(), move |chunk| {
                     let _active = &active;
@@ -596,19 +677,25 @@ impl Server {
                 }))
             });
         }
-        self.request_metrics
-            .observe(labels, code, Some(started.elapsed().as_secs_f64()));
+        match route {
+            Ok(handles) => handles.observe(code, seconds),
+            Err(labels) => metrics.observe(labels, code, seconds),
+        }
         resp
     }
 
     /// Serves one request, with an audit event when the audit log is on.
-    async fn handle_audited(self: Arc<Self>, req: Request<Body>) -> Response {
+    async fn handle_audited(
+        self: Arc<Self>,
+        req: Request<Body>,
+        route: &mut Option<Arc<crate::metrics::RouteHandles>>,
+    ) -> Response {
         let Some(log) = self.audit.clone() else {
-            return self.serve_request(req, &mut None).await;
+            return self.serve_request(req, &mut None, route).await;
         };
         let watch = Query::parse(req.uri().query()).flag("watch").unwrap_or(false);
         let mut entry = Some(crate::audit::Entry::begin(&req));
-        let mut resp = self.serve_request(req, &mut entry).await;
+        let mut resp = self.serve_request(req, &mut entry, route).await;
         let entry = entry.expect("the audit entry is never taken");
         if let Ok(id) = HeaderValue::from_str(&entry.audit_id) {
             resp.headers_mut().insert("audit-id", id);
@@ -618,10 +705,12 @@ impl Server {
         resp
     }
 
+    /// Serves one request; `route` gets the request's metric handles once its kind is resolved.
     async fn serve_request(
         self: Arc<Self>,
         req: Request<Body>,
         audit: &mut Option<crate::audit::Entry>,
+        route: &mut Option<Arc<crate::metrics::RouteHandles>>,
     ) -> Response {
         let (parts, body) = req.into_parts();
         let authenticated = match self.authenticate(&parts) {
@@ -761,6 +850,18 @@ impl Server {
             user,
             protobuf_watch: protobuf != crate::protobuf::Preference::No && protobuf_kind,
         };
+        if let Some(metrics) = &self.request_metrics {
+            *route = metrics.route(&crate::metrics::Route {
+                kind: &call.kind,
+                method: &method,
+                named: call.name.is_some(),
+                namespaced: call.namespace.is_some(),
+                status: call.is_status(),
+                watch: method == Method::GET && call.query.flag("watch").unwrap_or(false),
+                dry_run: call.query.get("dryRun").is_some_and(|v| !v.is_empty()),
+                content_type: call.content_type.as_deref(),
+            });
+        }
         if output == Output::AggregatedDiscovery {
             return ApiError::not_acceptable().into_response();
         }

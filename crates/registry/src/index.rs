@@ -52,6 +52,30 @@ impl ClaimIndex {
         self.range
     }
 
+    /// The usage of the VNI pool (`vni`) and of each public prefix, in configuration order.
+    pub fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage> {
+        let mut usage = Vec::with_capacity(1 + self.prefixes.len());
+        {
+            let vnis = self.vnis.lock();
+            usage.push(crate::metrics::PoolUsage {
+                pool: "vni".to_owned(),
+                in_use: u128::from(vnis.taken()),
+                size: u128::from(vnis.size()),
+            });
+        }
+        usage.extend(
+            self.addresses
+                .lock()
+                .usage()
+                .map(|(prefix, in_use, size)| crate::metrics::PoolUsage {
+                    pool: prefix.to_string(),
+                    in_use,
+                    size,
+                }),
+        );
+        usage
+    }
+
     /// Whether `ip` lies in a configured public prefix.
     pub fn in_public_range(&self, ip: IpAddr) -> bool {
         self.addresses.lock().in_range(ip)

@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod claims;
 pub mod index;
+pub mod metrics;
 pub mod networking;
 pub mod objects;
 pub mod public_ips;

@@ -80,7 +80,10 @@ pub async fn build(
     customize: impl FnOnce(ApiServerBuilder) -> ApiServerBuilder,
 ) -> Result<IroncoreApiServer, AssembleError> {
     let index = ClaimIndex::new(allocation.vni_range, allocation.public_prefixes.clone());
-    let builder = register_kinds(customize(ApiServerBuilder::new(Arc::clone(&store))), &index)?;
+    let pools = Arc::clone(&index);
+    let builder = customize(ApiServerBuilder::new(Arc::clone(&store)))
+        .metric_source(move |registry| crate::metrics::register(&pools, registry));
+    let builder = register_kinds(builder, &index)?;
     let server = builder.build().await?;
     let prefix = |kind: &str| {
         server

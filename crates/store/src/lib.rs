@@ -24,6 +24,7 @@ mod codec;
 pub mod embedded;
 pub mod etcd;
 mod hub;
+pub mod metrics;
 mod private;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -148,6 +148,11 @@ impl VniPool {
         self.range
     }
 
+    /// How many VNIs the range holds.
+    pub fn size(&self) -> u64 {
+        self.taken.len()
+    }
+
     /// How many VNIs of the range are taken.
     pub fn taken(&self) -> u64 {
         self.taken.count()
@@ -322,6 +327,11 @@ impl AddressPool {
     /// The configured prefixes, host bits cleared.
     pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.segments.iter().map(|s| s.prefix)
+    }
+
+    /// Per configured prefix, in order: how many of its addresses are taken and how many it holds.
+    pub fn usage(&self) -> impl Iterator<Item = (IpNet, u128, u128)> + '_ {
+        self.segments.iter().map(|s| (s.prefix, s.count, s.size))
     }
 
     /// Whether some prefix of `family` is configured.

@@ -40,11 +40,10 @@ pub const NET_HDR_LEN: usize = 12;
 const MAX_MEM_SLOTS: u64 = 32;
 
 /// The virtio features the port offers: virtio 1.0, indirect descriptors, event-index
-/// notification suppression, checksum and TSO offload in both directions and mergeable receive
-/// buffers. `VHOST_USER_F_PROTOCOL_FEATURES` is not offered: QEMU 7.2 sends SET_VRING_ENABLE
-/// without acking it in SET_FEATURES, which the `vhost` crate refuses (without a reply, stalling
-/// QEMU); without it the rings run as soon as they start, and nothing this port needs (REPLY_ACK,
-/// MQ, CONFIG) is lost but multi-queue.
+/// notification suppression, checksum and TSO offload in both directions, mergeable receive
+/// buffers, and `VHOST_USER_F_PROTOCOL_FEATURES` (QEMU refuses to start a vhost-user net device
+/// whose backend lacks it: its `vhost_user_set_vring_enable` fails with EINVAL, and QEMU 7.2's
+/// `vhost_net_start` gives up, "unable to start vhost net: 22").
 pub fn offered_features() -> u64 {
     [
         VIRTIO_F_VERSION_1,
@@ -59,7 +58,9 @@ pub fn offered_features() -> u64 {
         VIRTIO_NET_F_MRG_RXBUF,
     ]
     .into_iter()
-    .fold(0, |acc, bit| acc | 1u64 << bit)
+    .fold(VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(), |acc, bit| {
+        acc | 1u64 << bit
+    })
 }
 
 /// One virtqueue and its eventfds.
@@ -73,7 +74,7 @@ pub struct Vring {
     pub call: Option<File>,
     /// Started: the frontend sent the kick fd and has not stopped the ring with GET_VRING_BASE.
     pub started: bool,
-    /// Enabled with SET_VRING_ENABLE (or implicitly without protocol features).
+    /// Enabled: by SET_FEATURES, then toggled by SET_VRING_ENABLE.
     pub enabled: bool,
 }
 
@@ -209,14 +210,14 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
             return Err(Error::InvalidParam);
         }
         self.acked_features = features;
-        // Without VHOST_USER_F_PROTOCOL_FEATURES the rings are enabled as soon as they start
-        // (vhost-user "Ring states").
-        let protocol = features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() != 0;
+        // Rings run once started: without VHOST_USER_F_PROTOCOL_FEATURES that is the protocol's
+        // rule ("Ring states"); with it they would start disabled until SET_VRING_ENABLE, but
+        // QEMU 7.2 (`vhost_net_start`) sends its SET_VRING_ENABLE before SET_FEATURES, and the
+        // `vhost` crate refuses an enable before the feature is acked without passing it on, so
+        // waiting for it would leave the port dead. A later SET_VRING_ENABLE 0 still disables.
         let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
         for v in &mut self.vrings {
-            if !protocol {
-                v.enabled = true;
-            }
+            v.enabled = true;
             v.queue.set_event_idx(event_idx);
         }
         Ok(())

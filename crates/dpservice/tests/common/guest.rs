@@ -1,4 +1,4 @@
-//! Real KVM guests on vhost-user ports: Debian's QEMU, the `linux-image-cloud-amd64` kernel and a
+//! Real QEMU guests (KVM, or TCG where KVM cannot run them: [`accel`]) on vhost-user ports: Debian's QEMU, the `linux-image-cloud-amd64` kernel and a
 //! busybox initramfs built here (nothing downloaded). The guest's serial console is QEMU's
 //! stdin/stdout; the test types shell commands and waits for markers in the output.
 
@@ -15,30 +15,50 @@ const MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 /// Busybox applets linked in the initramfs.
 const APPLETS: &[&str] = &[
     "sh", "mount", "insmod", "ip", "udhcpc", "ping", "nc", "echo", "cat", "sleep", "seq", "wc", "head", "dd",
-    "kill", "timeout", "sync", "poweroff", "true", "uname",
+    "kill", "timeout", "sync", "poweroff", "true", "uname", "grep",
 ];
 
-/// Why KVM guests cannot run here, if they cannot: the tests then skip with this message.
+/// How QEMU runs the guests' CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM (`-enable-kvm -cpu host`), with MSI-X interrupts.
+    Kvm,
+    /// QEMU's TCG emulation (`-accel tcg -cpu max`): slow, but needs no hypervisor support.
+    /// The NIC gets no MSI-X vectors (`vectors=0`, legacy INTx): with MSI-X QEMU 7.2 wires a
+    /// vhost device's guest notifiers through KVM irqfds even under TCG and crashes in
+    /// `msix_set_vector_notifiers`.
+    Tcg,
+}
+
+/// The accelerator the guests use: `IRONNET_GUEST_ACCEL=kvm|tcg` if set; otherwise KVM where
+/// `/dev/kvm` runs an unmodified guest kernel, TCG elsewhere.
 ///
-/// Besides a missing `/dev/kvm`, that is a `/dev/kvm` provided by PVM (`kvm_pvm`, a
-/// pagetable-based nested hypervisor without VMX, as in some cloud sandboxes): it runs only
-/// guest kernels built for PVM; Debian's kernel crawls through its decompressor and then stops
-/// with "KVM internal error … emulation failure" on `lock cmpxchg16b`. QEMU's TCG is no way out
-/// for vhost-user: QEMU 7.2 needs KVM's ioeventfds to start a vhost device ("unable to start
-/// vhost net: 22: falling back on userspace virtio"), and with MSI-X it crashes in
-/// `msix_set_vector_notifiers` instead.
-pub fn unavailable() -> Option<String> {
-    if !Path::new("/dev/kvm").exists() {
-        return Some("/dev/kvm is absent: KVM guest tests skipped".into());
+/// A `/dev/kvm` provided by PVM (module `kvm_pvm`, a pagetable-based nested hypervisor without
+/// VMX, as in some cloud sandboxes) runs only guest kernels built for PVM: Debian's kernel stops
+/// in its decompressor with "KVM internal error. Suberror: 1 … emulation failure" (on
+/// `lock cmpxchg16b`), and Debian ships no PVM guest kernel. There the guests run under TCG.
+pub fn accel() -> Accel {
+    match std::env::var("IRONNET_GUEST_ACCEL").as_deref() {
+        Ok("kvm") => return Accel::Kvm,
+        Ok("tcg") => return Accel::Tcg,
+        Ok(other) => panic!("IRONNET_GUEST_ACCEL={other}: expected kvm or tcg"),
+        Err(_) => {}
     }
-    if Path::new("/sys/module/kvm_pvm").exists() && std::env::var_os("IRONNET_FORCE_KVM").is_none() {
-        return Some(
-            "/dev/kvm is PVM (kvm_pvm), which cannot run an unmodified guest kernel, and QEMU's \
-             vhost-user needs KVM: KVM guest tests skipped (IRONNET_FORCE_KVM=1 tries anyway)"
-                .into(),
-        );
+    if Path::new("/dev/kvm").exists() && !Path::new("/sys/module/kvm_pvm").exists() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
     }
-    None
+}
+
+impl Accel {
+    /// How much longer than under KVM guest-side work takes (boot, DHCP, commands).
+    pub fn slowdown(self) -> u32 {
+        match self {
+            Accel::Kvm => 1,
+            Accel::Tcg => 4,
+        }
+    }
 }
 
 /// A kernel and an initramfs to boot guests from.
@@ -204,6 +224,8 @@ pub struct Guest {
     pub log: String,
     qemu_log: PathBuf,
     seq: u32,
+    /// Timeouts are multiplied by this (see [`Accel::slowdown`]).
+    slowdown: u32,
 }
 
 impl Guest {
@@ -223,7 +245,12 @@ impl Guest {
                 c
             }
         };
-        cmd.args(["-enable-kvm", "-cpu", "host", "-smp", "1", "-m", "256"])
+        let accel = accel();
+        match accel {
+            Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
+        };
+        cmd.args(["-M", "pc", "-smp", "1", "-m", "256"])
             .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
             .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
             .arg("-kernel")
@@ -246,9 +273,13 @@ impl Guest {
                 ));
             }
         }
+        let vectors = match accel {
+            Accel::Kvm => "",
+            Accel::Tcg => ",vectors=0",
+        };
         cmd.args([
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on"),
+            &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on{vectors}"),
         ]);
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -276,13 +307,16 @@ impl Guest {
             log: String::new(),
             qemu_log: image.dir.join(format!("{name}.qemu.log")),
             seq: 0,
+            slowdown: accel.slowdown(),
         };
-        g.wait_for("@@BOOTED", Duration::from_secs(60));
+        g.wait_for("@@BOOTED", Duration::from_secs(30));
         g
     }
 
     /// Waits until the console prints `marker`; returns the output before it (and consumes it).
+    /// Under TCG the timeout is stretched by [`Accel::slowdown`].
     pub fn wait_for(&mut self, marker: &str, timeout: Duration) -> String {
+        let timeout = timeout * self.slowdown;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(at) = self.pending.find(marker) {
@@ -335,9 +369,22 @@ impl Guest {
         out
     }
 
-    /// Starts a command in the background (its output goes to the console).
+    /// Starts a command in the background (its output is discarded).
     pub fn spawn(&mut self, cmd: &str) {
-        self.ok(&format!("{cmd} >/dev/null 2>&1 &"), Duration::from_secs(5));
+        self.ok(&format!("({cmd} >/dev/null 2>&1 &)"), Duration::from_secs(5));
+    }
+
+    /// Starts a TCP server `cmd` in the background and waits until a socket listens on `port`
+    /// (in the guest's /proc/net/tcp or tcp6), so a client started next finds it.
+    pub fn spawn_server(&mut self, cmd: &str, port: u16) {
+        self.spawn(cmd);
+        // Local address ":PORT" (hex) with any remote address, state 0A (LISTEN).
+        let listening =
+            format!(":{port:04X} 00000000:0000 0A|:{port:04X} 00000000000000000000000000000000:0000 0A");
+        self.ok(
+            &format!("timeout 10 sh -c 'until grep -qE \"{listening}\" /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done'"),
+            Duration::from_secs(15),
+        );
     }
 
     /// Gets an address by DHCP from the dataplane (udhcpc); returns the leased address.

@@ -7,6 +7,10 @@
 //! Every figure is the median of `ROUNDS` timed rounds. Each round refills the batch from template frames (a 64-byte
 //! copy per packet, standing in for the NIC/TAP receive copy) and processes it.
 //!
+//! Built with the `uncounted` feature, the pipeline keeps no counters and the rounds take no metrics snapshot:
+//! `benches/metrics_cost.sh` runs both builds alternately to measure what metrics cost. Otherwise every timed round
+//! ends with one [`Dataplane::metrics`] snapshot, as a scrape would take (far more often than a 15 s scrape).
+//!
 //! Two rates are printed per scenario: packets per wall-clock second, and packets per second of CPU time the
 //! benchmark thread actually got (from `/proc/thread-self/schedstat`). On a machine shared with other work the
 //! second is the one that compares across runs: it does not count the time the thread waited for a core.
@@ -196,6 +200,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What a metrics scrape costs the packet thread: one snapshot (none in the `uncounted` baseline).
+fn scrape(dp: &Dataplane) {
+    if cfg!(not(feature = "uncounted")) {
+        black_box(dp.metrics());
+    }
+}
+
 /// Mpps of processing `frames` (cycled) on `port`, established flows (one warm-up pass first).
 fn run_established(name: &str, e: &mut Env, port: PortId, frames: &[Vec<u8>], expect: Option<PortId>) {
     let mut batch = Batch::with_capacity(BATCH);
@@ -229,6 +240,7 @@ fn run_established(name: &str, e: &mut Env, port: PortId, frames: &[Vec<u8>], ex
             e.dp.process(now, &mut batch);
             black_box(batch.packets()[0].data()[0]);
         }
+        scrape(&e.dp);
         results.push(clock.mpps(per_round / BATCH * BATCH));
     }
     let (wall, cpu) = medians(&results);
@@ -341,6 +353,7 @@ fn main() {
                 }
                 e.dp.process(1, &mut batch);
             }
+            scrape(&e.dp);
             let rate = clock.mpps(n);
             assert_eq!(e.dp.flow_count(), n);
             if round % 2 == 1 {

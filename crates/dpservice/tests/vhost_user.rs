@@ -3,7 +3,10 @@
 //! built by the test) whose virtio-net devices are served by the dataplanes over vhost-user.
 //! Addresses come from the dataplane's DHCP server (busybox udhcpc in the guest); then ping and
 //! TCP (iperf3) between guests of one VNI on different hosts, isolation of a guest in another
-//! VNI, and a QEMU restarted under the running dataplane reconnects and carries traffic again.
+//! VNI, an "internet" namespace (behind a third dataplane acting as the internet gateway, as in
+//! the namespace traffic tests) reaching one guest through its VirtualIP and seeing another's
+//! connections from its NAT IP and port range, and a QEMU restarted under the running dataplane
+//! reconnects and carries traffic again.
 //!
 //! Needs root, iproute2, qemu-system-x86, linux-image-cloud-amd64, busybox-static, cpio and
 //! iperf3 (`scripts/test` installs them). The guests run under KVM where it runs Debian's
@@ -13,11 +16,15 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::guest::{Guest, GuestImage};
-use common::{Topology, join_underlay, start_vhost_user_host};
+use common::{
+    Topology, in_ns, join_underlay, ok_status, ping, start_host, start_vhost_user_host, wait_for_listener,
+};
 use ironnet_dpservice::config::PortSpec;
+use ironnet_dpservice::proto::{self, IpVersion};
 use ironnet_dpservice::tap::format_mac;
 
 fn boot(image: &GuestImage, spec: &PortSpec, name: &str) -> Guest {
@@ -34,8 +41,13 @@ async fn guests_on_two_hypervisors_dhcp_ping_tcp_isolation_and_qemu_restart() {
     let image = GuestImage::build(&dir);
     let mut a = start_vhost_user_host(&tag, 'a', "fc00:a::1", &dir, 2).await;
     let mut b = start_vhost_user_host(&tag, 'b', "fc00:b::1", &dir, 1).await;
+    let mut gw = start_host(&tag, 'g', "fc00:c::1").await;
     let router = format!("vu{tag}r");
-    join_underlay(&mut topo, &router, &[(&a, "fc00:a::/64"), (&b, "fc00:b::/64")]);
+    join_underlay(
+        &mut topo,
+        &router,
+        &[(&a, "fc00:a::/64"), (&b, "fc00:b::/64"), (&gw, "fc00:c::/64")],
+    );
 
     // a0 (host a) and b0 (host b) in VNI 100; a1 (host a) in VNI 200.
     let ul_a0 = a.vm("a0", 100, "10.0.0.1", 0).await;
@@ -43,6 +55,48 @@ async fn guests_on_two_hypervisors_dhcp_ping_tcp_isolation_and_qemu_restart() {
     let ul_b0 = b.vm("b0", 100, "10.0.0.3", 0).await;
     a.route(100, "10.0.0.3", 32, &ul_b0).await;
     b.route(100, "10.0.0.1", 32, &ul_a0).await;
+
+    // The internet: a namespace on the gateway host's TAP port, the default route of VNI 100
+    // on hosts a and b; a0 gets VirtualIP 172.16.0.1, b0 NAT IP 172.16.1.1 with ports
+    // [1000, 1100), and the gateway routes both public addresses to their underlays.
+    let ul_inet = gw.vm("inet", 100, "198.51.100.1", 0).await;
+    a.route(100, "0.0.0.0", 0, &ul_inet).await;
+    b.route(100, "0.0.0.0", 0, &ul_inet).await;
+    let vip = a
+        .client
+        .create_vip(proto::CreateVipRequest {
+            interface_id: "a0".into(),
+            vip_ip: Some(v4("172.16.0.1")),
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(vip.status);
+    let nat = b
+        .client
+        .create_nat(proto::CreateNatRequest {
+            interface_id: "b0".into(),
+            nat_ip: Some(v4("172.16.1.1")),
+            min_port: 1000,
+            max_port: 1100,
+            preferred_underlay_route: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok_status(nat.status);
+    for (public, underlay) in [
+        ("172.16.0.1", &vip.underlay_route),
+        ("172.16.1.1", &nat.underlay_route),
+    ] {
+        gw.route(100, public, 32, std::str::from_utf8(underlay).unwrap())
+            .await;
+    }
+    let inet = format!("vu{tag}i");
+    topo.add_ns(&inet);
+    topo.move_link(&gw.vfs[0].tap, &inet);
+    assert_eq!(topo.dhcp(&inet, &gw.vfs[0].tap), "198.51.100.1");
 
     // The three guests boot in parallel.
     let t = Instant::now();
@@ -84,6 +138,60 @@ async fn guests_on_two_hypervisors_dhcp_ping_tcp_isolation_and_qemu_restart() {
         "a1 (VNI 200) must not reach b0 (VNI 100)"
     );
 
+    // VirtualIP: the internet reaches a0 at 172.16.0.1 (ping, and TCP to a server in the guest).
+    assert!(ping(&inet, "172.16.0.1"), "internet -> a0 through its VirtualIP");
+    a0.spawn_server("iperf3 -s -1", 5201);
+    let out = in_ns(
+        &inet,
+        &[
+            "timeout",
+            "60",
+            "iperf3",
+            "-c",
+            "172.16.0.1",
+            "-t",
+            "1",
+            "-f",
+            "m",
+        ],
+    );
+    assert!(
+        out.lines().any(|l| l.trim_end().ends_with("receiver")),
+        "iperf3 internet -> VirtualIP finished: {out}"
+    );
+
+    // NAT: b0's connections reach the internet from 172.16.1.1, source ports in [1000, 1100).
+    let server = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                  s.bind(('198.51.100.1',8080))\ns.listen(8)\ns.settimeout(60)\n\
+                  for _ in range(3):\n    c,a=s.accept()\n    print(a[0],a[1],flush=True)\n    c.close()\n";
+    let srv = Command::new("ip")
+        .args(["netns", "exec", &inet, "python3", "-c", server])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_listener(&inet, 8080);
+    for _ in 0..3 {
+        b0.ok(
+            "timeout 10 nc 198.51.100.1 8080 </dev/null",
+            Duration::from_secs(15),
+        );
+    }
+    let out = srv.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let peers: Vec<(&str, u16)> = seen
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(ip, port)| (ip, port.trim().parse().unwrap()))
+        .collect();
+    assert_eq!(peers.len(), 3, "three NATed connections from b0: {seen}");
+    for (ip, port) in &peers {
+        assert_eq!(*ip, "172.16.1.1", "b0's connections come from its NAT IP");
+        assert!(
+            (1000..1100).contains(port),
+            "NAT port {port} outside [1000, 1100)"
+        );
+    }
+
     // QEMU restarted under the running dataplane: the new QEMU connects to the same socket,
     // the device is set up from scratch, and traffic flows again.
     b0.kill();
@@ -96,4 +204,12 @@ async fn guests_on_two_hypervisors_dhcp_ping_tcp_isolation_and_qemu_restart() {
     drop(topo);
     a.service.shutdown().await;
     b.service.shutdown().await;
+    gw.service.shutdown().await;
+}
+
+fn v4(address: &str) -> proto::IpAddress {
+    proto::IpAddress {
+        ipver: IpVersion::Ipv4 as i32,
+        address: address.into(),
+    }
 }

@@ -91,6 +91,7 @@ pub async fn run(
         concurrency: config.concurrency.max(1),
         watch_filter: config.watch_filter.clone(),
         ironcore_informers: ironnet_runtime::informer::Informers::new(ironcore.clone()),
+        events: ironnet_runtime::events::EventRecorder::new(ironcore.clone(), reconcilers::EVENT_REPORTER),
     });
     let Some(le) = config.leader_election else {
         run_reconcilers(ctx, stop_rx).await;

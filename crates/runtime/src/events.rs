@@ -28,6 +28,25 @@ use serde_json::json;
 
 pub use kube::runtime::events::EventType;
 
+/// The reasons ironnet's components record, in one place so that a reason means one thing everywhere.
+/// Upstream IronCore records none of these moments (its only networking reasons are the scheduler's
+/// `OutOfCapacity` and metalnet's `NetworkNotFound`), so they are CamelCase in kube's style.
+pub mod reason {
+    /// Normal: an object got its addresses (a VirtualIP, NAT gateway or load balancer its public IPs, a
+    /// network interface its IPs).
+    pub const ADDRESS_ALLOCATED: &str = "AddressAllocated";
+    /// Warning: an allocation failed because the pool it draws from has no free value left.
+    pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+    /// Normal: a Network peering is declared here but not (yet) mutual.
+    pub const PEERING_PENDING: &str = "PeeringPending";
+    /// Normal: a network interface was bound to its interface on a node.
+    pub const PLACED: &str = "Placed";
+    /// Normal: a network interface is ready on its node.
+    pub const READY: &str = "Ready";
+    /// Normal: a NetworkPolicy's rule now selects a (new) number of network interfaces.
+    pub const POLICY_APPLIED: &str = "PolicyApplied";
+}
+
 /// How long after its last occurrence a series still absorbs repeats (client-go's and kube-runtime's 6
 /// minutes); a later repeat starts a new Event.
 pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);

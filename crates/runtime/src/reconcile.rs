@@ -36,11 +36,59 @@ impl ReconcileError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, ReconcileError::Api(e) if is_conflict(e))
     }
+
+    /// The allocation pool this error says is exhausted, if any ([`exhausted_pool`]).
+    pub fn exhausted_pool(&self) -> Option<Pool> {
+        match self {
+            ReconcileError::Api(e) => exhausted_pool(e),
+            _ => None,
+        }
+    }
 }
 
 /// Whether `e` is an optimistic-concurrency conflict (the object changed under us; a retry reads it again).
+///
+/// An exhausted allocation pool is also answered with 409 (as upstream ironcore-net does) but is not a
+/// conflict: retrying at once cannot succeed, so it is retried like any other failure ([`exhausted_pool`]).
 pub fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
+    matches!(e, kube::Error::Api(s) if s.code == 409) && exhausted_pool(e).is_none()
+}
+
+/// An allocation pool of the apinet API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// The public IP addresses (`--public-prefix`), of one family.
+    PublicIps,
+    /// The network IDs (VNIs, `--min-vni`..`--max-vni`).
+    NetworkIds,
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pool::PublicIps => "public IP address pool",
+            Pool::NetworkIds => "network ID (VNI) pool",
+        })
+    }
+}
+
+/// The pool `e` says is exhausted, if it is the apinet API server refusing an allocation for lack of free
+/// values: a 409 whose message ends in upstream ironcore-net's allocator message ("all IP addresses are
+/// already allocated", "all IDs are allocated").
+pub fn exhausted_pool(e: &kube::Error) -> Option<Pool> {
+    let kube::Error::Api(s) = e else {
+        return None;
+    };
+    if s.code != 409 {
+        return None;
+    }
+    if s.message.ends_with("all IP addresses are already allocated") {
+        Some(Pool::PublicIps)
+    } else if s.message.ends_with("all IDs are allocated") {
+        Some(Pool::NetworkIds)
+    } else {
+        None
+    }
 }
 
 /// Whether `e` is a NotFound (HTTP 404).
@@ -101,5 +149,37 @@ mod tests {
         assert!(is_not_found(&api_error(404)));
         assert!(!is_not_found(&api_error(409)));
         assert!(!is_conflict(&api_error(404)));
+    }
+
+    fn conflict(message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status {
+                code: 409,
+                reason: "Conflict".into(),
+                message: message.into(),
+                ..Default::default()
+            }
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_named_and_retried_slowly_not_as_a_conflict() {
+        let ips = conflict(
+            "Operation cannot be fulfilled on ips.core.apinet.ironcore.dev \"u\": all IP addresses are already allocated",
+        );
+        let ids = conflict(
+            "Operation cannot be fulfilled on networks.core.apinet.ironcore.dev \"u\": all IDs are allocated",
+        );
+        let modified = conflict(
+            "Operation cannot be fulfilled on ips.core.apinet.ironcore.dev \"u\": the object has been modified; please apply your changes to the latest version and try again",
+        );
+        assert_eq!(exhausted_pool(&ips), Some(Pool::PublicIps));
+        assert_eq!(exhausted_pool(&ids), Some(Pool::NetworkIds));
+        assert_eq!(exhausted_pool(&modified), None);
+        assert_eq!(exhausted_pool(&api_error(500)), None);
+        assert!(!is_conflict(&ips) && !is_conflict(&ids) && is_conflict(&modified));
+        assert_eq!(retry_delay(&ReconcileError::Api(ips)), RETRY_AFTER);
+        assert_eq!(Pool::PublicIps.to_string(), "public IP address pool");
     }
 }

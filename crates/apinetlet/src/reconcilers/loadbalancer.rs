@@ -145,7 +145,13 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
     let current = lbs.get_opt(&source.uid).await?.map(|l| to_value(&l));
     keep_allocated_ips(&mut body, current.as_ref());
-    let applied = apply(&lbs, &source.uid, &body).await?;
+    let applied = match apply(&lbs, &source.uid, &body).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            let family = view.ip_families.first().map_or("IPv4", String::as_str);
+            return Err(super::note_exhaustion(&ctx, lb.as_ref(), e, family).await);
+        }
+    };
     let apinet_uid = applied.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
     let routings: Api<apinet::LoadBalancerRouting> = ctx.apinet_api();
     apply(
@@ -154,8 +160,12 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         &desired_routing(&ctx.namespace, &source, &apinet_uid, &dests),
     )
     .await?;
-    if let Some(patch) = status_patch(&status_ips(&v), &spec_ips(&to_value(&applied))) {
+    let allocated = spec_ips(&to_value(&applied));
+    if let Some(patch) = status_patch(&status_ips(&v), &allocated) {
         patch_status(&api, &lb, &patch).await?;
+        if view.lb_type == "Public" {
+            super::note_allocated(&ctx, lb.as_ref(), "public IPs", &allocated).await;
+        }
     }
     Ok(Action::await_change())
 }

@@ -28,8 +28,9 @@ use serde_json::Value;
 
 use crate::meta::{FIELD_MANAGER, Source};
 use crate::origin::Origin;
+use ironnet_runtime::events::{EventRecorder, Occurrence, reason};
 pub(crate) use ironnet_runtime::reconcile::{
-    CONFLICT_RETRY, RETRY_AFTER, ReconcileError, is_conflict, is_not_found,
+    CONFLICT_RETRY, Pool, RETRY_AFTER, ReconcileError, is_conflict, is_not_found,
 };
 
 /// Delay before checking again whether a deleted apinet object is gone (its own finalizers may hold it).
@@ -55,6 +56,53 @@ pub struct Ctx {
     /// One watch per ironcore kind for all of apinetlet's controllers (Networks and VirtualIPs are read by
     /// several), through `ironcore`.
     pub ironcore_informers: ironnet_runtime::informer::Informers,
+    /// Records Events on the ironcore objects, as [`EVENT_REPORTER`], through `ironcore`.
+    pub events: EventRecorder,
+}
+
+/// The reporting controller of apinetlet's Events (`kubectl describe`'s "From").
+pub const EVENT_REPORTER: &str = "apinetlet";
+
+/// Records a Warning `PoolExhausted` on `obj` if `err` says an allocation pool is exhausted (the API server
+/// allocates in admission, so the failed apply of the apinet object is where apinetlet learns it); returns
+/// `err` for the reconcile to fail with. `family` names the address family for public IPs.
+pub(crate) async fn note_exhaustion<K>(
+    ctx: &Ctx,
+    obj: &K,
+    err: ReconcileError,
+    family: &str,
+) -> ReconcileError
+where
+    K: Resource<DynamicType = ()>,
+{
+    let note = match err.exhausted_pool() {
+        Some(Pool::PublicIps) => format!(
+            "Cannot allocate a public {family} address: the {family} public IP address pool is exhausted (all IP addresses are already allocated); retrying until one is released"
+        ),
+        Some(Pool::NetworkIds) => "Cannot allocate a network ID: the network ID (VNI) pool is exhausted (all IDs are allocated); retrying until one is released".to_owned(),
+        None => return err,
+    };
+    ctx.events
+        .record(obj, Occurrence::warning(reason::POOL_EXHAUSTED, "Allocate", note))
+        .await;
+    err
+}
+
+/// Records a Normal `AddressAllocated` on `obj` saying it got `addresses` (nothing when there are none).
+pub(crate) async fn note_allocated<K>(ctx: &Ctx, obj: &K, what: &str, addresses: &[String])
+where
+    K: Resource<DynamicType = ()>,
+{
+    if addresses.is_empty() {
+        return;
+    }
+    let note = format!("Allocated {what} {}", addresses.join(", "));
+    ctx.events
+        .record(
+            obj,
+            Occurrence::normal(reason::ADDRESS_ALLOCATED, "Allocate", note),
+        )
+        .await;
 }
 
 impl std::fmt::Debug for Ctx {

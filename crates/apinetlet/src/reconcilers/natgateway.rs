@@ -76,7 +76,10 @@ async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconc
         &network,
         nat.spec.ports_per_network_interface,
     );
-    let gw = apply(&gateways, &source.uid, &body).await?;
+    let gw = match apply(&gateways, &source.uid, &body).await {
+        Ok(gw) => gw,
+        Err(e) => return Err(super::note_exhaustion(&ctx, nat.as_ref(), e, family).await),
+    };
     let autoscalers: Api<apinet::NATGatewayAutoscaler> = ctx.apinet_api();
     let gw_uid = gw.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
     apply(
@@ -85,8 +88,10 @@ async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconc
         &desired_autoscaler(&ctx.namespace, &source, &gw_uid),
     )
     .await?;
-    if let Some(patch) = status_patch(&status_ips(&v), &spec_ips(&to_value(&gw))) {
+    let allocated = spec_ips(&to_value(&gw));
+    if let Some(patch) = status_patch(&status_ips(&v), &allocated) {
         patch_status(&api, &nat, &patch).await?;
+        super::note_allocated(&ctx, nat.as_ref(), "public IPs", &allocated).await;
     }
     Ok(Action::await_change())
 }

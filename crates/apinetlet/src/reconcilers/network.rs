@@ -136,7 +136,7 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
             if !available {
                 patch_status(&api, &net, &json!({"status": {"state": "Pending"}})).await?;
             }
-            return Err(e);
+            return Err(super::note_exhaustion(&ctx, net.as_ref(), e, "").await);
         }
     };
     let id = applied.spec.id.clone();

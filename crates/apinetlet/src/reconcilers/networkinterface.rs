@@ -9,6 +9,7 @@ use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::{NetworkInterface, VirtualIP};
 use ironnet_runtime::cache::{IndexedStore, index_key, indexed_reflector};
+use ironnet_runtime::events::{Occurrence, reason};
 use ironnet_runtime::informer::BY_TARGET_UID;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -355,6 +356,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
         return Ok(Action::await_change());
     };
     let current_status = nic.status.as_ref().map(to_value).unwrap_or_else(|| json!({}));
+    let adopted = matches!(claimed, Some(Claimed::Adopted(_)));
     let apinet_nic = match claimed {
         Some(Claimed::Adopted(updated) | Claimed::Kept(updated)) => Some(updated),
         None => None,
@@ -381,10 +383,77 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
             Err(e) => return Err(e.into()),
         }
     }
+    if adopted {
+        ctx.events
+            .record(nic.as_ref(), placed_occurrence(&apinet_nic))
+            .await;
+    }
     if let Some(patch) = status_patch(&current_status, &desired_status(Some(&apinet_nic)), &now()) {
         patch_status(&api, &nic, &patch).await?;
+        for occurrence in status_occurrences(&patch, &apinet_nic) {
+            ctx.events.record(nic.as_ref(), occurrence).await;
+        }
     }
     Ok(Action::await_change())
+}
+
+/// The node an apinet interface (JSON) is on, for messages.
+fn node_of(apinet_nic: &Value) -> &str {
+    apinet_nic
+        .pointer("/spec/nodeRef/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<none>")
+}
+
+/// The Event of binding the ironcore interface to the apinet interface `apinet_nic` (JSON).
+fn placed_occurrence(apinet_nic: &Value) -> Occurrence {
+    let at = |p: &str| apinet_nic.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    Occurrence::normal(
+        reason::PLACED,
+        "Bind",
+        format!(
+            "Bound to network interface {}/{} on node {}",
+            at("/metadata/namespace"),
+            at("/metadata/name"),
+            node_of(apinet_nic)
+        ),
+    )
+}
+
+/// The Events a status patch of the ironcore interface stands for: `Ready` when it turns Available, and
+/// `AddressAllocated` when it gets IPs or a public IP.
+fn status_occurrences(patch: &Value, apinet_nic: &Value) -> Vec<Occurrence> {
+    let status = &patch["status"];
+    let mut out = Vec::new();
+    if status.get("state").and_then(Value::as_str) == Some("Available") {
+        out.push(Occurrence::normal(
+            reason::READY,
+            "Realize",
+            format!("Ready on node {}", node_of(apinet_nic)),
+        ));
+    }
+    let ips: Vec<&str> = status
+        .get("ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut parts = Vec::new();
+    if !ips.is_empty() {
+        parts.push(format!("IPs {}", ips.join(", ")));
+    }
+    if let Some(vip) = status.get("virtualIP").and_then(Value::as_str) {
+        parts.push(format!("public IP {vip}"));
+    }
+    if !parts.is_empty() {
+        out.push(Occurrence::normal(
+            reason::ADDRESS_ALLOCATED,
+            "Allocate",
+            format!("Assigned {}", parts.join(" and ")),
+        ));
+    }
+    out
 }
 
 /// The ironcore interfaces an apinet interface event concerns: its claimer, or (while unclaimed) the
@@ -476,5 +545,32 @@ mod tests {
             Some("u-1")
         );
         assert_eq!(selected_uid("garbage"), None);
+    }
+
+    #[test]
+    fn status_changes_become_ready_and_address_events() {
+        let apinet_nic = json!({"metadata": {"namespace": "apinet", "name": "web-1"}, "spec": {"nodeRef": {"name": "node-1"}}});
+        let notes = |patch: Value| -> Vec<(String, String)> {
+            status_occurrences(&patch, &apinet_nic)
+                .into_iter()
+                .map(|o| (o.reason, o.note))
+                .collect()
+        };
+        assert_eq!(
+            notes(json!({"status": {"state": "Available", "ips": ["10.0.0.1"], "virtualIP": "192.0.2.1"}})),
+            [
+                ("Ready".to_owned(), "Ready on node node-1".to_owned()),
+                (
+                    "AddressAllocated".to_owned(),
+                    "Assigned IPs 10.0.0.1 and public IP 192.0.2.1".to_owned()
+                ),
+            ]
+        );
+        // Turning Pending, or losing addresses, records nothing.
+        assert!(notes(json!({"status": {"state": "Pending", "ips": null, "virtualIP": null}})).is_empty());
+        assert_eq!(
+            placed_occurrence(&apinet_nic).note,
+            "Bound to network interface apinet/web-1 on node node-1"
+        );
     }
 }

@@ -25,6 +25,7 @@ use super::{
 use crate::meta::{APINET_API_VERSION, POLICY_RULE_FIELD_MANAGER, Source, derived_metadata, finalizers};
 use crate::networkpolicy::desired_network_policy;
 use crate::origin;
+use ironnet_runtime::events::{Occurrence, reason};
 
 async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if super::ignored(ctx.watch_filter.as_deref(), np.as_ref()) {
@@ -46,20 +47,54 @@ async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let body = desired_network_policy(&ctx.namespace, &source, &spec, &network)
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
     apply(&policies, &source.uid, &body).await?;
-    label_rule(&ctx, &source).await?;
+    if let Some(targets) = label_rule(&ctx, &source).await? {
+        // The rule follows interfaces as they come and go; the Event marks each change of its reach.
+        let note = match targets {
+            1 => "Applied to 1 network interface".to_owned(),
+            n => format!("Applied to {n} network interfaces"),
+        };
+        ctx.events
+            .record_change(
+                np.as_ref(),
+                Occurrence::normal(reason::POLICY_APPLIED, "Apply", note),
+            )
+            .await;
+    }
     Ok(Action::await_change())
 }
 
+/// The number of distinct network interfaces a NetworkPolicyRule (JSON) targets (an interface with two IPs
+/// is one target per IP in the rule).
+pub(crate) fn target_interfaces(rule: &serde_json::Value) -> usize {
+    let targets = rule.get("targets").and_then(serde_json::Value::as_array);
+    let mut names: Vec<String> = targets
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            t.pointer("/targetRef/uid")
+                .or_else(|| t.pointer("/targetRef/name"))
+                .or_else(|| t.get("ip"))
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names.len()
+}
+
 /// Puts the origin metadata on the policy's NetworkPolicyRule if it exists and lacks it (the rule itself is
-/// created by the controller-manager; applying only metadata here never creates an empty rule).
-async fn label_rule(ctx: &Ctx, source: &Source) -> Result<(), ReconcileError> {
+/// created by the controller-manager; applying only metadata here never creates an empty rule). Returns the
+/// number of interfaces the rule targets, if the rule exists.
+async fn label_rule(ctx: &Ctx, source: &Source) -> Result<Option<usize>, ReconcileError> {
     let rules: Api<apinet::NetworkPolicyRule> = ctx.apinet_api();
     let Some(rule) = rules.get_opt(&source.uid).await? else {
-        return Ok(());
+        return Ok(None);
     };
+    let targets = Some(target_interfaces(&to_value(&rule)));
     let o = origin::NETWORK_POLICY;
     if o.data_of(rule.labels(), rule.annotations()) == Some(source.origin_data()) {
-        return Ok(());
+        return Ok(targets);
     }
     let mut metadata = derived_metadata(&ctx.namespace, o, source);
     // Guarded by the observed version: a rule deleted and recreated meanwhile is labelled on its next event.
@@ -73,8 +108,8 @@ async fn label_rule(ctx: &Ctx, source: &Source) -> Result<(), ReconcileError> {
         )
         .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(targets),
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(targets),
         Err(e) => Err(e.into()),
     }
 }
@@ -119,4 +154,20 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         )
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_counted_per_interface() {
+        let rule = json!({"targets": [
+            {"ip": "10.0.0.1", "targetRef": {"name": "a", "uid": "ua"}},
+            {"ip": "fd00::1", "targetRef": {"name": "a", "uid": "ua"}},
+            {"ip": "10.0.0.2", "targetRef": {"name": "b", "uid": "ub"}},
+        ]});
+        assert_eq!(target_interfaces(&rule), 2);
+        assert_eq!(target_interfaces(&json!({})), 0);
+    }
 }

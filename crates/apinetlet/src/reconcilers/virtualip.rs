@@ -40,16 +40,22 @@ async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         .unwrap_or("IPv4");
     // A failed apply returns the error and leaves a previously reported address alone: a transient failure
     // must not withdraw an address the workload already uses.
-    let applied = apply(
+    let applied = match apply(
         &apinet_api,
         &source.uid,
         &desired_ip(&ctx.namespace, &source, family),
     )
-    .await?;
+    .await
+    {
+        Ok(applied) => applied,
+        Err(e) => return Err(super::note_exhaustion(&ctx, vip.as_ref(), e, family).await),
+    };
     let a = to_value(&applied);
     let allocated = a.pointer("/spec/ip").and_then(Value::as_str);
     if let Some(patch) = status_patch(current, allocated) {
         patch_status(&api, &vip, &patch).await?;
+        let ips: Vec<String> = allocated.map(str::to_owned).into_iter().collect();
+        super::note_allocated(&ctx, vip.as_ref(), "public IP", &ips).await;
     }
     Ok(Action::await_change())
 }

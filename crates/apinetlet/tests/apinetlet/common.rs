@@ -30,10 +30,15 @@ pub async fn env() -> Env {
 
 /// Like [`env`], with apinetlet configured by `config`.
 pub async fn env_with(config: ironnet_apinetlet::ApinetletConfig) -> Env {
+    env_with_prefix(config, PUBLIC_PREFIX).await
+}
+
+/// Like [`env_with`], allocating public IPs from `public_prefix`.
+pub async fn env_with_prefix(config: ironnet_apinetlet::ApinetletConfig, public_prefix: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("db"), EmbeddedOptions::default()).unwrap();
     let allocation = AllocationConfig {
-        public_prefixes: vec![PUBLIC_PREFIX.parse().unwrap()],
+        public_prefixes: vec![public_prefix.parse().unwrap()],
         ..AllocationConfig::default()
     };
     let server = ironnet_registry::build(Arc::new(store), &allocation, |b| b)
@@ -94,6 +99,25 @@ pub fn apinet(kind: &str) -> ApiResource {
 }
 
 impl Env {
+    /// Serves the API server on a loopback TCP port too (until the environment is dropped) and returns the
+    /// path of a kubeconfig for it, for the real kubectl.
+    pub async fn serve_tcp(&self) -> std::path::PathBuf {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = self._server.server.clone();
+        let mut stop = self._stop.subscribe();
+        tokio::spawn(async move {
+            let _ = server
+                .serve_with_shutdown(listener, async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await;
+        });
+        let path = self._dir.path().join("kubeconfig");
+        ironnet_apiserver::kubeconfig::write(&path, &format!("http://{addr}")).unwrap();
+        path
+    }
+
     /// A namespaced dynamic API (`None`: cluster-scoped).
     pub fn api(&self, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
         match ns {

@@ -2,6 +2,7 @@
 //! controller-manager, both on one embedded store.
 
 mod common;
+mod events;
 mod loadbalancer;
 mod natgateway;
 mod network;

@@ -18,6 +18,10 @@ pub mod release;
 
 use std::time::Duration;
 
+/// The reporting controller of the controller-manager's Events (`kubectl describe`'s "From"); the instance
+/// scheduler reports as upstream's `instance-scheduler` ([`placement::CONTROLLER_NAME`]).
+pub const EVENT_REPORTER: &str = "controller-manager";
+
 /// How long fan-in controllers (one object derived from all interfaces of a Network: LB routing,
 /// NetworkPolicy rules, NATGateway tables) wait for further triggers before reconciling.
 ///

@@ -13,6 +13,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::peering::{self, ObjectKey, PeeringClaimRef, PeeringNetworkView, PeeringRef};
+use ironnet_runtime::events::{EventRecorder, Occurrence, reason};
 use ironnet_runtime::informer::Informers;
 use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
@@ -52,6 +53,37 @@ pub(crate) fn incoming_of(n: &Network) -> Vec<PeeringClaimRef> {
 
 struct Ctx {
     client: Client,
+    events: EventRecorder,
+}
+
+/// Why each of `network`'s own peerings is not (yet) mutual: `(peering name, message)` for every peering
+/// whose target is missing, does not peer back, or is not Available. Nothing while `network` itself is not
+/// Available or is being deleted (its peerings are not evaluated then).
+pub fn pending_peerings<'a>(
+    network: &PeeringNetworkView,
+    lookup: impl Fn(&peering::ObjectKey) -> Option<&'a PeeringNetworkView>,
+) -> Vec<(String, String)> {
+    if network.deleting || !network.available {
+        return Vec::new();
+    }
+    let own = network.key();
+    network
+        .peerings
+        .iter()
+        .zip(network.peer_keys())
+        .filter_map(|(p, target)| {
+            let who = format!("Network {}/{}", target.namespace, target.name);
+            let why = match lookup(&target) {
+                None => format!("waiting for {who} to exist"),
+                Some(peer) if !peer.peer_keys().any(|k| k == own) => {
+                    format!("waiting for {who} to declare a peering to this Network")
+                }
+                Some(peer) if !peer.available => format!("waiting for {who} to become Available"),
+                Some(_) => return None,
+            };
+            Some((p.name.clone(), format!("Peering {}: {why}", p.name)))
+        })
+        .collect()
 }
 
 async fn reconcile_peering(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
@@ -71,6 +103,14 @@ async fn reconcile_peering(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, R
         }
     }
     let desired = peering::incoming_peerings(&own, |k| views.iter().find(|v| &v.key() == k));
+    for (_, note) in pending_peerings(&own, |k| views.iter().find(|v| &v.key() == k)) {
+        ctx.events
+            .record(
+                net.as_ref(),
+                Occurrence::normal(reason::PEERING_PENDING, "Peer", note),
+            )
+            .await;
+    }
     if desired == incoming_of(&net) {
         return Ok(Action::await_change());
     }
@@ -107,7 +147,10 @@ pub async fn run(
     let cfg = ControllerConfig::default().concurrency(concurrency);
     let peering_ctrl =
         Controller::for_stream(networks.subscribe(), networks.store().reader()).with_config(cfg);
-    let peering_ctx = Arc::new(Ctx { client });
+    let peering_ctx = Arc::new(Ctx {
+        events: EventRecorder::new(client.clone(), super::EVENT_REPORTER),
+        client,
+    });
     // A change of a Network affects its peering targets and the Networks it currently lists as peers
     // (kube-rs mappers only see the new object, so the claims stand in for the old peerings).
     let peering_ctrl = peering_ctrl.watches_stream(networks.subscribe(), |n| {

@@ -13,14 +13,14 @@ use futures::StreamExt;
 use ironnet_api::apinet::{Instance, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::daemonset::node_view;
 use crate::placement::{InstanceView, NodeView, PlacedInstance, Placement, instance_view_from_json, place};
+use ironnet_runtime::events::{EventRecorder, Occurrence};
 use ironnet_runtime::reconcile::{CONFLICT_RETRY, ReconcileError, is_conflict};
 
 /// Controller name, also the reporting controller of its events.
@@ -28,7 +28,7 @@ pub const CONTROLLER_NAME: &str = "instance-scheduler";
 
 struct Ctx {
     client: Client,
-    recorder: Recorder,
+    recorder: EventRecorder,
     /// The controller's cache of every Instance.
     instances: Store<Instance>,
     /// Bindings written but not yet seen in `instances`, by Instance UID.
@@ -109,17 +109,13 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         Placement::NoFit => {
             let note = format!("No nodes available to schedule {ns}/{} on", inst.name_any());
             tracing::info!(instance = %inst.name_any(), "{note}");
-            let ev = Event {
-                type_: EventType::Normal,
-                reason: "OutOfCapacity".into(),
-                note: Some(note),
-                action: "Scheduling".into(),
-                secondary: None,
-            };
-            // An event that cannot be recorded must not stop scheduling.
-            if let Err(e) = ctx.recorder.publish(&ev, &inst.object_ref(&())).await {
-                tracing::debug!(error = %e, "recording scheduling event failed");
-            }
+            // Upstream's reason and action; a failed write is logged, never stops scheduling.
+            ctx.recorder
+                .record(
+                    inst.as_ref(),
+                    Occurrence::normal("OutOfCapacity", "Scheduling", note),
+                )
+                .await;
             // A Node or Instance event brings it back (see `run`).
             Ok(Action::await_change())
         }
@@ -171,13 +167,7 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
     let store = ctrl.store();
     let (s1, s2) = (store.clone(), store);
     let (stop, trigger) = ironnet_runtime::shutdown::sync_shutdown(shutdown);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: CONTROLLER_NAME.into(),
-            instance: None,
-        },
-    );
+    let recorder = EventRecorder::new(client.clone(), CONTROLLER_NAME);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         recorder,

@@ -12,7 +12,15 @@
 //!
 //! Everything here is pure (slices in, slices out) so it is tested without TAP devices.
 
-use ironnet_dataplane::packet::checksum::{finish, pseudo_v4, pseudo_v6};
+use std::ops::Range;
+
+use ironnet_dataplane::packet::checksum::{finish, pseudo_v4, pseudo_v6, sum};
+use ironnet_dataplane::packet::ether::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EthernetFrame};
+use ironnet_dataplane::packet::ipv4::{self, Ipv4Packet, PROTO_TCP};
+use ironnet_dataplane::packet::ipv6::{self, Ipv6Packet};
+use ironnet_dataplane::packet::l4::{
+    TCP_ACK, TCP_CWR, TCP_FIN, TCP_MIN_HEADER_LEN, TCP_PSH, TcpPacket, tcp_field,
+};
 
 /// Size of `struct virtio_net_hdr` (no `num_buffers`: the TAP's default vnet header size).
 pub const VNET_HDR_LEN: usize = 10;
@@ -32,14 +40,6 @@ pub const GSO_ECN: u8 = 0x80;
 /// Largest header (Ethernet + VLAN + IP with options/extensions + TCP with options) that
 /// segmentation copies in front of every segment.
 const MAX_HDR: usize = 256;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_VLAN: u16 = 0x8100;
-const IPPROTO_TCP: u8 = 6;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_ACK: u8 = 0x10;
-const TCP_CWR: u8 = 0x80;
 
 /// `struct virtio_net_hdr`, little-endian on the wire (the TAP is switched to little-endian
 /// headers with `TUNSETVNETLE`).
@@ -87,40 +87,6 @@ impl VnetHdr {
     }
 }
 
-/// One's-complement sum of `data` as big-endian 16-bit words (odd trailing byte padded with
-/// zero), folded to 16 bits, not complemented: the same value as the dataplane's
-/// `checksum::sum(data, 0)` after folding, computed four bytes at a time.
-///
-/// The sum is byte-order independent (RFC 1071 §2(B)): adding native-endian words and reading
-/// the folded result's bytes as big-endian gives the big-endian sum.
-pub fn csum_sum(data: &[u8]) -> u32 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        // At most 2^32 additions of < 2^32 each fit in a u64 without overflow; frames are far
-        // smaller than 16 GiB.
-        acc += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = [0u8; 4];
-        last[..rest.len()].copy_from_slice(rest);
-        acc += u64::from(u32::from_ne_bytes(last));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    u32::from(u16::from_be_bytes((acc as u16).to_ne_bytes()))
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
 /// Completes a partial checksum (`VIRTIO_NET_HDR_F_NEEDS_CSUM`): sums `frame[start..]`, whose
 /// checksum field at `start + offset` already holds the pseudo-header sum, and stores the result
 /// there. Returns false (frame untouched) if the offsets do not fit the frame.
@@ -129,23 +95,17 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     if field + 2 > frame.len() {
         return false;
     }
-    let c = finish(csum_sum(&frame[start..]));
+    let c = finish(sum(&frame[start..], 0));
     // A computed 0 is sent as 0xffff (equivalent for TCP, required for UDP, where 0 means "no
     // checksum").
-    put16(frame, field, if c == 0 { 0xffff } else { c });
+    frame[field..field + 2].copy_from_slice(&if c == 0 { 0xffff_u16 } else { c }.to_be_bytes());
     true
 }
 
 /// Where the IP header starts and which IP version the frame carries (Ethernet, optionally one
 /// VLAN tag).
 fn l3(frame: &[u8]) -> Option<(usize, u16)> {
-    let mut at = 12;
-    let mut ethertype = be16(frame.get(..14)?, at);
-    if ethertype == ETH_P_VLAN {
-        at += 4;
-        ethertype = be16(frame.get(..at + 2)?, at);
-    }
-    Some((at + 2, ethertype))
+    EthernetFrame::new_checked(frame).ok()?.network_layer()
 }
 
 /// Offsets of a TCP frame: IP header, TCP header, payload.
@@ -162,54 +122,65 @@ struct TcpLayout {
 fn tcp_layout(frame: &[u8], l4: usize) -> Option<TcpLayout> {
     let (l3, ethertype) = l3(frame)?;
     let v4 = match ethertype {
-        ETH_P_IPV4 => {
-            let ihl = usize::from(*frame.get(l3)? & 0x0f) * 4;
-            if frame[l3] >> 4 != 4 || ihl < 20 || l3 + ihl != l4 || frame.get(l3 + 9) != Some(&IPPROTO_TCP) {
+        ETHERTYPE_IPV4 => {
+            let ip = frame.get(l3..).filter(|b| b.len() > ipv4::field::PROTOCOL)?;
+            let ip = Ipv4Packet::new_unchecked(ip);
+            if ip.version() != 4
+                || ip.header_len() < ipv4::MIN_HEADER_LEN
+                || l3 + ip.header_len() != l4
+                || ip.protocol() != PROTO_TCP
+            {
                 return None;
             }
             true
         }
-        ETH_P_IPV6 => {
-            if *frame.get(l3)? >> 4 != 6 || l4 < l3 + 40 {
+        ETHERTYPE_IPV6 => {
+            let ip = Ipv6Packet::new_unchecked(frame.get(l3..).filter(|b| !b.is_empty())?);
+            if ip.version() != 6 || l4 < l3 + ipv6::HEADER_LEN {
                 return None;
             }
             false
         }
         _ => return None,
     };
-    let thl = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+    let tcp = frame.get(l4..).filter(|b| b.len() > tcp_field::DATA_OFFSET)?;
+    let thl = TcpPacket::new_unchecked(tcp).header_len();
     let payload = l4 + thl;
-    if thl < 20 || payload > frame.len() || payload > MAX_HDR {
+    if thl < TCP_MIN_HEADER_LEN || payload > frame.len() || payload > MAX_HDR {
         return None;
     }
     Some(TcpLayout { l3, l4, payload, v4 })
 }
 
+/// Sets the IP length field of a frame of `frame_len` bytes (IPv4: total length, and the header
+/// checksum recomputed; IPv6: payload length) whose IP header starts at `t.l3`.
+fn set_ip_len(ip: &mut [u8], t: TcpLayout, frame_len: usize) {
+    // Callers bound the IP datagram to 64 KiB (a GSO super-frame's limit), so the lengths fit.
+    if t.v4 {
+        let mut ip = Ipv4Packet::new_unchecked(ip);
+        ip.set_total_len((frame_len - t.l3) as u16);
+        ip.fill_checksum();
+    } else {
+        Ipv6Packet::new_unchecked(ip).set_payload_len((frame_len - t.l3 - ipv6::HEADER_LEN) as u16);
+    }
+}
+
 /// Rewrites the IP length fields, the IPv4 header checksum and the full TCP checksum of one
 /// segment whose headers are at `seg[..layout.payload]`.
 fn fix_segment(seg: &mut [u8], t: TcpLayout) {
-    let l4_len = seg.len() - t.l4;
-    if t.v4 {
-        put16(seg, t.l3 + 2, (seg.len() - t.l3) as u16);
-        put16(seg, t.l3 + 10, 0);
-        let c = finish(csum_sum(&seg[t.l3..t.l4]));
-        put16(seg, t.l3 + 10, c);
-    } else {
-        put16(seg, t.l3 + 4, (seg.len() - t.l3 - 40) as u16);
-    }
-    put16(seg, t.l4 + 16, 0);
-    let pseudo = pseudo_sum(seg, t, l4_len as u32);
-    let c = finish(pseudo + csum_sum(&seg[t.l4..]));
-    put16(seg, t.l4 + 16, c);
+    let len = seg.len();
+    set_ip_len(&mut seg[t.l3..], t, len);
+    let pseudo = pseudo_sum(seg, t, (len - t.l4) as u32);
+    TcpPacket::new_unchecked(&mut seg[t.l4..]).fill_checksum(pseudo);
 }
 
 fn pseudo_sum(frame: &[u8], t: TcpLayout, l4_len: u32) -> u32 {
     if t.v4 {
-        let a = |at: usize| -> [u8; 4] { frame[at..at + 4].try_into().unwrap_or_default() };
-        pseudo_v4(a(t.l3 + 12), a(t.l3 + 16), IPPROTO_TCP, l4_len as u16)
+        let ip = Ipv4Packet::new_unchecked(&frame[t.l3..]);
+        pseudo_v4(ip.src_octets(), ip.dst_octets(), PROTO_TCP, l4_len as u16)
     } else {
-        let a = |at: usize| -> [u8; 16] { frame[at..at + 16].try_into().unwrap_or_default() };
-        pseudo_v6(a(t.l3 + 8), a(t.l3 + 24), IPPROTO_TCP, l4_len)
+        let ip = Ipv6Packet::new_unchecked(&frame[t.l3..]);
+        pseudo_v6(ip.src_octets(), ip.dst_octets(), PROTO_TCP, l4_len)
     }
 }
 
@@ -256,9 +227,15 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
     let total = frame.len() - hl;
     let mut template = [0u8; MAX_HDR];
     template[..hl].copy_from_slice(&frame[..hl]);
-    let seq0 = u32::from_be_bytes(template[t.l4 + 4..t.l4 + 8].try_into().unwrap_or_default());
-    let id0 = be16(&template, t.l3 + 4);
-    let flags0 = template[t.l4 + 13];
+    let (seq0, flags0) = {
+        let tcp = TcpPacket::new_unchecked(&template[t.l4..hl]);
+        (tcp.seq_number(), tcp.flags())
+    };
+    let id0 = if t.v4 {
+        Ipv4Packet::new_unchecked(&template[t.l3..t.l4]).ident()
+    } else {
+        0
+    };
     let count = total.div_ceil(mss).max(1);
     for k in 0..count {
         let start = hl + k * mss;
@@ -268,7 +245,6 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
             seg[..hl].copy_from_slice(&template[..hl]);
         }
         let off = (k * mss) as u32;
-        seg[t.l4 + 4..t.l4 + 8].copy_from_slice(&seq0.wrapping_add(off).to_be_bytes());
         let mut flags = flags0;
         if k + 1 < count {
             flags &= !(TCP_FIN | TCP_PSH);
@@ -276,9 +252,13 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
         if k > 0 {
             flags &= !TCP_CWR;
         }
-        seg[t.l4 + 13] = flags;
+        {
+            let mut tcp = TcpPacket::new_unchecked(&mut seg[t.l4..]);
+            tcp.set_seq_number(seq0.wrapping_add(off));
+            tcp.set_flags(flags);
+        }
         if t.v4 {
-            put16(seg, t.l3 + 4, id0.wrapping_add(k as u16));
+            Ipv4Packet::new_unchecked(&mut seg[t.l3..]).set_ident(id0.wrapping_add(k as u16));
         }
         fix_segment(seg, t);
         emit(seg);
@@ -355,12 +335,12 @@ impl Coalescer {
         if payload > self.mss
             || self.len + payload - t.l3 > MAX_MERGED_IP
             || !same_flow(pending, frame, t)
-            || be32(frame, t.l4 + 4) != self.next_seq
+            || tcp_at(frame, t).seq_number() != self.next_seq
             || !segment_checksum_ok(frame, t)
         {
             return false;
         }
-        let flags = frame[t.l4 + 13];
+        let flags = tcp_at(frame, t).flags();
         if flags & !TCP_PSH != TCP_ACK {
             return false;
         }
@@ -370,7 +350,7 @@ impl Coalescer {
         self.segments += 1;
         self.next_seq = self.next_seq.wrapping_add(payload as u32);
         // The merged header carries the latest PSH.
-        self.buf[VNET_HDR_LEN + t.l4 + 13] |= flags & TCP_PSH;
+        self.buf[VNET_HDR_LEN + t.l4 + tcp_field::FLAGS] |= flags & TCP_PSH;
         self.closed = payload < self.mss || flags & TCP_PSH != 0;
         true
     }
@@ -380,12 +360,14 @@ impl Coalescer {
             return false;
         };
         let l4 = match ethertype {
-            ETH_P_IPV4 => match frame.get(l3) {
-                Some(b) => l3 + usize::from(b & 0x0f) * 4,
+            ETHERTYPE_IPV4 => match frame.get(l3..).filter(|b| !b.is_empty()) {
+                Some(b) => l3 + Ipv4Packet::new_unchecked(b).header_len(),
                 None => return false,
             },
             // Only a plain IPv6 header directly followed by TCP; extension headers pass alone.
-            ETH_P_IPV6 if frame.get(l3 + 6) == Some(&IPPROTO_TCP) => l3 + 40,
+            ETHERTYPE_IPV6 if frame.get(l3 + ipv6::field::NXT_HDR) == Some(&PROTO_TCP) => {
+                l3 + ipv6::HEADER_LEN
+            }
             _ => return false,
         };
         let Some(t) = tcp_layout(frame, l4) else {
@@ -394,10 +376,10 @@ impl Coalescer {
         if frame.len() <= t.payload || frame.len() - t.l3 > MAX_MERGED_IP {
             return false;
         }
-        let flags = frame[t.l4 + 13];
+        let flags = tcp_at(frame, t).flags();
         if ip_len(frame, t) != frame.len() - t.l3
             || flags & !TCP_PSH != TCP_ACK
-            || (t.v4 && be16(frame, t.l3 + 6) & 0x3fff != 0)
+            || (t.v4 && Ipv4Packet::new_unchecked(&frame[t.l3..]).is_fragment())
             || !segment_checksum_ok(frame, t)
         {
             return false;
@@ -407,7 +389,7 @@ impl Coalescer {
         self.layout = Some(t);
         self.mss = frame.len() - t.payload;
         self.segments = 1;
-        self.next_seq = be32(frame, t.l4 + 4).wrapping_add(self.mss as u32);
+        self.next_seq = tcp_at(frame, t).seq_number().wrapping_add(self.mss as u32);
         self.closed = flags & TCP_PSH != 0;
         true
     }
@@ -427,24 +409,17 @@ impl Coalescer {
         let hdr = if self.segments == 1 {
             VnetHdr::default()
         } else {
-            if t.v4 {
-                put16(frame, t.l3 + 2, (len - t.l3) as u16);
-                put16(frame, t.l3 + 10, 0);
-                let c = finish(csum_sum(&frame[t.l3..t.l4]));
-                put16(frame, t.l3 + 10, c);
-            } else {
-                put16(frame, t.l3 + 4, (len - t.l3 - 40) as u16);
-            }
+            set_ip_len(&mut frame[t.l3..], t, len);
             // NEEDS_CSUM: the field holds the folded pseudo-header sum, not complemented.
             let pseudo = pseudo_sum(frame, t, (len - t.l4) as u32);
-            put16(frame, t.l4 + 16, !finish(pseudo));
+            TcpPacket::new_unchecked(&mut frame[t.l4..]).set_checksum(!finish(pseudo));
             VnetHdr {
                 flags: F_NEEDS_CSUM,
                 gso_type: if t.v4 { GSO_TCPV4 } else { GSO_TCPV6 },
                 hdr_len: t.payload as u16,
                 gso_size: self.mss as u16,
                 csum_start: t.l4 as u16,
-                csum_offset: 16,
+                csum_offset: tcp_field::CHECKSUM.start as u16,
             }
         };
         self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.to_bytes());
@@ -452,18 +427,25 @@ impl Coalescer {
     }
 }
 
+/// The TCP header of a frame with layout `t`.
+fn tcp_at(frame: &[u8], t: TcpLayout) -> TcpPacket<&[u8]> {
+    TcpPacket::new_unchecked(&frame[t.l4..])
+}
+
 /// The length the IP header claims. It must describe the frame exactly (no Ethernet padding, no
 /// truncation) for a segment to be merged.
 fn ip_len(frame: &[u8], t: TcpLayout) -> usize {
     if t.v4 {
-        usize::from(be16(frame, t.l3 + 2))
+        Ipv4Packet::new_unchecked(&frame[t.l3..]).total_len()
     } else {
-        usize::from(be16(frame, t.l3 + 4)) + 40
+        Ipv6Packet::new_unchecked(&frame[t.l3..]).payload_len() + ipv6::HEADER_LEN
     }
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+/// Whether the bytes of `field` of the header at `base` are equal in `a` and `b`.
+fn same(a: &[u8], b: &[u8], base: usize, field: Range<usize>) -> bool {
+    let r = base + field.start..base + field.end;
+    a[r.clone()] == b[r]
 }
 
 /// Whether `frame` has the same headers as `pending` apart from what differs between segments of
@@ -474,26 +456,30 @@ fn same_flow(pending: &[u8], frame: &[u8], t: TcpLayout) -> bool {
         return false;
     }
     let (a, b) = (&pending[..h], &frame[..h]);
-    let ip_same = if t.v4 {
-        // version..tos | flags/frag..protocol | addresses and options
-        a[..t.l3 + 2] == b[..t.l3 + 2]
-            && a[t.l3 + 6..t.l3 + 10] == b[t.l3 + 6..t.l3 + 10]
-            && a[t.l3 + 12..t.l4] == b[t.l3 + 12..t.l4]
-    } else {
-        a[..t.l3 + 4] == b[..t.l3 + 4] && a[t.l3 + 6..t.l4] == b[t.l3 + 6..t.l4]
-    };
+    let (ip_hl, tcp_hl) = (t.l4 - t.l3, h - t.l4);
+    let ip_same = a[..t.l3] == b[..t.l3]
+        && if t.v4 {
+            use ipv4::field as f;
+            same(a, b, t.l3, f::VER_IHL..f::DSCP_ECN + 1)
+                && same(a, b, t.l3, f::FLG_OFF.start..f::PROTOCOL + 1)
+                && same(a, b, t.l3, f::SRC_ADDR.start..ip_hl)
+        } else {
+            use ipv6::field as f;
+            same(a, b, t.l3, f::VER_TC_FLOW) && same(a, b, t.l3, f::NXT_HDR..ip_hl)
+        };
     // TCP: ports | ack, data offset | window | urgent pointer and options (flags compared by
     // the caller).
+    use tcp_field as f;
     ip_same
-        && a[t.l4..t.l4 + 4] == b[t.l4..t.l4 + 4]
-        && a[t.l4 + 8..t.l4 + 13] == b[t.l4 + 8..t.l4 + 13]
-        && a[t.l4 + 14..t.l4 + 16] == b[t.l4 + 14..t.l4 + 16]
-        && a[t.l4 + 18..h] == b[t.l4 + 18..h]
+        && same(a, b, t.l4, f::SRC_PORT.start..f::DST_PORT.end)
+        && same(a, b, t.l4, f::ACK_NUM.start..f::FLAGS)
+        && same(a, b, t.l4, f::WIN_SIZE)
+        && same(a, b, t.l4, f::URGENT.start..tcp_hl)
 }
 
 fn segment_checksum_ok(frame: &[u8], t: TcpLayout) -> bool {
     let pseudo = pseudo_sum(frame, t, (frame.len() - t.l4) as u32);
-    finish(pseudo + csum_sum(&frame[t.l4..])) == 0
+    tcp_at(frame, t).verify_checksum(pseudo)
 }
 
 #[cfg(test)]

@@ -1,21 +1,34 @@
 //! Internet checksum (RFC 1071) and incremental updates (RFC 1624) for NAT rewrites.
 
 /// One's-complement sum of `data` (as big-endian 16-bit words, odd trailing byte padded with zero) added to
-/// `initial`, not yet folded or complemented.
+/// `initial`, not yet complemented; [`finish`] turns it into the checksum field value.
+///
+/// Computed four bytes at a time in native byte order: the one's-complement sum is byte-order independent
+/// (RFC 1071 section 2(B)), so adding native-endian 32-bit words, folding to 16 bits and reading that result's bytes
+/// as big-endian gives the big-endian word sum. Byte positions keep their parity (the odd trailing byte stays the
+/// high byte of its word), so odd lengths need no special case beyond zero padding.
 #[inline]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    let mut acc = u64::from(initial);
-    let mut chunks = data.chunks_exact(2);
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        // 2^32 additions of values below 2^32 fit in a u64; a frame is far smaller than 16 GiB.
+        acc += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
     }
-    if let [b] = chunks.remainder() {
-        acc += u64::from(u16::from_be_bytes([*b, 0]));
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 4];
+        last[..rest.len()].copy_from_slice(rest);
+        acc += u64::from(u32::from_ne_bytes(last));
     }
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
-    acc as u32
+    // `acc` fits 16 bits after the loop: the cast keeps every bit.
+    let words = u16::from_be_bytes((acc as u16).to_ne_bytes());
+    let s = u64::from(initial) + u64::from(words);
+    // One fold keeps the sum's value modulo 0xffff and brings it into 32 bits (at most 0x1_0000_fffe before).
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 
 /// Folds a 32-bit sum to 16 bits and complements it: the checksum field value.
@@ -77,14 +90,39 @@ mod tests {
 
     #[test]
     fn rfc1071_example() {
-        // RFC 1071 §3 example words 0001 f203 f4f5 f6f7 sum to ddf2.
+        // RFC 1071 section 3 example words 0001 f203 f4f5 f6f7 sum to ddf2.
         assert_eq!(
             finish(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0)),
             !0xddf2
         );
     }
 
+    /// The plain definition: big-endian 16-bit words summed one at a time.
+    fn reference_sum(data: &[u8]) -> u32 {
+        let mut acc = 0u64;
+        for w in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u32
+    }
+
+    #[test]
+    fn odd_length_pads_the_last_byte_as_a_high_byte() {
+        // 0x0102 + 0x0300 = 0x0402.
+        assert_eq!(finish(sum(&[1, 2, 3], 0)), !0x0402);
+        assert_eq!(finish(sum(&[], 0)), 0xffff);
+    }
+
     proptest! {
+        #[test]
+        fn fast_sum_equals_the_word_by_word_definition(data in proptest::collection::vec(any::<u8>(), 0..3000),
+                                                         initial in 0u32..0x0010_0000) {
+            prop_assert_eq!(finish(sum(&data, initial)), finish(reference_sum(&data) + initial));
+        }
+
         #[test]
         fn incremental_update_equals_recomputation(mut data in proptest::collection::vec(any::<u8>(), 8..64),
                                                    at in 0usize..3, new in any::<[u8; 4]>()) {

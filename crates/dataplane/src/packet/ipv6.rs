@@ -3,10 +3,29 @@
 
 use std::net::Ipv6Addr;
 
-use super::{ParseError, be16, put16};
+use super::{Field, ParseError, Rest, get_16, get_u16, set_u16};
+
+/// Byte ranges of the fixed IPv6 header fields.
+pub mod field {
+    use super::{Field, Rest};
+    /// Version (4 bits), traffic class (8 bits) and flow label (20 bits).
+    pub const VER_TC_FLOW: Field = 0..4;
+    /// Payload length.
+    pub const LENGTH: Field = 4..6;
+    /// Next header.
+    pub const NXT_HDR: usize = 6;
+    /// Hop limit.
+    pub const HOP_LIMIT: usize = 7;
+    /// Source address.
+    pub const SRC_ADDR: Field = 8..24;
+    /// Destination address.
+    pub const DST_ADDR: Field = 24..40;
+    /// The payload.
+    pub const PAYLOAD: Rest = 40..;
+}
 
 /// Length of the fixed IPv6 header.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
 /// Next header ICMPv6.
 pub const NH_ICMPV6: u8 = 58;
 /// Next header IPv4-in-IPv6.
@@ -21,52 +40,85 @@ pub struct Ipv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Wraps `buffer` without validating it; accessors panic on a buffer shorter than the field they read.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        Ipv6Packet { buffer }
+    }
+
     /// Wraps and validates `buffer`.
     pub fn new_checked(buffer: T) -> Result<Self, ParseError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(ParseError::Truncated);
         }
-        if b[0] >> 4 != 6 {
+        let p = Ipv6Packet::new_unchecked(b);
+        if p.version() != 6 {
             return Err(ParseError::Malformed);
         }
-        if HEADER_LEN + usize::from(be16(b, 4)) > b.len() {
+        if HEADER_LEN + p.payload_len() > b.len() {
             return Err(ParseError::Truncated);
         }
         Ok(Ipv6Packet { buffer })
     }
 
+    /// IP version (6 for a valid packet).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_TC_FLOW.start] >> 4
+    }
+
+    /// Traffic class.
+    pub fn traffic_class(&self) -> u8 {
+        (get_u16(self.buffer.as_ref(), field::VER_TC_FLOW.start..2) >> 4) as u8
+    }
+
+    /// Flow label.
+    pub fn flow_label(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::VER_TC_FLOW];
+        u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]])
+    }
+
     /// Payload length field.
     #[inline]
     pub fn payload_len(&self) -> usize {
-        usize::from(be16(self.buffer.as_ref(), 4))
+        usize::from(get_u16(self.buffer.as_ref(), field::LENGTH))
     }
 
     /// Next header.
     #[inline]
     pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[6]
+        self.buffer.as_ref()[field::NXT_HDR]
     }
 
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[7]
+        self.buffer.as_ref()[field::HOP_LIMIT]
+    }
+
+    /// Source address bytes.
+    #[inline]
+    pub fn src_octets(&self) -> [u8; 16] {
+        get_16(self.buffer.as_ref(), field::SRC_ADDR)
+    }
+
+    /// Destination address bytes.
+    #[inline]
+    pub fn dst_octets(&self) -> [u8; 16] {
+        get_16(self.buffer.as_ref(), field::DST_ADDR)
     }
 
     /// Source address.
     #[inline]
     pub fn src(&self) -> Ipv6Addr {
-        let mut o = [0u8; 16];
-        o.copy_from_slice(&self.buffer.as_ref()[8..24]);
-        Ipv6Addr::from(o)
+        Ipv6Addr::from(self.src_octets())
     }
 
     /// Destination address.
     #[inline]
     pub fn dst(&self) -> Ipv6Addr {
-        let mut o = [0u8; 16];
-        o.copy_from_slice(&self.buffer.as_ref()[24..40]);
-        Ipv6Addr::from(o)
+        Ipv6Addr::from(self.dst_octets())
     }
 
     /// The payload (up to `payload_len`).
@@ -77,14 +129,38 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
-    /// Sets the source address (IPv6 has no header checksum).
+    /// Sets version 6, the traffic class and the flow label (only its low 20 bits are used).
+    pub fn set_version_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
+        let v = (6u32 << 28) | (u32::from(traffic_class) << 20) | (flow_label & 0x000f_ffff);
+        self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Sets the payload length field.
+    #[inline]
+    pub fn set_payload_len(&mut self, len: u16) {
+        set_u16(self.buffer.as_mut(), field::LENGTH, len);
+    }
+
+    /// Sets the next header.
+    pub fn set_next_header(&mut self, nh: u8) {
+        self.buffer.as_mut()[field::NXT_HDR] = nh;
+    }
+
+    /// Sets the hop limit.
+    pub fn set_hop_limit(&mut self, h: u8) {
+        self.buffer.as_mut()[field::HOP_LIMIT] = h;
+    }
+
+    /// Sets the source address (IPv6 has no header checksum; an L4 checksum covering it is the caller's).
+    #[inline]
     pub fn set_src(&mut self, a: Ipv6Addr) {
-        self.buffer.as_mut()[8..24].copy_from_slice(&a.octets());
+        self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst(&mut self, a: Ipv6Addr) {
-        self.buffer.as_mut()[24..40].copy_from_slice(&a.octets());
+        self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&a.octets());
     }
 
     /// The payload, mutable.
@@ -124,14 +200,13 @@ impl Ipv6Repr {
     /// Writes the header (traffic class 0, flow label 0) into `out[..40]`. `payload_len` must be ≤ 65535.
     #[inline]
     pub fn emit(&self, out: &mut [u8]) {
-        out[0] = 0x60;
-        out[1] = 0;
-        out[2] = 0;
-        out[3] = 0;
-        put16(out, 4, self.payload_len as u16);
-        out[6] = self.next_header;
-        out[7] = self.hop_limit;
-        out[8..24].copy_from_slice(&self.src.octets());
-        out[24..40].copy_from_slice(&self.dst.octets());
+        let mut p = Ipv6Packet::new_unchecked(out);
+        p.set_version_tc_flow(0, 0);
+        // The contract bounds `payload_len` to the 16-bit field.
+        p.set_payload_len(self.payload_len as u16);
+        p.set_next_header(self.next_header);
+        p.set_hop_limit(self.hop_limit);
+        p.set_src(self.src);
+        p.set_dst(self.dst);
     }
 }

@@ -3,6 +3,13 @@
 //! Views (`*Packet<T>`) wrap a byte buffer and read or write fields in place; `new_checked` validates that the
 //! buffer holds the fixed header and that length fields are consistent, so accessors never panic afterwards.
 //! Representations (`*Repr`) are plain structs for building frames in host services and tests.
+//!
+//! The layout follows smoltcp's `wire` module: every view names its header fields as byte ranges in a `field`
+//! module (`ipv4::field::SRC_ADDR` is `12..16`), and reads and writes only through those names. Setters live on
+//! `T: AsMut<[u8]>`; the ones the NAT rewrite uses update checksums incrementally (RFC 1624) so a rewrite costs a
+//! few additions instead of a pass over the packet. `new_checked` validates a buffer; `new_unchecked` wraps one the
+//! caller has already validated (the pipeline parses each packet once and then rewrites it through unchecked views),
+//! and its accessors panic on a buffer too short for the field they touch.
 
 pub mod arp;
 pub mod checksum;
@@ -11,6 +18,11 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+
+/// A header field: the byte range it occupies, relative to the start of its header.
+pub type Field = core::ops::Range<usize>;
+/// Everything from a byte offset on (a header's payload or options).
+pub type Rest = core::ops::RangeFrom<usize>;
 
 /// Why a header view rejected a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +46,44 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
+
+/// The big-endian 16-bit value of a two-byte field.
+#[inline]
+pub(crate) fn get_u16(b: &[u8], f: Field) -> u16 {
+    be16(b, f.start)
+}
+
+/// Writes a big-endian 16-bit value into a two-byte field.
+#[inline]
+pub(crate) fn set_u16(b: &mut [u8], f: Field, v: u16) {
+    put16(b, f.start, v);
+}
+
+/// The bytes of a four-byte field.
+#[inline]
+pub(crate) fn get_4(b: &[u8], f: Field) -> [u8; 4] {
+    let w = &b[f.start..f.start + 4];
+    [w[0], w[1], w[2], w[3]]
+}
+
+/// The bytes of a sixteen-byte field.
+#[inline]
+pub(crate) fn get_16(b: &[u8], f: Field) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&b[f.start..f.start + 16]);
+    o
+}
+
+/// The bytes of a six-byte (MAC address) field.
+#[inline]
+pub(crate) fn get_6(b: &[u8], f: Field) -> [u8; 6] {
+    let mut o = [0u8; 6];
+    o.copy_from_slice(&b[f.start..f.start + 6]);
+    o
+}
+
+#[cfg(test)]
+mod wire_tests;
 
 #[cfg(test)]
 mod tests {

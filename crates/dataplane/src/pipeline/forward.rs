@@ -13,12 +13,10 @@ use crate::flow::{
     Flow, FlowDir, FlowError, FlowId, FlowKey, FlowKind, FlowTable, FwdCache, NatTag, Rewrite,
 };
 use crate::nat::SocketKey;
-use crate::packet::checksum::update16;
 use crate::packet::ether::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use crate::packet::icmp;
-use crate::packet::ipv4::PROTO_ICMP;
-use crate::packet::ipv6::{self, Ipv6Repr, NH_IPV4, NH_IPV6};
-use crate::packet::{be16, put16};
+use crate::packet::icmp::{self, IcmpPacket};
+use crate::packet::ipv4::{Ipv4Packet, PROTO_ICMP};
+use crate::packet::ipv6::{self, Ipv6Packet, Ipv6Repr, NH_IPV4, NH_IPV6};
 use crate::port::PortId;
 use crate::stats::DropReason;
 use crate::underlay::VnfKind;
@@ -543,21 +541,21 @@ impl Dataplane {
     /// Turns the echo request at `l3` into an echo reply sent back through the tunnel to `outer_src`.
     fn echo_reply(&mut self, pkt: &mut Packet, l3: usize, v6: bool, outer_src: Ipv6Addr) -> Outcome {
         let data = &mut pkt.data_mut()[l3..];
-        let (src_at, alen, l4, reply) = if v6 {
-            (8, 16, ipv6::HEADER_LEN, icmp::V6_ECHO_REPLY)
-        } else {
-            (12, 4, usize::from(data[0] & 0x0f) * 4, icmp::V4_ECHO_REPLY)
-        };
         // Swapping source and destination keeps every checksum (the sum is commutative).
-        let mut tmp = [0u8; 16];
-        tmp[..alen].copy_from_slice(&data[src_at..src_at + alen]);
-        data.copy_within(src_at + alen..src_at + 2 * alen, src_at);
-        data[src_at + alen..src_at + 2 * alen].copy_from_slice(&tmp[..alen]);
-        let old = be16(data, l4);
-        data[l4] = reply;
-        let new = be16(data, l4);
-        let c = update16(be16(data, l4 + 2), old, new);
-        put16(data, l4 + 2, c);
+        let (l4, reply) = if v6 {
+            let mut ip = Ipv6Packet::new_unchecked(&mut *data);
+            let (src, dst) = (ip.src(), ip.dst());
+            ip.set_src(dst);
+            ip.set_dst(src);
+            (ipv6::HEADER_LEN, icmp::V6_ECHO_REPLY)
+        } else {
+            let mut ip = Ipv4Packet::new_unchecked(&mut *data);
+            let (src, dst) = (ip.src(), ip.dst());
+            ip.set_src(dst);
+            ip.set_dst(src);
+            (ip.header_len(), icmp::V4_ECHO_REPLY)
+        };
+        IcmpPacket::new_unchecked(&mut data[l4..]).set_msg_type_update(reply);
         self.encap(pkt, l3, v6, self.config.host_underlay, outer_src, 0)
     }
 

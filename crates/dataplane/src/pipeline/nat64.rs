@@ -14,11 +14,11 @@ use crate::firewall::Direction;
 use crate::flow::{Flow, FlowDir, FlowKey, FlowKind, NatTag};
 use crate::nat::SocketKey;
 use crate::packet::checksum::{pseudo_v4, pseudo_v6};
-use crate::packet::icmp;
-use crate::packet::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-use crate::packet::ipv6::{Ipv6Repr, NH_ICMPV6};
-use crate::packet::l4::fill_checksum;
-use crate::packet::{checksum, put16};
+use crate::packet::ether;
+use crate::packet::icmp::{self, IcmpPacket};
+use crate::packet::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::packet::ipv6::{self, Ipv6Packet, Ipv6Repr, NH_ICMPV6};
+use crate::packet::l4::{TcpPacket, UdpPacket};
 use crate::stats::DropReason;
 
 /// The well-known NAT64 prefix 64:ff9b::/96.
@@ -153,52 +153,53 @@ fn to_ipv4(
     let l4 = p.l4;
     let data = pkt.data_mut();
     let l4len = data.len() - l4;
-    if 20 + l4len > usize::from(u16::MAX) {
+    if ipv4::MIN_HEADER_LEN + l4len > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
     }
-    let hop = data[l3 + 7];
-    let dst4 = [data[l3 + 36], data[l3 + 37], data[l3 + 38], data[l3 + 39]];
+    let (hop, dst4) = {
+        let ip6 = Ipv6Packet::new_unchecked(&data[l3..]);
+        let d = ip6.dst_octets();
+        (ip6.hop_limit(), Ipv4Addr::new(d[12], d[13], d[14], d[15]))
+    };
     let proto = if p.key.proto == NH_ICMPV6 {
         PROTO_ICMP
     } else {
         p.key.proto
     };
+    let h = l4 - ipv4::MIN_HEADER_LEN;
+    let (hdr, seg) = data[h..].split_at_mut(ipv4::MIN_HEADER_LEN);
+    Ipv4Repr {
+        src: nat_ip,
+        dst: dst4,
+        protocol: proto,
+        payload_len: l4len,
+        ttl: hop,
+    }
+    .emit(hdr);
+    // The translated segment's length fits 16 bits (checked above).
+    let pseudo = pseudo_v4(nat_ip.octets(), dst4.octets(), proto, l4len as u16);
     match proto {
-        PROTO_TCP | PROTO_UDP => put16(data, l4, nat_port),
+        PROTO_TCP => {
+            let mut t = TcpPacket::new_unchecked(seg);
+            t.set_src_port(nat_port);
+            t.fill_checksum(pseudo);
+        }
+        PROTO_UDP => {
+            let mut u = UdpPacket::new_unchecked(seg);
+            u.set_src_port(nat_port);
+            u.fill_checksum(pseudo);
+        }
         _ => {
-            data[l4] = if data[l4] == icmp::V6_ECHO_REPLY {
+            let mut m = IcmpPacket::new_unchecked(seg);
+            m.set_msg_type(if m.msg_type() == icmp::V6_ECHO_REPLY {
                 icmp::V4_ECHO_REPLY
             } else {
                 icmp::V4_ECHO_REQUEST
-            };
-            put16(data, l4 + 4, nat_port);
+            });
+            m.set_echo_id(nat_port);
+            // ICMP's checksum has no pseudo header (ICMPv6's had one).
+            m.fill_checksum(0);
         }
-    }
-    let h = l4 - 20;
-    let hdr = &mut data[h..l4];
-    hdr.copy_from_slice(&[
-        0x45, 0, 0, 0, 0, 0, 0, 0, hop, proto, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ]);
-    put16(hdr, 2, (20 + l4len) as u16);
-    hdr[12..16].copy_from_slice(&nat_ip.octets());
-    hdr[16..20].copy_from_slice(&dst4);
-    let c = checksum::checksum(hdr);
-    put16(hdr, 10, c);
-    let seg = &mut data[l4..];
-    match proto {
-        PROTO_TCP => fill_checksum(
-            seg,
-            16,
-            pseudo_v4(nat_ip.octets(), dst4, PROTO_TCP, l4len as u16),
-            false,
-        ),
-        PROTO_UDP => fill_checksum(
-            seg,
-            6,
-            pseudo_v4(nat_ip.octets(), dst4, PROTO_UDP, l4len as u16),
-            true,
-        ),
-        _ => fill_checksum(seg, 2, 0, false),
     }
     Ok(h)
 }
@@ -207,34 +208,26 @@ fn to_ipv4(
 /// the new IP header offset.
 fn to_ipv6(pkt: &mut Packet, l3: usize, p: &Parsed, vm: Ipv6Addr, vm_port: u16) -> Result<usize, DropReason> {
     let l4 = p.l4;
-    if l4 < 40 + 14 {
+    if l4 < ipv6::HEADER_LEN + ether::HEADER_LEN {
         return Err(DropReason::Malformed);
     }
     let data = pkt.data_mut();
     let l4len = data.len() - l4;
-    let ttl = data[l3 + 8];
-    let src4 = [data[l3 + 12], data[l3 + 13], data[l3 + 14], data[l3 + 15]];
+    let (ttl, src4) = {
+        let ip4 = Ipv4Packet::new_unchecked(&data[l3..]);
+        (ip4.ttl(), ip4.src_octets())
+    };
     let nh = if p.key.proto == PROTO_ICMP {
         NH_ICMPV6
     } else {
         p.key.proto
     };
-    match nh {
-        PROTO_TCP | PROTO_UDP => put16(data, l4 + 2, vm_port),
-        _ => {
-            data[l4] = if data[l4] == icmp::V4_ECHO_REQUEST {
-                icmp::V6_ECHO_REQUEST
-            } else {
-                icmp::V6_ECHO_REPLY
-            };
-            put16(data, l4 + 4, vm_port);
-        }
-    }
     let mut src = [0u8; 16];
     src[..12].copy_from_slice(&PREFIX);
     src[12..].copy_from_slice(&src4);
     let src = Ipv6Addr::from(src);
-    let h = l4 - 40;
+    let h = l4 - ipv6::HEADER_LEN;
+    let (hdr, seg) = data[h..].split_at_mut(ipv6::HEADER_LEN);
     Ipv6Repr {
         src,
         dst: vm,
@@ -242,13 +235,30 @@ fn to_ipv6(pkt: &mut Packet, l3: usize, p: &Parsed, vm: Ipv6Addr, vm_port: u16) 
         payload_len: l4len,
         hop_limit: ttl,
     }
-    .emit(&mut data[h..l4]);
+    .emit(hdr);
+    // An IPv4 packet's segment is shorter than 64 KiB, so the length fits.
     let pseudo = pseudo_v6(src.octets(), vm.octets(), nh, l4len as u32);
-    let seg = &mut data[l4..];
     match nh {
-        PROTO_TCP => fill_checksum(seg, 16, pseudo, false),
-        PROTO_UDP => fill_checksum(seg, 6, pseudo, true),
-        _ => fill_checksum(seg, 2, pseudo, false),
+        PROTO_TCP => {
+            let mut t = TcpPacket::new_unchecked(seg);
+            t.set_dst_port(vm_port);
+            t.fill_checksum(pseudo);
+        }
+        PROTO_UDP => {
+            let mut u = UdpPacket::new_unchecked(seg);
+            u.set_dst_port(vm_port);
+            u.fill_checksum(pseudo);
+        }
+        _ => {
+            let mut m = IcmpPacket::new_unchecked(seg);
+            m.set_msg_type(if m.msg_type() == icmp::V4_ECHO_REQUEST {
+                icmp::V6_ECHO_REQUEST
+            } else {
+                icmp::V6_ECHO_REPLY
+            });
+            m.set_echo_id(vm_port);
+            m.fill_checksum(pseudo);
+        }
     }
     Ok(h)
 }

@@ -7,10 +7,14 @@ use crate::batch::Packet;
 use crate::flow::FlowKey;
 use crate::packet::icmp::{self, IcmpPacket};
 use crate::packet::ipv4::{self, Ipv4Packet};
+use crate::packet::ipv6::NH_ICMPV6;
 use crate::packet::ipv6::{self, Ipv6Packet};
 use crate::packet::l4::{TcpPacket, UdpPacket};
-use crate::packet::{be16, ipv6::NH_ICMPV6};
 use crate::stats::DropReason;
+
+/// How many bytes of the L4 header an ICMP error must carry after the embedded IP header (RFC 792: "the first 64
+/// bits of the original datagram's data"): enough for the ports or the echo identifier.
+const EMBEDDED_L4_LEN: usize = 8;
 
 /// A packet the host answers itself instead of forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,23 +179,31 @@ pub(crate) fn parse(
 /// The key, in the ICMP error's direction, of the flow an embedded (truncated) IPv4 packet belongs to: the
 /// embedded packet travelled the opposite way, so its addresses and ports are swapped.
 fn embedded_key_v4(b: &[u8], vni: u32) -> Result<FlowKey, DropReason> {
-    if b.len() < ipv4::MIN_HEADER_LEN || b[0] >> 4 != 4 {
+    // The embedded packet is cut after 8 bytes of L4 header, so its total length exceeds the buffer and the
+    // checked view would refuse it: check what is read here instead.
+    if b.len() < ipv4::MIN_HEADER_LEN {
         return Err(DropReason::Malformed);
     }
-    let hl = usize::from(b[0] & 0x0f) * 4;
-    if hl < ipv4::MIN_HEADER_LEN || b.len() < hl + 8 {
+    let ip = Ipv4Packet::new_unchecked(b);
+    let hl = ip.header_len();
+    if ip.version() != 4 || hl < ipv4::MIN_HEADER_LEN || b.len() < hl + EMBEDDED_L4_LEN {
         return Err(DropReason::Malformed);
     }
-    let src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
-    let dst = Ipv4Addr::new(b[16], b[17], b[18], b[19]);
-    let proto = b[9];
     let l4 = &b[hl..];
-    let (sp, dp) = match proto {
-        ipv4::PROTO_TCP | ipv4::PROTO_UDP => (be16(l4, 0), be16(l4, 2)),
-        ipv4::PROTO_ICMP if matches!(l4[0], icmp::V4_ECHO_REQUEST | icmp::V4_ECHO_REPLY) => {
-            (be16(l4, 4), be16(l4, 4))
+    let (sp, dp) = match ip.protocol() {
+        // TCP and UDP share the port fields' positions.
+        ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
+            let t = TcpPacket::new_unchecked(l4);
+            (t.src_port(), t.dst_port())
+        }
+        ipv4::PROTO_ICMP => {
+            let i = IcmpPacket::new_unchecked(l4);
+            if !matches!(i.msg_type(), icmp::V4_ECHO_REQUEST | icmp::V4_ECHO_REPLY) {
+                return Err(DropReason::UnsupportedIcmp);
+            }
+            (i.echo_id(), i.echo_id())
         }
         _ => return Err(DropReason::UnsupportedIcmp),
     };
-    Ok(FlowKey::v4(dst, src, proto, dp, sp, vni))
+    Ok(FlowKey::v4(ip.dst(), ip.src(), ip.protocol(), dp, sp, vni))
 }

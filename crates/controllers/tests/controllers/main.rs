@@ -4,6 +4,7 @@ mod common;
 mod daemonset_controller;
 mod ephemeral_prefix_controller;
 mod ephemeral_vip_controller;
+mod events;
 mod ironcore_net_conformance;
 mod leader_election;
 mod loadbalancer_routing_controller;

@@ -23,6 +23,10 @@ pub struct ApiserverArgs {
     allocation: AllocationArgs,
     #[command(flatten)]
     inflight: serve::InflightArgs,
+    /// `--metrics-bind-address` (the server's metrics, also served on its own `/metrics`) and
+    /// `--health-probe-bind-address` (`/readyz`: the store answers); both off by default.
+    #[command(flatten)]
+    telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 /// Runs the API server until Ctrl-C / SIGTERM.
@@ -30,7 +34,17 @@ pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
     let allocation = args.allocation.config()?;
     args.serving.validate()?;
     let store = serve::open_store(&args.data_dir, &args.etcd_servers).await?;
-    let server = serve::listen(store, &allocation, &args.data_dir, &args.serving, &args.inflight).await?;
+    let server = serve::listen(
+        store.clone(),
+        &allocation,
+        &args.data_dir,
+        &args.serving,
+        &args.inflight,
+    )
+    .await?;
+    serve::apiserver_telemetry(&server.api, store)
+        .serve(&args.telemetry)
+        .await?;
     tracing::info!(addr = %server.addr, url = %server.url, kubeconfig = %server.kubeconfig.display(), "API server listening");
     server.serve(serve::shutdown_signal()).await
 }

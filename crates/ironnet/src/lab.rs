@@ -180,6 +180,8 @@ pub struct Lab {
     pub metalbond: Vec<String>,
     /// Each hypervisor's name and dpservice gRPC address.
     pub hypervisors: Vec<(String, String)>,
+    /// Each process's name and the loopback address serving its `/metrics` and health probes.
+    pub telemetry: Vec<(String, String)>,
 }
 
 /// A free TCP port on loopback (bound and released: the child that gets it binds it a moment later).
@@ -218,6 +220,7 @@ impl Lab {
             children: Vec::new(),
             metalbond: Vec::new(),
             hypervisors: Vec::new(),
+            telemetry: Vec::new(),
         };
         match lab.build(client).await {
             Ok(()) => Ok(lab),
@@ -244,9 +247,21 @@ impl Lab {
             let port = free_port()?;
             let address = format!("127.0.0.1:{port}");
             let name = format!("metalbond-{}", lab.metalbond.len() + 1);
+            let telemetry = lab.telemetry_address(&name)?;
             lab.spawn(
                 &name,
-                &["metalbond", "server", "--listen", &address, "--keepalive", "3"],
+                &[
+                    "metalbond",
+                    "server",
+                    "--listen",
+                    &address,
+                    "--keepalive",
+                    "3",
+                    "--metrics-bind-address",
+                    &telemetry,
+                    "--health-probe-bind-address",
+                    &telemetry,
+                ],
                 None,
             )?;
             wait_for_port(port, Duration::from_secs(10)).await?;
@@ -281,7 +296,12 @@ impl Lab {
                 )
             })?;
         for (k, dp) in std::iter::once(&gateway).chain(&hypervisors).enumerate() {
-            let args: Vec<String> = dp.args();
+            let mut args: Vec<String> = dp.args();
+            let telemetry = lab.telemetry_address(&format!("dpservice-{}", dp.name))?;
+            for flag in ["--metrics-bind-address", "--health-probe-bind-address"] {
+                args.push(flag.to_owned());
+                args.push(telemetry.clone());
+            }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             lab.spawn(
                 &format!("dpservice-{}", dp.name),
@@ -355,11 +375,24 @@ impl Lab {
                 args.push("--tap-device".to_owned());
                 args.push(p.device.clone());
             }
+            let telemetry = lab.telemetry_address(&format!("metalnet-{name}"))?;
+            for flag in ["--metrics-bind-address", "--health-probe-bind-address"] {
+                args.push(flag.to_owned());
+                args.push(telemetry.clone());
+            }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             lab.spawn(&format!("metalnet-{name}"), &args, None)?;
             lab.hypervisors.push((name, dp_address));
         }
         Ok(())
+    }
+
+    /// A loopback address for process `name`'s metrics and health probes (one listener serves both), noted in
+    /// [`Lab::telemetry`].
+    fn telemetry_address(&mut self, name: &str) -> anyhow::Result<String> {
+        let address = format!("127.0.0.1:{}", free_port()?);
+        self.telemetry.push((name.to_owned(), address.clone()));
+        Ok(address)
     }
 
     /// Starts `ironnet ARGS…` with its output appended to `<data-dir>/logs/<name>.log`.

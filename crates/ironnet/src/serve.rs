@@ -368,6 +368,34 @@ pub async fn listen(
     })
 }
 
+/// How often `ironnet apiserver`/`up` probe their store for `/readyz`.
+const STORE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The telemetry of a process running the API server: the server's own metrics (requests, storage, allocation
+/// pools; the same families its `/metrics` serves) and the readiness check `store`, which passes while the last
+/// probe of `store` (reading its revision, every 2 s) succeeded. Must be called inside a tokio runtime.
+pub fn apiserver_telemetry(api: &IroncoreApiServer, store: Arc<dyn Store>) -> ironnet_telemetry::Telemetry {
+    let telemetry = ironnet_telemetry::Telemetry::new();
+    telemetry.register(|registry| api.server.register_metrics(registry));
+    let (tx, rx) = tokio::sync::watch::channel(Err::<(), String>("not probed yet".into()));
+    tokio::spawn(async move {
+        loop {
+            let result = match tokio::time::timeout(STORE_PROBE_INTERVAL, store.current_revision()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {STORE_PROBE_INTERVAL:?}")),
+            };
+            // Nobody reads the result once the telemetry is gone: then neither is the reason to probe.
+            if tx.send(result).is_err() {
+                return;
+            }
+            tokio::time::sleep(STORE_PROBE_INTERVAL).await;
+        }
+    });
+    telemetry.add_readiness_check("store", move || rx.borrow().clone());
+    telemetry
+}
+
 /// A kube-rs client from a kubeconfig file.
 pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)

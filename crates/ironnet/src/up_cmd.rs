@@ -50,6 +50,12 @@ pub struct UpArgs {
     allocation: AllocationArgs,
     #[command(flatten)]
     inflight: serve::InflightArgs,
+    /// `--metrics-bind-address`: one page with the API server's metrics (requests, storage, allocation pools)
+    /// and the in-process controllers' (controller-manager, apinetlet, metalnetlet);
+    /// `--health-probe-bind-address`: `/readyz` passes once the store answers and the controllers are started.
+    /// Both off by default.
+    #[command(flatten)]
+    telemetry: ironnet_telemetry::TelemetryArgs,
 }
 
 /// Runs everything until Ctrl-C / SIGTERM.
@@ -63,7 +69,28 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let allocation = args.allocation.config()?;
     args.serving.validate()?;
     let store = serve::open_store(&args.data_dir, &[]).await?;
-    let server = serve::listen(store, &allocation, &args.data_dir, &args.serving, &args.inflight).await?;
+    let server = serve::listen(
+        store.clone(),
+        &allocation,
+        &args.data_dir,
+        &args.serving,
+        &args.inflight,
+    )
+    .await?;
+    // One page for the whole process: the API server's families and the controllers' (which every in-process
+    // controller, apinetlet and metalnetlet included, counts in the runtime's process-wide set).
+    let telemetry = serve::apiserver_telemetry(&server.api, store);
+    telemetry.register(ironnet_runtime::metrics::register);
+    let controllers_started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = controllers_started.clone();
+    telemetry.add_readiness_check("controllers-started", move || {
+        if started.load(std::sync::atomic::Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("the controllers are starting".to_owned())
+        }
+    });
+    let endpoints = telemetry.serve(&args.telemetry).await?;
     let kubeconfig = server.kubeconfig.clone();
     let hypervisor_names: Vec<String> = (1..=args.hypervisors).map(lab::hypervisor_name).collect();
     let identities = Identities::write(&server, &kubeconfig, &hypervisor_names)?;
@@ -85,6 +112,12 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     );
     if args.hypervisors == 0 {
         println!("  simulated node: {}", args.node_name);
+    }
+    if let Some(addr) = endpoints.metrics {
+        println!("  metrics: http://{addr}/metrics");
+    }
+    if let Some(addr) = endpoints.health {
+        println!("  health: http://{addr}/readyz");
     }
     println!();
     println!("  export KUBECONFIG={}", kubeconfig.display());
@@ -152,6 +185,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         lab = Some(started);
         metalnetlet
     };
+    controllers_started.store(true, std::sync::atomic::Ordering::Release);
     println!("Press Ctrl-C to stop.");
     let mut server = server;
     match lab.as_mut() {
@@ -252,6 +286,10 @@ fn print_lab(lab: &Lab) {
         config.router_ns()
     );
     println!("  logs: {}", config.data_dir.join("logs").display());
+    println!("  metrics and health probes:");
+    for (name, address) in &lab.telemetry {
+        println!("    {name}: http://{address}/metrics");
+    }
     println!();
     println!("  attach a VM:  ironnet vm create vm1 --node hv-1 --nic <tenant NetworkInterface>");
     println!("  use it:       ip netns exec vm1 ping {}", lab::INTERNET_ADDRESS);

@@ -355,10 +355,12 @@ impl ApiServer {
         ApiServerBuilder::new(store)
     }
 
-    /// The HTTP service (usable with `kube::Client::new` in process, or served over TCP).
+    /// The HTTP service (usable with `kube::Client::new` in process, or served over TCP). `/ui`
+    /// is the topology page (`ironnet_ui`): static assets without data, served without
+    /// authentication; the page's own requests are authenticated like any client's.
     pub fn router(&self) -> axum::Router {
         let server = self.server.clone();
-        axum::Router::new().fallback(move |req: Request<Body>| {
+        ironnet_ui::router().fallback(move |req: Request<Body>| {
             let server = server.clone();
             async move {
                 let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());

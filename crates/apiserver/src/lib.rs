@@ -42,7 +42,6 @@ pub mod pki;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
-pub mod schema;
 pub mod selector;
 mod server;
 pub mod strategy;

@@ -7,6 +7,7 @@ pub(crate) mod write;
 
 use bytes::Bytes;
 use ironnet_store::KeyValue;
+use ironnet_structured::{BodyFormat, Duplicates};
 use serde_json::Value;
 
 use crate::definition::ResourceDefinition;
@@ -64,37 +65,43 @@ impl Server {
         })
     }
 
-    /// Decodes a create/update body: media type, size, syntax, apiVersion/kind, then unknown and
-    /// duplicate fields per `fieldValidation` (Strict → 400, Warn → warnings; unknown fields are pruned).
+    /// Decodes a create/update body: media type, size, syntax, apiVersion/kind, then repeated and
+    /// unknown fields per `fieldValidation` (Strict → 400, Warn → warnings; unknown fields are pruned).
     pub(crate) fn decode_object_body(&self, call: &Call) -> Result<(Value, Vec<String>), ApiError> {
         let media = crate::body::media_type(call.content_type.as_deref());
-        let yaml = match media.as_str() {
-            "application/json" => false,
-            "application/yaml" | "application/x-yaml" | "text/yaml" => true,
+        let format = match media.as_str() {
+            "application/json" => BodyFormat::Json,
+            "application/yaml" | "application/x-yaml" | "text/yaml" => BodyFormat::Yaml,
             // Custom kinds have no protobuf form: 415, as kube-apiserver answers for CRDs.
             crate::protobuf::MEDIA_TYPE
                 if crate::protobuf::supports(&call.def().api_version(), &call.def().kind) =>
             {
                 let value = crate::body::decode_protobuf(&call.body, &call.def().kind)?;
-                return self.check_object(call.def(), value, Vec::new(), call.query.field_validation()?);
+                return self.check_object(
+                    call.def(),
+                    value,
+                    &Duplicates::None,
+                    call.query.field_validation()?,
+                );
             }
             other => return Err(ApiError::unsupported_media_type(other)),
         };
-        let decoded = crate::body::decode(&call.body, yaml)?;
+        let decoded = crate::body::decode(&call.body, format)?;
         self.check_object(
             call.def(),
             decoded.value,
-            decoded.duplicates,
+            &decoded.duplicates,
             call.query.field_validation()?,
         )
     }
 
-    /// Type and field checks shared by bodies and patch results.
+    /// Type and field checks shared by bodies and patch results. As kube-apiserver's CRD decoder
+    /// does, the body's repeated keys are reported before the unknown fields (which are pruned).
     pub(crate) fn check_object(
         &self,
         def: &ResourceDefinition,
         mut obj: Value,
-        duplicates: Vec<String>,
+        duplicates: &Duplicates,
         validation: FieldValidation,
     ) -> Result<(Value, Vec<String>), ApiError> {
         if !obj.is_object() {
@@ -104,19 +111,31 @@ impl Server {
             )));
         }
         check_type_meta(def, &mut obj)?;
-        let unknown = crate::schema::prune(&def.schema, &mut obj);
-        let mut problems: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
-        problems.extend(duplicates.iter().map(|d| format!("duplicate field \"{d}\"")));
+        let unknown = ironnet_structured::prune_unknown_fields(&def.schema, &mut obj);
+        let unknown = unknown
+            .iter()
+            .map(|u| ironnet_structured::unknown_field_message(u));
         match validation {
-            FieldValidation::Strict if !problems.is_empty() => Err(ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                def.kind,
-                def.version,
-                def.kind,
-                problems.join(", ")
-            ))),
-            FieldValidation::Warn => Ok((obj, problems)),
-            _ => Ok((obj, Vec::new())),
+            FieldValidation::Strict => {
+                let mut errors = duplicates.strict_errors();
+                errors.extend(unknown);
+                if errors.is_empty() {
+                    return Ok((obj, Vec::new()));
+                }
+                Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    def.kind,
+                    def.version,
+                    def.kind,
+                    errors.join(", ")
+                )))
+            }
+            FieldValidation::Warn => {
+                let mut warnings = duplicates.warnings();
+                warnings.extend(unknown);
+                Ok((obj, warnings))
+            }
+            FieldValidation::Ignore => Ok((obj, Vec::new())),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use http::StatusCode;
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
+use ironnet_structured::{BodyFormat, Duplicates};
 use serde_json::Value;
 
 use super::write::Part;
@@ -63,7 +64,7 @@ impl Server {
         if call.body.len() > crate::body::MAX_BODY_BYTES {
             return Err(ApiError::too_large(crate::body::MAX_BODY_BYTES));
         }
-        let decoded = crate::body::decode_json(&call.body)?;
+        let decoded = crate::body::decode(&call.body, BodyFormat::Json)?;
         let json_patch: Option<json_patch::Patch> = match patch_type {
             PatchType::Json => {
                 let patch: json_patch::Patch = serde_json::from_value(decoded.value.clone())
@@ -110,7 +111,7 @@ impl Server {
                 Some(p) => apply_json_patch(&mut doc, &p.0, MAX_OBJECT_BYTES)?,
                 None => json_patch::merge(&mut doc, &patch_value),
             }
-            let (checked, w) = self.check_object(def, doc, duplicates.clone(), validation)?;
+            let (checked, w) = self.check_object(def, doc, &duplicates, validation)?;
             warnings = w;
             Ok(checked)
         };
@@ -144,9 +145,21 @@ impl Server {
             return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &errs));
         }
         let force = call.query.flag("force")?;
-        let decoded = crate::body::decode(&call.body, true)?;
-        let (applied, warnings) =
-            self.check_object(call.def(), decoded.value, decoded.duplicates, validation)?;
+        let decoded = crate::body::decode(&call.body, BodyFormat::Yaml)?;
+        let (applied, mut warnings) =
+            self.check_object(call.def(), decoded.value, &Duplicates::None, validation)?;
+        // kube-apiserver's applyPatcher checks the patch with yaml.UnmarshalStrict (JSON is YAML too),
+        // so repeated keys are go-yaml's `line N: key "x" already set in map` whatever the encoding.
+        match validation {
+            FieldValidation::Strict if !decoded.duplicates.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "error strict decoding YAML: error converting YAML to JSON: {}",
+                    decoded.duplicates.strict_errors().join(", ")
+                )));
+            }
+            FieldValidation::Warn => warnings.extend(decoded.duplicates.warnings()),
+            _ => {}
+        }
         let name = call.name.clone().unwrap_or_default();
         if meta::name(&applied) != name {
             return Err(ApiError::bad_request(format!(

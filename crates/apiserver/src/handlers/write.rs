@@ -159,7 +159,7 @@ impl Server {
             crate::apply::record_update(&self.kind_schema(def), None, &mut obj, m, None, self.clock.now());
         }
         let mut errs = meta::validate_object_meta_of(def, &obj);
-        errs.extend(crate::schema::validate(&def.schema, &obj));
+        errs.extend(ironnet_structured::validate_against_schema(&def.schema, &obj));
         if errs.is_empty() {
             errs.extend(kind.strategy.validate_create(&obj));
         }
@@ -455,7 +455,7 @@ impl Server {
         };
         meta::metadata_mut(&mut new).insert("generation".into(), Value::from(bumped));
         let mut errs = meta::validate_object_meta_of(def, &new);
-        errs.extend(crate::schema::validate(&def.schema, &new));
+        errs.extend(ironnet_structured::validate_against_schema(&def.schema, &new));
         if errs.is_empty() {
             errs.extend(match part {
                 Part::Main => kind.strategy.validate_update(&new, current),

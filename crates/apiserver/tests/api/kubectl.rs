@@ -8,19 +8,19 @@ use serde_json::Value;
 
 use crate::common::TestServer;
 
-struct Kubectl {
+pub(crate) struct Kubectl {
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Kubectl {
-    async fn new(addr: std::net::SocketAddr) -> Self {
+    pub(crate) async fn new(addr: std::net::SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         ironnet_apiserver::kubeconfig::write(&kubeconfig, &format!("http://{addr}")).unwrap();
@@ -59,12 +59,12 @@ impl Kubectl {
         }
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_env(args, &[]).await
     }
 
     /// Runs and asserts success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args).await;
         assert!(
             o.ok,
@@ -74,7 +74,7 @@ impl Kubectl {
         o.stdout
     }
 
-    fn file(&self, name: &str, text: &str) -> String {
+    pub(crate) fn file(&self, name: &str, text: &str) -> String {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         p.display().to_string()

@@ -100,10 +100,16 @@ impl Collector for DataplaneCollector {
     }
 }
 
+/// A `dpdk_ethdev_*` family: name, help, and its two `stat` series with how each is read.
+type EthdevFamily = (
+    &'static str,
+    &'static str,
+    [(&'static str, fn(&ironnet_dataplane::PortStats) -> u64); 2],
+);
+
 /// Writes every family of `s` (see the module's table).
 pub fn encode_snapshot(s: &MetricsSnapshot, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-    type Stat = fn(&ironnet_dataplane::PortStats) -> u64;
-    let ethdev: [(&str, &str, [(&str, Stat); 2]); 2] = [
+    let ethdev: [EthdevFamily; 2] = [
         (
             "dpdk_ethdev_packets",
             "Frames received on and sent to each dataplane port",

@@ -4,12 +4,12 @@
 //! - as an operator does it, through the real `kubectl proxy` (which signs the page's requests with the admin
 //!   kubeconfig): every Network with its state, peerings and interfaces (node, IPs, public IP, state), the NAT
 //!   gateway with its port sections and the load balancer with its targets, as the API reports them, and the
-//!   API server's counters from `/metrics`; a Network and an interface added with kubectl appear, and a Network
-//!   deleted disappears, within 2 s, without reloading the page;
+//!   API server's counters from `/metrics`; a Network and an interface added with kubectl appear within 2 s, and a
+//!   deleted Network disappears once its finalizers are released, without reloading the page;
 //! - directly against the HTTPS API server: without credentials the page asks for a token (the server's 401), a
-//!   wrong token is refused the same way, and a signed token of a user bound to the `view` role in `default` shows
-//!   that namespace, with `/metrics` and the NAT port sections reported as forbidden (403), the token kept in
-//!   session storage only.
+//!   wrong token is refused the same way, a signed token of a user bound to the `view` role in `default` gets the
+//!   403 across namespaces with the hint to pick one, and with `?namespace=default` sees that namespace, with
+//!   `/metrics` and the NAT port sections reported as forbidden (403), the token kept in session storage only.
 //!
 //! One Chromium serves both parts. `IRONNET_UI_SCREENSHOT=docs/ui.png` saves the operator view's screenshot there
 //! (how `docs/ui.png` was made); otherwise it goes to the test's temporary directory.
@@ -38,6 +38,7 @@ struct Page {
     synced: Option<String>,
     session: Option<String>,
     connection: String,
+    connection_text: String,
     networks: Vec<NetworkCard>,
     edges: Vec<Edge>,
     counters: std::collections::BTreeMap<String, String>,
@@ -112,6 +113,7 @@ const SNAPSHOT: &str = r#"JSON.stringify({
   synced: document.body.dataset.synced || null,
   session: document.body.dataset.session || null,
   connection: document.getElementById('connection').dataset.state,
+  connectionText: document.getElementById('connection').textContent,
   networks: [...document.querySelectorAll('article[data-network]')].map((n) => ({
     key: n.dataset.network,
     state: n.dataset.state,
@@ -526,7 +528,7 @@ async fn tenant_view_with_a_token(up: &ServingProcess, browser: &mut Browser) {
         None,
     );
     assert!(server.starts_with("https://"), "{server}");
-    browser.navigate(&format!("{server}/ui/?namespace=default")).await;
+    browser.navigate(&format!("{server}/ui/")).await;
     let (page, _) = until(
         browser,
         Duration::from_secs(10),
@@ -575,6 +577,23 @@ async fn tenant_view_with_a_token(up: &ServingProcess, browser: &mut Browser) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     browser.eval(&sign_in(&token)).await;
+    // The viewer may read only namespace default: across namespaces the API answers 403, and the page says how
+    // to ask for one namespace.
+    let (page, _) = until(
+        browser,
+        Duration::from_secs(10),
+        "the viewer's 403 across namespaces",
+        |p| p.session.as_deref() == Some("3") && !p.login && p.connection == "error",
+    )
+    .await;
+    assert!(
+        page.connection_text.contains("forbidden") && page.connection_text.contains("/ui/?namespace=NAME"),
+        "{}",
+        page.connection_text
+    );
+    assert!(page.networks.is_empty());
+    // The token stays in the tab's session storage across navigations: no second sign-in.
+    browser.navigate(&format!("{server}/ui/?namespace=default")).await;
     let (page, _) = until(
         browser,
         Duration::from_secs(10),

@@ -96,7 +96,10 @@ function render(s) {
   const synced = Object.values(inf).every((i) => i.synced);
   if (errors.length) {
     connection.dataset.state = 'error';
-    connection.textContent = `${errors[0][0]}: ${errors[0][1].message}`;
+    const [name, err] = errors[0];
+    // A user whose rights are namespaced cannot list across namespaces; say how to ask for one.
+    const hint = err.status === 403 && !namespace ? ' (for one namespace, open /ui/?namespace=NAME)' : '';
+    connection.textContent = `${name}: ${err.message}${hint}`;
   } else {
     connection.dataset.state = synced ? 'live' : 'connecting';
     connection.textContent = synced ? 'live' : 'connecting…';

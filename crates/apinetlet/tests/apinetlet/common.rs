@@ -35,12 +35,20 @@ pub async fn env_with(config: ironnet_apinetlet::ApinetletConfig) -> Env {
 
 /// Like [`env_with`], allocating public IPs from `public_prefix`.
 pub async fn env_with_prefix(config: ironnet_apinetlet::ApinetletConfig, public_prefix: &str) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("db"), EmbeddedOptions::default()).unwrap();
     let allocation = AllocationConfig {
         public_prefixes: vec![public_prefix.parse().unwrap()],
         ..AllocationConfig::default()
     };
+    env_with_allocation(config, allocation).await
+}
+
+/// Like [`env_with`], with the API server's allocation pools configured by `allocation`.
+pub async fn env_with_allocation(
+    config: ironnet_apinetlet::ApinetletConfig,
+    allocation: AllocationConfig,
+) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("db"), EmbeddedOptions::default()).unwrap();
     let server = ironnet_registry::build(Arc::new(store), &allocation, |b| b)
         .await
         .unwrap();

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
-use crate::common::{APINET_NS, Env, apinet, env, env_with_prefix, ironcore, s};
+use crate::common::{
+    APINET_NS, Env, PUBLIC_PREFIX, apinet, env, env_with_allocation, env_with_prefix, ironcore, s,
+};
 use crate::networkinterface::{apinet_nic, ironcore_nic, mark_ready};
 
 /// The Events about the `default/<name>` object of `kind`.
@@ -272,4 +274,46 @@ async fn an_interface_placed_ready_and_addressed_and_a_policy_reaching_it_are_ev
     let described = describe(&kubeconfig, "networkpolicies.networking.ironcore.dev", "web").await;
     assert!(event_line(&described, "Applied to 1 network interface").contains("PolicyApplied"));
     assert!(event_line(&described, "Applied to 2 network interfaces").contains("PolicyApplied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_network_id_pool_is_a_warning_on_the_network() {
+    // Two VNIs: the third Network finds the pool exhausted and stays Pending.
+    let allocation = ironnet_registry::AllocationConfig {
+        vni_range: ironnet_registry::alloc::VniRange::new(200, 201).unwrap(),
+        public_prefixes: vec![PUBLIC_PREFIX.parse().unwrap()],
+    };
+    let env = env_with_allocation(ironnet_apinetlet::ApinetletConfig::new(APINET_NS), allocation).await;
+    let kubeconfig = env.serve_tcp().await;
+    env.available_network("default", "a", json!({})).await;
+    env.available_network("default", "b", json!({})).await;
+    env.create(
+        &ironcore("Network"),
+        Some("default"),
+        json!({"apiVersion": "networking.ironcore.dev/v1alpha1", "kind": "Network", "metadata": {"name": "c"}, "spec": {}}),
+    )
+    .await;
+    let exhausted = wait_event(&env, "Network", "c", "PoolExhausted", |_| true).await;
+    assert_eq!(exhausted.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        exhausted.message.as_deref(),
+        Some(
+            "Cannot allocate a network ID: the network ID (VNI) pool is exhausted (all IDs are allocated); retrying until one is released"
+        )
+    );
+    let c = env.get(&ironcore("Network"), Some("default"), "c").await.unwrap();
+    assert_eq!(c.pointer("/status/state"), Some(&json!("Pending")));
+    for name in ["a", "b"] {
+        assert!(
+            with_reason(&env, "Network", name, "PoolExhausted")
+                .await
+                .is_empty()
+        );
+    }
+    let described = describe(&kubeconfig, "networks.networking.ironcore.dev", "c").await;
+    let line = event_line(&described, "network ID (VNI) pool is exhausted");
+    assert!(
+        line.contains("Warning") && line.contains("PoolExhausted") && line.contains("apinetlet"),
+        "{line}"
+    );
 }

@@ -83,6 +83,8 @@ pub(crate) fn get_6(b: &[u8], f: Field) -> [u8; 6] {
 }
 
 #[cfg(test)]
+mod view_props;
+#[cfg(test)]
 mod wire_tests;
 
 #[cfg(test)]

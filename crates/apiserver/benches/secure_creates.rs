@@ -12,6 +12,10 @@
 //!
 //! `cargo bench -p ironnet-apiserver --bench secure_creates` (`BENCH_REPS`, default 5;
 //! `BENCH_CREATES`, the creates per run, default 16,000; `BENCH_CLIENTS`, default 64).
+//!
+//! `BENCH_COMPARE=metrics` compares plain HTTP with request and storage metrics off
+//! (`ApiServerBuilder::request_metrics(false)`) against plain HTTP with them on (the default), the
+//! same way: what counting costs, without TLS and RBAC diluting it.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -186,6 +190,18 @@ async fn client_main() {
 enum Mode {
     Plain,
     Secure,
+    /// Plain HTTP without request and storage metrics.
+    Unmetered,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain HTTP",
+            Mode::Secure => "TLS+x509+RBAC",
+            Mode::Unmetered => "no metrics",
+        }
+    }
 }
 
 struct RunResult {
@@ -208,8 +224,12 @@ async fn start(mode: Mode, dir: &Path) -> (ApiServer, SocketAddr, Option<PathBuf
     let builder = ApiServer::builder(store)
         .register(widget_kind(), Arc::new(DefaultStrategy))
         .expect("register");
-    if mode == Mode::Plain {
-        let server = builder.build().await.expect("server");
+    if mode != Mode::Secure {
+        let server = builder
+            .request_metrics(mode == Mode::Plain)
+            .build()
+            .await
+            .expect("server");
         let serving = server.clone();
         tokio::spawn(async move { serving.serve(listener).await });
         return (server, addr, None);
@@ -359,24 +379,32 @@ fn main() {
         "apiserver secure create benchmark: {clients} clients, {} creates per run, {reps} repetitions per mode",
         creates / clients * clients
     );
-    let mut plain = Vec::new();
-    let mut secure = Vec::new();
+    // The baseline first, the variant second: security's cost over plain HTTP, or metrics' cost over none.
+    let (base_mode, variant_mode) = if std::env::var("BENCH_COMPARE").as_deref() == Ok("metrics") {
+        (Mode::Unmetered, Mode::Plain)
+    } else {
+        (Mode::Plain, Mode::Secure)
+    };
+    let mut base = Vec::new();
+    let mut variant = Vec::new();
     runtime.block_on(async {
         for rep in 0..reps {
             // Alternate which mode goes first so drift in the machine's load hits both alike.
             let order = if rep % 2 == 0 {
-                [Mode::Plain, Mode::Secure]
+                [base_mode, variant_mode]
             } else {
-                [Mode::Secure, Mode::Plain]
+                [variant_mode, base_mode]
             };
             for mode in order {
                 let r = run(mode).await;
-                let name = if mode == Mode::Plain { "plain HTTP" } else { "TLS+x509+RBAC" };
                 println!(
-                    "run {rep} {name:<14} creates/s {:>8.0}  server CPU ms/1k creates {:>6.0}  client CPU ms/1k creates {:>6.0}",
-                    r.rate, r.server_cpu_ms_per_1k, r.client_cpu_ms_per_1k
+                    "run {rep} {:<14} creates/s {:>8.0}  server CPU ms/1k creates {:>6.0}  client CPU ms/1k creates {:>6.0}",
+                    mode.name(),
+                    r.rate,
+                    r.server_cpu_ms_per_1k,
+                    r.client_cpu_ms_per_1k
                 );
-                if mode == Mode::Plain { &mut plain } else { &mut secure }.push(r);
+                if mode == base_mode { &mut base } else { &mut variant }.push(r);
             }
         }
     });
@@ -392,13 +420,15 @@ fn main() {
             median(rs.iter().map(|r| r.client_cpu_ms_per_1k).collect()),
         );
     };
-    summary("plain HTTP", &plain);
-    summary("TLS+x509+RBAC", &secure);
+    summary(base_mode.name(), &base);
+    summary(variant_mode.name(), &variant);
     let ratio =
-        median(secure.iter().map(|r| r.rate).collect()) / median(plain.iter().map(|r| r.rate).collect());
-    let pairs: Vec<f64> = plain.iter().zip(&secure).map(|(p, s)| s.rate / p.rate).collect();
+        median(variant.iter().map(|r| r.rate).collect()) / median(base.iter().map(|r| r.rate).collect());
+    let pairs: Vec<f64> = base.iter().zip(&variant).map(|(b, v)| v.rate / b.rate).collect();
     println!(
-        "secure/plain: ratio of medians {ratio:.3} ({:+.1}%), median of per-repetition ratios {:.3}",
+        "{}/{}: ratio of medians {ratio:.3} ({:+.1}%), median of per-repetition ratios {:.3}",
+        variant_mode.name(),
+        base_mode.name(),
         (ratio - 1.0) * 100.0,
         median(pairs)
     );

@@ -15,7 +15,6 @@ use crate::packet::l4::{TcpPacket, UdpPacket, tcp_field};
 ///
 /// `parsed` must come from parsing this packet: the views are unchecked because the parser has validated the
 /// headers (and truncated the frame to the IP length).
-#[inline]
 pub(crate) fn apply_v4(pkt: &mut Packet, l3: usize, parsed: &Parsed, rw: &Rewrite) {
     if rw.src.is_none() && rw.dst.is_none() {
         return;

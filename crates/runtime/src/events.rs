@@ -131,11 +131,39 @@ struct Cache {
     latest: HashMap<(RegardingKey, String), String>,
 }
 
+/// Occurrences waiting to be written, at most this many per recorder (client-go's broadcaster queue size);
+/// beyond it new ones are dropped and logged, so a flood of Events never blocks or grows a controller.
+pub const MAX_QUEUED: usize = 1000;
+
 struct Inner {
     client: Client,
     controller: String,
     instance: String,
     cache: Mutex<Cache>,
+    queue: tokio::sync::mpsc::Sender<(ObjectReference, Occurrence)>,
+}
+
+/// Writes the queued occurrences one at a time, in order (so a repeat finds the Event of its first
+/// occurrence), until every handle of the recorder is gone.
+async fn write_queued(
+    inner: std::sync::Weak<Inner>,
+    mut queue: tokio::sync::mpsc::Receiver<(ObjectReference, Occurrence)>,
+) {
+    while let Some((regarding, occurrence)) = queue.recv().await {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let recorder = EventRecorder { inner };
+        if let Err(e) = recorder.publish(&regarding, &occurrence).await {
+            tracing::debug!(
+                controller = %recorder.inner.controller,
+                object = ?regarding.name,
+                reason = %occurrence.reason,
+                error = %e,
+                "recording an event failed"
+            );
+        }
+    }
 }
 
 /// Records Events under one reporting controller name, folding repeats into series (see the module
@@ -182,20 +210,24 @@ fn host_name() -> Option<String> {
 
 impl EventRecorder {
     /// A recorder writing through `client` as reporting controller `controller` (`kubectl describe`'s
-    /// "From"); the reporting instance is `<controller>-<host name>`.
+    /// "From"); the reporting instance is `<controller>-<host name>`. Starts the task that writes what
+    /// [`record`](Self::record) queues, so it must be called inside a tokio runtime; the task ends when the
+    /// last handle is dropped.
     pub fn new(client: Client, controller: &str) -> Self {
         let instance = match host_name() {
             Some(host) => format!("{controller}-{host}"),
             None => controller.to_owned(),
         };
-        EventRecorder {
-            inner: Arc::new(Inner {
-                client,
-                controller: controller.to_owned(),
-                instance,
-                cache: Mutex::new(Cache::default()),
-            }),
-        }
+        let (queue, queued) = tokio::sync::mpsc::channel(MAX_QUEUED);
+        let inner = Arc::new(Inner {
+            client,
+            controller: controller.to_owned(),
+            instance,
+            cache: Mutex::new(Cache::default()),
+            queue,
+        });
+        tokio::spawn(write_queued(Arc::downgrade(&inner), queued));
+        EventRecorder { inner }
     }
 
     /// The reporting controller name.
@@ -203,21 +235,18 @@ impl EventRecorder {
         &self.inner.controller
     }
 
-    /// Records `occurrence` about `obj`; a failed write is logged, never returned (see the module docs).
+    /// Queues `occurrence` about `obj` for writing and returns at once, as client-go's recorder does: a
+    /// reconcile never waits for its Events. A failed write is logged, never returned (see the module docs).
     pub async fn record<K>(&self, obj: &K, occurrence: Occurrence)
     where
         K: Resource<DynamicType = ()>,
     {
         let regarding = obj.object_ref(&());
-        if let Err(e) = self.publish(&regarding, &occurrence).await {
-            tracing::debug!(
-                controller = %self.inner.controller,
-                object = ?regarding.name,
-                reason = %occurrence.reason,
-                error = %e,
-                "recording an event failed"
-            );
-        }
+        self.lock().latest.insert(
+            (regarding_key(&regarding), occurrence.reason.clone()),
+            occurrence.note.clone(),
+        );
+        self.enqueue(regarding, occurrence);
     }
 
     /// Records `occurrence` about `obj` only if its note differs from the last one this recorder recorded
@@ -230,13 +259,30 @@ impl EventRecorder {
     {
         let regarding = obj.object_ref(&());
         let key = (regarding_key(&regarding), occurrence.reason.clone());
-        let unchanged = self
-            .lock()
-            .latest
-            .get(&key)
-            .is_some_and(|n| *n == occurrence.note);
-        if !unchanged {
-            self.record(obj, occurrence).await;
+        let changed = {
+            let mut cache = self.lock();
+            if cache.latest.get(&key) == Some(&occurrence.note) {
+                false
+            } else {
+                if cache.latest.len() >= MAX_SERIES {
+                    cache.latest.clear();
+                }
+                cache.latest.insert(key, occurrence.note.clone());
+                true
+            }
+        };
+        if changed {
+            self.enqueue(regarding, occurrence);
+        }
+    }
+
+    fn enqueue(&self, regarding: ObjectReference, occurrence: Occurrence) {
+        if let Err(e) = self.inner.queue.try_send((regarding, occurrence)) {
+            tracing::debug!(
+                controller = %self.inner.controller,
+                error = %e,
+                "event queue full; event dropped"
+            );
         }
     }
 
@@ -244,10 +290,11 @@ impl EventRecorder {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `occurrence` about `regarding`: a new Event, or the next count of its live series.
+    /// Writes `occurrence` about `regarding` now: a new Event, or the next count of its live series.
     ///
-    /// Occurrences about one object are expected one at a time (a controller never reconciles one object
-    /// concurrently); two racing first occurrences of one series would create two Events.
+    /// [`record`](Self::record) goes through one queue, so its occurrences are written one at a time; a caller
+    /// of this method directly racing the queue with the first occurrence of a series could create two
+    /// Events.
     ///
     /// # Errors
     ///

@@ -1,6 +1,7 @@
 //! Events against the real API server, read back through both Event APIs and shown by the real
 //! `kubectl describe` over TCP: the shared recorder folds repeats into one Event with a count and keeps a new
-//! message apart, and the peering controller says why a one-sided peering waits.
+//! message apart, a refused Event is the API server's error, and the peering controller says why a one-sided
+//! peering waits.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -154,6 +155,11 @@ async fn repeats_fold_into_one_event_with_a_count_and_a_new_message_is_a_new_eve
             .await;
     }
 
+    // The recorder writes in the background, in order: once the last occurrence is there, all are.
+    common::eventually("the last recorded Event", || async {
+        !with_note(&events_regarding(&client, "subject").await, "Applied to 2").is_empty()
+    })
+    .await;
     let events = events_regarding(&client, "subject").await;
     assert_eq!(events.len(), 4, "{events:#?}");
     let repeated = with_note(&events, empty);
@@ -272,4 +278,41 @@ async fn a_one_sided_peering_records_why_it_waits() {
     );
     assert!(line.contains("(x"), "{line}");
     drop(stop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_is_the_api_servers_error_and_does_not_disturb_the_series() {
+    let (client, _server, _dir) = server().await;
+    let nets: Api<Network> = Api::namespaced(client.clone(), "default");
+    let net = nets
+        .create(&PostParams::default(), &network("refused", &[]))
+        .await
+        .unwrap();
+    let recorder = EventRecorder::new(client.clone(), "events-test");
+    // An object name that is no valid Event name prefix: the API server answers 422 naming the field.
+    let mut regarding = kube::Resource::object_ref(&net, &());
+    regarding.name = Some("Not_A_DNS_Name".into());
+    let err = recorder
+        .publish(
+            &regarding,
+            &Occurrence::normal("AddressAllocated", "Allocate", "x"),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(s.message.contains("metadata.name"), "{s:?}");
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+    // The recorder still works for valid objects afterwards.
+    recorder
+        .publish(
+            &kube::Resource::object_ref(&net, &()),
+            &Occurrence::normal("AddressAllocated", "Allocate", "x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events_regarding(&client, "refused").await.len(), 1);
 }

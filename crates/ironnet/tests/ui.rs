@@ -285,6 +285,7 @@ fn topology_page_shows_the_walkthrough_and_follows_changes_in_chromium() {
     runtime.block_on(async {
         let mut browser = Browser::launch().await;
         operator_view_through_kubectl_proxy(&up, &mut browser, &proxy_addr).await;
+        page_modules_in_the_browser(&mut browser).await;
         tenant_view_with_a_token(&up, &mut browser).await;
         browser.close().await;
     });
@@ -637,5 +638,56 @@ async fn tenant_view_with_a_token(up: &ServingProcess, browser: &mut Browser) {
         storage,
         Value::String(serde_json::to_string(&(token, 0, "")).unwrap()),
         "the token stays in this tab's session storage"
+    );
+}
+
+/// The page's pure modules, imported in the browser that runs them: the Prometheus text parser with escaped quotes,
+/// backslashes and a brace inside label values, the summary (sums, rate, classes, tenant resources, pools), and the
+/// provider ID segments.
+async fn page_modules_in_the_browser(browser: &mut Browser) {
+    let result = browser
+        .eval(
+            r#"(async () => {
+  const m = await import('/ui/metrics.js');
+  const t = await import('/ui/topology.js');
+  const text = [
+    '# HELP apiserver_request_total Counter of apiserver requests.',
+    '# TYPE apiserver_request_total counter',
+    'apiserver_request_total{code="200",group="networking.ironcore.dev",resource="networks",verb="LIST"} 7',
+    'apiserver_request_total{code="422",group="networking.ironcore.dev",resource="networks",verb="POST"} 1',
+    'apiserver_request_total{code="200",group="",resource="",verb="GET"} 2',
+    'apiserver_longrunning_requests{resource="networks"} 3',
+    'apiserver_storage_objects{resource="networks.networking.ironcore.dev"} 4',
+    'apiserver_storage_objects{resource="nodes"} 1',
+    'ironnet_allocation_pool_in_use{pool="192.0.2.0/24"} 3',
+    'ironnet_allocation_pool_size{pool="192.0.2.0/24"} 256',
+    'weird{a="x\\"}y",b="\\\\"} 1.5e3',
+    'not a sample',
+  ].join('\n');
+  const samples = m.parseExposition(text);
+  const s = m.summarize(samples, { requests: 4 }, 2);
+  return JSON.stringify({
+    weird: samples.find((x) => x.name === 'weird'),
+    count: samples.length,
+    summary: { requests: s.requests, rate: s.rate, byClass: s.byClass, byResource: s.byResource, watches: s.watches, stored: s.stored, pools: s.pools, other: s.ironnet.length },
+    node: t.providerSegment('ironcore-net://apinet-system/web-1/node-7/0f3c', 2),
+    foreign: t.providerSegment('other://apinet-system/web-1/node-7/0f3c', 2),
+  });
+})()"#,
+        )
+        .await;
+    let got: Value = serde_json::from_str(result.as_str().unwrap()).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({
+            "weird": {"name": "weird", "labels": {"a": "x\"}y", "b": "\\"}, "value": 1500},
+            "count": 9,
+            "summary": {
+                "requests": 10, "rate": 3, "byClass": {"2xx": 9, "4xx": 1}, "byResource": {"networks": 8},
+                "watches": 3, "stored": {"networks": 4}, "pools": {"192.0.2.0/24": {"inUse": 3, "size": 256}}, "other": 0
+            },
+            "node": "node-7",
+            "foreign": "",
+        })
     );
 }

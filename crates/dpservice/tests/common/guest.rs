@@ -15,7 +15,7 @@ const MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 /// Busybox applets linked in the initramfs.
 const APPLETS: &[&str] = &[
     "sh", "mount", "insmod", "ip", "udhcpc", "ping", "nc", "echo", "cat", "sleep", "seq", "wc", "head", "dd",
-    "kill", "timeout", "sync", "poweroff", "true", "uname", "grep",
+    "kill", "timeout", "sync", "poweroff", "true", "uname", "grep", "pidof",
 ];
 
 /// How QEMU runs the guests' CPUs.
@@ -59,6 +59,12 @@ impl Accel {
             Accel::Tcg => 4,
         }
     }
+}
+
+/// Whether the host kernel offers vhost-net (`/dev/vhost-net`), the kernel's in-kernel
+/// virtio-net backend for TAP-attached guests.
+pub fn vhost_net_available() -> bool {
+    Path::new("/dev/vhost-net").exists()
 }
 
 /// A kernel and an initramfs to boot guests from.
@@ -208,7 +214,8 @@ impl GuestImage {
 pub enum Nic<'a> {
     /// A vhost-user socket (the dataplane).
     VhostUser(&'a Path),
-    /// A TAP device `ifname` that QEMU creates in namespace `netns`, with vhost-net.
+    /// A TAP device `ifname` that QEMU creates in namespace `netns`, with vhost-net if
+    /// [`vhost_net_available`].
     Tap { netns: &'a str, ifname: &'a str },
 }
 
@@ -268,8 +275,11 @@ impl Guest {
                     .args(["-netdev", "vhost-user,id=n0,chardev=vu"]);
             }
             Nic::Tap { ifname, .. } => {
+                // vhost-net where the host kernel has it; QEMU's own virtio-net loop otherwise
+                // (QEMU 7.2 aborts on `vhost=on` without /dev/vhost-net instead of falling back).
+                let vhost = if vhost_net_available() { "on" } else { "off" };
                 cmd.arg("-netdev").arg(format!(
-                    "tap,id=n0,ifname={ifname},script=no,downscript=no,vhost=on"
+                    "tap,id=n0,ifname={ifname},script=no,downscript=no,vhost={vhost}"
                 ));
             }
         }
@@ -331,9 +341,13 @@ impl Guest {
                     self.log.push_str(&text);
                     self.pending.push_str(&text);
                 }
-                Err(_) => panic!(
-                    "guest {}: no {marker:?} within {timeout:?}; console:\n{}\nQEMU ({:?}): {}",
+                Err(e) => panic!(
+                    "guest {}: no {marker:?} ({}); console:\n{}\nQEMU ({:?}): {}",
                     self.name,
+                    match e {
+                        mpsc::RecvTimeoutError::Timeout => format!("not within {timeout:?}"),
+                        mpsc::RecvTimeoutError::Disconnected => "QEMU closed the console".to_owned(),
+                    },
                     self.log,
                     self.child.try_wait(),
                     std::fs::read_to_string(&self.qemu_log).unwrap_or_default()

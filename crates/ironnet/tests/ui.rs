@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use cdp::Browser;
-use common::{ServingProcess, ironnet_up, repo_root};
+use common::{ServingProcess, ironnet_apiserver, ironnet_up, repo_root};
 
 /// What the page shows, read from its DOM by [`SNAPSHOT`].
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -690,4 +690,48 @@ async fn page_modules_in_the_browser(browser: &mut Browser) {
             "foreign": "",
         })
     );
+}
+
+/// `ironnet apiserver` serves the page too, over HTTPS to a client without credentials (curl, no certificate, no
+/// token), with its security headers, while the API itself answers that client 401.
+#[test]
+fn apiserver_serves_the_page_without_credentials_and_the_api_refuses_them() {
+    let apiserver = ironnet_apiserver();
+    let server = kubectl(
+        &apiserver,
+        &["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"],
+        None,
+    );
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sk", "-D", "-", &format!("{server}{path}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().to_lowercase()
+    };
+    let page = curl("/ui/");
+    assert!(
+        page.starts_with("http/2 200") || page.starts_with("http/1.1 200"),
+        "{page}"
+    );
+    assert!(page.contains("content-type: text/html; charset=utf-8"), "{page}");
+    assert!(
+        page.contains("content-security-policy: default-src 'self'"),
+        "{page}"
+    );
+    assert!(page.contains("<title>ironnet topology</title>"), "{page}");
+    let module = curl("/ui/informer.js");
+    assert!(
+        module.contains("content-type: text/javascript; charset=utf-8"),
+        "{module}"
+    );
+    assert!(module.contains("export class informer"), "{module}");
+    let api = curl("/apis/networking.ironcore.dev/v1alpha1/networks");
+    assert!(api.contains(" 401"), "{api}");
+    assert!(api.contains("\"reason\":\"unauthorized\""), "{api}");
 }

@@ -229,8 +229,18 @@ fn walkthrough_objects_script() -> String {
     script
 }
 
+/// A `kubectl proxy` process, stopped when dropped (also when the test fails).
+struct KubectlProxy(Child);
+
+impl Drop for KubectlProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `kubectl proxy --port=0` for the admin kubeconfig, and the address it serves on.
-fn kubectl_proxy(up: &ServingProcess) -> (Child, String) {
+fn kubectl_proxy(up: &ServingProcess) -> (KubectlProxy, String) {
     let mut child = Command::new("kubectl")
         .args(["proxy", "--port=0"])
         .env("KUBECONFIG", up.kubeconfig())
@@ -240,10 +250,10 @@ fn kubectl_proxy(up: &ServingProcess) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KubectlProxy(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
     let addr = line
         .trim()
         .strip_prefix("Starting to serve on ")
@@ -277,7 +287,7 @@ fn topology_page_shows_the_walkthrough_and_follows_changes_in_chromium() {
         String::from_utf8_lossy(&out.stderr),
         up.log()
     );
-    let (mut proxy, proxy_addr) = kubectl_proxy(&up);
+    let (proxy, proxy_addr) = kubectl_proxy(&up);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -289,8 +299,7 @@ fn topology_page_shows_the_walkthrough_and_follows_changes_in_chromium() {
         tenant_view_with_a_token(&up, &mut browser).await;
         browser.close().await;
     });
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
 }
 
 async fn operator_view_through_kubectl_proxy(up: &ServingProcess, browser: &mut Browser, proxy: &str) {

@@ -88,7 +88,9 @@ where
     err
 }
 
-/// Records a Normal `AddressAllocated` on `obj` saying it got `addresses` (nothing when there are none).
+/// Records a Normal `AddressAllocated` on `obj` saying it got `addresses` (nothing when there are none), once
+/// per change: a reconcile that ran on a cache not yet showing the status it wrote writes the same status
+/// again, which is no new allocation.
 pub(crate) async fn note_allocated<K>(ctx: &Ctx, obj: &K, what: &str, addresses: &[String])
 where
     K: Resource<DynamicType = ()>,
@@ -98,7 +100,7 @@ where
     }
     let note = format!("Allocated {what} {}", addresses.join(", "));
     ctx.events
-        .record(
+        .record_change(
             obj,
             Occurrence::normal(reason::ADDRESS_ALLOCATED, "Allocate", note),
         )

@@ -390,8 +390,13 @@ async fn reconcile(nic: Arc<NetworkInterface>, ctx: Arc<NicCtx>) -> Result<Actio
     }
     if let Some(patch) = status_patch(&current_status, &desired_status(Some(&apinet_nic)), &now()) {
         patch_status(&api, &nic, &patch).await?;
+        // Addresses once per change (a stale cache repeats the same status write); readiness every time.
         for occurrence in status_occurrences(&patch, &apinet_nic) {
-            ctx.events.record(nic.as_ref(), occurrence).await;
+            if occurrence.reason == reason::ADDRESS_ALLOCATED {
+                ctx.events.record_change(nic.as_ref(), occurrence).await;
+            } else {
+                ctx.events.record(nic.as_ref(), occurrence).await;
+            }
         }
     }
     Ok(Action::await_change())

@@ -150,6 +150,10 @@ async fn an_allocated_address_and_an_exhausted_pool_are_events_kubectl_describe_
             .is_empty()
     );
 
+    // Allocated once: a status write repeated from a stale cache is no second allocation.
+    let allocations = with_reason(&env, "VirtualIP", "first", "AddressAllocated").await;
+    assert_eq!(allocations.len(), 1, "{allocations:#?}");
+    assert!(allocations[0].series.is_none(), "{allocations:#?}");
     let first = describe(&kubeconfig, "virtualips.networking.ironcore.dev", "first").await;
     let line = event_line(&first, "Allocated public IP 198.51.100.7");
     assert!(

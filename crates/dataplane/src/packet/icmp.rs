@@ -54,7 +54,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 
     /// Wraps `buffer`.
-    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, ParseError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(ParseError::Truncated);

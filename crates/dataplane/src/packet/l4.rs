@@ -75,7 +75,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// Wraps `buffer`; fails if it cannot hold the header or the length field exceeds it.
-    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, ParseError> {
         let b = buffer.as_ref();
         if b.len() < UDP_HEADER_LEN {
@@ -214,7 +213,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Wraps and validates `buffer`.
-    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, ParseError> {
         let b = buffer.as_ref();
         if b.len() < TCP_MIN_HEADER_LEN {

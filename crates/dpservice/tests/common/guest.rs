@@ -390,11 +390,17 @@ impl Guest {
 
     /// Starts a TCP server `cmd` in the background and waits until a socket listens on `port`
     /// (in the guest's /proc/net/tcp or tcp6), so a client started next finds it.
+    /// A server of an earlier run still winding down is waited for first, so that the wait
+    /// sees the new server's socket, not the old one's.
     pub fn spawn_server(&mut self, cmd: &str, port: u16) {
-        self.spawn(cmd);
         // Local address ":PORT" (hex) with any remote address, state 0A (LISTEN).
         let listening =
             format!(":{port:04X} 00000000:0000 0A|:{port:04X} 00000000000000000000000000000000:0000 0A");
+        self.ok(
+            &format!("timeout 10 sh -c 'while grep -qE \"{listening}\" /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done'"),
+            Duration::from_secs(15),
+        );
+        self.spawn(cmd);
         self.ok(
             &format!("timeout 10 sh -c 'until grep -qE \"{listening}\" /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done'"),
             Duration::from_secs(15),

@@ -8,5 +8,8 @@
 //!
 //! It also holds [`clock::Clock`], the one injected source of time of every component.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod clock;
 pub mod field;

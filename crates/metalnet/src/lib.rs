@@ -13,7 +13,6 @@
 //! - [`agent`]: the shared state; [`reconcilers`]: the three controllers; [`supervisor`]: dpservice restarts,
 //!   metalbond settling.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
 pub mod agent;

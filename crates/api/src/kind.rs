@@ -6,20 +6,23 @@ use std::fmt;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::core::object::HasSpec;
-use kube::{CustomResourceExt, Resource};
+use kube_core::object::HasSpec;
+use kube_core::{CustomResourceExt, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::validation::meta::{NameRule, validate_object_meta_update};
+use crate::validation::spec_unchanged_on_status;
+
 /// A kind of this crate: typed object with its CRD, defaulting and validation.
 ///
-/// Contracts: [`ApiKind::default`] is idempotent; the `validate_*` functions are pure and return every error
+/// Contracts: [`ApiKind::apply_defaults`] is idempotent; the `validate_*` functions are pure and return every error
 /// they find (empty means valid); update validation includes the full create validation of the new object.
 pub trait ApiKind:
     Resource<DynamicType = ()> + CustomResourceExt + HasSpec + Serialize + DeserializeOwned + Clone + fmt::Debug
 where
-    <Self as HasSpec>::Spec: DeserializeOwned,
+    <Self as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     /// Whether the kind's fields sit at the top level (no `spec` wrapper).
     const NO_SPEC: bool = false;
@@ -28,6 +31,12 @@ where
     /// spec. Such a kind's [`ApiKind::definition`] must not require `spec` either
     /// (see [`without_required_spec`]).
     const OPTIONAL_SPEC: bool = false;
+
+    /// How `metadata.name` is checked on create and update.
+    const NAME_RULE: NameRule;
+
+    /// Whether objects live in a namespace (the CRD's scope).
+    const NAMESPACED: bool = true;
 
     /// The CustomResourceDefinition (schema, printer columns, short names, scope, subresources, selectable fields).
     fn definition() -> CustomResourceDefinition {
@@ -43,9 +52,14 @@ where
     /// Validates an update of the main resource (`old` is the stored object).
     fn validate_update(&self, old: &Self) -> ErrorList;
 
-    /// Validates an update through the `/status` subresource. The default validates like a main update.
+    /// Validates an update through the `/status` subresource. The default, which every kind with a
+    /// status subresource uses, checks the metadata update and refuses any change of `spec` (a
+    /// status writer cannot change the desired state).
     fn validate_status_update(&self, old: &Self) -> ErrorList {
-        self.validate_update(old)
+        let mut errs =
+            validate_object_meta_update(self.meta(), old.meta(), Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(spec_unchanged_on_status(self.spec(), old.spec()));
+        errs
     }
 
     /// Validates the deletion of the stored object (e.g. a VirtualIP that is still bound). The default
@@ -90,7 +104,7 @@ impl KindDescriptor {
     /// The descriptor of kind `K`.
     pub fn of<K: ApiKind>() -> Self
     where
-        <K as HasSpec>::Spec: DeserializeOwned,
+        <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
     {
         KindDescriptor {
             crd: K::definition(),
@@ -135,7 +149,7 @@ pub fn without_required_spec(mut crd: CustomResourceDefinition) -> CustomResourc
 /// Decodes a JSON object into `K`; failures become field errors at the failing path.
 pub fn decode<K: ApiKind>(value: &Value) -> Result<K, ErrorList>
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     if K::OPTIONAL_SPEC
         && let Some(map) = value.as_object()
@@ -198,7 +212,7 @@ fn decode_error(root: &Value, base: &Path, err: &serde_path_to_error::Error<serd
 
 fn default_value<K: ApiKind>(value: &mut Value) -> Result<(), ErrorList>
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     let mut k: K = decode(value)?;
     k.apply_defaults();
@@ -209,7 +223,7 @@ where
 
 fn validate_create_value<K: ApiKind>(value: &Value) -> ErrorList
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     match decode::<K>(value) {
         Ok(k) => k.validate_create(),
@@ -219,7 +233,7 @@ where
 
 fn decode_pair<K: ApiKind>(new: &Value, old: &Value) -> Result<(K, K), ErrorList>
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     let new = decode::<K>(new)?;
     let old = decode::<K>(old).map_err(|errs| {
@@ -233,7 +247,7 @@ where
 
 fn validate_update_value<K: ApiKind>(new: &Value, old: &Value) -> ErrorList
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     match decode_pair::<K>(new, old) {
         Ok((new, old)) => new.validate_update(&old),
@@ -243,7 +257,7 @@ where
 
 fn validate_status_update_value<K: ApiKind>(new: &Value, old: &Value) -> ErrorList
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     match decode_pair::<K>(new, old) {
         Ok((new, old)) => new.validate_status_update(&old),
@@ -253,7 +267,7 @@ where
 
 fn validate_delete_value<K: ApiKind>(value: &Value) -> ErrorList
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     // A stored object that no longer decodes must stay deletable.
     decode::<K>(value)
@@ -263,7 +277,7 @@ where
 
 fn printer_cell_value<K: ApiKind>(column: &str, value: &Value) -> Option<String>
 where
-    <K as HasSpec>::Spec: DeserializeOwned,
+    <K as HasSpec>::Spec: DeserializeOwned + PartialEq,
 {
     crate::printers::cell(&K::group(&()), &K::kind(&()), column, value)
 }

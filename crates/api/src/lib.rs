@@ -10,6 +10,8 @@
 //! (where the kind has a status) `validate_status_update` functions whose errors are kube-apiserver's field
 //! errors. [`kinds()`] lists all kinds as [`KindDescriptor`]s for an API server that serves them dynamically.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod apinet;

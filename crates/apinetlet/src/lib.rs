@@ -5,6 +5,9 @@
 //! the apinet object (and from apinet state to the ironcore status patch), so the wire format is pinned by unit
 //! tests and the reconcilers ([`reconcilers`], started by [`run()`]) only fetch, call and write.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod loadbalancer;
 pub mod meta;
 pub mod natgateway;

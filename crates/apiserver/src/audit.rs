@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::auth::{Attributes, UserInfo};
+use crate::meta::{SharedClock, SystemClock};
 
 /// Events waiting for the writer before requests start to wait.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -103,15 +104,12 @@ fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Vec<u8>>) {
     let _ = sink.flush();
 }
 
-/// The writer's source of the current time, injected so tests can hold it still.
-type Clock = Box<dyn Fn() -> jiff::Timestamp + Send>;
-
 /// The file (or standard output) the writer appends to.
 struct Sink {
     config: AuditConfig,
     out: std::io::BufWriter<Box<dyn Write + Send>>,
     size: u64,
-    clock: Clock,
+    clock: SharedClock,
     /// The stamp of the newest backup: every later backup gets a later one, so that backup
     /// names keep sorting by age even when the clock stands still or steps back (many
     /// rotations within one millisecond, or a clock set back between two runs).
@@ -120,10 +118,10 @@ struct Sink {
 
 impl Sink {
     fn open(config: AuditConfig) -> std::io::Result<Sink> {
-        Sink::open_with_clock(config, Box::new(jiff::Timestamp::now))
+        Sink::open_with_clock(config, Arc::new(SystemClock))
     }
 
-    fn open_with_clock(config: AuditConfig, clock: Clock) -> std::io::Result<Sink> {
+    fn open_with_clock(config: AuditConfig, clock: SharedClock) -> std::io::Result<Sink> {
         let (out, size): (Box<dyn Write + Send>, u64) = if config.path.as_os_str() == "-" {
             (Box::new(std::io::stdout()), 0)
         } else {
@@ -172,7 +170,7 @@ impl Sink {
         // A rotation no later than the newest backup (two within a millisecond, or a clock
         // set back) takes the millisecond after it. Reusing a free earlier name instead would
         // sort the newest backup first, and pruning would then delete it.
-        let mut stamp = (self.clock)();
+        let mut stamp = self.clock.now();
         if let Some(newest) = self.newest_backup
             && stamp <= newest
         {
@@ -428,6 +426,8 @@ fn user_json(user: Option<&UserInfo>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use ironnet_apimachinery::clock::ManualClock;
+
     use super::*;
 
     #[test]
@@ -476,7 +476,7 @@ mod tests {
             max_size_bytes: 3 * line(0).len() as u64,
             max_backups: 2,
         };
-        let mut sink = Sink::open_with_clock(config, Box::new(move || frozen)).unwrap();
+        let mut sink = Sink::open_with_clock(config, Arc::new(ManualClock::new(frozen))).unwrap();
         for i in 0..40 {
             sink.write(&line(i)).unwrap();
         }
@@ -504,12 +504,12 @@ mod tests {
             max_size_bytes: line(0).len() as u64,
             max_backups: 0,
         };
-        let mut first = Sink::open_with_clock(config.clone(), Box::new(move || later)).unwrap();
+        let mut first = Sink::open_with_clock(config.clone(), Arc::new(ManualClock::new(later))).unwrap();
         first.write(&line(0)).unwrap();
         first.write(&line(1)).unwrap();
         first.flush().unwrap();
         drop(first);
-        let mut second = Sink::open_with_clock(config, Box::new(move || earlier)).unwrap();
+        let mut second = Sink::open_with_clock(config, Arc::new(ManualClock::new(earlier))).unwrap();
         second.write(&line(2)).unwrap();
         second.flush().unwrap();
         let mut files = backups(&path).unwrap();

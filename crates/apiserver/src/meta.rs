@@ -1,29 +1,10 @@
 //! Object metadata: accessors, name and label validation, server-owned fields, generation and time.
 
-use std::sync::Arc;
-
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-/// A source of "now"; injected so tests control timestamps and ages.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
-
-/// A shared clock.
-pub type SharedClock = Arc<dyn Clock>;
+pub use ironnet_apimachinery::clock::{Clock, SharedClock, SystemClock};
 
 /// Formats a timestamp like Kubernetes (`2026-11-23T19:00:00Z`, whole seconds).
 pub fn format_time(t: Timestamp) -> String {

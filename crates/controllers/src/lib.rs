@@ -5,6 +5,9 @@
 //! exhaustively without an API server. A decision module and the reconciler over it share a name
 //! ([`placement`] and [`reconcilers::placement`], [`nat::allocation`] and [`reconcilers::nat_allocation`]).
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod allocation_gc;
 pub mod apinet_loadbalancer;
 pub mod daemonset;

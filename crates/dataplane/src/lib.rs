@@ -8,6 +8,9 @@
 //!
 //! See `docs/dataplane.md` for the design and the differences from dpservice.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod api;
 pub mod batch;
 pub mod config;

@@ -11,6 +11,8 @@
 //!
 //! See `docs/dpservice.md` for running it and for the differences from dpservice.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 /// Generated protobuf messages and the tonic server and client of `dpdkironcore.v1`.
 #[allow(missing_docs, clippy::all, rust_2018_idioms, missing_debug_implementations)]
 pub mod proto {

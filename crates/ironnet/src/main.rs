@@ -1,5 +1,8 @@
 //! `ironnet`: every ironnet component behind one binary.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use clap::{Parser, Subcommand};
 
 // The control plane allocates and frees many short-lived JSON trees per request; glibc's allocator spent

@@ -16,6 +16,9 @@
 //! Deviations from upstream (bugs fixed) are listed in `docs/compatibility.md`; the protocol is described in
 //! `docs/metalbond.md`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod cli;
 pub mod codec;
 pub mod config;

@@ -17,6 +17,9 @@
 //! differs. [`run()`] starts everything. Behaviour follows upstream ironcore-net's metalnetlet
 //! (`metalnetlet/controllers/*.go`); deviations are listed in `docs/compatibility.md`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod args;
 pub mod firewall;
 pub mod instance;

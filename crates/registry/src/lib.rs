@@ -6,6 +6,9 @@
 //! probing the store address by address, and claims them in the same store transaction as the object
 //! that needs them ([`claims`], [`public_ips`]).
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod alloc;
 pub mod claims;
 pub mod index;

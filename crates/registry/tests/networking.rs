@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironnet_apiserver::meta::{Clock, SharedClock};
+use ironnet_apimachinery::clock::{ManualClock, SharedClock};
 use ironnet_registry::{AllocationConfig, IroncoreApiServer};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -16,15 +16,6 @@ use kube::{Client, Error};
 use serde_json::{Value, json};
 
 const NET: &str = "networking.ironcore.dev";
-
-/// A clock stopped at one instant, so that ages in tables are exact.
-struct Stopped(jiff::Timestamp);
-
-impl Clock for Stopped {
-    fn now(&self) -> jiff::Timestamp {
-        self.0
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -39,7 +30,8 @@ async fn fixture() -> Fixture {
         public_prefixes: vec!["192.0.2.0/24".parse().unwrap()],
         ..AllocationConfig::default()
     };
-    let clock: SharedClock = Arc::new(Stopped("2026-11-23T19:00:00Z".parse().unwrap()));
+    // Stopped at one instant, so that ages in tables are exact.
+    let clock: SharedClock = Arc::new(ManualClock::new("2026-11-23T19:00:00Z".parse().unwrap()));
     let server = ironnet_registry::build(Arc::new(store), &allocation, |b| b.clock(clock))
         .await
         .unwrap();

@@ -17,6 +17,7 @@
 //! The domain reconcilers live in the crates that use this one; nothing here knows what a Network is beyond
 //! the index each shared kind keeps ([`informer::Informed`]).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
 pub mod cache;

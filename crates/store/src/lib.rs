@@ -13,6 +13,12 @@
 //!
 //! Backends implement [`Store`]; every backend passes the same conformance suite.
 
+// The production library has no unsafe code; only the etcd spawner for tests (feature
+// `testing`) has one block, allowed where it is.
+#![cfg_attr(not(feature = "testing"), forbid(unsafe_code))]
+#![cfg_attr(feature = "testing", deny(unsafe_code))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -105,6 +105,7 @@ impl EtcdProcess {
             .stderr(log);
         // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
         // which is async-signal-safe; it touches no memory shared with the parent.
+        #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)

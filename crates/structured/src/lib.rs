@@ -15,6 +15,9 @@
 //! The algorithms follow `sigs.k8s.io/structured-merge-diff` (v4/v6) and kube-apiserver's
 //! `managedfields` package; `docs/server-side-apply.md` lists where they differ.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod apply;
 mod body;
 mod fieldsv1;

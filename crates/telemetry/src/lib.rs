@@ -16,6 +16,9 @@
 //! ironnet components often share one host (`ironnet up` runs them all in one process) and fixed default ports would
 //! collide. Giving both flags the same address serves every path on one listener.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -2,12 +2,12 @@
 
 use ironnet_apimachinery::field::{ErrorList, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{NameRule, meta};
 
 use super::instance::{InstanceTemplate, validate_spec as validate_instance_spec};
 use super::loadbalancer::validate_selector_matches_template;
@@ -15,6 +15,7 @@ use super::loadbalancer::validate_selector_matches_template;
 /// The desired state of a DaemonSet.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "DaemonSet",
@@ -59,35 +60,23 @@ pub fn validate_spec(spec: &DaemonSetSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new DaemonSet: metadata (DNS label name) and spec.
-pub fn validate_create(ds: &DaemonSet) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&ds.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&ds.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: metadata and the new spec.
-pub fn validate_update(new: &DaemonSet, old: &DaemonSet) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &DaemonSet, old: &DaemonSet) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for DaemonSet {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new DaemonSet: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: metadata and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
 }

@@ -3,7 +3,7 @@
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +140,7 @@ pub struct TopologySpreadConstraint {
 /// The desired state of an Instance.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "Instance",
@@ -332,59 +333,47 @@ pub fn validate_spec(spec: &InstanceSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new Instance: metadata (DNS label name) and spec.
-pub fn validate_create(inst: &Instance) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&inst.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&inst.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `type`, `loadBalancerType`, `networkRef` immutable; `nodeRef` may only go from unset
-/// to a value.
-pub fn validate_update(new: &Instance, old: &Instance) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.type_,
-        &old.spec.type_,
-        &spec.child("type"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.load_balancer_type,
-        &old.spec.load_balancer_type,
-        &spec.child("loadBalancerType"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &spec.child("networkRef"),
-    ));
-    if old.spec.node_ref.is_some() {
-        errs.extend(validation::immutable(
-            &new.spec.node_ref,
-            &old.spec.node_ref,
-            &spec.child("nodeRef"),
-        ));
-    }
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &Instance, old: &Instance) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for Instance {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new Instance: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `type`, `loadBalancerType`, `networkRef` immutable; `nodeRef` may only go from unset
+    /// to a value.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.type_,
+            &old.spec.type_,
+            &spec.child("type"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.load_balancer_type,
+            &old.spec.load_balancer_type,
+            &spec.child("loadBalancerType"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &spec.child("networkRef"),
+        ));
+        if old.spec.node_ref.is_some() {
+            errs.extend(validation::immutable(
+                &self.spec.node_ref,
+                &old.spec.node_ref,
+                &spec.child("nodeRef"),
+            ));
+        }
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

@@ -2,7 +2,7 @@
 //! claimed by a LoadBalancer, NATGateway or NetworkInterface.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,7 @@ pub struct IPClaimRef {
 /// The desired state of an IP.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "IP",
@@ -68,15 +69,6 @@ pub struct IPSpec {
     pub claim_ref: Option<IPClaimRef>,
 }
 
-/// Applies the IP defaults: `ipFamily` from `ip`.
-pub fn default(ip: &mut IP) {
-    if ip.spec.ip_family.is_none()
-        && let Some(addr) = &ip.spec.ip
-    {
-        ip.spec.ip_family = Some(addr.family());
-    }
-}
-
 /// Validates a spec at `path`.
 pub fn validate_spec(spec: &IPSpec, path: &Path) -> ErrorList {
     let mut errs = validation::required_enum(&spec.type_, &path.child("type"), "must specify type");
@@ -103,46 +95,49 @@ pub fn validate_spec(spec: &IPSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new IP: metadata (DNS label name) and spec.
-pub fn validate_create(ip: &IP) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&ip.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&ip.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `type` and `ipFamily` immutable (Forbidden), `ip` immutable once set (Invalid).
-pub fn validate_update(new: &IP, old: &IP) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.type_,
-        &old.spec.type_,
-        &spec.child("type"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.ip_family,
-        &old.spec.ip_family,
-        &spec.child("ipFamily"),
-    ));
-    if old.spec.ip.is_some() && new.spec.ip != old.spec.ip {
-        errs.push(FieldError::invalid(
-            &spec.child("ip"),
-            new.spec.ip.as_ref().map(ToString::to_string).unwrap_or_default(),
-            FIELD_IS_IMMUTABLE,
-        ));
-    }
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
 impl ApiKind for IP {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the IP defaults: `ipFamily` from `ip`.
     fn apply_defaults(&mut self) {
-        default(self);
+        if self.spec.ip_family.is_none()
+            && let Some(addr) = &self.spec.ip
+        {
+            self.spec.ip_family = Some(addr.family());
+        }
     }
+    /// Validates a new IP: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `type` and `ipFamily` immutable (Forbidden), `ip` immutable once set (Invalid).
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.type_,
+            &old.spec.type_,
+            &spec.child("type"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.ip_family,
+            &old.spec.ip_family,
+            &spec.child("ipFamily"),
+        ));
+        if old.spec.ip.is_some() && self.spec.ip != old.spec.ip {
+            errs.push(FieldError::invalid(
+                &spec.child("ip"),
+                self.spec.ip.as_ref().map(ToString::to_string).unwrap_or_default(),
+                FIELD_IS_IMMUTABLE,
+            ));
+        }
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

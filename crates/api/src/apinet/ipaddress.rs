@@ -1,7 +1,7 @@
 //! `IPAddress` (cluster-scoped): the claim on one public address, named by the canonical address.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use super::networkid::ClaimRef;
 /// The claim on an address.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "IPAddress",
@@ -61,36 +62,35 @@ fn validate_spec(addr: &IPAddress) -> ErrorList {
     errs
 }
 
-/// Validates a new IPAddress: the name is a canonical IP and `spec.ip` equals it.
-pub fn validate_create(addr: &IPAddress) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&addr.metadata, false, NAME_RULE);
-    errs.extend(validate_spec(addr));
-    errs
-}
-
-/// Validates an update: `spec.ip` and `spec.claimRef` are immutable.
-pub fn validate_update(new: &IPAddress, old: &IPAddress) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, false, NAME_RULE);
-    errs.extend(validation::immutable(
-        &new.spec.ip,
-        &old.spec.ip,
-        &spec.child("ip"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.claim_ref,
-        &old.spec.claim_ref,
-        &spec.child("claimRef"),
-    ));
-    errs.extend(validate_spec(new));
-    errs
-}
-
 impl ApiKind for IPAddress {
+    const NAME_RULE: NameRule = NAME_RULE;
+    const NAMESPACED: bool = false;
+    /// Validates a new IPAddress: the name is a canonical IP and `spec.ip` equals it.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(self));
+        errs
     }
+    /// Validates an update: `spec.ip` and `spec.claimRef` are immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.ip,
+            &old.spec.ip,
+            &spec.child("ip"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.claim_ref,
+            &old.spec.claim_ref,
+            &spec.child("claimRef"),
+        ));
+        errs.extend(validate_spec(self));
+        errs
     }
 }

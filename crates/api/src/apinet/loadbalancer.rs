@@ -2,7 +2,7 @@
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,7 @@ pub fn validate_ports(ports: &[LoadBalancerPort], path: &Path) -> ErrorList {
 /// The desired state of an apinet LoadBalancer.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "LoadBalancer",
@@ -99,11 +100,6 @@ pub struct LoadBalancerStatus {
     /// Reserved for naming collisions (unused upstream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collision_count: Option<i32>,
-}
-
-/// Applies the defaults: each IP's family from its address.
-pub fn default(lb: &mut LoadBalancer) {
-    lb.spec.ips.iter_mut().for_each(default_object_ip);
 }
 
 /// Validates that `selector` is set, valid, and matches the template labels. Shared with DaemonSet.
@@ -155,54 +151,43 @@ pub fn validate_spec(spec: &LoadBalancerSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new LoadBalancer: metadata (DNS label name) and spec.
-pub fn validate_create(lb: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&lb.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&lb.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `type`, `networkRef` and `selector` are immutable.
-pub fn validate_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.type_,
-        &old.spec.type_,
-        &spec.child("type"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &spec.child("networkRef"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.selector,
-        &old.spec.selector,
-        &spec.child("selector"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for LoadBalancer {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the defaults: each IP's family from its address.
     fn apply_defaults(&mut self) {
-        default(self);
+        self.spec.ips.iter_mut().for_each(default_object_ip);
     }
+    /// Validates a new LoadBalancer: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `type`, `networkRef` and `selector` are immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.type_,
+            &old.spec.type_,
+            &spec.child("type"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &spec.child("networkRef"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.selector,
+            &old.spec.selector,
+            &spec.child("selector"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

@@ -2,7 +2,7 @@
 //! fields).
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,7 @@ pub struct LoadBalancerDestination {
 /// The top-level fields of an apinet LoadBalancerRouting.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "LoadBalancerRouting",
@@ -65,26 +66,24 @@ fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
     errs
 }
 
-/// Validates a new LoadBalancerRouting: metadata (DNS label name) and destinations.
-pub fn validate_create(lbr: &LoadBalancerRouting) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&lbr.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&lbr.spec));
-    errs
-}
-
-/// Validates an update: metadata and destinations.
-pub fn validate_update(new: &LoadBalancerRouting, old: &LoadBalancerRouting) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&new.spec));
-    errs
-}
-
 impl ApiKind for LoadBalancerRouting {
+    const NAME_RULE: NameRule = NameRule::Label;
     const NO_SPEC: bool = true;
+    /// Validates a new LoadBalancerRouting: metadata (DNS label name) and destinations.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
+    /// Validates an update: metadata and destinations.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
 }

@@ -1,7 +1,7 @@
 //! `NATGateway` (`core.apinet.ironcore.dev`): source NAT for the NetworkInterfaces of a Network.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,7 @@ pub struct NATGatewayIP {
 /// The desired state of an apinet NATGateway.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NATGateway",
@@ -69,13 +70,6 @@ pub struct NATGatewayStatus {
     pub requested_nat_ips: Option<i64>,
 }
 
-/// Applies the defaults: `portsPerNetworkInterface` 0 becomes 2048 (upstream left 0, which divides by zero).
-pub fn default(ngw: &mut NATGateway) {
-    if ngw.spec.ports_per_network_interface == 0 {
-        ngw.spec.ports_per_network_interface = DEFAULT_PORTS_PER_NETWORK_INTERFACE;
-    }
-}
-
 /// Validates a spec at `path`.
 pub fn validate_spec(spec: &NATGatewaySpec, path: &Path) -> ErrorList {
     let mut errs =
@@ -109,49 +103,40 @@ pub fn validate_spec(spec: &NATGatewaySpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NATGateway: metadata (DNS label name) and spec.
-pub fn validate_create(ngw: &NATGateway) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&ngw.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&ngw.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `ipFamily` and `networkRef` are immutable.
-pub fn validate_update(new: &NATGateway, old: &NATGateway) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.ip_family,
-        &old.spec.ip_family,
-        &spec.child("ipFamily"),
-    ));
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &spec.child("networkRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NATGateway, old: &NATGateway) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NATGateway {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the defaults: `portsPerNetworkInterface` 0 becomes 2048 (upstream left 0, which divides by zero).
     fn apply_defaults(&mut self) {
-        default(self);
+        if self.spec.ports_per_network_interface == 0 {
+            self.spec.ports_per_network_interface = DEFAULT_PORTS_PER_NETWORK_INTERFACE;
+        }
     }
+    /// Validates a new NATGateway: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `ipFamily` and `networkRef` are immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.ip_family,
+            &old.spec.ip_family,
+            &spec.child("ipFamily"),
+        ));
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &spec.child("networkRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

@@ -1,7 +1,7 @@
 //! `NATGatewayAutoscaler` (`core.apinet.ironcore.dev`): grows and shrinks a NATGateway's public IPs.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use crate::validation::{self, NameRule, meta};
 /// The desired state of a NATGatewayAutoscaler.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NATGatewayAutoscaler",
@@ -75,41 +76,29 @@ pub fn validate_spec(spec: &NATGatewayAutoscalerSpec, path: &Path) -> ErrorList 
     errs
 }
 
-/// Validates a new NATGatewayAutoscaler: metadata (DNS label name) and spec.
-pub fn validate_create(a: &NATGatewayAutoscaler) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&a.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&a.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `natGatewayRef` is immutable (upstream checked this only on `/status`).
-pub fn validate_update(new: &NATGatewayAutoscaler, old: &NATGatewayAutoscaler) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.nat_gateway_ref,
-        &old.spec.nat_gateway_ref,
-        &spec.child("natGatewayRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NATGatewayAutoscaler, old: &NATGatewayAutoscaler) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NATGatewayAutoscaler {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new NATGatewayAutoscaler: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `natGatewayRef` is immutable (upstream checked this only on `/status`).
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.nat_gateway_ref,
+            &old.spec.nat_gateway_ref,
+            &spec.child("natGatewayRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

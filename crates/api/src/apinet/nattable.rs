@@ -2,7 +2,7 @@
 //! NATGateway, top-level fields; written by the NATGateway controller).
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,7 @@ pub struct NATIP {
 /// The top-level fields of a NATTable.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NATTable",
@@ -90,26 +91,24 @@ fn validate_fields(fields: &NATTableFields) -> ErrorList {
     errs
 }
 
-/// Validates a new NATTable: metadata (DNS label name) and the slices.
-pub fn validate_create(t: &NATTable) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&t.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&t.spec));
-    errs
-}
-
-/// Validates an update: metadata and the slices.
-pub fn validate_update(new: &NATTable, old: &NATTable) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&new.spec));
-    errs
-}
-
 impl ApiKind for NATTable {
+    const NAME_RULE: NameRule = NameRule::Label;
     const NO_SPEC: bool = true;
+    /// Validates a new NATTable: metadata (DNS label name) and the slices.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
+    /// Validates an update: metadata and the slices.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,7 @@ pub struct NetworkPeering {
 /// The desired state of an apinet Network.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "Network",
@@ -128,40 +129,28 @@ pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new Network: metadata (DNS label name) and spec.
-pub fn validate_create(net: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&net.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&net.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `spec.id` is immutable.
-pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.id,
-        &old.spec.id,
-        &Path::new("spec").child("id"),
-    ));
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &Network, old: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for Network {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new Network: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `spec.id` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.id,
+            &old.spec.id,
+            &Path::new("spec").child("id"),
+        ));
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
 }

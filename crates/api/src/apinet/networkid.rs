@@ -1,7 +1,7 @@
 //! `NetworkID` (cluster-scoped): the claim on one VNI, named by the canonical VNI.
 
 use ironnet_apimachinery::field::{ErrorList, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,7 @@ pub struct ClaimRef {
 /// The claim on a VNI.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkID",
@@ -70,27 +71,26 @@ fn vni_name(name: &str) -> Vec<String> {
 /// The name rule of NetworkID: a canonical VNI.
 pub const NAME_RULE: NameRule = NameRule::Custom(vni_name);
 
-/// Validates a new NetworkID: the name is a canonical VNI.
-pub fn validate_create(id: &NetworkID) -> ErrorList {
-    meta::validate_object_meta(&id.metadata, false, NAME_RULE)
-}
-
-/// Validates an update: `spec.claimRef` is immutable.
-pub fn validate_update(new: &NetworkID, old: &NetworkID) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, false, NAME_RULE);
-    errs.extend(validation::immutable(
-        &new.spec.claim_ref,
-        &old.spec.claim_ref,
-        &Path::new("spec").child("claimRef"),
-    ));
-    errs
-}
-
 impl ApiKind for NetworkID {
+    const NAME_RULE: NameRule = NAME_RULE;
+    const NAMESPACED: bool = false;
+    /// Validates a new NetworkID: the name is a canonical VNI.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE)
     }
+    /// Validates an update: `spec.claimRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.claim_ref,
+            &old.spec.claim_ref,
+            &Path::new("spec").child("claimRef"),
+        ));
+        errs
     }
 }

@@ -1,7 +1,7 @@
 //! `NetworkInterface` (`core.apinet.ironcore.dev`): a NIC on a Node, with internal IPs, public IPs and NAT.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,7 @@ pub struct TAPDevice {
 /// The desired state of an apinet NetworkInterface.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkInterface",
@@ -128,11 +129,6 @@ pub struct NetworkInterfaceStatus {
     /// NAT IPs realised.
     #[serde(default, rename = "natIPs", skip_serializing_if = "Vec::is_empty")]
     pub nat_ips: Vec<Address>,
-}
-
-/// Applies the defaults: each public IP's family from its address.
-pub fn default(nic: &mut NetworkInterface) {
-    nic.spec.public_ips.iter_mut().for_each(default_object_ip);
 }
 
 /// Validates a spec at `path`.
@@ -201,13 +197,6 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NetworkInterface: metadata (DNS label name) and spec.
-pub fn validate_create(nic: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&nic.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&nic.spec, &Path::new("spec")));
-    errs
-}
-
 /// Validates a spec update at `path`: `nodeRef`, `networkRef` immutable (Forbidden); `ips` and `hostname`
 /// immutable (Invalid, as upstream).
 pub fn validate_spec_update(
@@ -238,33 +227,29 @@ pub fn validate_spec_update(
     errs
 }
 
-/// Validates an update: metadata, immutable fields, and the new spec.
-pub fn validate_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validate_spec_update(&new.spec, &old.spec, &spec));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NetworkInterface {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the defaults: each public IP's family from its address.
     fn apply_defaults(&mut self) {
-        default(self);
+        self.spec.public_ips.iter_mut().for_each(default_object_ip);
     }
+    /// Validates a new NetworkInterface: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: metadata, immutable fields, and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_spec_update(&self.spec, &old.spec, &spec));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

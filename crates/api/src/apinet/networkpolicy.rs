@@ -2,7 +2,7 @@
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,7 @@ pub const PEER_KINDS: &[&str] = &["LoadBalancer", "NetworkInterface"];
 /// The desired state of an apinet NetworkPolicy.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkPolicy",
@@ -105,31 +106,29 @@ pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NetworkPolicy: metadata (DNS label name) and spec.
-pub fn validate_create(np: &NetworkPolicy) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&np.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&np.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef` is immutable.
-pub fn validate_update(new: &NetworkPolicy, old: &NetworkPolicy) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &spec.child("networkRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
 impl ApiKind for NetworkPolicy {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new NetworkPolicy: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &spec.child("networkRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

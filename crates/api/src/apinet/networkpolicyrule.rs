@@ -2,7 +2,7 @@
 //! top-level fields; written by apinetlet, read by metalnetlet).
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,7 @@ pub struct Rule {
 /// The top-level fields of a NetworkPolicyRule.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "core.apinet.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkPolicyRule",
@@ -132,26 +133,24 @@ fn validate_fields(f: &NetworkPolicyRuleFields) -> ErrorList {
     errs
 }
 
-/// Validates a new NetworkPolicyRule: metadata (DNS label name) and the rules.
-pub fn validate_create(r: &NetworkPolicyRule) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&r.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&r.spec));
-    errs
-}
-
-/// Validates an update: metadata and the rules.
-pub fn validate_update(new: &NetworkPolicyRule, old: &NetworkPolicyRule) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validate_fields(&new.spec));
-    errs
-}
-
 impl ApiKind for NetworkPolicyRule {
+    const NAME_RULE: NameRule = NameRule::Label;
     const NO_SPEC: bool = true;
+    /// Validates a new NetworkPolicyRule: metadata (DNS label name) and the rules.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
+    /// Validates an update: metadata and the rules.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
 }

@@ -1,7 +1,7 @@
 //! `LoadBalancer` (`networking.metalnet.ironcore.dev`): a load balancer VIP served on one node.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,7 @@ pub struct LBPort {
 /// The desired state of a metalnet LoadBalancer.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.metalnet.ironcore.dev",
     version = "v1alpha1",
     kind = "LoadBalancer",
@@ -131,35 +132,23 @@ pub fn validate_spec(spec: &LoadBalancerSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new LoadBalancer: metadata (DNS subdomain name) and spec.
-pub fn validate_create(lb: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&lb.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_spec(&lb.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: metadata and the new spec.
-pub fn validate_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for LoadBalancer {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
+    /// Validates a new LoadBalancer: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: metadata and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
 }

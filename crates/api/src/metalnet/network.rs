@@ -1,7 +1,7 @@
 //! `Network` (`networking.metalnet.ironcore.dev`): a VNI on a node, with the VNIs it peers with.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,7 @@ pub struct PeeredPrefix {
 /// The desired state of a metalnet Network.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.metalnet.ironcore.dev",
     version = "v1alpha1",
     kind = "Network",
@@ -91,41 +92,29 @@ pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new Network: metadata (DNS subdomain name) and spec.
-pub fn validate_create(net: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&net.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_spec(&net.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `spec.id` is immutable.
-pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::immutable(
-        &new.spec.id,
-        &old.spec.id,
-        &spec.child("id"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &Network, old: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for Network {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
+    /// Validates a new Network: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `spec.id` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.id,
+            &old.spec.id,
+            &spec.child("id"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

@@ -2,7 +2,7 @@
 //! NAT, load balancer targets, firewall rules and metering.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -137,6 +137,7 @@ pub struct MeteringParameters {
 /// The desired state of a metalnet NetworkInterface.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.metalnet.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkInterface",
@@ -242,13 +243,6 @@ pub struct NetworkInterfaceStatus {
     /// State.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ObjectState>,
-}
-
-/// Applies the defaults: firewall rule priority 1000 (the CRD default).
-pub fn default(nic: &mut NetworkInterface) {
-    for rule in &mut nic.spec.firewall_rules {
-        rule.priority.get_or_insert(DEFAULT_FIREWALL_RULE_PRIORITY);
-    }
 }
 
 fn range_check(errs: &mut ErrorList, path: &Path, value: i32, min: i32, max: i32) {
@@ -422,44 +416,35 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
-pub fn validate_create(nic: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&nic.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_spec(&nic.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef` is immutable.
-pub fn validate_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let spec = Path::new("spec");
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &spec.child("networkRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &spec));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NetworkInterface {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
+    /// Applies the defaults: firewall rule priority 1000 (the CRD default).
     fn apply_defaults(&mut self) {
-        default(self);
+        for rule in &mut self.spec.firewall_rules {
+            rule.priority.get_or_insert(DEFAULT_FIREWALL_RULE_PRIORITY);
+        }
     }
+    /// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let spec = Path::new("spec");
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &spec.child("networkRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &spec));
+        errs
     }
 }

@@ -2,7 +2,7 @@
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,7 @@ impl LoadBalancerPort {
 /// The desired state of a LoadBalancer.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "LoadBalancer",
@@ -92,11 +93,6 @@ pub struct LoadBalancerStatus {
     /// The IPs of the LoadBalancer; written by the network plugin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ips: Vec<IP>,
-}
-
-/// Applies the LoadBalancer defaults: the NetworkInterface ipFamilies/ips defaulting.
-pub fn default(lb: &mut LoadBalancer) {
-    networkinterface::default_ip_families_and_sources(&mut lb.spec.ip_families, &mut lb.spec.ips);
 }
 
 /// Validates the ports at `path`: every entry's range, and no overlap within a protocol.
@@ -179,45 +175,34 @@ pub fn validate_spec(spec: &LoadBalancerSpec, lb_name: Option<&str>, path: &Path
     errs
 }
 
-/// Validates a new LoadBalancer: metadata (name is a DNS label) and spec.
-pub fn validate_create(lb: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&lb.metadata, true, NameRule::Label);
-    let name = lb.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&lb.spec, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef` is immutable; the new object must be valid.
-pub fn validate_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &Path::new("spec").child("networkRef"),
-    ));
-    let name = new.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&new.spec, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &LoadBalancer, old: &LoadBalancer) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for LoadBalancer {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the LoadBalancer defaults: the NetworkInterface ipFamilies/ips defaulting.
     fn apply_defaults(&mut self) {
-        default(self);
+        networkinterface::default_ip_families_and_sources(&mut self.spec.ip_families, &mut self.spec.ips);
     }
+    /// Validates a new LoadBalancer: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef` is immutable; the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &Path::new("spec").child("networkRef"),
+        ));
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
+        errs
     }
 }

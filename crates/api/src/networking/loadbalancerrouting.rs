@@ -2,7 +2,7 @@
 //! Fields sit at the top level; the object has the LoadBalancer's name and is controlled by it.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,7 @@ impl LoadBalancerDestination {
 /// The top-level fields of a LoadBalancerRouting.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "LoadBalancerRouting",
@@ -85,14 +86,6 @@ pub struct LoadBalancerRoutingFields {
     /// The destinations traffic is routed to.
     #[serde(default)]
     pub destinations: Vec<LoadBalancerDestination>,
-}
-
-/// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP (or the target
-/// it is resolved from) and target name.
-pub fn validate_create(lbr: &LoadBalancerRouting) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&lbr.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_fields(&lbr.spec));
-    errs
 }
 
 fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
@@ -118,24 +111,30 @@ fn validate_fields(fields: &LoadBalancerRoutingFields) -> ErrorList {
     errs
 }
 
-/// Validates an update: metadata and the new object's fields.
-pub fn validate_update(new: &LoadBalancerRouting, old: &LoadBalancerRouting) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_fields(&new.spec));
-    errs
-}
-
 impl ApiKind for LoadBalancerRouting {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
     const NO_SPEC: bool = true;
     fn apply_defaults(&mut self) {
         for d in &mut self.spec.destinations {
             d.convert_legacy();
         }
     }
+    /// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP (or the target
+    /// it is resolved from) and target name.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
+    /// Validates an update: metadata and the new object's fields.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validate_fields(&self.spec));
+        errs
     }
 }

@@ -1,7 +1,7 @@
 //! `NATGateway` (`networking.ironcore.dev/v1alpha1`): outbound NAT for the NetworkInterfaces of a Network.
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,7 @@ pub enum NATGatewayType {
 /// The desired state of a NATGateway.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "NATGateway",
@@ -85,13 +86,6 @@ pub struct NATGatewayStatus {
     pub ips: Vec<NATGatewayStatusIP>,
 }
 
-/// Applies the NATGateway defaults: `portsPerNetworkInterface` 2048.
-pub fn default(ngw: &mut NATGateway) {
-    ngw.spec
-        .ports_per_network_interface
-        .get_or_insert(DEFAULT_PORTS_PER_NETWORK_INTERFACE);
-}
-
 /// Validates ports per NetworkInterface at `path`: a power of two no larger than the largest power of two that
 /// fits the NAT port range (32768). With `allow_full_range`, the whole range (64512, one NetworkInterface per
 /// IP) is accepted too. Shared with `core.apinet.ironcore.dev`.
@@ -141,43 +135,34 @@ pub fn validate_spec(spec: &NATGatewaySpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NATGateway: metadata (name is a DNS label) and spec.
-pub fn validate_create(ngw: &NATGateway) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&ngw.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&ngw.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef` is immutable; the new object must be valid.
-pub fn validate_update(new: &NATGateway, old: &NATGateway) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &Path::new("spec").child("networkRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NATGateway, old: &NATGateway) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NATGateway {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Applies the NATGateway defaults: `portsPerNetworkInterface` 2048.
     fn apply_defaults(&mut self) {
-        default(self);
+        self.spec
+            .ports_per_network_interface
+            .get_or_insert(DEFAULT_PORTS_PER_NETWORK_INTERFACE);
     }
+    /// Validates a new NATGateway: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef` is immutable; the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &Path::new("spec").child("networkRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -151,6 +151,7 @@ pub struct NetworkPeeringStatus {
 /// The desired state of a Network.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "Network",
@@ -299,55 +300,43 @@ pub fn validate_spec(spec: &NetworkSpec, namespace: &str, own_name: Option<&str>
     errs
 }
 
-/// Validates a new Network: metadata (DNS subdomain name) and spec.
-pub fn validate_create(net: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&net.metadata, true, NameRule::Subdomain);
-    let ns = net.metadata.namespace.as_deref().unwrap_or("");
-    let name = net.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&net.spec, ns, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `spec.providerID` can go from empty to a value once, then it is immutable.
-pub fn validate_update(new: &Network, old: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    if !old.spec.provider_id.is_empty() {
-        errs.extend(validation::immutable(
-            &new.spec.provider_id,
-            &old.spec.provider_id,
-            &Path::new("spec").child("providerID"),
-        ));
-    }
-    let ns = new.metadata.namespace.as_deref().unwrap_or("");
-    let name = new.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&new.spec, ns, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &Network, old: &Network) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for Network {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
     // Upstream's spec is optional (`json:"spec,omitempty"`): a Network without one is an empty one.
     const OPTIONAL_SPEC: bool = true;
 
     fn definition()
     -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-        crate::kind::without_required_spec(<Self as kube::CustomResourceExt>::crd())
+        crate::kind::without_required_spec(<Self as kube_core::CustomResourceExt>::crd())
     }
 
+    /// Validates a new Network: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let ns = self.metadata.namespace.as_deref().unwrap_or("");
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, ns, name, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `spec.providerID` can go from empty to a value once, then it is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        if !old.spec.provider_id.is_empty() {
+            errs.extend(validation::immutable(
+                &self.spec.provider_id,
+                &old.spec.provider_id,
+                &Path::new("spec").child("providerID"),
+            ));
+        }
+        let ns = self.metadata.namespace.as_deref().unwrap_or("");
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, ns, name, &Path::new("spec")));
+        errs
     }
 }
 

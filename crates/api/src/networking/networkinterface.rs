@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +87,7 @@ pub enum NetworkInterfaceState {
 /// The desired state of a NetworkInterface.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkInterface",
@@ -194,17 +195,6 @@ pub fn default_ip_families_and_sources(ip_families: &mut Vec<IPFamily>, ips: &mu
         {
             t.spec.prefix_length = t.spec.ip_family.map_or(0, |f| i32::from(f.bits()));
         }
-    }
-}
-
-/// Applies the NetworkInterface defaults: IP families and ephemeral templates (see
-/// [`default_ip_families_and_sources`]), ephemeral prefix families, and status state `Pending`.
-pub fn default(nic: &mut NetworkInterface) {
-    default_spec(&mut nic.spec);
-    if let Some(status) = nic.status.as_mut()
-        && status.state.is_none()
-    {
-        status.state = Some(NetworkInterfaceState::Pending);
     }
 }
 
@@ -447,52 +437,47 @@ pub fn validate_spec(spec: &NetworkInterfaceSpec, nic_name: Option<&str>, path: 
     errs
 }
 
-/// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
-pub fn validate_create(nic: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&nic.metadata, true, NameRule::Subdomain);
-    let name = nic.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&nic.spec, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef`, `ipFamilies` and `attributes` are immutable (one Forbidden on `spec`),
-/// and the new object must be valid.
-pub fn validate_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    let mut masked = new.spec.clone();
-    masked.provider_id.clone_from(&old.spec.provider_id);
-    masked.ips.clone_from(&old.spec.ips);
-    masked.prefixes.clone_from(&old.spec.prefixes);
-    masked.machine_ref.clone_from(&old.spec.machine_ref);
-    masked.virtual_ip.clone_from(&old.spec.virtual_ip);
-    errs.extend(validation::immutable_with_diff(
-        &masked,
-        &old.spec,
-        &Path::new("spec"),
-    ));
-    let name = new.metadata.name.as_deref().filter(|n| !n.is_empty());
-    errs.extend(validate_spec(&new.spec, name, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NetworkInterface, old: &NetworkInterface) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NetworkInterface {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
+    /// Applies the NetworkInterface defaults: IP families and ephemeral templates (see
+    /// [`default_ip_families_and_sources`]), ephemeral prefix families, and status state `Pending`.
     fn apply_defaults(&mut self) {
-        default(self);
+        default_spec(&mut self.spec);
+        if let Some(status) = self.status.as_mut()
+            && status.state.is_none()
+        {
+            status.state = Some(NetworkInterfaceState::Pending);
+        }
     }
+    /// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef`, `ipFamilies` and `attributes` are immutable (one Forbidden on `spec`),
+    /// and the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        let mut masked = self.spec.clone();
+        masked.provider_id.clone_from(&old.spec.provider_id);
+        masked.ips.clone_from(&old.spec.ips);
+        masked.prefixes.clone_from(&old.spec.prefixes);
+        masked.machine_ref.clone_from(&old.spec.machine_ref);
+        masked.virtual_ip.clone_from(&old.spec.virtual_ip);
+        errs.extend(validation::immutable_with_diff(
+            &masked,
+            &old.spec,
+            &Path::new("spec"),
+        ));
+        let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
+        errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
+        errs
     }
 }

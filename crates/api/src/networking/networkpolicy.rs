@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,7 @@ pub struct NetworkPolicyEgressRule {
 /// The desired state of a NetworkPolicy.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "NetworkPolicy",
@@ -129,27 +130,6 @@ pub struct NetworkPolicyStatus {
     /// Conditions of the policy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-}
-
-/// Applies the NetworkPolicy defaults: `policyTypes` = the given types plus Ingress/Egress when there are
-/// ingress/egress rules, sorted (`["Egress","Ingress"]`).
-pub fn default(np: &mut NetworkPolicy) {
-    let mut types: BTreeSet<&str> = np.spec.policy_types.iter().map(|t| policy_type_str(*t)).collect();
-    if !np.spec.ingress.is_empty() {
-        types.insert("Ingress");
-    }
-    if !np.spec.egress.is_empty() {
-        types.insert("Egress");
-    }
-    let mut seen = Vec::new();
-    for t in types {
-        seen.push(if t == "Ingress" {
-            PolicyType::Ingress
-        } else {
-            PolicyType::Egress
-        });
-    }
-    np.spec.policy_types = seen;
 }
 
 fn policy_type_str(t: PolicyType) -> &'static str {
@@ -293,43 +273,53 @@ pub fn validate_spec(spec: &NetworkPolicySpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new NetworkPolicy: metadata (DNS subdomain name) and spec.
-pub fn validate_create(np: &NetworkPolicy) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&np.metadata, true, NameRule::Subdomain);
-    errs.extend(validate_spec(&np.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: `networkRef` is immutable; the new object must be valid.
-pub fn validate_update(new: &NetworkPolicy, old: &NetworkPolicy) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::immutable(
-        &new.spec.network_ref,
-        &old.spec.network_ref,
-        &Path::new("spec").child("networkRef"),
-    ));
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata, and the spec unchanged.
-pub fn validate_status_update(new: &NetworkPolicy, old: &NetworkPolicy) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Subdomain);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
 impl ApiKind for NetworkPolicy {
+    const NAME_RULE: NameRule = NameRule::Subdomain;
+    /// Applies the NetworkPolicy defaults: `policyTypes` = the given types plus Ingress/Egress when there are
+    /// ingress/egress rules, sorted (`["Egress","Ingress"]`).
     fn apply_defaults(&mut self) {
-        default(self);
+        let mut types: BTreeSet<&str> = self
+            .spec
+            .policy_types
+            .iter()
+            .map(|t| policy_type_str(*t))
+            .collect();
+        if !self.spec.ingress.is_empty() {
+            types.insert("Ingress");
+        }
+        if !self.spec.egress.is_empty() {
+            types.insert("Egress");
+        }
+        let mut seen = Vec::new();
+        for t in types {
+            seen.push(if t == "Ingress" {
+                PolicyType::Ingress
+            } else {
+                PolicyType::Egress
+            });
+        }
+        self.spec.policy_types = seen;
     }
+    /// Validates a new NetworkPolicy: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: `networkRef` is immutable; the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
-    }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        errs.extend(validation::immutable(
+            &self.spec.network_ref,
+            &old.spec.network_ref,
+            &Path::new("spec").child("networkRef"),
+        ));
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
 }

@@ -2,7 +2,7 @@
 
 use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,7 @@ pub enum VirtualIPType {
 /// The desired state of a VirtualIP.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "networking.ironcore.dev",
     version = "v1alpha1",
     kind = "VirtualIP",
@@ -103,60 +104,44 @@ pub fn validate_spec(spec: &VirtualIPSpec, path: &Path) -> ErrorList {
     errs
 }
 
-/// Validates a new VirtualIP: metadata (name is a DNS label) and spec.
-pub fn validate_create(vip: &VirtualIP) -> ErrorList {
-    let mut errs = meta::validate_object_meta(&vip.metadata, true, NameRule::Label);
-    errs.extend(validate_spec(&vip.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates an update: everything but `spec.targetRef` is immutable (one Forbidden on `spec`).
-pub fn validate_update(new: &VirtualIP, old: &VirtualIP) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    let mut new_spec = new.spec.clone();
-    new_spec.target_ref.clone_from(&old.spec.target_ref);
-    errs.extend(validation::immutable_with_diff(
-        &new_spec,
-        &old.spec,
-        &Path::new("spec"),
-    ));
-    errs.extend(validate_spec(&new.spec, &Path::new("spec")));
-    errs
-}
-
-/// Validates a `/status` update: metadata and spec must be unchanged apart from status.
-pub fn validate_status_update(new: &VirtualIP, old: &VirtualIP) -> ErrorList {
-    let mut errs = meta::validate_object_meta_update(&new.metadata, &old.metadata, true, NameRule::Label);
-    errs.extend(validation::spec_unchanged_on_status(&new.spec, &old.spec));
-    errs
-}
-
-/// Whether deleting this VirtualIP must be refused: it is still bound (`spec.targetRef` set).
-/// Upstream defines this rule but never enforces it; ironnet's API server calls it before a delete
-/// (and lets the delete through when the binding is stale: the target is gone, being deleted, or no longer
-/// refers to this VirtualIP).
-pub fn validate_delete(vip: &VirtualIP) -> ErrorList {
-    match &vip.spec.target_ref {
-        Some(target) => FieldError::forbidden(
-            &Path::new("spec").child("targetRef"),
-            format!("virtual ip is still bound to {}", target.name),
-        )
-        .into(),
-        None => ErrorList::new(),
-    }
-}
-
 impl ApiKind for VirtualIP {
+    const NAME_RULE: NameRule = NameRule::Label;
+    /// Validates a new VirtualIP: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        validate_create(self)
+        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
+    /// Validates an update: everything but `spec.targetRef` is immutable (one Forbidden on `spec`).
     fn validate_update(&self, old: &Self) -> ErrorList {
-        validate_update(self, old)
+        let mut errs = meta::validate_object_meta_update(
+            &self.metadata,
+            &old.metadata,
+            Self::NAMESPACED,
+            Self::NAME_RULE,
+        );
+        let mut new_spec = self.spec.clone();
+        new_spec.target_ref.clone_from(&old.spec.target_ref);
+        errs.extend(validation::immutable_with_diff(
+            &new_spec,
+            &old.spec,
+            &Path::new("spec"),
+        ));
+        errs.extend(validate_spec(&self.spec, &Path::new("spec")));
+        errs
     }
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
-    }
+    /// Whether deleting this VirtualIP must be refused: it is still bound (`spec.targetRef` set).
+    /// Upstream defines this rule but never enforces it; ironnet's API server calls it before a delete
+    /// (and lets the delete through when the binding is stale: the target is gone, being deleted, or no longer
+    /// refers to this VirtualIP).
     fn validate_delete(&self) -> ErrorList {
-        validate_delete(self)
+        match &self.spec.target_ref {
+            Some(target) => FieldError::forbidden(
+                &Path::new("spec").child("targetRef"),
+                format!("virtual ip is still bound to {}", target.name),
+            )
+            .into(),
+            None => ErrorList::new(),
+        }
     }
 }

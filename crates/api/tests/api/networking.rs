@@ -656,7 +656,7 @@ fn h_virtual_ip() {
     // the same whole-spec immutability as ipFamily.
     let vip_typed: ironnet_api::networking::VirtualIP = serde_json::from_value(v("IPv4", "foo")).unwrap();
     assert_contains(
-        &ironnet_api::networking::virtualip::validate_delete(&vip_typed),
+        &ironnet_api::ApiKind::validate_delete(&vip_typed),
         "spec.targetRef: Forbidden: virtual ip is still bound to foo",
         "delete while bound",
     );

@@ -3,82 +3,20 @@
 //! the same uid and resourceVersion in both views, each view's field selectors, and deletes
 //! through either API removing both.
 
-use std::process::Stdio;
-use std::sync::Arc;
-
-use ironnet_apiserver::definition::{ResourceDefinition, Scope};
-use ironnet_apiserver::{ApiServer, DefaultStrategy};
-use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
 use k8s_openapi::api::events::v1::Event as NewEvent;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
 
-async fn start() -> (
-    ApiServer,
-    std::net::SocketAddr,
-    tempfile::TempDir,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(EmbeddedStore::open(dir.path().join("store.redb"), EmbeddedOptions::default()).unwrap());
-    let mut gadget =
-        ResourceDefinition::new("test.ironnet.dev", "v1", "Gadget", "gadgets", Scope::Namespaced).unwrap();
-    gadget.schema = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-    let server = ApiServer::builder(store)
-        .register(gadget, Arc::new(DefaultStrategy))
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        let _ = serving
-            .serve_with_shutdown(listener, async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    ironnet_apiserver::kubeconfig::write(&dir.path().join("kubeconfig"), &format!("http://{addr}")).unwrap();
-    (server, addr, dir, tx)
-}
-
-fn client(addr: std::net::SocketAddr) -> kube::Client {
-    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-    kube::Client::try_from(config).unwrap()
-}
-
-async fn kubectl(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .env("HOME", dir)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "../support/gadget_server.rs"]
+mod support;
+use support::GadgetServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_events_show_in_kubectl_describe() {
-    let (_server, addr, dir, _stop) = start().await;
-    let client = client(addr);
+    let server = GadgetServer::start().await;
+    let client = server.client();
     let gadgets: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
@@ -160,7 +98,9 @@ async fn recorder_events_show_in_kubectl_describe() {
     );
 
     // kubectl describe (core/v1 Events by involvedObject, read as protobuf) lists it.
-    let described = kubectl(dir.path(), &["describe", "gadget", "g1", "-n", "default"]).await;
+    let described = server
+        .kubectl_ok(&["describe", "gadget", "g1", "-n", "default"])
+        .await;
     assert!(described.contains("Events:"), "{described}");
     assert!(
         described.contains("Warning")
@@ -237,8 +177,8 @@ async fn recorder_events_show_in_kubectl_describe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_namespace_removes_both_views() {
-    let (_server, addr, _dir, _stop) = start().await;
-    let client = client(addr);
+    let server = GadgetServer::start().await;
+    let client = server.client();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     namespaces
         .create(

@@ -3,68 +3,18 @@
 //! custom kinds staying JSON.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use ironnet_apiserver::definition::{ResourceDefinition, Scope};
 use ironnet_apiserver::protobuf::{self, MEDIA_TYPE};
-use ironnet_apiserver::{ApiServer, DefaultStrategy};
-use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use serde_json::{Value, json};
 
+#[path = "../support/gadget_server.rs"]
+mod support;
+use support::GadgetServer;
+
 const KUBECTL_NAMESPACE: &[u8] = include_bytes!("../fixtures/kubectl-create-namespace.pb");
-
-struct Server {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _server: ApiServer,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// A server on 127.0.0.1 with the built-in kinds and one custom kind (`gadgets.test.ironnet.dev`).
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(EmbeddedStore::open(dir.path().join("store.redb"), EmbeddedOptions::default()).unwrap());
-    let mut gadget =
-        ResourceDefinition::new("test.ironnet.dev", "v1", "Gadget", "gadgets", Scope::Namespaced).unwrap();
-    gadget.schema = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-    let server = ApiServer::builder(store)
-        .register(gadget, Arc::new(DefaultStrategy))
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        let _ = serving
-            .serve_with_shutdown(listener, async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    ironnet_apiserver::kubeconfig::write(&dir.path().join("kubeconfig"), &format!("http://{addr}")).unwrap();
-    Server {
-        addr,
-        dir,
-        stop: Some(tx),
-        _server: server,
-    }
-}
 
 struct Reply {
     status: u16,
@@ -130,56 +80,25 @@ async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
 
 const PB_FIRST: &str = "application/vnd.kubernetes.protobuf,application/json";
 
-async fn kubectl(s: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(s.dir.path().join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(s.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", s.dir.path())
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-    .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn kubectl_ok(s: &Server, args: &[&str]) -> String {
-    let (ok, stdout, stderr) = kubectl(s, args).await;
-    assert!(ok, "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_typed_commands_on_builtin_kinds() {
-    let s = start().await;
+    let s = GadgetServer::start().await;
     assert_eq!(
-        kubectl_ok(&s, &["create", "namespace", "team-a"]).await.trim(),
+        s.kubectl_ok(&["create", "namespace", "team-a"]).await.trim(),
         "namespace/team-a created"
     );
     let ns: Value =
-        serde_json::from_str(&kubectl_ok(&s, &["get", "namespace", "team-a", "-o", "json"]).await).unwrap();
+        serde_json::from_str(&s.kubectl_ok(&["get", "namespace", "team-a", "-o", "json"]).await).unwrap();
     assert_eq!(ns["status"]["phase"], "Active");
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     // A second create is refused with kube's AlreadyExists message, read from a protobuf Status.
-    let (ok, _, stderr) = kubectl(&s, &["create", "namespace", "team-a"]).await;
+    let (ok, _, stderr) = s.kubectl(&["create", "namespace", "team-a"]).await;
     assert!(!ok);
     assert!(
         stderr.contains("Error from server (AlreadyExists): namespaces \"team-a\" already exists"),
         "{stderr}"
     );
-    let described = kubectl_ok(&s, &["describe", "namespace", "team-a"]).await;
+    let described = s.kubectl_ok(&["describe", "namespace", "team-a"]).await;
     assert!(
         described.contains("Name:") && described.contains("team-a"),
         "{described}"
@@ -191,67 +110,57 @@ async fn kubectl_typed_commands_on_builtin_kinds() {
 
     // RBAC kinds: kubectl's typed create commands send protobuf and read protobuf back.
     assert_eq!(
-        kubectl_ok(
-            &s,
-            &[
-                "create",
-                "role",
-                "reader",
-                "--verb=get,list",
-                "--resource=events",
-                "-n",
-                "team-a"
-            ]
-        )
+        s.kubectl_ok(&[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=events",
+            "-n",
+            "team-a"
+        ])
         .await
         .trim(),
         "role.rbac.authorization.k8s.io/reader created"
     );
     assert_eq!(
-        kubectl_ok(
-            &s,
-            &[
-                "create",
-                "rolebinding",
-                "alice-reads",
-                "--role=reader",
-                "--user=alice",
-                "-n",
-                "team-a"
-            ]
-        )
+        s.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            "alice-reads",
+            "--role=reader",
+            "--user=alice",
+            "-n",
+            "team-a"
+        ])
         .await
         .trim(),
         "rolebinding.rbac.authorization.k8s.io/alice-reads created"
     );
     assert_eq!(
-        kubectl_ok(
-            &s,
-            &[
-                "create",
-                "clusterrole",
-                "node-reader",
-                "--verb=get",
-                "--resource=nodes"
-            ]
-        )
+        s.kubectl_ok(&[
+            "create",
+            "clusterrole",
+            "node-reader",
+            "--verb=get",
+            "--resource=nodes"
+        ])
         .await
         .trim(),
         "clusterrole.rbac.authorization.k8s.io/node-reader created"
     );
-    let role: Value =
-        serde_json::from_str(&kubectl_ok(&s, &["get", "role", "reader", "-n", "team-a", "-o", "json"]).await)
-            .unwrap();
+    let role: Value = serde_json::from_str(
+        &s.kubectl_ok(&["get", "role", "reader", "-n", "team-a", "-o", "json"])
+            .await,
+    )
+    .unwrap();
     assert_eq!(
         role["rules"],
         json!([{"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]}])
     );
     let binding: Value = serde_json::from_str(
-        &kubectl_ok(
-            &s,
-            &["get", "rolebinding", "alice-reads", "-n", "team-a", "-o", "json"],
-        )
-        .await,
+        &s.kubectl_ok(&["get", "rolebinding", "alice-reads", "-n", "team-a", "-o", "json"])
+            .await,
     )
     .unwrap();
     assert_eq!(
@@ -262,19 +171,22 @@ async fn kubectl_typed_commands_on_builtin_kinds() {
         binding["subjects"],
         json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}])
     );
-    let described = kubectl_ok(&s, &["describe", "role", "reader", "-n", "team-a"]).await;
+    let described = s
+        .kubectl_ok(&["describe", "role", "reader", "-n", "team-a"])
+        .await;
     assert!(
         described.contains("events") && described.contains("[get list]"),
         "{described}"
     );
     // A SelfSubjectAccessReview in protobuf (without an authorizer, everything is allowed).
     assert_eq!(
-        kubectl_ok(&s, &["auth", "can-i", "create", "namespaces"])
+        s.kubectl_ok(&["auth", "can-i", "create", "namespaces"])
             .await
             .trim(),
         "yes"
     );
-    kubectl_ok(&s, &["delete", "namespace", "team-a", "--wait=false"]).await;
+    s.kubectl_ok(&["delete", "namespace", "team-a", "--wait=false"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +196,7 @@ async fn captured_kubectl_request_body_creates_the_namespace() {
         protobuf::decode(KUBECTL_NAMESPACE).unwrap(),
         json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "captured-ns"}, "spec": {}, "status": {}})
     );
-    let s = start().await;
+    let s = GadgetServer::start().await;
     let created = send(
         s.addr,
         "POST",
@@ -307,7 +219,7 @@ async fn captured_kubectl_request_body_creates_the_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_protobuf_is_a_400_that_says_why() {
-    let s = start().await;
+    let s = GadgetServer::start().await;
     let cases: [(&[u8], &str); 4] = [
         (
             b"{\"kind\":\"Namespace\"}",
@@ -355,7 +267,7 @@ async fn malformed_protobuf_is_a_400_that_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_errors_and_custom_kinds() {
-    let s = start().await;
+    let s = GadgetServer::start().await;
     let list = send(s.addr, "GET", "/api/v1/namespaces", &[("accept", PB_FIRST)], b"").await;
     let list = list.protobuf();
     assert_eq!(list["kind"], "NamespaceList");
@@ -428,7 +340,7 @@ async fn lists_errors_and_custom_kinds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_length_prefixed_frames() {
-    let s = start().await;
+    let s = GadgetServer::start().await;
     let resp = connect(s.addr)
         .await
         .send_request(request(
@@ -472,7 +384,7 @@ async fn watch_streams_length_prefixed_frames() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_options_in_protobuf() {
     // client-go's typed clients send DeleteOptions as protobuf.
-    let s = start().await;
+    let s = GadgetServer::start().await;
     let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"}}"#;
     assert_eq!(
         send(

@@ -3,27 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ironnet_apimachinery::clock::ManualClock;
 use ironnet_apiserver::ApiServer;
-use ironnet_runtime::leader::{Clock, LeaderElectionConfig, LeaderElector};
+use ironnet_runtime::leader::{LeaderElectionConfig, LeaderElector};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use jiff::{SignedDuration, Timestamp};
-use parking_lot::Mutex;
-
-#[derive(Debug)]
-struct ManualClock(Mutex<Timestamp>);
-
-impl ManualClock {
-    fn advance(&self, secs: i64) {
-        let mut t = self.0.lock();
-        *t = t.checked_add(SignedDuration::from_secs(secs)).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock()
-    }
-}
 
 async fn client() -> (kube::Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,9 +19,7 @@ async fn client() -> (kube::Client, tempfile::TempDir) {
 #[tokio::test]
 async fn one_leader_at_a_time_and_takeover_after_expiry() {
     let (client, _dir) = client().await;
-    let clock = Arc::new(ManualClock(Mutex::new(
-        Timestamp::from_second(1_700_000_000).unwrap(),
-    )));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_700_000_000).unwrap()));
     let cfg = |id: &str| LeaderElectionConfig::new("default", "ironnet-controller-manager", id).unwrap();
     let mut a = LeaderElector::new(client.clone(), cfg("a"), clock.clone());
     let mut b = LeaderElector::new(client.clone(), cfg("b"), clock.clone());
@@ -47,16 +29,16 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
         "first candidate creates the lease"
     );
     assert!(!b.try_acquire_or_renew().await.unwrap(), "lease is held");
-    clock.advance(10);
+    clock.advance(SignedDuration::from_secs(10));
     assert!(a.try_acquire_or_renew().await.unwrap(), "holder renews");
-    clock.advance(10);
+    clock.advance(SignedDuration::from_secs(10));
     assert!(
         !b.try_acquire_or_renew().await.unwrap(),
         "renewal changed the record: b restarts its expiry clock"
     );
-    clock.advance(14);
+    clock.advance(SignedDuration::from_secs(14));
     assert!(!b.try_acquire_or_renew().await.unwrap());
-    clock.advance(1);
+    clock.advance(SignedDuration::from_secs(1));
     assert!(
         b.try_acquire_or_renew().await.unwrap(),
         "a stopped renewing 15s ago: b takes over"
@@ -75,9 +57,7 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
 #[tokio::test]
 async fn racing_candidates_never_both_win() {
     let (client, _dir) = client().await;
-    let clock = Arc::new(ManualClock(Mutex::new(
-        Timestamp::from_second(1_700_000_000).unwrap(),
-    )));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_700_000_000).unwrap()));
     let mut handles = Vec::new();
     for i in 0..8 {
         let cfg = LeaderElectionConfig::new("default", "race", format!("c{i}")).unwrap();

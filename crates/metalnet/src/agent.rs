@@ -133,10 +133,11 @@ pub fn desired_subscriptions(public_vni: u32, used: &[NetworkPeering]) -> BTreeS
 }
 
 /// The Networks whose routes depend on routes of `vni`: the Network of `vni` itself, Networks peering with
-/// `vni`, and Networks `vni`'s Network exports into; every Network for the public VNI (default router). Pure.
+/// `vni`, and Networks `vni`'s Network exports into; every Network when `router_changed` (a change in the public
+/// VNI that moved the default router, the one thing every Network takes from the public VNI). Pure.
 pub fn networks_affected(
     vni: u32,
-    public_vni: u32,
+    router_changed: bool,
     networks: &[(ObjectRef<Network>, NetworkPeering)],
 ) -> Vec<ObjectRef<Network>> {
     let exported_into: BTreeSet<u32> = networks
@@ -147,7 +148,7 @@ pub fn networks_affected(
     networks
         .iter()
         .filter(|(_, p)| {
-            vni == public_vni || p.vni == vni || p.peered_ids.contains(&vni) || exported_into.contains(&p.vni)
+            router_changed || p.vni == vni || p.peered_ids.contains(&vni) || exported_into.contains(&p.vni)
         })
         .map(|(r, _)| r.clone())
         .collect()
@@ -214,15 +215,23 @@ impl Agent {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Requests reconciles of everything that depends on routes of `vni`.
-    pub fn route_changed(&self, vni: u32) {
+    /// Requests reconciles of everything that depends on routes of `vni`. `last_router` is the default router
+    /// as of the previous call (`None` before the first): a change in the public VNI concerns every Network only
+    /// when it moves the default router. Every VirtualIP, NAT IP and load balancer IP of every node is announced
+    /// in the public VNI, so re-reconciling every Network on each of them made the work grow with Networks ×
+    /// public IPs.
+    pub fn route_changed(&self, vni: u32, last_router: &mut Option<Option<Ipv6Addr>>) {
+        let router_changed = vni == self.public_vni && {
+            let router = self.router();
+            last_router.replace(router) != Some(router)
+        };
         let networks: Vec<(ObjectRef<Network>, NetworkPeering)> = self
             .networks
             .state()
             .iter()
             .map(|n| (ObjectRef::from_obj(n.as_ref()), peering_of(n)))
             .collect();
-        for r in networks_affected(vni, self.public_vni, &networks) {
+        for r in networks_affected(vni, router_changed, &networks) {
             let _ = self.triggers.network.send(r);
         }
         for lb in self.load_balancers.state() {
@@ -281,14 +290,18 @@ mod tests {
         .collect();
         let names = |v: Vec<ObjectRef<Network>>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
         // 10's routes: network a itself, d peers with 10, b receives 10's exports.
-        assert_eq!(names(networks_affected(10, 100, &nets)), ["a", "b", "d"]);
-        assert_eq!(names(networks_affected(20, 100, &nets)), ["a", "b"]);
-        assert_eq!(names(networks_affected(30, 100, &nets)), ["c"]);
+        assert_eq!(names(networks_affected(10, false, &nets)), ["a", "b", "d"]);
+        assert_eq!(names(networks_affected(20, false, &nets)), ["a", "b"]);
+        assert_eq!(names(networks_affected(30, false, &nets)), ["c"]);
         assert_eq!(
-            names(networks_affected(100, 100, &nets)).len(),
+            names(networks_affected(100, true, &nets)).len(),
             4,
             "the default router concerns all"
         );
-        assert!(networks_affected(99, 100, &nets).is_empty());
+        assert!(
+            networks_affected(100, false, &nets).is_empty(),
+            "another public IP concerns no Network"
+        );
+        assert!(networks_affected(99, false, &nets).is_empty());
     }
 }

@@ -236,11 +236,12 @@ pub async fn run_with(
     let pump = Arc::clone(&agent);
     let mut pump_stop = stop.clone();
     tokio::spawn(async move {
+        let mut last_router = None;
         loop {
             tokio::select! {
                 _ = pump_stop.wait_for(|v| *v) => return,
                 vni = route_rx.recv() => match vni {
-                    Some(vni) => pump.route_changed(vni),
+                    Some(vni) => pump.route_changed(vni, &mut last_router),
                     None => return,
                 },
             }

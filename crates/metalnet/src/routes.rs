@@ -99,7 +99,12 @@ pub fn desired_routes(
             },
         );
     }
-    for net in networks.iter().filter(|n| n.vni != vni) {
+    // Only Networks exporting into `vni` contribute; checking that first keeps a reconcile from walking every
+    // route of the node once per Network.
+    for net in networks
+        .iter()
+        .filter(|n| n.vni != vni && n.peered_ids.contains(&vni))
+    {
         for r in received.iter().chain(local) {
             if r.vni == net.vni
                 && r.next_hop.kind() == NextHopType::Standard

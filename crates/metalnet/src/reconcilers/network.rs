@@ -34,8 +34,13 @@ pub async fn sync_vni(agent: &Agent, vni: u32) -> Result<(), Error> {
             .filter(|p| p.peered_ids.contains(&vni))
             .map(|p| p.vni),
     );
+    // This node's own announcements matter only as routes exported into `vni` by a peered Network.
+    let local = if vnis.len() > 1 {
+        agent.announcer.local_routes()
+    } else {
+        Vec::new()
+    };
     let received = agent.received(vnis);
-    let local = agent.announcer.local_routes();
     let desired = desired_routes(
         vni,
         agent.router(),

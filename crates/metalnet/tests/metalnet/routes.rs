@@ -73,6 +73,63 @@ async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
     );
 }
 
+/// A public IP announced in the public VNI leaves every Network's default route alone, while a change of the
+/// default router reaches every Network: metalnet re-reconciles all Networks on a public-VNI change only when it
+/// moves the default router.
+#[tokio::test]
+async fn default_routes_follow_the_router_and_ignore_other_public_routes() {
+    let env = Env::start().await;
+    env.network("net-a", 10, &[]).await;
+    env.network("net-b", 20, &[]).await;
+    for (nic, net) in [("nic-a", "net-a"), ("nic-b", "net-b")] {
+        env.interface(nic, json!({"networkRef": {"name": net}, "ips": ["10.0.0.1"]}))
+            .await;
+        env.ready_interface(nic, |_| true).await;
+    }
+    env.announce_router();
+    let defaults_via = |router: &'static str| {
+        let env = &env;
+        move || async move {
+            let mut all = true;
+            for vni in [10, 20] {
+                all &= has_route(env, vni, "0.0.0.0/0", vni, router).await;
+            }
+            all.then_some(())
+        }
+    };
+    poll("default routes via the router", defaults_via(ROUTER)).await;
+
+    // Another node's VirtualIP: a public route that is not a default route.
+    let vip = Route::new(
+        PUBLIC_VNI,
+        "192.0.2.10/32".parse().unwrap(),
+        NextHop::standard(ip("fc00:2::10")),
+    );
+    env.other.announce(vip).unwrap();
+    // A second router with a smaller address wins (every node picks the smallest next hop).
+    const SECOND_ROUTER: &str = "fc00:fe::1";
+    let second = Route::new(
+        PUBLIC_VNI,
+        "0.0.0.0/0".parse().unwrap(),
+        NextHop::standard(ip(SECOND_ROUTER)),
+    );
+    env.other.announce(second).unwrap();
+    poll(
+        "default routes moved to the second router",
+        defaults_via(SECOND_ROUTER),
+    )
+    .await;
+
+    env.other.withdraw(second).unwrap();
+    poll("default routes back on the first router", defaults_via(ROUTER)).await;
+    env.other.withdraw(vip).unwrap();
+    assert!(
+        has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await
+            && has_route(&env, 20, "0.0.0.0/0", 20, ROUTER).await,
+        "withdrawing a public IP keeps the default routes"
+    );
+}
+
 #[tokio::test]
 async fn peered_network_routes_are_installed_with_the_peer_vni() {
     let env = Env::start().await;

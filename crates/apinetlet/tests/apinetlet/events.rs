@@ -47,6 +47,11 @@ async fn with_reason(env: &Env, kind: &str, name: &str, reason: &str) -> Vec<Eve
 
 /// `kubectl describe <resource> <name>` (namespace default) with the kubeconfig at `kubeconfig`.
 async fn describe(kubeconfig: &Path, resource: &str, name: &str) -> String {
+    kubectl(kubeconfig, &["describe", resource, name, "-n", "default"]).await
+}
+
+/// The real kubectl with `args` and the kubeconfig at `kubeconfig`; must succeed; its stdout.
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let home = kubeconfig.parent().unwrap();
     let out = tokio::time::timeout(
         Duration::from_secs(30),
@@ -55,7 +60,7 @@ async fn describe(kubeconfig: &Path, resource: &str, name: &str) -> String {
             .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(home.join("kubectl-cache"))
-            .args(["describe", resource, name, "-n", "default"])
+            .args(args)
             .env("HOME", home)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -63,12 +68,12 @@ async fn describe(kubeconfig: &Path, resource: &str, name: &str) -> String {
             .output(),
     )
     .await
-    .expect("kubectl describe timed out")
+    .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "kubectl describe {resource} {name} failed:\n{stdout}\n{}",
+        "kubectl {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -168,6 +173,31 @@ async fn an_allocated_address_and_an_exhausted_pool_are_events_kubectl_describe_
     );
     // kubectl shows a series as "<age> (x<count> over <age>)".
     assert!(line.contains("(x"), "a series shows its count: {line}");
+    // `kubectl events` shows the same Events for the object: its columns are
+    // LAST SEEN, TYPE, REASON, OBJECT, MESSAGE.
+    let listed = kubectl(
+        &kubeconfig,
+        &[
+            "events",
+            "-n",
+            "default",
+            "--for",
+            "virtualips.networking.ironcore.dev/second",
+        ],
+    )
+    .await;
+    let line = listed
+        .lines()
+        .find(|l| l.contains("public IP address pool is exhausted"))
+        .unwrap_or_else(|| panic!("no PoolExhausted line in kubectl events:\n{listed}"));
+    assert!(
+        line.contains("Warning") && line.contains("PoolExhausted") && line.contains("VirtualIP/second"),
+        "{line}"
+    );
+    assert!(
+        !listed.contains("VirtualIP/first"),
+        "--for shows only the named object's Events:\n{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 //!   metalbond settling.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
 pub mod announce;

@@ -179,7 +179,7 @@ impl Dataplane {
             PortKind::Vf if vfs >= self.config.max_vm_ports => return Err(ConfigError::TooManyPorts),
             _ => {}
         }
-        let id = PortId(self.ports.len() as u16);
+        let id = PortId(u16::try_from(self.ports.len()).map_err(|_| ConfigError::TooManyPorts)?);
         if config.kind == PortKind::Pf {
             self.pfs.push(id);
         }
@@ -198,7 +198,7 @@ impl Dataplane {
         self.ports
             .iter()
             .position(|p| p.config.name == name)
-            .map(|i| PortId(i as u16))
+            .map(PortId::of_registered)
     }
 
     /// Runtime information about `port`.
@@ -497,7 +497,7 @@ impl Dataplane {
         self.ports
             .iter()
             .enumerate()
-            .filter_map(|(n, p)| p.iface.as_ref().map(|i| info(i, PortId(n as u16))))
+            .filter_map(|(n, p)| p.iface.as_ref().map(|i| info(i, PortId::of_registered(n))))
             .collect()
     }
 

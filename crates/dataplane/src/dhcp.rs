@@ -149,14 +149,20 @@ impl DhcpReply<'_> {
         }
         if !self.dns.is_empty() {
             let dns = &self.dns[..self.dns.len().min(63)];
-            b.extend_from_slice(&[6, (dns.len() * 4) as u8]);
+            // Truncation impossible: at most 63 addresses of 4 bytes, 252 bytes.
+            #[allow(clippy::cast_possible_truncation)]
+            let dns_len = (dns.len() * 4) as u8;
+            b.extend_from_slice(&[6, dns_len]);
             for d in dns {
                 b.extend_from_slice(&d.octets());
             }
         }
         if let Some(h) = self.hostname {
             let h = &h.as_bytes()[..h.len().min(255)];
-            b.extend_from_slice(&[12, h.len() as u8]);
+            // Truncation impossible: cut to 255 bytes above.
+            #[allow(clippy::cast_possible_truncation)]
+            let h_len = h.len() as u8;
+            b.extend_from_slice(&[12, h_len]);
             b.extend_from_slice(h);
         }
         b.push(255);

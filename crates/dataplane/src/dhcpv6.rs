@@ -85,13 +85,16 @@ impl Dhcpv6Request {
     }
 }
 
-fn opt(out: &mut Vec<u8>, code: u16, val: &[u8]) {
+fn opt(out: &mut Vec<u8>, code: u16, val: &[u8]) -> Option<()> {
+    let len = u16::try_from(val.len()).ok()?;
     out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&(val.len() as u16).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(val);
+    Some(())
 }
 
-/// Builds the server's answer to `req`, or `None` if the message type is not answered. `addr` is the VM's IPv6
+/// Builds the server's answer to `req`, or `None` if the message type is not answered (or an option would not
+/// fit its 16-bit length). `addr` is the VM's IPv6
 /// (without one, SOLICIT/REQUEST get a REPLY with status NoAddrsAvail and every other type is not answered);
 /// `server_mac` forms the server DUID-LL.
 pub fn reply(
@@ -117,33 +120,33 @@ pub fn reply(
         }
         out[0] = REPLY;
         if let Some(c) = &req.client_id {
-            opt(&mut out, OPT_CLIENTID, c);
+            opt(&mut out, OPT_CLIENTID, c)?;
         }
-        opt(&mut out, OPT_SERVERID, &duid);
-        opt(&mut out, OPT_STATUS, &[0, 2]);
+        opt(&mut out, OPT_SERVERID, &duid)?;
+        opt(&mut out, OPT_STATUS, &[0, 2])?;
         return Some(out);
     };
     if req.msg_type == CONFIRM {
         return Some(out);
     }
-    opt(&mut out, OPT_SERVERID, &duid);
+    opt(&mut out, OPT_SERVERID, &duid)?;
     if let Some(c) = &req.client_id {
-        opt(&mut out, OPT_CLIENTID, c);
+        opt(&mut out, OPT_CLIENTID, c)?;
     }
     let mut iaaddr = addr.octets().to_vec();
     iaaddr.extend_from_slice(&[0xff; 8]);
     let mut ia = req.iaid.unwrap_or_default().to_vec();
     ia.extend_from_slice(&[0xff; 8]);
-    opt(&mut ia, OPT_IAADDR, &iaaddr);
-    opt(&mut ia, OPT_STATUS, &[0, 0]);
-    opt(&mut out, OPT_IA_NA, &ia);
+    opt(&mut ia, OPT_IAADDR, &iaaddr)?;
+    opt(&mut ia, OPT_STATUS, &[0, 0])?;
+    opt(&mut out, OPT_IA_NA, &ia)?;
     if req.rapid_commit {
-        opt(&mut out, OPT_RAPID_COMMIT, &[]);
+        opt(&mut out, OPT_RAPID_COMMIT, &[])?;
     }
     let dns_bytes: Vec<u8> = dns.iter().flat_map(|d| d.octets()).collect();
-    opt(&mut out, OPT_DNS, &dns_bytes);
+    opt(&mut out, OPT_DNS, &dns_bytes)?;
     if let Some(url) = boot_url {
-        opt(&mut out, OPT_BOOTFILE_URL, url.as_bytes());
+        opt(&mut out, OPT_BOOTFILE_URL, url.as_bytes())?;
     }
     Some(out)
 }

@@ -17,6 +17,13 @@ use crate::port::PortId;
 /// below `u32::MAX`); configurations are limited to far fewer (`max_flows` ≤ 2^24).
 const MAX_CAPACITY: usize = 1 << 30;
 
+/// The slot number of slab index `i`.
+#[allow(clippy::cast_possible_truncation)]
+fn slab_slot(i: usize) -> u32 {
+    // Truncation impossible: the slab grows only while fewer than `capacity` ≤ MAX_CAPACITY (2^30) flows live.
+    i as u32
+}
+
 /// A direction of a flow: the one that created it, or the opposite one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FlowDir {
@@ -509,7 +516,7 @@ impl FlowTable {
             }
             None => {
                 self.slab.push(flow);
-                (self.slab.len() - 1) as u32
+                slab_slot(self.slab.len() - 1)
             }
         };
         self.index.insert(h0, slot << 1);
@@ -526,8 +533,8 @@ impl FlowTable {
         let out = f.clone();
         f.live = false;
         // A one-way flow (both keys equal) is indexed only as original; removing the absent reply entry is a no-op.
-        for (dir, k) in out.keys.iter().enumerate() {
-            self.index.remove(self.hasher.hash_one(k), id.0 << 1 | dir as u32);
+        for (dir, k) in [0u32, 1].into_iter().zip(out.keys.iter()) {
+            self.index.remove(self.hasher.hash_one(k), id.0 << 1 | dir);
         }
         self.free.push(id.0);
         self.live -= 1;
@@ -542,7 +549,7 @@ impl FlowTable {
             .iter()
             .enumerate()
             .filter(|(_, f)| f.live && pred(f))
-            .map(|(i, _)| FlowId(i as u32))
+            .map(|(i, _)| FlowId(slab_slot(i)))
             .collect();
         ids.into_iter().map(|id| self.remove(id)).collect()
     }

@@ -67,6 +67,9 @@ impl FlowIndex {
 
     /// The value stored under `hash` for which `eq` is true.
     #[inline]
+    // Truncation intended: an entry is `tag << 32 | value`, and a tag is the high half of the hash; the casts take
+    // the halves apart.
+    #[allow(clippy::cast_possible_truncation)]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = (hash >> 32) as u32;
         let mask = self.mask();

@@ -8,6 +8,9 @@
 //!
 //! See `docs/dataplane.md` for the design and the differences from dpservice.
 
+// Frames come from VMs and the network: a silent `as` truncation of a length or index is a bug; every cast that
+// cannot truncate says why where it is allowed.
+#![deny(clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -42,4 +45,6 @@ pub use port::{MacAddr, PortConfig, PortId, PortInfo, PortKind};
 pub use stats::{DropReason, PortStats, Stats};
 
 #[cfg(test)]
+// Tests build frames from small literal lengths; the truncation lint guards the code under test.
+#[allow(clippy::cast_possible_truncation)]
 mod tests;

@@ -21,6 +21,9 @@ pub struct Maglev {
 impl Maglev {
     /// Builds the table for `backends` (sorted and deduplicated first, so the result does not depend on insertion
     /// order; two hosts with the same targets select identically). At most [`MAX_BACKENDS`] are used.
+    // Truncation impossible: slots are reduced modulo `TABLE_SIZE` (65537), and a backend index is below
+    // `MAX_BACKENDS` (64), under the `u8::MAX` that marks an empty slot.
+    #[allow(clippy::cast_possible_truncation)]
     pub fn new(backends: &[Ipv6Addr]) -> Self {
         let mut b: Vec<Ipv6Addr> = backends.to_vec();
         b.sort_unstable();
@@ -73,6 +76,8 @@ impl Maglev {
         if self.backends.is_empty() {
             return None;
         }
+        // Truncation impossible: the slot is below `TABLE_SIZE` (65537).
+        #[allow(clippy::cast_possible_truncation)]
         let slot = (flow_hash % TABLE_SIZE as u64) as usize;
         Some(self.backends[usize::from(self.table[slot])])
     }

@@ -82,8 +82,11 @@ impl NatPorts {
             return None;
         }
         let range = u32::from(max - min);
+        // Truncation impossible: a remainder modulo `range` (≤ 65535) fits both `u32` and `u16`.
+        #[allow(clippy::cast_possible_truncation)]
         let h = (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(socket) % u64::from(range)) as u32;
         for p in 0..range {
+            #[allow(clippy::cast_possible_truncation)]
             let port = min + ((h + p) % range) as u16;
             if self
                 .overload

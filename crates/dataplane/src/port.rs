@@ -43,6 +43,13 @@ impl PortId {
     pub const fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id of the registered port at index `i` of the dataplane's port list.
+    #[allow(clippy::cast_possible_truncation)]
+    pub(crate) const fn of_registered(i: usize) -> PortId {
+        // Truncation impossible: `Dataplane::add_port` registers a port only if its index fits a `u16`.
+        PortId(i as u16)
+    }
 }
 
 /// What a port connects to.

@@ -58,7 +58,8 @@ fn udp4_frame(
     f
 }
 
-/// Builds Ether/IPv6/`nh` around an upper-layer message whose checksum sits at `csum_at` (if any).
+/// Builds Ether/IPv6/`nh` around an upper-layer message whose checksum sits at `csum_at` (if any); `msg` must be
+/// at most 65535 bytes (the IPv6 payload length).
 fn ip6_frame(
     dst_mac: MacAddr,
     src_mac: MacAddr,
@@ -82,10 +83,13 @@ fn ip6_frame(
     .emit(&mut f[ether::HEADER_LEN..]);
     let seg = &mut f[ether::HEADER_LEN + ip6::HEADER_LEN..];
     seg.copy_from_slice(msg);
+    // Truncation impossible: `msg` is at most 65535 bytes (this function's contract).
+    #[allow(clippy::cast_possible_truncation)]
+    let msg_len = msg.len() as u32;
     l4::fill_checksum(
         seg,
         csum_at,
-        pseudo_v6(src.octets(), dst.octets(), nh, msg.len() as u32),
+        pseudo_v6(src.octets(), dst.octets(), nh, msg_len),
         udp,
     );
     f
@@ -264,7 +268,8 @@ impl Dataplane {
         seg[l4::UDP_HEADER_LEN..].copy_from_slice(&msg);
         put16(&mut seg, 0, 547);
         put16(&mut seg, 2, 546);
-        let seg_len = seg.len() as u16;
+        // Too many configured DNS servers could make the reply exceed a UDP datagram.
+        let seg_len = u16::try_from(seg.len()).map_err(|_| DropReason::TooBig)?;
         put16(&mut seg, 4, seg_len);
         Ok(ip6_frame(
             src_mac,
@@ -321,18 +326,18 @@ impl Dataplane {
         if now >= self.next_aging {
             self.age_flows(now);
             let every = self.config.flow_timeout.min(Duration::from_secs(5));
-            self.next_aging = now + every.as_nanos() as u64;
+            self.next_aging = now + crate::pipeline::saturating_nanos(every);
         }
         if now >= self.next_maintenance {
             self.maintenance_rounds += 1;
             let every = if self.maintenance_rounds < 5 { 5 } else { 30 };
-            self.next_maintenance = now + Duration::from_secs(every).as_nanos() as u64;
+            self.next_maintenance = now + crate::pipeline::saturating_nanos(Duration::from_secs(every));
             for (i, p) in self.ports.iter().enumerate() {
                 let Some(iface) = p.iface.as_ref() else { continue };
                 if p.config.kind != PortKind::Vf {
                     continue;
                 }
-                let id = PortId(i as u16);
+                let id = PortId::of_registered(i);
                 if let Some(vm_ip) = iface.ipv4 {
                     let tpa = if p.mac_learned { GATEWAY } else { vm_ip };
                     let a = ArpRepr {

@@ -250,7 +250,7 @@ impl Dataplane {
                 name: p.config.name.clone(),
                 kind: p.config.kind,
                 interface_id: p.iface.as_ref().map(|f| f.id.clone()),
-                stats: self.stats.port(PortId(i as u16)),
+                stats: self.stats.port(PortId::of_registered(i)),
             })
             .collect();
         let mut firewall_rules = Vec::new();

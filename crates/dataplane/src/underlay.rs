@@ -59,7 +59,7 @@ impl UnderlayGenerator {
         prefix.copy_from_slice(&host.octets()[..8]);
         UnderlayGenerator {
             prefix,
-            random_byte: r1 as u8,
+            random_byte: r1.to_le_bytes()[0],
             counter: (r2 % 256) as u32,
         }
     }

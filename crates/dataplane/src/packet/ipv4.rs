@@ -171,8 +171,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the version to 4 and the header length (a multiple of 4, at most 60 bytes).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));
-        // `header_len / 4` is at most 15 by the contract above, so it fits the low nibble.
-        self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
+        // Truncation impossible: `header_len / 4` is at most 15 by the contract above, so it fits the low nibble.
+        #[allow(clippy::cast_possible_truncation)]
+        let ihl = (header_len / 4) as u8 & 0x0f;
+        self.buffer.as_mut()[field::VER_IHL] = 0x40 | ihl;
     }
 
     /// Sets DSCP and ECN.
@@ -301,8 +303,10 @@ impl Ipv4Repr {
         let mut p = Ipv4Packet::new_unchecked(out);
         p.set_version_and_header_len(MIN_HEADER_LEN);
         p.set_dscp_ecn(0);
-        // The contract bounds `payload_len` so the total fits the 16-bit field.
-        p.set_total_len((MIN_HEADER_LEN + self.payload_len) as u16);
+        // Truncation impossible: the contract bounds `payload_len` so the total fits the 16-bit field.
+        #[allow(clippy::cast_possible_truncation)]
+        let total_len = (MIN_HEADER_LEN + self.payload_len) as u16;
+        p.set_total_len(total_len);
         p.set_ident(0);
         p.set_flags_and_fragment_offset(0);
         p.set_ttl(self.ttl);

@@ -69,6 +69,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// Traffic class.
+    // Truncation intended: the cast drops the version nibble above the traffic class.
+    #[allow(clippy::cast_possible_truncation)]
     pub fn traffic_class(&self) -> u8 {
         (get_u16(self.buffer.as_ref(), field::VER_TC_FLOW.start..2) >> 4) as u8
     }
@@ -202,8 +204,10 @@ impl Ipv6Repr {
     pub fn emit(&self, out: &mut [u8]) {
         let mut p = Ipv6Packet::new_unchecked(out);
         p.set_version_tc_flow(0, 0);
-        // The contract bounds `payload_len` to the 16-bit field.
-        p.set_payload_len(self.payload_len as u16);
+        // Truncation impossible: the contract bounds `payload_len` to the 16-bit field.
+        #[allow(clippy::cast_possible_truncation)]
+        let payload_len = self.payload_len as u16;
+        p.set_payload_len(payload_len);
         p.set_next_header(self.next_header);
         p.set_hop_limit(self.hop_limit);
         p.set_src(self.src);

@@ -362,7 +362,8 @@ pub fn fill_checksum(segment: &mut [u8], at: usize, pseudo: u32, udp: bool) {
 /// Writes a UDP header (`src`, `dst`, length = `segment.len()`) and its checksum into `segment`.
 /// `segment` must be at most 65535 bytes long.
 pub fn emit_udp(segment: &mut [u8], src: u16, dst: u16, pseudo_without_len: u32) {
-    // The contract bounds the length to the 16-bit field.
+    // Truncation impossible: the contract bounds the length to the 16-bit field.
+    #[allow(clippy::cast_possible_truncation)]
     let len = segment.len() as u16;
     let mut u = UdpPacket::new_unchecked(segment);
     u.set_src_port(src);

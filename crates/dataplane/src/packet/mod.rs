@@ -83,6 +83,8 @@ pub(crate) fn get_6(b: &[u8], f: Field) -> [u8; 6] {
 }
 
 #[cfg(test)]
+// Tests build frames from small literal lengths; the truncation lint guards the code under test.
+#[allow(clippy::cast_possible_truncation)]
 mod view_props;
 #[cfg(test)]
 mod wire_tests;

@@ -7,6 +7,7 @@ mod parse;
 mod rewrite;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use crate::batch::{Batch, Packet, Verdict};
 use crate::dataplane::Dataplane;
@@ -125,8 +126,8 @@ impl Dataplane {
     /// Removes flows idle longer than their timeout (established TCP: `tcp_established_timeout`, others:
     /// `flow_timeout`), releasing NAT ports.
     pub(crate) fn age_flows(&mut self, now: u64) {
-        let short = self.config.flow_timeout.as_nanos() as u64;
-        let long = self.config.tcp_established_timeout.as_nanos() as u64;
+        let short = saturating_nanos(self.config.flow_timeout);
+        let long = saturating_nanos(self.config.tcp_established_timeout);
         let removed = self.flows.drain_where(|f| {
             let timeout = if f.tcp == TcpState::Established {
                 long
@@ -195,4 +196,10 @@ pub(crate) fn v4_pair(k: &FlowKey) -> Option<(Ipv4Addr, Ipv4Addr)> {
     let s = Ipv4Addr::new(k.src[12], k.src[13], k.src[14], k.src[15]);
     let d = Ipv4Addr::new(k.dst[12], k.dst[13], k.dst[14], k.dst[15]);
     Some((s, d))
+}
+
+/// `d` in nanoseconds, or `u64::MAX` for durations beyond it (about 584 years), so that an unbounded timeout never
+/// wraps to a short one.
+pub(crate) fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

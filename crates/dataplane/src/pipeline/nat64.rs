@@ -176,7 +176,8 @@ fn to_ipv4(
         ttl: hop,
     }
     .emit(hdr);
-    // The translated segment's length fits 16 bits (checked above).
+    // Truncation impossible: the translated segment's length fits 16 bits (checked above).
+    #[allow(clippy::cast_possible_truncation)]
     let pseudo = pseudo_v4(nat_ip.octets(), dst4.octets(), proto, l4len as u16);
     match proto {
         PROTO_TCP => {
@@ -236,7 +237,9 @@ fn to_ipv6(pkt: &mut Packet, l3: usize, p: &Parsed, vm: Ipv6Addr, vm_port: u16) 
         hop_limit: ttl,
     }
     .emit(hdr);
-    // An IPv4 packet's segment is shorter than 64 KiB, so the length fits.
+    // Truncation impossible: an IPv4 packet's segment is shorter than 64 KiB (the parser cut the frame to the IP
+    // length).
+    #[allow(clippy::cast_possible_truncation)]
     let pseudo = pseudo_v6(src.octets(), vm.octets(), nh, l4len as u32);
     match nh {
         PROTO_TCP => {

@@ -185,8 +185,10 @@ impl Message {
         }
         dst.reserve(HEADER_LEN + payload_len);
         dst.put_u8(VERSION);
-        // Cannot truncate: payload_len <= MAX_PAYLOAD < u16::MAX.
-        dst.put_u16(payload_len as u16);
+        // Truncation impossible: payload_len <= MAX_PAYLOAD < u16::MAX (checked above).
+        #[allow(clippy::cast_possible_truncation)]
+        let wire_len = payload_len as u16;
+        dst.put_u16(wire_len);
         dst.put_u8(self.message_type().wire_value());
         match self {
             Self::Hello {

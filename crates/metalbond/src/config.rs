@@ -100,7 +100,7 @@ impl Config {
     pub(crate) fn retry_delay(&self) -> Duration {
         use rand::Rng;
         let span = self.retry_max.saturating_sub(self.retry_min);
-        let extra = rand::rng().random_range(0..=span.as_millis().min(u128::from(u64::MAX)) as u64);
+        let extra = rand::rng().random_range(0..=u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
         self.retry_min + Duration::from_millis(extra)
     }
 }

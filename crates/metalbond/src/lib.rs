@@ -16,6 +16,9 @@
 //! Deviations from upstream (bugs fixed) are listed in `docs/compatibility.md`; the protocol is described in
 //! `docs/metalbond.md`.
 
+// The codec reads lengths from peers: a silent `as` truncation is a bug; every cast that cannot truncate says why
+// where it is allowed.
+#![deny(clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

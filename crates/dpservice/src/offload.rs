@@ -154,8 +154,10 @@ fn tcp_layout(frame: &[u8], l4: usize) -> Option<TcpLayout> {
 
 /// Sets the IP length field of a frame of `frame_len` bytes (IPv4: total length, and the header
 /// checksum recomputed; IPv6: payload length) whose IP header starts at `t.l3`.
+// Truncation impossible: callers bound the IP length to its 16-bit field (`segment` refuses larger segments, the
+// coalescer merges up to `MAX_MERGED_IP` and takes only segments whose IP length field matches their size).
+#[allow(clippy::cast_possible_truncation)]
 fn set_ip_len(ip: &mut [u8], t: TcpLayout, frame_len: usize) {
-    // Callers bound the IP datagram to 64 KiB (a GSO super-frame's limit), so the lengths fit.
     if t.v4 {
         let mut ip = Ipv4Packet::new_unchecked(ip);
         ip.set_total_len((frame_len - t.l3) as u16);
@@ -170,17 +172,21 @@ fn set_ip_len(ip: &mut [u8], t: TcpLayout, frame_len: usize) {
 fn fix_segment(seg: &mut [u8], t: TcpLayout) {
     let len = seg.len();
     set_ip_len(&mut seg[t.l3..], t, len);
-    let pseudo = pseudo_sum(seg, t, (len - t.l4) as u32);
+    let pseudo = pseudo_sum(seg, t, len - t.l4);
     TcpPacket::new_unchecked(&mut seg[t.l4..]).fill_checksum(pseudo);
 }
 
-fn pseudo_sum(frame: &[u8], t: TcpLayout, l4_len: u32) -> u32 {
+/// The TCP pseudo-header sum of a frame with layout `t` whose TCP segment is `l4_len` bytes, which must fit the IP
+/// length field (as for [`set_ip_len`]).
+// Truncation impossible: `l4_len` is part of an IP datagram whose length fits its 16-bit field (the callers').
+#[allow(clippy::cast_possible_truncation)]
+fn pseudo_sum(frame: &[u8], t: TcpLayout, l4_len: usize) -> u32 {
     if t.v4 {
         let ip = Ipv4Packet::new_unchecked(&frame[t.l3..]);
         pseudo_v4(ip.src_octets(), ip.dst_octets(), PROTO_TCP, l4_len as u16)
     } else {
         let ip = Ipv6Packet::new_unchecked(&frame[t.l3..]);
-        pseudo_v6(ip.src_octets(), ip.dst_octets(), PROTO_TCP, l4_len)
+        pseudo_v6(ip.src_octets(), ip.dst_octets(), PROTO_TCP, l4_len as u32)
     }
 }
 
@@ -224,6 +230,13 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
         return Err(OffloadError::Malformed);
     }
     let hl = t.payload;
+    // Every segment's IP length must fit its 16-bit field (IPv6: the payload length after the fixed header); a
+    // super-frame that fills the receive buffer, with an MSS that keeps it whole, would otherwise get a wrapped one.
+    let largest_ip = (hl + mss).min(frame.len()) - t.l3;
+    let ip_limit = usize::from(u16::MAX) + if t.v4 { 0 } else { ipv6::HEADER_LEN };
+    if largest_ip > ip_limit {
+        return Err(OffloadError::Malformed);
+    }
     let total = frame.len() - hl;
     let mut template = [0u8; MAX_HDR];
     template[..hl].copy_from_slice(&frame[..hl]);
@@ -244,6 +257,8 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
         if k > 0 {
             seg[..hl].copy_from_slice(&template[..hl]);
         }
+        // Truncation intended: sequence numbers count modulo 2^32.
+        #[allow(clippy::cast_possible_truncation)]
         let off = (k * mss) as u32;
         let mut flags = flags0;
         if k + 1 < count {
@@ -258,7 +273,10 @@ pub fn segment(hdr: VnetHdr, frame: &mut [u8], mut emit: impl FnMut(&[u8])) -> R
             tcp.set_flags(flags);
         }
         if t.v4 {
-            Ipv4Packet::new_unchecked(&mut seg[t.l3..]).set_ident(id0.wrapping_add(k as u16));
+            // Truncation intended: IPv4 ids count modulo 2^16, as the kernel's GSO does.
+            #[allow(clippy::cast_possible_truncation)]
+            let id = id0.wrapping_add(k as u16);
+            Ipv4Packet::new_unchecked(&mut seg[t.l3..]).set_ident(id);
         }
         fix_segment(seg, t);
         emit(seg);
@@ -348,7 +366,10 @@ impl Coalescer {
         self.buf[at..at + payload].copy_from_slice(&frame[t.payload..]);
         self.len += payload;
         self.segments += 1;
-        self.next_seq = self.next_seq.wrapping_add(payload as u32);
+        // Truncation impossible: `payload` ≤ `mss`, which fits 16 bits (see `flush`).
+        #[allow(clippy::cast_possible_truncation)]
+        let payload_u32 = payload as u32;
+        self.next_seq = self.next_seq.wrapping_add(payload_u32);
         // The merged header carries the latest PSH.
         self.buf[VNET_HDR_LEN + t.l4 + tcp_field::FLAGS] |= flags & TCP_PSH;
         self.closed = payload < self.mss || flags & TCP_PSH != 0;
@@ -389,7 +410,10 @@ impl Coalescer {
         self.layout = Some(t);
         self.mss = frame.len() - t.payload;
         self.segments = 1;
-        self.next_seq = tcp_at(frame, t).seq_number().wrapping_add(self.mss as u32);
+        // Truncation impossible: `mss` fits 16 bits (see `flush`).
+        #[allow(clippy::cast_possible_truncation)]
+        let mss_u32 = self.mss as u32;
+        self.next_seq = tcp_at(frame, t).seq_number().wrapping_add(mss_u32);
         self.closed = flags & TCP_PSH != 0;
         true
     }
@@ -406,12 +430,15 @@ impl Coalescer {
             return &[];
         }
         let frame = &mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+        // Truncation impossible: header offsets are below `MAX_HDR` (256), the checksum offset is 16, and `mss` is a
+        // segment's payload whose IP length field matched its size (`start`), so it fits 16 bits.
+        #[allow(clippy::cast_possible_truncation)]
         let hdr = if self.segments == 1 {
             VnetHdr::default()
         } else {
             set_ip_len(&mut frame[t.l3..], t, len);
             // NEEDS_CSUM: the field holds the folded pseudo-header sum, not complemented.
-            let pseudo = pseudo_sum(frame, t, (len - t.l4) as u32);
+            let pseudo = pseudo_sum(frame, t, len - t.l4);
             TcpPacket::new_unchecked(&mut frame[t.l4..]).set_checksum(!finish(pseudo));
             VnetHdr {
                 flags: F_NEEDS_CSUM,
@@ -478,10 +505,12 @@ fn same_flow(pending: &[u8], frame: &[u8], t: TcpLayout) -> bool {
 }
 
 fn segment_checksum_ok(frame: &[u8], t: TcpLayout) -> bool {
-    let pseudo = pseudo_sum(frame, t, (frame.len() - t.l4) as u32);
+    let pseudo = pseudo_sum(frame, t, frame.len() - t.l4);
     tcp_at(frame, t).verify_checksum(pseudo)
 }
 
 #[cfg(test)]
 #[path = "offload_tests.rs"]
+// Tests build frames from literal lengths; the truncation lint guards the code under test.
+#[allow(clippy::cast_possible_truncation)]
 mod tests;

@@ -63,7 +63,7 @@ fn tcp_frame(v6: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
         let c = finish(csum_sum(&f[l3..l4]));
         put16(&mut f, l3 + 10, c);
     }
-    let pseudo = pseudo_sum(&f, t, (f.len() - l4) as u32);
+    let pseudo = pseudo_sum(&f, t, f.len() - l4);
     put16(&mut f, l4 + 16, !finish(pseudo));
     f
 }
@@ -213,6 +213,42 @@ fn refuses_unoffered_gso_types_and_inconsistent_headers() {
         ..gso_hdr(false, &f)
     };
     assert_eq!(segment(zero_mss, &mut f, |_| ()), Err(OffloadError::Malformed));
+}
+
+/// A super-frame as long as the worker's receive buffer allows (64 KiB + 64 bytes of frame) with an MSS that
+/// leaves it in one piece: that segment's IP length does not fit the 16-bit field, so it is refused rather than
+/// sent with a wrapped length.
+#[test]
+fn refuses_a_segment_whose_ip_length_does_not_fit() {
+    for v6 in [false, true] {
+        let hl = if v6 { 86 } else { 66 };
+        let mut f = tcp_frame(v6, 1, TCP_ACK, &payload_of(65_536 + 64 - hl));
+        let one_segment = VnetHdr {
+            gso_size: u16::MAX,
+            ..gso_hdr(v6, &f)
+        };
+        let mut emitted = 0;
+        assert_eq!(
+            segment(one_segment, &mut f, |_| emitted += 1),
+            Err(OffloadError::Malformed),
+            "v6={v6}"
+        );
+        assert_eq!(emitted, 0, "v6={v6}");
+        // The largest segment that fits is still cut and sent.
+        let fits = if v6 { 65_535 + 40 } else { 65_535 };
+        let mut f = tcp_frame(v6, 1, TCP_ACK, &payload_of(14 + fits - hl));
+        let mut lens = Vec::new();
+        segment(
+            VnetHdr {
+                gso_size: u16::MAX,
+                ..gso_hdr(v6, &f)
+            },
+            &mut f,
+            |s| lens.push(s.len()),
+        )
+        .expect("a segment whose IP length fits");
+        assert_eq!(lens, vec![14 + fits], "v6={v6}");
+    }
 }
 
 fn segments_of(seq: u32, len: usize) -> Vec<Vec<u8>> {

@@ -143,7 +143,10 @@ impl TapDevice {
             .map_err(io_err("open /dev/net/tun"))?;
         let mut req = ifreq_for(name);
         let vnet = if offload { libc::IFF_VNET_HDR } else { 0 };
-        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
+        // Truncation impossible: the IFF_* flags are below 0x8000 (the kernel's `ifr_flags` is a short).
+        #[allow(clippy::cast_possible_truncation)]
+        let flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
+        req.ifr_ifru.ifru_flags = flags;
         // SAFETY: TUNSETIFF reads and writes a `struct ifreq`; `req` is a valid, initialised
         // ifreq that lives for the whole call, and the fd is a tun control fd.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
@@ -178,6 +181,8 @@ impl TapDevice {
         if unsafe { libc::ioctl(fd, libc::TUNSETVNETLE, &le) } < 0 {
             return Err(self.io("TUNSETVNETLE", io::Error::last_os_error()));
         }
+        // Truncation impossible: the vnet header is 10 bytes.
+        #[allow(clippy::cast_possible_truncation)]
         let size = crate::offload::VNET_HDR_LEN as c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one `int` through the pointer, which points to a live
         // local.
@@ -245,7 +250,10 @@ impl TapDevice {
         }
         // SAFETY: SIOCGIFFLAGS succeeded, so the kernel initialised the flags member of the union.
         let flags = unsafe { req.ifr_ifru.ifru_flags };
-        req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        // Truncation impossible: IFF_UP is 1.
+        #[allow(clippy::cast_possible_truncation)]
+        let up = libc::IFF_UP as libc::c_short;
+        req.ifr_ifru.ifru_flags = flags | up;
         // SAFETY: SIOCSIFFLAGS reads the `struct ifreq` we pass, valid for the whole call.
         let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) };
         if rc < 0 {

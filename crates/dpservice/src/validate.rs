@@ -236,8 +236,9 @@ pub fn vni_type(value: i32) -> Result<proto::VniType> {
 fn filter_port(field: &str, v: i32) -> Result<Option<u16>> {
     match v {
         -1 => Ok(None),
-        0..=65535 => Ok(Some(v as u16)),
-        _ => Err(InvalidArgument::field(field)),
+        _ => u16::try_from(v)
+            .map(Some)
+            .map_err(|_| InvalidArgument::field(field)),
     }
 }
 
@@ -245,8 +246,9 @@ fn filter_port(field: &str, v: i32) -> Result<Option<u16>> {
 fn filter_icmp(field: &str, v: i32) -> Result<Option<u8>> {
     match v {
         -1 => Ok(None),
-        0..=255 => Ok(Some(v as u8)),
-        _ => Err(InvalidArgument::field(field)),
+        _ => u8::try_from(v)
+            .map(Some)
+            .map_err(|_| InvalidArgument::field(field)),
     }
 }
 

@@ -298,9 +298,12 @@ impl Worker {
     /// Reads one frame from port `i` into the batch: a VM port's super-frame becomes its
     /// segments. Returns false when the port had nothing queued (or failed).
     fn receive(port: &mut Port, i: usize, rx: &mut [u8], batch: &mut Batch) -> bool {
+        // Truncation impossible: port `i` is the dataplane's `PortId(i)`, a `u16` given by `Dataplane::add_port`.
+        #[allow(clippy::cast_possible_truncation)]
+        let id = PortId(i as u16);
         let tap = match port {
             Port::Tap(tap) => tap,
-            Port::VhostUser(v) => return v.receive(PortId(i as u16), rx, batch),
+            Port::VhostUser(v) => return v.receive(id, rx, batch),
         };
         let n = match tap.recv(rx) {
             Ok(Some(n)) => n,
@@ -310,7 +313,7 @@ impl Worker {
                 return false;
             }
         };
-        let port = PortId(i as u16);
+        let port = id;
         if !tap.vnet() {
             batch.push(port, &rx[..n]);
             return true;

@@ -150,3 +150,27 @@ pub fn reply(
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An option value longer than its 16-bit length field gets no answer rather than a wrapped length.
+    #[test]
+    fn no_reply_when_an_option_would_not_fit_its_length_field() {
+        let req = Dhcpv6Request {
+            msg_type: SOLICIT,
+            xid: [1, 2, 3],
+            ..Default::default()
+        };
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let addr = Some(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5));
+        let dns = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x53);
+        // 4095 servers are 65520 bytes, the most that fits.
+        let fits = vec![dns; 4095];
+        let answer = reply(&req, addr, mac, &fits, None).expect("4095 servers fit the option");
+        let [code_hi, code_lo] = OPT_DNS.to_be_bytes();
+        assert!(answer.windows(4).any(|w| w == [code_hi, code_lo, 0xff, 0xf0]));
+        assert_eq!(reply(&req, addr, mac, &vec![dns; 4096], None), None);
+    }
+}

@@ -44,7 +44,16 @@ pub struct PortSpec {
     pub peer_mac: [u8; 6],
     /// Name under which gRPC clients address the port.
     pub device: String,
+    /// Queue pairs a vhost-user port offers its frontend (`queues=N`, like QEMU's
+    /// `-netdev vhost-user,queues=N`); always 1 for a TAP.
+    pub queue_pairs: usize,
 }
+
+/// Queue pairs a vhost-user port offers unless `queues=N` says otherwise.
+pub const DEFAULT_VHOST_USER_QUEUE_PAIRS: usize = 1;
+/// Most queue pairs a vhost-user port offers: one worker thread serves all of a port's queues,
+/// so more pairs than this only cost memory and polling.
+pub const MAX_VHOST_USER_QUEUE_PAIRS: usize = 16;
 
 /// A deterministic, locally administered MAC pair derived from a TAP name, so that ports are
 /// stable across restarts without configuration: own `02:..`, peer `06:..`.
@@ -64,8 +73,9 @@ fn derived_macs(name: &str) -> ([u8; 6], [u8; 6]) {
 
 impl PortSpec {
     /// Parses `NAME[,mac=MAC][,peer-mac=MAC][,device=NAME]` (a TAP) or
-    /// `vhost-user:PATH[,mac=MAC][,peer-mac=MAC][,device=NAME]` (a vhost-user socket at the
-    /// absolute `PATH`). Unset MACs are derived from the name (the path); the device name
+    /// `vhost-user:PATH[,mac=MAC][,peer-mac=MAC][,device=NAME][,queues=N]` (a vhost-user socket
+    /// at the absolute `PATH`, offering `N` queue pairs, 1 to [`MAX_VHOST_USER_QUEUE_PAIRS`],
+    /// default [`DEFAULT_VHOST_USER_QUEUE_PAIRS`]). Unset MACs are derived from the name (the path); the device name
     /// defaults to the TAP name, or to the socket file's name without extension.
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
         let bad = |reason: &str| ConfigError::BadPortSpec {
@@ -90,6 +100,11 @@ impl PortSpec {
                 .to_owned(),
             None => tap.clone(),
         };
+        let mut queue_pairs = if vhost_user.is_some() {
+            DEFAULT_VHOST_USER_QUEUE_PAIRS
+        } else {
+            1
+        };
         for part in parts {
             let (key, value) = part.split_once('=').ok_or_else(|| bad("options are key=value"))?;
             let parse_unicast = |v: &str| {
@@ -104,7 +119,17 @@ impl PortSpec {
                     device = value.to_owned()
                 }
                 "device" => return Err(bad("device name must be 1..=63 characters")),
-                _ => return Err(bad("unknown option (mac, peer-mac, device)")),
+                "queues" if vhost_user.is_none() => {
+                    return Err(bad("queues applies to vhost-user ports only"));
+                }
+                "queues" => {
+                    queue_pairs = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_VHOST_USER_QUEUE_PAIRS).contains(n))
+                        .ok_or_else(|| bad(VHOST_USER_QUEUES_RULE))?
+                }
+                _ => return Err(bad("unknown option (mac, peer-mac, device, queues)")),
             }
         }
         if mac == peer_mac {
@@ -119,12 +144,14 @@ impl PortSpec {
             mac,
             peer_mac,
             device,
+            queue_pairs,
         })
     }
 }
 
 /// Prefix of a `--vf` value naming a vhost-user socket instead of a TAP.
 pub const VHOST_USER_PREFIX: &str = "vhost-user:";
+const VHOST_USER_QUEUES_RULE: &str = "queues (queue pairs of a vhost-user port) must be 1..=16";
 const VHOST_USER_PATH_RULE: &str =
     "a vhost-user socket path must be absolute, at most 107 bytes, without ',' and name a file";
 
@@ -295,6 +322,29 @@ mod tests {
         assert_ne!(p.mac, p.peer_mac);
         let d = PortSpec::parse("vhost-user:/run/ironnet/vm1.sock").unwrap();
         assert_eq!(d.device, "vm1", "device defaults to the socket file's stem");
+        assert_eq!(d.queue_pairs, DEFAULT_VHOST_USER_QUEUE_PAIRS);
+        let mq = PortSpec::parse("vhost-user:/run/ironnet/vm2.sock,queues=16").unwrap();
+        assert_eq!(mq.queue_pairs, MAX_VHOST_USER_QUEUE_PAIRS);
+        for (spec, reason) in [
+            (
+                "vhost-user:/run/ironnet/vm2.sock,queues=17",
+                VHOST_USER_QUEUES_RULE,
+            ),
+            (
+                "vhost-user:/run/ironnet/vm2.sock,queues=0",
+                VHOST_USER_QUEUES_RULE,
+            ),
+            (
+                "vhost-user:/run/ironnet/vm2.sock,queues=two",
+                VHOST_USER_QUEUES_RULE,
+            ),
+            ("tap0,queues=2", "queues applies to vhost-user ports only"),
+        ] {
+            match PortSpec::parse(spec) {
+                Err(ConfigError::BadPortSpec { reason: r, .. }) => assert_eq!(r, reason, "{spec}"),
+                other => panic!("{spec}: {other:?}"),
+            }
+        }
         assert_eq!(PortSpec::parse("tap0").unwrap().vhost_user, None);
         let long = format!("vhost-user:/{}", "x".repeat(107));
         for bad in [

@@ -84,7 +84,7 @@ fn add_port(
     // VM ports get carrier only once an interface is bound to them; uplinks are always up.
     // VM ports offer checksum/TSO offload to the VM (vnet header); uplinks carry plain frames.
     let port = match &spec.vhost_user {
-        Some(path) => Port::VhostUser(VhostUserPort::create(path, &spec.tap)?),
+        Some(path) => Port::VhostUser(VhostUserPort::create(path, &spec.tap, spec.queue_pairs)?),
         None => Port::Tap(TapDevice::create(
             &spec.tap,
             spec.peer_mac,

@@ -1,5 +1,5 @@
 //! The virtio-net device state a vhost-user frontend (QEMU) configures: negotiated features,
-//! the guest's memory table and the two virtqueues. The vhost-user protocol itself (message
+//! the guest's memory table and the virtqueues (a receive and a transmit queue per queue pair). The vhost-user protocol itself (message
 //! framing, fd passing, replies) is rust-vmm's `vhost` crate ([`vhost::vhost_user`]); this type
 //! answers its requests, as upstream `vhost-user-backend`'s handler does, but without an event
 //! thread of its own: the dataplane worker polls the kick fds and reads the rings itself.
@@ -17,19 +17,21 @@ use vhost::vhost_user::{Error, GpuBackend, Result, VhostUserBackendReqHandlerMut
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
-    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
 
-/// Queue pairs offered (one receive and one transmit queue; see `docs/dpservice.md` on
-/// multi-queue).
-pub const QUEUE_PAIRS: usize = 1;
-/// Index of the receive queue (device → guest) of the pair.
-pub const RX_QUEUE: usize = 0;
-/// Index of the transmit queue (guest → device) of the pair.
-pub const TX_QUEUE: usize = 1;
+/// Index of the receive queue (device → guest) of queue pair `pair` (virtio-net numbers the
+/// queues receiveq1, transmitq1, receiveq2, …).
+pub const fn rx_queue(pair: usize) -> usize {
+    2 * pair
+}
+/// Index of the transmit queue (guest → device) of queue pair `pair`.
+pub const fn tx_queue(pair: usize) -> usize {
+    2 * pair + 1
+}
 /// Largest ring the frontend may configure (QEMU's `rx_queue_size`/`tx_queue_size` maximum).
 pub const MAX_QUEUE_SIZE: u16 = 1024;
 /// Size of `struct virtio_net_hdr_v1` (with `num_buffers`): with `VIRTIO_F_VERSION_1` every
@@ -41,7 +43,8 @@ const MAX_MEM_SLOTS: u64 = 32;
 
 /// The virtio features the port offers: virtio 1.0, indirect descriptors, event-index
 /// notification suppression, checksum and TSO offload in both directions, mergeable receive
-/// buffers, and `VHOST_USER_F_PROTOCOL_FEATURES` (QEMU refuses to start a vhost-user net device
+/// buffers, multi-queue (`VIRTIO_NET_F_MQ`: QEMU passes it to the guest only for a device
+/// with `mq=on`, and keeps the control queue that selects the queue pairs itself), and `VHOST_USER_F_PROTOCOL_FEATURES` (QEMU refuses to start a vhost-user net device
 /// whose backend lacks it: its `vhost_user_set_vring_enable` fails with EINVAL, and QEMU 7.2's
 /// `vhost_net_start` gives up, "unable to start vhost net: 22").
 pub fn offered_features() -> u64 {
@@ -56,6 +59,7 @@ pub fn offered_features() -> u64 {
         VIRTIO_NET_F_HOST_TSO4,
         VIRTIO_NET_F_HOST_TSO6,
         VIRTIO_NET_F_MRG_RXBUF,
+        VIRTIO_NET_F_MQ,
     ]
     .into_iter()
     .fold(VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(), |acc, bit| {
@@ -119,31 +123,31 @@ pub struct NetDevice {
     /// The guest's memory as mapped from the frontend's memory table.
     pub mem: Option<GuestMemoryMmap>,
     mappings: Vec<Mapping>,
-    /// Receive and transmit queue, at [`RX_QUEUE`] and [`TX_QUEUE`].
+    /// Receive and transmit queue of each pair, at [`rx_queue`] and [`tx_queue`].
     pub vrings: Vec<Vring>,
+    queue_pairs: usize,
     /// Features the driver accepted (SET_FEATURES).
     pub acked_features: u64,
     acked_protocol_features: u64,
-    owned: bool,
-}
-
-impl Default for NetDevice {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl NetDevice {
-    /// A device no frontend has configured yet.
-    pub fn new() -> Self {
+    /// A device with `queue_pairs` queue pairs (at least one) no frontend has configured yet.
+    pub fn new(queue_pairs: usize) -> Self {
+        let queue_pairs = queue_pairs.max(1);
         NetDevice {
             mem: None,
             mappings: Vec::new(),
-            vrings: (0..2 * QUEUE_PAIRS).map(|_| Vring::new()).collect(),
+            vrings: (0..2 * queue_pairs).map(|_| Vring::new()).collect(),
+            queue_pairs,
             acked_features: 0,
             acked_protocol_features: 0,
-            owned: false,
         }
+    }
+
+    /// The queue pairs offered (answered to GET_QUEUE_NUM).
+    pub fn queue_pairs(&self) -> usize {
+        self.queue_pairs
     }
 
     /// Whether the driver accepted virtio feature bit `bit`.
@@ -181,15 +185,13 @@ fn unsupported<T>(what: &'static str) -> Result<T> {
 
 impl VhostUserBackendReqHandlerMut for NetDevice {
     fn set_owner(&mut self) -> Result<()> {
-        if self.owned {
-            return Err(Error::InvalidOperation("already claimed"));
-        }
-        self.owned = true;
+        // QEMU sets up each queue pair as a vhost device of its own on the one connection, and
+        // each sends SET_OWNER; the connection is the owner either way (as in DPDK's vhost).
         Ok(())
     }
 
     fn reset_owner(&mut self) -> Result<()> {
-        *self = NetDevice::new();
+        *self = NetDevice::new(self.queue_pairs);
         Ok(())
     }
 
@@ -318,7 +320,7 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
     }
 
     fn get_protocol_features(&mut self) -> Result<VhostUserProtocolFeatures> {
-        Ok(VhostUserProtocolFeatures::REPLY_ACK)
+        Ok(VhostUserProtocolFeatures::REPLY_ACK | VhostUserProtocolFeatures::MQ)
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
@@ -327,7 +329,9 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
     }
 
     fn get_queue_num(&mut self) -> Result<u64> {
-        Ok(self.vrings.len() as u64)
+        // Queue pairs, as QEMU's vhost-user netdev reads it ("you are asking more queues than
+        // supported" when its `queues=N` exceeds the answer) and DPDK's vhost answers it.
+        Ok(self.queue_pairs as u64)
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {

@@ -80,6 +80,8 @@ pub struct Vring {
     pub started: bool,
     /// Enabled: by SET_FEATURES, then toggled by SET_VRING_ENABLE.
     pub enabled: bool,
+    /// What the frontend's last SET_VRING_ENABLE said since the ring last stopped, if any.
+    requested: Option<bool>,
 }
 
 impl Vring {
@@ -91,6 +93,7 @@ impl Vring {
             call: None,
             started: false,
             enabled: false,
+            requested: None,
         }
     }
 
@@ -217,9 +220,11 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
         // QEMU 7.2 (`vhost_net_start`) sends its SET_VRING_ENABLE before SET_FEATURES, and the
         // `vhost` crate refuses an enable before the feature is acked without passing it on, so
         // waiting for it would leave the port dead. A later SET_VRING_ENABLE 0 still disables.
+        // With several queue pairs QEMU sends SET_FEATURES once per pair, possibly after it
+        // disabled the pairs the guest does not use: a ring keeps what SET_VRING_ENABLE said.
         let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
         for v in &mut self.vrings {
-            v.enabled = true;
+            v.enabled = v.requested.unwrap_or(true);
             v.queue.set_event_idx(event_idx);
         }
         Ok(())
@@ -294,6 +299,7 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
         let v = self.vring(index)?;
         // "stop ring upon receiving VHOST_USER_GET_VRING_BASE"
         v.started = false;
+        v.requested = None;
         v.queue.set_ready(false);
         v.kick = None;
         v.call = None;
@@ -338,7 +344,9 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
         if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
             return Err(Error::InactiveFeature(VhostUserVirtioFeatures::PROTOCOL_FEATURES));
         }
-        self.vring(index)?.enabled = enable;
+        let v = self.vring(index)?;
+        v.enabled = enable;
+        v.requested = Some(enable);
         Ok(())
     }
 

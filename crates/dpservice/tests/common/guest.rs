@@ -212,8 +212,9 @@ impl GuestImage {
 /// What backs a guest's virtio-net device.
 #[derive(Debug, Clone, Copy)]
 pub enum Nic<'a> {
-    /// A vhost-user socket (the dataplane).
-    VhostUser(&'a Path),
+    /// A vhost-user socket (the dataplane) and the queue pairs to use (QEMU's `queues=N`;
+    /// more than one turns on the device's `mq`).
+    VhostUser(&'a Path, usize),
     /// A TAP device `ifname` that QEMU creates in namespace `netns`, with vhost-net if
     /// [`vhost_net_available`].
     Tap { netns: &'a str, ifname: &'a str },
@@ -239,13 +240,13 @@ impl Guest {
     /// Boots a guest whose NIC (MAC `mac`) is a virtio-net device backed by the vhost-user
     /// socket `socket`, and waits until its shell is up.
     pub fn boot(image: &GuestImage, name: &str, socket: &Path, mac: &str) -> Guest {
-        Self::boot_nic(image, name, Nic::VhostUser(socket), mac)
+        Self::boot_nic(image, name, Nic::VhostUser(socket, 1), mac)
     }
 
     /// Boots a guest with the given NIC backend and waits until its shell is up.
     pub fn boot_nic(image: &GuestImage, name: &str, nic: Nic<'_>, mac: &str) -> Guest {
         let mut cmd = match nic {
-            Nic::VhostUser(_) => Command::new("qemu-system-x86_64"),
+            Nic::VhostUser(..) => Command::new("qemu-system-x86_64"),
             Nic::Tap { netns, .. } => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", netns, "qemu-system-x86_64"]);
@@ -269,10 +270,11 @@ impl Guest {
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on"])
             .args(["-numa", "node,memdev=mem"]);
         match nic {
-            Nic::VhostUser(socket) => {
+            Nic::VhostUser(socket, queues) => {
                 cmd.arg("-chardev")
                     .arg(format!("socket,id=vu,path={},reconnect=1", socket.display()))
-                    .args(["-netdev", "vhost-user,id=n0,chardev=vu"]);
+                    .arg("-netdev")
+                    .arg(format!("vhost-user,id=n0,chardev=vu,queues={queues}"));
             }
             Nic::Tap { ifname, .. } => {
                 // vhost-net where the host kernel has it; QEMU's own virtio-net loop otherwise
@@ -287,9 +289,13 @@ impl Guest {
             Accel::Kvm => "",
             Accel::Tcg => ",vectors=0",
         };
+        let mq = match nic {
+            Nic::VhostUser(_, queues) if queues > 1 => ",mq=on",
+            _ => "",
+        };
         cmd.args([
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on{vectors}"),
+            &format!("virtio-net-pci,netdev=n0,mac={mac},mrg_rxbuf=on{vectors}{mq}"),
         ]);
         let mut child = cmd
             .stdin(Stdio::piped())

@@ -258,7 +258,12 @@ impl Guest {
             Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host"]),
             Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
         };
-        cmd.args(["-M", "pc", "-smp", "1", "-m", "256"])
+        // One vCPU per queue pair: Linux's virtio-net runs min(vCPUs, queue pairs) pairs.
+        let vcpus = match nic {
+            Nic::VhostUser(_, queues) => queues.max(1),
+            Nic::Tap { .. } => 1,
+        };
+        cmd.args(["-M", "pc", "-smp", &vcpus.to_string(), "-m", "256"])
             .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
             .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
             .arg("-kernel")

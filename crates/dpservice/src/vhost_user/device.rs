@@ -335,8 +335,9 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
     }
 
     fn get_queue_num(&mut self) -> Result<u64> {
-        // Queue pairs, as QEMU's vhost-user netdev reads it ("you are asking more queues than
-        // supported" when its `queues=N` exceeds the answer) and DPDK's vhost answers it.
+        // Queue pairs, as QEMU's vhost-user netdev reads it (net/vhost-user.c `vhost_user_start`
+        // refuses its `queues=N` above the answer: "you are asking more queues than supported")
+        // and DPDK's vhost answers it. rust-vmm's frontend takes it as a ring count instead.
         Ok(self.queue_pairs as u64)
     }
 

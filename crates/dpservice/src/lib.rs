@@ -26,15 +26,11 @@ pub mod config;
 pub mod convert;
 pub mod metrics;
 pub mod offload;
-// Its casts are not yet reviewed for truncation (the module is being reworked).
-#[allow(clippy::cast_possible_truncation)]
 pub mod port;
 pub mod server;
 pub mod service;
 pub mod tap;
 pub mod validate;
-// Its casts are not yet reviewed for truncation (the module is being reworked).
-#[allow(clippy::cast_possible_truncation)]
 pub mod vhost_user;
 pub mod worker;
 

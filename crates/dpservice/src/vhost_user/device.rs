@@ -291,7 +291,10 @@ impl VhostUserBackendReqHandlerMut for NetDevice {
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
         let v = self.vring(index)?;
-        v.queue.set_next_avail(base as u16);
+        // A split ring's avail index is 16 bits; a larger base (a packed ring's wrap counter, which
+        // is not offered) is refused rather than truncated.
+        let base = u16::try_from(base).map_err(|_| Error::InvalidParam)?;
+        v.queue.set_next_avail(base);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::validation::meta::{NameRule, validate_object_meta_update};
+use crate::validation::meta::{NameRule, validate_object_meta, validate_object_meta_update};
 use crate::validation::spec_unchanged_on_status;
 
 /// A kind of this crate: typed object with its CRD, defaulting and validation.
@@ -52,12 +52,23 @@ where
     /// Validates an update of the main resource (`old` is the stored object).
     fn validate_update(&self, old: &Self) -> ErrorList;
 
+    /// kube's ObjectMeta checks of a new object, with the kind's [`ApiKind::NAME_RULE`] and scope: the start of
+    /// every kind's [`ApiKind::validate_create`].
+    fn validate_meta_create(&self) -> ErrorList {
+        validate_object_meta(self.meta(), Self::NAMESPACED, Self::NAME_RULE)
+    }
+
+    /// kube's ObjectMeta checks of an update (immutable name, namespace, UID, …), with the kind's name rule and
+    /// scope: the start of every kind's [`ApiKind::validate_update`].
+    fn validate_meta_update(&self, old: &Self) -> ErrorList {
+        validate_object_meta_update(self.meta(), old.meta(), Self::NAMESPACED, Self::NAME_RULE)
+    }
+
     /// Validates an update through the `/status` subresource. The default, which every kind with a
     /// status subresource uses, checks the metadata update and refuses any change of `spec` (a
     /// status writer cannot change the desired state).
     fn validate_status_update(&self, old: &Self) -> ErrorList {
-        let mut errs =
-            validate_object_meta_update(self.meta(), old.meta(), Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_update(old);
         errs.extend(spec_unchanged_on_status(self.spec(), old.spec()));
         errs
     }

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::ApiKind;
-use crate::validation::{NameRule, meta};
+use crate::validation::NameRule;
 
 use super::instance::{InstanceTemplate, validate_spec as validate_instance_spec};
 use super::loadbalancer::validate_selector_matches_template;
@@ -64,18 +64,13 @@ impl ApiKind for DaemonSet {
     const NAME_RULE: NameRule = NameRule::Label;
     /// Validates a new DaemonSet: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: metadata and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }

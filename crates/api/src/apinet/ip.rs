@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP as Address, IPFamily};
 use crate::kind::ApiKind;
-use crate::validation::{self, FIELD_IS_IMMUTABLE, NameRule, meta};
+use crate::validation::{self, FIELD_IS_IMMUTABLE, NameRule};
 
 /// The spec field the IP allocator fills when empty (JSON path).
 pub const ALLOCATED_IP_FIELD: &str = "spec.ip";
@@ -107,19 +107,14 @@ impl ApiKind for IP {
     }
     /// Validates a new IP: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `type` and `ipFamily` immutable (Forbidden), `ip` immutable once set (Invalid).
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.type_,
             &old.spec.type_,

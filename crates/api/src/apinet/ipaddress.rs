@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::IP as Address;
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::networkid::ClaimRef;
 
@@ -67,19 +67,14 @@ impl ApiKind for IPAddress {
     const NAMESPACED: bool = false;
     /// Validates a new IPAddress: the name is a canonical IP and `spec.ip` equals it.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(self));
         errs
     }
     /// Validates an update: `spec.ip` and `spec.claimRef` are immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.ip,
             &old.spec.ip,

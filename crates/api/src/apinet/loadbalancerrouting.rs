@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::IP as Address;
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::TargetReference;
 
@@ -71,18 +71,13 @@ impl ApiKind for LoadBalancerRouting {
     const NO_SPEC: bool = true;
     /// Validates a new LoadBalancerRouting: metadata (DNS label name) and destinations.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_fields(&self.spec));
         errs
     }
     /// Validates an update: metadata and destinations.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_fields(&self.spec));
         errs
     }

@@ -10,7 +10,7 @@ use crate::kind::ApiKind;
 use crate::networking::natgateway::{
     DEFAULT_PORTS_PER_NETWORK_INTERFACE, validate_ports_per_network_interface,
 };
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 /// The spec fields the public-IP allocator fills (JSON path pattern).
 pub const ALLOCATED_IPS_FIELD: &str = "spec.ips[*].ip";
@@ -113,19 +113,14 @@ impl ApiKind for NATGateway {
     }
     /// Validates a new NATGateway: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `ipFamily` and `networkRef` are immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.ip_family,
             &old.spec.ip_family,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::LocalObjectReference;
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 /// The desired state of a NATGatewayAutoscaler.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,19 +80,14 @@ impl ApiKind for NATGatewayAutoscaler {
     const NAME_RULE: NameRule = NameRule::Label;
     /// Validates a new NATGatewayAutoscaler: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `natGatewayRef` is immutable (upstream checked this only on `/status`).
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.nat_gateway_ref,
             &old.spec.nat_gateway_ref,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::IPPrefix;
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::{INVALID_VNI, parse_vni};
 
@@ -133,18 +133,13 @@ impl ApiKind for Network {
     const NAME_RULE: NameRule = NameRule::Label;
     /// Validates a new Network: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `spec.id` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.id,
             &old.spec.id,

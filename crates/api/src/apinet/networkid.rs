@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::{INVALID_VNI, parse_vni};
 
@@ -76,16 +76,11 @@ impl ApiKind for NetworkID {
     const NAMESPACED: bool = false;
     /// Validates a new NetworkID: the name is a canonical VNI.
     fn validate_create(&self) -> ErrorList {
-        meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE)
+        self.validate_meta_create()
     }
     /// Validates an update: `spec.claimRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.claim_ref,
             &old.spec.claim_ref,

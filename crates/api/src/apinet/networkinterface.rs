@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP as Address, IPFamily, IPPrefix, LocalObjectReference, LocalUIDReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, FIELD_IS_IMMUTABLE, NameRule, meta, names};
+use crate::validation::{self, FIELD_IS_IMMUTABLE, NameRule, names};
 
 use super::{LocalNodeReference, ObjectIP, default_object_ip, validate_object_ips};
 
@@ -235,19 +235,14 @@ impl ApiKind for NetworkInterface {
     }
     /// Validates a new NetworkInterface: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: metadata, immutable fields, and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_spec_update(&self.spec, &old.spec, &spec));
         errs.extend(validate_spec(&self.spec, &spec));
         errs

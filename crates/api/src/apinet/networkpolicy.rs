@@ -110,19 +110,14 @@ impl ApiKind for NetworkPolicy {
     const NAME_RULE: NameRule = NameRule::Label;
     /// Validates a new NetworkPolicy: metadata (DNS label name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `networkRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.network_ref,
             &old.spec.network_ref,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{IP as Address, IPFamily, IPPrefix, LocalUIDReference};
 use crate::kind::ApiKind;
 use crate::networking::networkpolicy::{IPBlock, NetworkPolicyPort, validate_ip_block, validate_port};
-use crate::validation::{NameRule, meta};
+use crate::validation::NameRule;
 
 /// A NetworkInterface the policy applies to.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -138,18 +138,13 @@ impl ApiKind for NetworkPolicyRule {
     const NO_SPEC: bool = true;
     /// Validates a new NetworkPolicyRule: metadata (DNS label name) and the rules.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_fields(&self.spec));
         errs
     }
     /// Validates an update: metadata and the rules.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_fields(&self.spec));
         errs
     }

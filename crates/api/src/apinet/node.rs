@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::ApiKind;
-use crate::validation::{NameRule, meta};
+use crate::validation::NameRule;
 
 /// The (empty) desired state of a Node.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,10 +32,10 @@ impl ApiKind for Node {
     const NAMESPACED: bool = false;
     /// Validates a new Node: metadata (DNS subdomain name, cluster-scoped).
     fn validate_create(&self) -> ErrorList {
-        meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE)
+        self.validate_meta_create()
     }
     /// Validates an update: metadata.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        meta::validate_object_meta_update(&self.metadata, &old.metadata, Self::NAMESPACED, Self::NAME_RULE)
+        self.validate_meta_update(old)
     }
 }

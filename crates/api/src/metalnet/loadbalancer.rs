@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP, IPFamily, LocalObjectReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::ObjectState;
 
@@ -136,18 +136,13 @@ impl ApiKind for LoadBalancer {
     const NAME_RULE: NameRule = NameRule::Subdomain;
     /// Validates a new LoadBalancer: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: metadata and the new spec.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::IPPrefix;
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::{MAX_VNI, ObjectState};
 
@@ -96,19 +96,14 @@ impl ApiKind for Network {
     const NAME_RULE: NameRule = NameRule::Subdomain;
     /// Validates a new Network: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `spec.id` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.id,
             &old.spec.id,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP, IPFamily, IPPrefix, LocalObjectReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta, names};
+use crate::validation::{self, NameRule, names};
 
 use super::{NATDetails, ObjectState, validate_nat};
 
@@ -426,19 +426,14 @@ impl ApiKind for NetworkInterface {
     }
     /// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `networkRef` is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
         let spec = Path::new("spec");
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.network_ref,
             &old.spec.network_ref,

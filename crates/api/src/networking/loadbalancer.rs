@@ -183,19 +183,14 @@ impl ApiKind for LoadBalancer {
     }
     /// Validates a new LoadBalancer: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
         errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
         errs
     }
     /// Validates an update: `networkRef` is immutable; the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.network_ref,
             &old.spec.network_ref,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP, LocalUIDReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 /// The NetworkInterface behind a destination.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -122,18 +122,13 @@ impl ApiKind for LoadBalancerRouting {
     /// Validates a new LoadBalancerRouting: metadata (DNS subdomain name), every destination IP (or the target
     /// it is resolved from) and target name.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_fields(&self.spec));
         errs
     }
     /// Validates an update: metadata and the new object's fields.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validate_fields(&self.spec));
         errs
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP, IPFamily, LocalObjectReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 /// Ports per NetworkInterface when `portsPerNetworkInterface` is not given.
 pub const DEFAULT_PORTS_PER_NETWORK_INTERFACE: i32 = 2048;
@@ -145,18 +145,13 @@ impl ApiKind for NATGateway {
     }
     /// Validates a new NATGateway: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: `networkRef` is immutable; the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         errs.extend(validation::immutable(
             &self.spec.network_ref,
             &old.spec.network_ref,

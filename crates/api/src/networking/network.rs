@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::common::{IPPrefix, LocalObjectReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta, names};
+use crate::validation::{self, NameRule, names};
 
 /// A reference to a peer Network, possibly in another namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, JsonSchema)]
@@ -312,7 +312,7 @@ impl ApiKind for Network {
 
     /// Validates a new Network: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         let ns = self.metadata.namespace.as_deref().unwrap_or("");
         let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
         errs.extend(validate_spec(&self.spec, ns, name, &Path::new("spec")));
@@ -320,12 +320,7 @@ impl ApiKind for Network {
     }
     /// Validates an update: `spec.providerID` can go from empty to a value once, then it is immutable.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         if !old.spec.provider_id.is_empty() {
             errs.extend(validation::immutable(
                 &self.spec.provider_id,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{IP, IPFamily, IPPrefix, LocalObjectReference, LocalUIDReference};
 use crate::kind::ApiKind;
 use crate::naming;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 use super::ipam::{self, PrefixTemplateSpec};
 use super::virtualip::{self, VirtualIPTemplateSpec};
@@ -451,7 +451,7 @@ impl ApiKind for NetworkInterface {
     }
     /// Validates a new NetworkInterface: metadata (DNS subdomain name) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         let name = self.metadata.name.as_deref().filter(|n| !n.is_empty());
         errs.extend(validate_spec(&self.spec, name, &Path::new("spec")));
         errs
@@ -459,12 +459,7 @@ impl ApiKind for NetworkInterface {
     /// Validates an update: `networkRef`, `ipFamilies` and `attributes` are immutable (one Forbidden on `spec`),
     /// and the new object must be valid.
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         let mut masked = self.spec.clone();
         masked.provider_id.clone_from(&old.spec.provider_id);
         masked.ips.clone_from(&old.spec.ips);

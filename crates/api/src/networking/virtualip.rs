@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{IP, IPFamily, LocalUIDReference};
 use crate::kind::ApiKind;
-use crate::validation::{self, NameRule, meta};
+use crate::validation::{self, NameRule};
 
 /// The type of a VirtualIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -108,18 +108,13 @@ impl ApiKind for VirtualIP {
     const NAME_RULE: NameRule = NameRule::Label;
     /// Validates a new VirtualIP: metadata (name is a DNS label) and spec.
     fn validate_create(&self) -> ErrorList {
-        let mut errs = meta::validate_object_meta(&self.metadata, Self::NAMESPACED, Self::NAME_RULE);
+        let mut errs = self.validate_meta_create();
         errs.extend(validate_spec(&self.spec, &Path::new("spec")));
         errs
     }
     /// Validates an update: everything but `spec.targetRef` is immutable (one Forbidden on `spec`).
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let mut errs = meta::validate_object_meta_update(
-            &self.metadata,
-            &old.metadata,
-            Self::NAMESPACED,
-            Self::NAME_RULE,
-        );
+        let mut errs = self.validate_meta_update(old);
         let mut new_spec = self.spec.clone();
         new_spec.target_ref.clone_from(&old.spec.target_ref);
         errs.extend(validation::immutable_with_diff(

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{Topology, in_ns, ok, ok_status};
+use common::{Topology, in_ns, ok, ok_status, v4};
 use ironnet_dpservice::RunningService;
 use ironnet_dpservice::config::{DpServiceArgs, PortSpec};
 use ironnet_dpservice::proto::dpd_kironcore_client::DpdKironcoreClient;
@@ -32,13 +32,6 @@ struct Cli {
 
 /// An Ethernet frame of a default `ping`: 14 + 20 (IPv4) + 8 (ICMP) + 56 bytes of data.
 const PING_FRAME: u64 = 98;
-
-fn v4(s: &str) -> proto::IpAddress {
-    proto::IpAddress {
-        ipver: IpVersion::Ipv4 as i32,
-        address: s.into(),
-    }
-}
 
 fn v6(s: &str) -> proto::IpAddress {
     proto::IpAddress {
@@ -300,30 +293,7 @@ async fn pings_forwarded_and_dropped_are_counted_per_port_and_reason() {
     // 4 to an address no route covers, 2 through vm0's NAT to the uplink (nothing answers there).
     let (answered, denied, unrouted, natted) = (5u64, 3u64, 4u64, 2u64);
     assert_eq!(ping_replies(&ns0, "10.0.0.2", answered as u32), answered as u32);
-    let rule = proto::FirewallRule {
-        id: "web-only".into(),
-        direction: proto::TrafficDirection::Ingress as i32,
-        action: proto::FirewallAction::Accept as i32,
-        priority: 1000,
-        source_prefix: Some(proto::Prefix {
-            ip: Some(v4("0.0.0.0")),
-            length: 0,
-            underlay_route: vec![],
-        }),
-        destination_prefix: Some(proto::Prefix {
-            ip: Some(v4("0.0.0.0")),
-            length: 0,
-            underlay_route: vec![],
-        }),
-        protocol_filter: Some(proto::ProtocolFilter {
-            filter: Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {
-                src_port_lower: -1,
-                src_port_upper: -1,
-                dst_port_lower: 80,
-                dst_port_upper: 80,
-            })),
-        }),
-    };
+    let rule = common::accept_only_tcp_to("web-only", 80);
     let r = client
         .create_firewall_rule(proto::CreateFirewallRuleRequest {
             interface_id: "vm1".into(),

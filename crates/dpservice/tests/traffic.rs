@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to, wait_for_listener,
+    Topology, in_ns, join_underlay, ok_status, ping, run, start_host, tcp, tcp_to, v4, wait_for_listener,
 };
 use ironnet_dpservice::proto::{self, IpVersion};
 
@@ -36,13 +36,6 @@ async fn lb_prefix(host: &mut common::Host, id: &str) -> String {
         .into_inner();
     ok_status(r.status);
     String::from_utf8(r.underlay_route).unwrap()
-}
-
-fn v4(s: &str) -> proto::IpAddress {
-    proto::IpAddress {
-        ipver: IpVersion::Ipv4 as i32,
-        address: s.into(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,30 +251,7 @@ async fn dhcp_ping_tcp_same_and_cross_host_with_vni_isolation() {
 
     // Firewall: once b0 has an ingress rule accepting only TCP port 5201, ping to it is dropped
     // and TCP to 5201 still works; deleting the rule restores ping.
-    let rule = proto::FirewallRule {
-        id: "tcp5201".into(),
-        direction: proto::TrafficDirection::Ingress as i32,
-        action: proto::FirewallAction::Accept as i32,
-        priority: 1000,
-        source_prefix: Some(proto::Prefix {
-            ip: Some(v4("0.0.0.0")),
-            length: 0,
-            underlay_route: vec![],
-        }),
-        destination_prefix: Some(proto::Prefix {
-            ip: Some(v4("0.0.0.0")),
-            length: 0,
-            underlay_route: vec![],
-        }),
-        protocol_filter: Some(proto::ProtocolFilter {
-            filter: Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {
-                src_port_lower: -1,
-                src_port_upper: -1,
-                dst_port_lower: 5201,
-                dst_port_upper: 5201,
-            })),
-        }),
-    };
+    let rule = common::accept_only_tcp_to("tcp5201", 5201);
     let r = b
         .client
         .create_firewall_rule(proto::CreateFirewallRuleRequest {

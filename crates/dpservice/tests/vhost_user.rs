@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use common::guest::{Guest, GuestImage, Nic};
 use common::{
-    Topology, in_ns, join_underlay, ok_status, ping, start_host, start_host_with, start_vhost_user_host,
+    Topology, in_ns, join_underlay, ok_status, ping, start_host, start_host_with, start_vhost_user_host, v4,
     wait_for_listener,
 };
 use ironnet_dpservice::config::PortSpec;
-use ironnet_dpservice::proto::{self, IpVersion};
+use ironnet_dpservice::proto;
 use ironnet_dpservice::tap::format_mac;
 
 fn boot(image: &GuestImage, spec: &PortSpec, name: &str) -> Guest {
@@ -232,11 +232,4 @@ async fn guests_on_two_hypervisors_dhcp_ping_tcp_isolation_and_qemu_restart() {
     a.service.shutdown().await;
     b.service.shutdown().await;
     gw.service.shutdown().await;
-}
-
-fn v4(address: &str) -> proto::IpAddress {
-    proto::IpAddress {
-        ipver: IpVersion::Ipv4 as i32,
-        address: address.into(),
-    }
 }

@@ -212,6 +212,42 @@ pub async fn start_host_with(tag: &str, host: char, underlay: &str, vfs: Vec<Por
     }
 }
 
+/// An IPv4 address as the gRPC API carries it.
+pub fn v4(s: &str) -> proto::IpAddress {
+    proto::IpAddress {
+        ipver: IpVersion::Ipv4 as i32,
+        address: s.into(),
+    }
+}
+
+/// An ingress rule `id` accepting TCP to destination port `port` from anywhere: on an interface
+/// with rules, everything else arriving there is dropped.
+pub fn accept_only_tcp_to(id: &str, port: i32) -> proto::FirewallRule {
+    let anywhere = || {
+        Some(proto::Prefix {
+            ip: Some(v4("0.0.0.0")),
+            length: 0,
+            underlay_route: vec![],
+        })
+    };
+    proto::FirewallRule {
+        id: id.into(),
+        direction: proto::TrafficDirection::Ingress as i32,
+        action: proto::FirewallAction::Accept as i32,
+        priority: 1000,
+        source_prefix: anywhere(),
+        destination_prefix: anywhere(),
+        protocol_filter: Some(proto::ProtocolFilter {
+            filter: Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {
+                src_port_lower: -1,
+                src_port_upper: -1,
+                dst_port_lower: port,
+                dst_port_upper: port,
+            })),
+        }),
+    }
+}
+
 pub fn ok_status(s: Option<proto::Status>) {
     assert_eq!(s.map(|s| (s.code, s.message)), Some((0, "Success".to_owned())));
 }

@@ -446,6 +446,7 @@ async fn run(percent: usize) {
         .map(|(c, s)| format!("{c} {s} s"))
         .collect();
     eprintln!("  CPU used since the lab started: {}", cpu.join(", "));
+    eprintln!("  API requests served: {}", request_breakdown(&client).await);
     let per = |e: Extra| (0..networks).filter(|n| extra(*n) == e).count();
     println!(
         "{percent:>3} %: {networks} Networks, {} NetworkInterfaces, {networks} VirtualIPs, {} NATGateways, {} \
@@ -458,6 +459,39 @@ async fn run(percent: usize) {
         applied.as_secs_f64(),
         start.elapsed().as_secs_f64()
     );
+}
+
+/// The API server's requests so far from its `apiserver_request_total`, summed by verb and resource, largest first
+/// (the twelve largest, then the total).
+async fn request_breakdown(client: &kube::Client) -> String {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("static request");
+    let Ok(page) = client.request_text(request).await else {
+        return "(metrics not readable)".to_owned();
+    };
+    let mut by: HashMap<(String, String), f64> = HashMap::new();
+    for line in page.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let (labels, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_owned()
+        };
+        *by.entry((label("verb"), label("resource"))).or_default() += value.parse::<f64>().unwrap_or(0.0);
+    }
+    let total: f64 = by.values().sum();
+    let mut rows: Vec<((String, String), f64)> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top: Vec<String> = rows
+        .iter()
+        .take(12)
+        .map(|((verb, resource), n)| format!("{verb} {resource} {n}"))
+        .collect();
+    format!("{} (total {total})", top.join(", "))
 }
 
 fn main() {

@@ -31,6 +31,13 @@ impl Lab {
             ])
             .args(["--ports-per-hypervisor", &ports.to_string(), "--data-dir"])
             .arg(dir.path().join("data"))
+            // To see who sends which request (user, verb, resource, subresource), at a cost the figures then
+            // include.
+            .args(
+                std::env::var("LAB_AUDIT_LOG")
+                    .map(|path| vec!["--audit-log-path".to_owned(), path])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

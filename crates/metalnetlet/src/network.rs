@@ -15,18 +15,22 @@ pub fn metalnet_network_spec(
     network: &apinet::Network,
     peering_disabled: bool,
 ) -> Result<metalnet::NetworkSpec, String> {
-    let id =
-        apinet::parse_vni(&network.spec.id).ok_or_else(|| format!("invalid VNI {:?}", network.spec.id))?;
+    let vni = network
+        .spec
+        .vni()
+        .map_err(|_| format!("invalid VNI {:?}", network.spec.id))?;
     let mut spec = metalnet::NetworkSpec {
-        id,
+        id: i32::from(vni),
         ..Default::default()
     };
     if peering_disabled {
         return Ok(spec);
     }
     for peering in &network.spec.peerings {
-        let peer = apinet::parse_vni(&peering.id)
-            .ok_or_else(|| format!("invalid VNI {:?} of peering {}", peering.id, peering.name))?;
+        let peer = peering
+            .vni()
+            .map(i32::from)
+            .map_err(|_| format!("invalid VNI {:?} of peering {}", peering.id, peering.name))?;
         spec.peered_ids.push(peer);
         let prefixes: Vec<_> = peering.prefixes.iter().filter_map(|p| p.prefix.clone()).collect();
         if !prefixes.is_empty() {

@@ -14,6 +14,7 @@ use ironnet_apimachinery::field::{ErrorList, FieldError, Path};
 use ironnet_apiserver::error::{ApiError, GroupResource};
 use ironnet_apiserver::strategy::{AdmissionContext, SideEffects};
 use ironnet_store::{Compare, KeyValue, Op};
+use ironnet_vni::Vni;
 use serde_json::Value;
 
 use crate::alloc::{IpFamily, PoolError};
@@ -107,7 +108,8 @@ pub async fn network_create(
                     FieldError::invalid(&path, id.as_str(), "invalid VNI"),
                 )
             })?;
-        if !index.vni_range().contains(vni) {
+        // 0 and numbers beyond 24 bits are not VNIs; they get the same answer as other numbers outside the range.
+        let Some(vni) = Vni::new(vni).ok().filter(|v| index.vni_range().contains(*v)) else {
             let detail = format!(
                 "the provided ID is not in range [{}, {}]",
                 index.vni_range().min(),
@@ -118,7 +120,7 @@ pub async fn network_create(
                 &claimer.name,
                 FieldError::invalid(&path, id.as_str(), detail),
             ));
-        }
+        };
         obj["spec"]["id"] = Value::String(vni.to_string());
         let key = key_of(ctx, "NetworkID", None, &vni.to_string())?;
         if ctx.store().get(&key, None).await?.is_some() {

@@ -16,6 +16,8 @@ use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::watch;
 
+use ironnet_vni::Vni;
+
 use crate::alloc::{AddressPool, IpFamily, PoolError, VniPool, VniRange};
 
 /// The VNI and public-address indexes of one API server.
@@ -87,7 +89,7 @@ impl ClaimIndex {
     }
 
     /// Proposes a VNI that the index believes free.
-    pub fn propose_vni(&self) -> Result<u32, PoolError> {
+    pub fn propose_vni(&self) -> Result<Vni, PoolError> {
         self.vnis.lock().propose(&mut rand::rng())
     }
 
@@ -97,7 +99,7 @@ impl ClaimIndex {
     }
 
     /// Records a VNI as taken (a proposal turned out to be claimed already).
-    pub fn note_vni_taken(&self, vni: u32) {
+    pub fn note_vni_taken(&self, vni: Vni) {
         self.vnis.lock().mark_taken(vni);
     }
 
@@ -137,14 +139,14 @@ impl ClaimIndex {
                 |names| {
                     let mut pool = VniPool::new(range);
                     for name in names {
-                        if let Ok(vni) = name.parse::<u32>() {
+                        if let Ok(vni) = name.parse::<Vni>() {
                             pool.mark_taken(vni);
                         }
                     }
                     *this.vnis.lock() = pool;
                 },
                 |name, taken| {
-                    if let Ok(vni) = name.parse::<u32>() {
+                    if let Ok(vni) = name.parse::<Vni>() {
                         let mut pool = this.vnis.lock();
                         if taken {
                             pool.mark_taken(vni);

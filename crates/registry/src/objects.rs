@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
+use ironnet_vni::Vni;
+
 use crate::alloc::IpFamily;
 
 /// The API group of ironcore-net.
@@ -85,7 +87,7 @@ fn new_metadata(name: &str, namespace: Option<&str>, now: &str) -> Value {
 }
 
 /// A NetworkID named after `vni`, claimed by `claimer`.
-pub fn network_id(vni: u32, claimer: &Claimer, now: &str) -> Value {
+pub fn network_id(vni: Vni, claimer: &Claimer, now: &str) -> Value {
     json!({
         "apiVersion": APINET_API_VERSION,
         "kind": "NetworkID",

@@ -96,7 +96,7 @@ async fn a_network_gets_a_vni_claimed_by_a_network_id_released_on_delete() {
         .await
         .unwrap();
     let id = spec(&created)["id"].as_str().unwrap().to_owned();
-    let vni: u32 = id.parse().unwrap();
+    let vni: ironnet_vni::Vni = id.parse().unwrap();
     assert!(VniRange::DEFAULT.contains(vni));
 
     let network_ids = cluster(&f, "NetworkID", "networkids");

@@ -64,6 +64,18 @@ impl Vni {
         }
     }
 
+    /// The VNI `value` if it is one: [`new`](Self::new) for `const` contexts (see [`vni!`]).
+    #[inline]
+    pub const fn checked(value: u32) -> Option<Vni> {
+        if value > Vni::MAX.get() {
+            return None;
+        }
+        match NonZeroU32::new(value) {
+            Some(v) => Some(Vni(v)),
+            None => None,
+        }
+    }
+
     /// The number, always in `1..=16777215`.
     #[inline]
     pub const fn get(self) -> u32 {
@@ -88,6 +100,20 @@ impl Vni {
             None => 0,
         }
     }
+}
+
+/// A [`Vni`] from a constant expression, checked at compile time: `vni!(100)`. A constant that is not a VNI
+/// (`vni!(0)`) fails the build, so the macro never panics at run time.
+#[macro_export]
+macro_rules! vni {
+    ($value:expr) => {
+        const {
+            match $crate::Vni::checked($value) {
+                ::core::option::Option::Some(v) => v,
+                ::core::option::Option::None => panic!("not a VNI: outside 1..=16777215"),
+            }
+        }
+    };
 }
 
 impl TryFrom<u32> for Vni {
@@ -192,6 +218,16 @@ mod tests {
         assert_eq!(Vni::new(u32::MAX), Err(VniError::OutOfRange(4_294_967_295)));
         assert_eq!(Vni::MIN.get(), 1);
         assert_eq!(Vni::MAX.get(), 16_777_215);
+    }
+
+    #[test]
+    fn constants_are_checked_at_compile_time() {
+        const HUNDRED: Vni = vni!(100);
+        assert_eq!(HUNDRED.get(), 100);
+        assert_eq!(vni!(16_777_215), Vni::MAX);
+        assert_eq!(Vni::checked(0), None);
+        assert_eq!(Vni::checked(1 << 24), None);
+        assert_eq!(Vni::checked(1), Some(Vni::MIN));
     }
 
     #[test]

@@ -127,10 +127,12 @@ pub(crate) fn validate_object_ips(ips: &[ObjectIP], one_per_family: bool, path: 
     errs
 }
 
-/// Whether `s` is a canonical VNI: a decimal int32 that formats back to the same string.
-pub fn parse_vni(s: &str) -> Option<i32> {
-    let vni: i32 = s.parse().ok()?;
-    (vni.to_string() == s).then_some(vni)
+/// `s` as a canonical decimal int32 (one that formats back to the same string), the form ironcore-net requires of
+/// Network ids and NetworkID names. Wider than a [`Vni`](ironnet_vni::Vni) (ironcore-net accepts any int32 there);
+/// consumers convert with the `vni()` accessors, which accept exactly the VNIs.
+pub(crate) fn canonical_int32(s: &str) -> Option<i32> {
+    let number: i32 = s.parse().ok()?;
+    (number.to_string() == s).then_some(number)
 }
 
 /// Message for a value that is not a canonical VNI.

@@ -11,7 +11,9 @@ use crate::common::IPPrefix;
 use crate::kind::ApiKind;
 use crate::validation::{self, NameRule};
 
-use super::{INVALID_VNI, parse_vni};
+use ironnet_vni::{Vni, VniError};
+
+use super::{INVALID_VNI, canonical_int32};
 
 /// The spec field the VNI allocator fills when empty (JSON path).
 pub const ALLOCATED_ID_FIELD: &str = "spec.id";
@@ -41,6 +43,13 @@ pub struct NetworkPeering {
     pub prefixes: Vec<PeeringPrefix>,
 }
 
+impl NetworkPeering {
+    /// The peer's VNI: `id` in canonical decimal form, `1..=16777215`.
+    pub fn vni(&self) -> Result<Vni, VniError> {
+        self.id.parse()
+    }
+}
+
 /// The desired state of an apinet Network.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -63,6 +72,13 @@ pub struct NetworkSpec {
     /// Peerings with other Networks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peerings: Vec<NetworkPeering>,
+}
+
+impl NetworkSpec {
+    /// The Network's VNI: `id` in canonical decimal form, `1..=16777215` (an error while `id` is unallocated).
+    pub fn vni(&self) -> Result<Vni, VniError> {
+        self.id.parse()
+    }
 }
 
 /// The state of a peering on one partition.
@@ -98,7 +114,7 @@ pub struct NetworkStatus {
 /// Validates a spec at `path`: `id` (when set) and peer ids are canonical VNIs, peering names unique.
 pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    if !spec.id.is_empty() && parse_vni(&spec.id).is_none_or(|v| v <= 0) {
+    if !spec.id.is_empty() && canonical_int32(&spec.id).is_none_or(|v| v <= 0) {
         errs.push(FieldError::invalid(
             &path.child("id"),
             spec.id.as_str(),
@@ -110,7 +126,7 @@ pub fn validate_spec(spec: &NetworkSpec, path: &Path) -> ErrorList {
         if spec.peerings[..i].iter().any(|e| e.name == peering.name) {
             errs.push(FieldError::duplicate(&p.child("name"), peering.name.as_str()));
         }
-        if parse_vni(&peering.id).is_none_or(|v| v <= 0) {
+        if canonical_int32(&peering.id).is_none_or(|v| v <= 0) {
             errs.push(FieldError::invalid(
                 &p.child("id"),
                 peering.id.as_str(),

@@ -8,12 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::kind::ApiKind;
 use crate::validation::{self, NameRule};
 
-use super::{INVALID_VNI, parse_vni};
+use ironnet_vni::Vni;
+
+use super::{INVALID_VNI, canonical_int32};
 
 /// Default lowest allocatable VNI (`--min-vni`).
 pub const DEFAULT_MIN_VNI: i32 = 200;
-/// Default highest allocatable VNI (`--max-vni`, 2^24 - 1).
-pub const DEFAULT_MAX_VNI: i32 = 16_777_215;
+/// Default highest allocatable VNI (`--max-vni`): the largest VNI.
+// Cannot wrap: a VNI has at most 24 bits.
+#[allow(clippy::cast_possible_wrap)]
+pub const DEFAULT_MAX_VNI: i32 = Vni::MAX.get() as i32;
 
 /// The object claiming a NetworkID or IPAddress.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -61,7 +65,7 @@ pub fn canonical_name(id: &str) -> Option<String> {
 }
 
 fn vni_name(name: &str) -> Vec<String> {
-    if parse_vni(name).is_some() {
+    if canonical_int32(name).is_some() {
         Vec::new()
     } else {
         vec![INVALID_VNI.to_owned()]

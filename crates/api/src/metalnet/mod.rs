@@ -19,8 +19,6 @@ use crate::common::IP;
 pub const GROUP: &str = "networking.metalnet.ironcore.dev";
 /// The only version.
 pub const VERSION: &str = "v1alpha1";
-/// The largest VNI (24 bits).
-pub const MAX_VNI: i32 = 16_777_215;
 
 /// The state of a metalnet object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,9 @@ use crate::common::IPPrefix;
 use crate::kind::ApiKind;
 use crate::validation::{self, NameRule};
 
-use super::{MAX_VNI, ObjectState};
+use ironnet_vni::{Vni, VniError};
+
+use super::ObjectState;
 
 /// Prefixes of this Network exported to one peer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -69,10 +71,30 @@ pub struct NetworkStatus {
 }
 
 fn validate_vni(v: i32, path: &Path) -> ErrorList {
-    if (1..=MAX_VNI).contains(&v) {
-        ErrorList::new()
-    } else {
-        FieldError::invalid(path, v, format!("must be between 1 and {MAX_VNI}, inclusive")).into()
+    match Vni::try_from(v) {
+        Ok(_) => ErrorList::new(),
+        Err(_) => {
+            FieldError::invalid(path, v, format!("must be between 1 and {}, inclusive", Vni::MAX)).into()
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// The Network's VNI; an error only for an object that did not pass validation.
+    pub fn vni(&self) -> Result<Vni, VniError> {
+        Vni::try_from(self.id)
+    }
+
+    /// The VNIs peered with; ids that are not VNIs (only in objects that did not pass validation) are skipped.
+    pub fn peered_vnis(&self) -> impl Iterator<Item = Vni> + '_ {
+        self.peered_ids.iter().filter_map(|id| Vni::try_from(*id).ok())
+    }
+}
+
+impl PeeredPrefix {
+    /// The peer's VNI; an error only for an object that did not pass validation.
+    pub fn vni(&self) -> Result<Vni, VniError> {
+        Vni::try_from(self.id)
     }
 }
 

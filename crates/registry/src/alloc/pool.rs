@@ -6,10 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use rand::Rng;
 
-use super::IdBitmap;
+use ironnet_vni::Vni;
 
-/// The largest VNI: VNIs are 24-bit.
-pub const MAX_VNI: u32 = (1 << 24) - 1;
+use super::IdBitmap;
 
 /// Prefixes with more addresses than this are indexed sparsely (a set of taken offsets) instead of
 /// with a bitmap, so that an IPv6 /64 pool costs memory per allocated address, not per address.
@@ -82,47 +81,53 @@ impl std::fmt::Display for IpFamily {
 /// A validated VNI range `[min, max]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VniRange {
-    min: u32,
-    max: u32,
+    min: Vni,
+    max: Vni,
 }
 
 impl VniRange {
     /// ironcore-net's defaults: `--min-vni 200 --max-vni 16777215`.
     pub const DEFAULT: VniRange = VniRange {
-        min: 200,
-        max: MAX_VNI,
+        min: ironnet_vni::vni!(200),
+        max: Vni::MAX,
     };
 
-    /// Validates a range: `min < max ≤ 2²⁴−1`.
+    /// Validates a range: `1 ≤ min < max ≤ 2²⁴−1`.
     pub fn new(min: u32, max: u32) -> Result<Self, PoolError> {
-        let reason = if max == 0 {
-            Some("max must be greater than 0")
-        } else if min >= max {
-            Some("min must be less than max")
-        } else if max > MAX_VNI {
-            Some("max must fit in 24 bits (16777215)")
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(PoolError::InvalidVniRange { min, max, reason }),
-            None => Ok(VniRange { min, max }),
+        let invalid = |reason| PoolError::InvalidVniRange { min, max, reason };
+        if max == 0 {
+            return Err(invalid("max must be greater than 0"));
         }
+        if min >= max {
+            return Err(invalid("min must be less than max"));
+        }
+        let max_vni = Vni::new(max).map_err(|_| invalid("max must fit in 24 bits (16777215)"))?;
+        // VNI 0 is no network: metalbond refuses routes in it and metalnet Networks start at 1.
+        let min_vni = Vni::new(min).map_err(|_| invalid("min must be at least 1"))?;
+        Ok(VniRange {
+            min: min_vni,
+            max: max_vni,
+        })
     }
 
     /// The smallest allocatable VNI.
-    pub fn min(&self) -> u32 {
+    pub fn min(&self) -> Vni {
         self.min
     }
 
     /// The largest allocatable VNI.
-    pub fn max(&self) -> u32 {
+    pub fn max(&self) -> Vni {
         self.max
     }
 
     /// Whether `vni` lies in the range.
-    pub fn contains(&self, vni: u32) -> bool {
+    pub fn contains(&self, vni: Vni) -> bool {
         (self.min..=self.max).contains(&vni)
+    }
+
+    /// The position of `vni` in the range (0 for `min`), `None` outside it.
+    fn offset(&self, vni: Vni) -> Option<u64> {
+        self.contains(vni).then(|| u64::from(vni.get() - self.min.get()))
     }
 }
 
@@ -136,7 +141,7 @@ pub struct VniPool {
 impl VniPool {
     /// An empty pool over `range`.
     pub fn new(range: VniRange) -> Self {
-        let len = u64::from(range.max - range.min) + 1;
+        let len = u64::from(range.max.get() - range.min.get()) + 1;
         VniPool {
             range,
             taken: IdBitmap::new(len),
@@ -159,27 +164,28 @@ impl VniPool {
     }
 
     /// Records `vni` as taken; VNIs outside the range are ignored. Returns whether it was free.
-    pub fn mark_taken(&mut self, vni: u32) -> bool {
-        self.range.contains(vni) && self.taken.insert(u64::from(vni - self.range.min))
+    pub fn mark_taken(&mut self, vni: Vni) -> bool {
+        self.range.offset(vni).is_some_and(|o| self.taken.insert(o))
     }
 
     /// Records `vni` as free again. Returns whether it was taken.
-    pub fn release(&mut self, vni: u32) -> bool {
-        self.range.contains(vni) && self.taken.remove(u64::from(vni - self.range.min))
+    pub fn release(&mut self, vni: Vni) -> bool {
+        self.range.offset(vni).is_some_and(|o| self.taken.remove(o))
     }
 
     /// Whether `vni` is taken (VNIs outside the range count as not allocatable).
-    pub fn is_taken(&self, vni: u32) -> bool {
-        !self.range.contains(vni) || self.taken.contains(u64::from(vni - self.range.min))
+    pub fn is_taken(&self, vni: Vni) -> bool {
+        self.range.offset(vni).is_none_or(|o| self.taken.contains(o))
     }
 
     /// Proposes a free VNI, searching upward from a random start with wrap-around, so that
     /// concurrent allocators rarely propose the same one.
-    pub fn propose(&self, rng: &mut impl Rng) -> Result<u32, PoolError> {
+    pub fn propose(&self, rng: &mut impl Rng) -> Result<Vni, PoolError> {
         let start = rng.random_range(0..self.taken.len());
         self.taken
             .next_free(start)
-            .map(|offset| self.range.min + offset as u32)
+            // Every offset of the bitmap lies in the range, so the sum is a VNI of it.
+            .and_then(|offset| Vni::new(self.range.min.get() + offset as u32).ok())
             .ok_or(PoolError::VnisExhausted)
     }
 }
@@ -394,6 +400,7 @@ impl AddressPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironnet_vni::vni;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -408,7 +415,16 @@ mod tests {
         assert!(VniRange::new(5, 5).is_err());
         assert!(VniRange::new(6, 5).is_err());
         assert!(VniRange::new(1, 1 << 24).is_err());
-        assert_eq!(VniRange::DEFAULT.min(), 200);
+        assert_eq!(VniRange::DEFAULT.min(), vni!(200));
+    }
+
+    #[test]
+    fn vni_range_starts_at_one() {
+        assert_eq!(
+            VniRange::new(0, 5).unwrap_err().to_string(),
+            "invalid VNI range [0, 5]: min must be at least 1"
+        );
+        assert_eq!(VniRange::new(1, 5).map(|r| r.min()), Ok(vni!(1)));
     }
 
     #[test]
@@ -424,10 +440,10 @@ mod tests {
             assert!(seen.insert(vni));
         }
         assert_eq!(pool.propose(&mut rng), Err(PoolError::VnisExhausted));
-        assert!(pool.release(250));
-        assert_eq!(pool.propose(&mut rng), Ok(250));
-        assert!(!pool.mark_taken(199), "outside the range");
-        assert!(pool.is_taken(199));
+        assert!(pool.release(vni!(250)));
+        assert_eq!(pool.propose(&mut rng), Ok(vni!(250)));
+        assert!(!pool.mark_taken(vni!(199)), "outside the range");
+        assert!(pool.is_taken(vni!(199)));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATTable, Network, NetworkInterface};
+use ironnet_runtime::controller::{Action, Controller};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -236,7 +236,11 @@ pub async fn run(
     };
     let network_controller = network_controller
         .graceful_shutdown_on(network_stop)
-        .run(reconcile_network, ironnet_runtime::error_policy, Arc::clone(&ctx))
+        .run(
+            ironnet_runtime::metrics::instrument("simulatednode-network", reconcile_network),
+            ironnet_runtime::error_policy,
+            Arc::clone(&ctx),
+        )
         .for_each(|_| async {});
     let controller = Controller::new(nics, watcher::Config::default())
         .watches_stream(table_events, |table| {
@@ -252,7 +256,11 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(reconcile, ironnet_runtime::error_policy, ctx)
+        .run(
+            ironnet_runtime::metrics::instrument("simulatednode-networkinterface", reconcile),
+            ironnet_runtime::error_policy,
+            ctx,
+        )
         .for_each(|_| async {});
     futures::join!(controller, network_controller, relay);
 }

@@ -433,6 +433,16 @@ fn every_component_counts_a_scripted_workload() {
                     ) >= 1.0,
                     || format!("{controller} reconciled"),
                 )?;
+                // Every reconcile started took its key from the work queue, whose depth is exported.
+                expect(
+                    sum(
+                        &page,
+                        "workqueue_queue_duration_seconds_count",
+                        &[("name", controller)],
+                    ) >= 1.0
+                        && value(&page, "workqueue_depth", &[("name", controller)]).is_some(),
+                    || format!("{controller}'s work queue timed and its depth exported"),
+                )?;
             }
             // metalnet runs metalbond clients to both servers.
             expect(

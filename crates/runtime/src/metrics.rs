@@ -1,7 +1,7 @@
 //! Controller metrics under controller-runtime's names, so that dashboards built for Kubernetes controllers work.
 //!
-//! Every reconcile function passed to kube-runtime's `Controller::run` is wrapped with [`instrument`], which
-//! records per controller:
+//! Every controller is built with [`crate::controller::Controller`], whose `run` takes the reconcile function
+//! wrapped with [`instrument`]; together they record per controller:
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
@@ -11,18 +11,19 @@
 //! | `controller_runtime_active_workers` | gauge | `controller` | reconciles running now |
 //! | `workqueue_work_duration_seconds` | histogram | `name` | time an item is processed (= the reconcile, as in client-go's queue) |
 //! | `workqueue_retries_total` | counter | `name` | items put back for a retry (errors and immediate requeues) |
-//! | `workqueue_adds_total` | counter | `name` | items handed to a worker (see below) |
+//! | `workqueue_adds_total` | counter | `name` | items entering the queue: requests for a key not already waiting (client-go's count) |
+//! | `workqueue_depth` | gauge | `name` | keys waiting for a worker now (delayed requeues count once due) |
+//! | `workqueue_queue_duration_seconds` | histogram | `name` | time a key waited before a worker took it |
 //! | `workqueue_unfinished_work_seconds` | gauge | `name` | seconds the reconciles running now have been running, summed |
 //! | `workqueue_longest_running_processor_seconds` | gauge | `name` | seconds the longest-running reconcile has been running |
 //! | `leader_election_master_status` | gauge | `name` | 1 while this process holds the Lease `name`, else 0 |
 //!
-//! The queue is kube-runtime's scheduler, which is internal: items waiting in it are not observable. So
-//! `workqueue_adds_total` counts an item when the scheduler hands it to a worker, not when it enters the queue
-//! (client-go counts at entry, after merging an item already waiting; every such add is handed out exactly once,
-//! so the two counts differ by the items waiting at that moment), and `workqueue_depth` and
-//! `workqueue_queue_duration_seconds`, which describe only waiting items, are not exported. The two in-flight
-//! gauges are computed at each scrape from the start times of the running reconciles (client-go refreshes them
-//! every 500 ms).
+//! The queue is kube-runtime's scheduler, which is internal, so the controller records the waiting keys beside
+//! it ([`crate::queue::PendingKeys`]): a key waits from its earliest request (requests for a waiting key merge,
+//! as in the scheduler), a requeue after `d` waits from `d` later (client-go counts a delayed item once its
+//! delay has passed), debouncing counts as waiting (as client-go's rate-limited adds do), and a key stops
+//! waiting when a worker takes it. `workqueue_depth` and the in-flight gauges are computed at each scrape
+//! (client-go refreshes the in-flight ones every 500 ms).
 //!
 //! The metrics live in one process-wide set ([`global`]) so that controllers need no handle passed down; a
 //! component exposes them by calling [`register`] on its registry.
@@ -79,6 +80,18 @@ impl MetricConstructor<Histogram> for ReconcileBuckets {
     }
 }
 
+/// Histogram buckets of client-go's work-queue latencies: powers of ten from 10 ns to 1000 s.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBuckets;
+
+impl MetricConstructor<Histogram> for QueueBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            10e-9, 10.0, 12,
+        ))
+    }
+}
+
 /// The controller metric families (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct ControllerMetrics {
@@ -88,7 +101,8 @@ pub struct ControllerMetrics {
     active_workers: Family<ControllerLabel, Gauge>,
     work_duration: Family<NameLabel, Histogram, ReconcileBuckets>,
     retries: Family<NameLabel, Counter>,
-    adds: Family<NameLabel, Counter>,
+    pub(crate) adds: Family<NameLabel, Counter>,
+    pub(crate) queue_duration: Family<NameLabel, Histogram, QueueBuckets>,
     leader: Family<NameLabel, Gauge>,
     in_flight: Arc<InFlight>,
 }
@@ -198,6 +212,7 @@ pub fn global() -> &'static ControllerMetrics {
         work_duration: Family::new_with_constructor(ReconcileBuckets),
         retries: Family::default(),
         adds: Family::default(),
+        queue_duration: Family::new_with_constructor(QueueBuckets),
         leader: Family::default(),
         in_flight: Arc::default(),
     })
@@ -241,6 +256,12 @@ pub fn register(registry: &mut Registry) {
         "workqueue_adds",
         "Total number of adds handled by workqueue",
         m.adds.clone(),
+    );
+    registry.register_collector(Box::new(crate::queue::DepthCollector));
+    registry.register(
+        "workqueue_queue_duration_seconds",
+        "How long in seconds an item stays in workqueue before being requested",
+        m.queue_duration.clone(),
     );
     registry.register_collector(Box::new(InFlightCollector(Arc::clone(&m.in_flight))));
     registry.register(
@@ -288,6 +309,45 @@ impl Drop for ActiveWorker {
     }
 }
 
+/// A reconcile function wrapped by [`instrument`], with the controller name it is counted under; what
+/// [`crate::controller::Controller::run`] takes.
+pub struct Instrumented<K, C, E> {
+    name: String,
+    reconcile: Arc<ReconcileFn<K, C, E>>,
+}
+
+/// The shared reconcile function inside an [`Instrumented`].
+type ReconcileFn<K, C, E> = dyn Fn(Arc<K>, Arc<C>) -> ReconcileFuture<E> + Send + Sync;
+
+impl<K, C, E> Clone for Instrumented<K, C, E> {
+    fn clone(&self) -> Self {
+        Instrumented {
+            name: self.name.clone(),
+            reconcile: Arc::clone(&self.reconcile),
+        }
+    }
+}
+
+impl<K, C, E> std::fmt::Debug for Instrumented<K, C, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, C, E> Instrumented<K, C, E> {
+    /// The controller's name (its `controller` and `name` label).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs one counted and timed reconcile of `obj`.
+    pub fn call(&self, obj: Arc<K>, ctx: Arc<C>) -> ReconcileFuture<E> {
+        (self.reconcile)(obj, ctx)
+    }
+}
+
 /// Wraps `reconcile` so that every call is counted and timed under `controller` (controller-runtime names a
 /// controller after its kind in lower case, e.g. `network`; ironnet's names say what the controller does).
 ///
@@ -295,7 +355,7 @@ impl Drop for ActiveWorker {
 pub fn instrument<K, C, E, Fut>(
     controller: &str,
     reconcile: impl Fn(Arc<K>, Arc<C>) -> Fut + Send + Sync + 'static,
-) -> impl Fn(Arc<K>, Arc<C>) -> ReconcileFuture<E> + Send + Sync + 'static
+) -> Instrumented<K, C, E>
 where
     K: Send + Sync + 'static,
     C: Send + Sync + 'static,
@@ -319,14 +379,14 @@ where
     let _ = m.active_workers.get_or_create(&label);
     let _ = m.retries.get_or_create(&queue);
     let _ = m.adds.get_or_create(&queue);
+    let _ = m.queue_duration.get_or_create(&queue);
     m.in_flight.declare(controller);
-    move |obj, ctx| {
+    let wrapped = move |obj, ctx| -> ReconcileFuture<E> {
         let fut = reconcile(obj, ctx);
         let (label, queue) = (label.clone(), queue.clone());
         Box::pin(async move {
             let active = m.active_workers.get_or_create(&label).clone();
             active.inc();
-            m.adds.get_or_create(&queue).inc();
             let id = m.in_flight.start(&queue.name);
             let worker = ActiveWorker {
                 gauge: active,
@@ -354,6 +414,10 @@ where
             }
             result
         })
+    };
+    Instrumented {
+        name: controller.to_owned(),
+        reconcile: Arc::new(wrapped),
     }
 }
 
@@ -385,7 +449,7 @@ mod tests {
             async move { result }
         });
         for i in 0..5 {
-            assert_eq!(reconcile(Arc::new(i), Arc::new(())).await, outcome(i));
+            assert_eq!(reconcile.call(Arc::new(i), Arc::new(())).await, outcome(i));
         }
         let page = scrape();
         for line in [
@@ -398,7 +462,6 @@ mod tests {
             "controller_runtime_active_workers{controller=\"unit-outcomes\"} 0",
             "workqueue_work_duration_seconds_count{name=\"unit-outcomes\"} 5",
             "workqueue_retries_total{name=\"unit-outcomes\"} 3",
-            "workqueue_adds_total{name=\"unit-outcomes\"} 5",
             "workqueue_unfinished_work_seconds{name=\"unit-outcomes\"} 0.0",
             "workqueue_longest_running_processor_seconds{name=\"unit-outcomes\"} 0.0",
         ] {
@@ -416,8 +479,8 @@ mod tests {
                 Ok::<_, ()>(Action::await_change())
             }
         });
-        let running = tokio::spawn(reconcile(Arc::new(()), Arc::new(())));
-        let dropped = reconcile(Arc::new(()), Arc::new(()));
+        let running = tokio::spawn(reconcile.call(Arc::new(()), Arc::new(())));
+        let dropped = reconcile.call(Arc::new(()), Arc::new(()));
         let gauge = || {
             global()
                 .active_workers
@@ -459,9 +522,10 @@ mod tests {
             in_flight(&page, "workqueue_longest_running_processor_seconds"),
             0.0
         );
+        // Adds are counted where keys enter the queue (the controller), not by the wrapper.
         assert!(
             page.lines()
-                .any(|l| l == "workqueue_adds_total{name=\"unit-active\"} 2"),
+                .any(|l| l == "workqueue_adds_total{name=\"unit-active\"} 0"),
             "{page}"
         );
     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::Network;
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 

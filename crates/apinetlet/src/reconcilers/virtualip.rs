@@ -6,8 +6,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::apinet;
 use ironnet_api::networking::VirtualIP;
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::Api;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
 use serde_json::Value;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{IPAddress, NetworkID};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{DaemonSet, LoadBalancer};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::Value;

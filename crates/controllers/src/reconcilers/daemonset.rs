@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{DaemonSet, Instance, Node};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};

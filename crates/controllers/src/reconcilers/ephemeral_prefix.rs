@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{LoadBalancer, NetworkInterface};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};

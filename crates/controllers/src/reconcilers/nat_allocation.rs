@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{NATGateway, NATTable, NetworkInterface};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};

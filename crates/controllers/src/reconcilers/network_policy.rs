@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::apinet::{LoadBalancer, Network, NetworkInterface, NetworkPolicy, NetworkPolicyRule};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};

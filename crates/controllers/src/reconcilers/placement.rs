@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use ironnet_api::apinet::{Instance, Node};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ironnet_api::networking::{LoadBalancer, NATGateway, Network, NetworkInterface};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use serde_json::json;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_api::networking::{Network, NetworkInterface, VirtualIP};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;

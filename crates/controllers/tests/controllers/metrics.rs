@@ -95,4 +95,14 @@ async fn placement_reconciles_are_counted_and_the_page_passes_promtool() {
         "workqueue_work_duration_seconds_count{name=\"instanceplacement\"}",
     );
     assert!(worked.is_some_and(|v| v >= 2.0), "{body}");
+    // Each of those reconciles took its key from the work queue: its wait was timed.
+    let waited = value(
+        body,
+        "workqueue_queue_duration_seconds_count{name=\"instanceplacement\"}",
+    );
+    assert!(waited.is_some_and(|v| v >= 2.0), "{body}");
+    assert!(
+        value(body, "workqueue_depth{name=\"instanceplacement\"}").is_some(),
+        "{body}"
+    );
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_runtime::ReconcileError;
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use ironnet_runtime::informer::Informer;
 use ironnet_runtime::origin::{self, Origin};
 use kube::core::NamespaceResourceScope;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 

@@ -7,11 +7,11 @@ use futures::StreamExt;
 use ironnet_api::common::IP;
 use ironnet_api::{apinet, metalnet};
 use ironnet_runtime::cache::{BY_NETWORK, index_key};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use ironnet_runtime::{ReconcileError, is_not_found};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 

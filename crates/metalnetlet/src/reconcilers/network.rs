@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::{apinet, metalnet};
 use ironnet_runtime::ReconcileError;
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 

@@ -11,11 +11,11 @@ use ironnet_api::metalnet::NATDetails;
 use ironnet_api::{apinet, metalnet};
 use ironnet_runtime::ReconcileError;
 use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, index_key};
+use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use ironnet_runtime::related::RelatedObjects;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 

@@ -42,19 +42,19 @@ impl Dataplane {
     /// on that port, or [`Verdict::Drop`] (counted in [`Dataplane::stats`]). Never panics on any frame content.
     pub fn process(&mut self, now: u64, batch: &mut Batch) {
         for pkt in batch.packets_mut() {
-            let port = pkt.port();
-            self.stats.count_rx(port, pkt.len());
-            let v = match self.process_one(now, pkt) {
+            self.stats.count_rx(pkt.port(), pkt.len());
+            match self.process_one(now, pkt) {
                 Ok(out) => {
                     self.stats.count_tx(out, pkt.len());
-                    Verdict::Tx(out)
+                    pkt.set_verdict(Verdict::Tx(out));
                 }
                 Err(reason) => {
-                    self.stats.count_drop(port, reason);
-                    Verdict::Drop(reason)
+                    // Read again rather than kept from above: a value live across `process_one` costs the
+                    // pipeline inlined there a register (and spills on every packet).
+                    self.stats.count_drop(pkt.port(), reason);
+                    pkt.set_verdict(Verdict::Drop(reason));
                 }
-            };
-            pkt.set_verdict(v);
+            }
         }
     }
 

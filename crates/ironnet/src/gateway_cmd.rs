@@ -37,6 +37,14 @@ mod code {
 /// The interface ID of the internet port in the gateway's dpservice.
 const INTERFACE_ID: &str = "internet";
 
+/// A VNI flag: an unsigned number, as metalnet's integer flag parses it (`0100` is VNI 100), that is a VNI.
+fn parse_vni_flag(text: &str) -> Result<Vni, String> {
+    let number: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an unsigned 32-bit number"))?;
+    Vni::new(number).map_err(|e| e.to_string())
+}
+
 /// Arguments of `ironnet internet-gateway`.
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
@@ -47,7 +55,7 @@ pub struct GatewayArgs {
     #[arg(long = "metalbond-peer", required = true)]
     pub metalbond_peers: Vec<String>,
     /// The public VNI (metalbond's pseudo-VNI of public addresses).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value = "100", value_parser = parse_vni_flag)]
     pub public_vni: Vni,
     /// dpservice device name of the port that leads to the internet.
     #[arg(long)]
@@ -174,7 +182,7 @@ async fn ensure_interface(
                 .create_interface(proto::CreateInterfaceRequest {
                     interface_type: proto::InterfaceType::Virtual as i32,
                     interface_id: INTERFACE_ID.into(),
-                    vni: args.public_vni,
+                    vni: args.public_vni.get(),
                     ipv4_config: Some(proto::IpConfig {
                         primary_address: args.address.to_string().into(),
                     }),
@@ -286,7 +294,7 @@ impl PublicRoutes {
                 length: u32::from(prefix.prefix_len()),
                 underlay_route: Vec::new(),
             }),
-            nexthop_vni: self.vni,
+            nexthop_vni: self.vni.get(),
             nexthop_address: Some(ip_address(target)),
             weight: 0,
         }
@@ -294,7 +302,7 @@ impl PublicRoutes {
 
     async fn install(&self, dp: &mut DpdKironcoreClient<Channel>, prefix: IpNet, target: IpAddr) -> bool {
         let request = proto::CreateRouteRequest {
-            vni: self.vni,
+            vni: self.vni.get(),
             route: Some(self.dp_route(prefix, target)),
         };
         match dp.create_route(request).await.map(|r| r.into_inner().status) {
@@ -315,7 +323,7 @@ impl PublicRoutes {
 
     async fn uninstall(&self, dp: &mut DpdKironcoreClient<Channel>, prefix: IpNet, target: IpAddr) {
         let request = proto::DeleteRouteRequest {
-            vni: self.vni,
+            vni: self.vni.get(),
             route: Some(self.dp_route(prefix, target)),
         };
         match dp.delete_route(request).await.map(|r| r.into_inner().status) {

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ironnet_metalbond::{Config, Message, MessageCodec, MetalBond, NextHop, Route, RouteEvent};
+use ironnet_metalbond::{Config, Message, MessageCodec, MetalBond, NextHop, Route, RouteEvent, Vni};
+use ironnet_vni::vni;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
@@ -32,7 +33,7 @@ fn config() -> Config {
     }
 }
 
-fn route(vni: u32, i: u32) -> Route {
+fn route(vni: Vni, i: u32) -> Route {
     let dest = ipnet::IpNet::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 32).unwrap();
     let hop: IpAddr = format!("fc00::{:x}:{:x}", i >> 16, i & 0xffff).parse().unwrap();
     Route::new(vni, dest, NextHop::standard(hop))
@@ -44,7 +45,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A raw subscriber: handshake, SUBSCRIBE `vni`, then count decoded UPDATEs into `counter`.
-async fn raw_subscriber(addr: String, vni: u32, counter: Arc<AtomicU64>) {
+async fn raw_subscriber(addr: String, vni: Vni, counter: Arc<AtomicU64>) {
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -95,7 +96,7 @@ async fn fanout() -> f64 {
         .to_string();
     let counter = Arc::new(AtomicU64::new(0));
     for _ in 0..SUBSCRIBERS {
-        tokio::spawn(raw_subscriber(addr.clone(), 1, counter.clone()));
+        tokio::spawn(raw_subscriber(addr.clone(), vni!(1), counter.clone()));
     }
     wait_for("subscribers established", Duration::from_secs(30), || {
         counter.load(Ordering::Relaxed) >> 32 == SUBSCRIBERS as u64
@@ -113,7 +114,9 @@ async fn fanout() -> f64 {
         let target = base + u64::from(FANOUT_ROUTES) * SUBSCRIBERS as u64;
         let start = Instant::now();
         for i in 0..FANOUT_ROUTES {
-            announcer.announce(route(1, run * FANOUT_ROUTES + i)).unwrap();
+            announcer
+                .announce(route(vni!(1), run * FANOUT_ROUTES + i))
+                .unwrap();
         }
         wait_for("fan-out delivered", Duration::from_secs(120), || {
             counter.load(Ordering::Relaxed) & 0xffff_ffff >= target
@@ -144,9 +147,9 @@ async fn fresh_subscriber() -> f64 {
     announcer.wait_established(Duration::from_secs(10)).await.unwrap();
     let load = Instant::now();
     for i in 0..TABLE_ROUTES {
-        announcer.announce(route(2, i)).unwrap();
+        announcer.announce(route(vni!(2), i)).unwrap();
     }
-    let last = route(2, TABLE_ROUTES - 1);
+    let last = route(vni!(2), TABLE_ROUTES - 1);
     wait_for("server holds the table", Duration::from_secs(120), || {
         server
             .peers()
@@ -165,7 +168,7 @@ async fn fresh_subscriber() -> f64 {
         client.wait_established(Duration::from_secs(10)).await.unwrap();
         let mut events = client.route_events();
         let start = Instant::now();
-        client.subscribe(2).unwrap();
+        client.subscribe(vni!(2)).unwrap();
         let mut added = 0u32;
         while added < TABLE_ROUTES {
             match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {

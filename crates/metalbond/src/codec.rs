@@ -177,7 +177,9 @@ impl Message {
             }
             .encoded_len(),
             Self::Keepalive => 0,
-            Self::Subscribe(vni) | Self::Unsubscribe(vni) => pb::Subscription { vni: *vni }.encoded_len(),
+            Self::Subscribe(vni) | Self::Unsubscribe(vni) => {
+                pb::Subscription { vni: vni.get() }.encoded_len()
+            }
             Self::Update(action, route) => update_to_pb(*action, route).encoded_len(),
         };
         if payload_len > MAX_PAYLOAD {
@@ -200,7 +202,9 @@ impl Message {
             }
             .encode_raw(dst),
             Self::Keepalive => {}
-            Self::Subscribe(vni) | Self::Unsubscribe(vni) => pb::Subscription { vni: *vni }.encode_raw(dst),
+            Self::Subscribe(vni) | Self::Unsubscribe(vni) => {
+                pb::Subscription { vni: vni.get() }.encode_raw(dst)
+            }
             Self::Update(action, route) => update_to_pb(*action, route).encode_raw(dst),
         }
         Ok(())
@@ -226,15 +230,23 @@ impl Message {
             }
             MessageType::Keepalive if payload.is_empty() => Ok(Self::Keepalive),
             MessageType::Keepalive => Err(CodecError::KeepalivePayload(payload.len())),
-            MessageType::Subscribe => Ok(Self::Subscribe(
-                pb::Subscription::decode(payload).map_err(pb_err)?.vni,
-            )),
-            MessageType::Unsubscribe => Ok(Self::Unsubscribe(
-                pb::Subscription::decode(payload).map_err(pb_err)?.vni,
-            )),
+            MessageType::Subscribe => Ok(Self::Subscribe(subscription_vni(kind, payload)?)),
+            MessageType::Unsubscribe => Ok(Self::Unsubscribe(subscription_vni(kind, payload)?)),
             MessageType::Update => update_from_pb(pb::Update::decode(payload).map_err(pb_err)?),
         }
     }
+}
+
+/// The VNI of a SUBSCRIBE or UNSUBSCRIBE: no route can exist in VNI 0 or beyond 24 bits, so a peer asking for one
+/// has confused its numbers (upstream records the subscription and never sends anything for it).
+fn subscription_vni(kind: MessageType, payload: &[u8]) -> Result<Vni, CodecError> {
+    let vni = pb::Subscription::decode(payload)
+        .map_err(|source| CodecError::Protobuf { kind, source })?
+        .vni;
+    Vni::new(vni).map_err(|_| CodecError::Invalid {
+        kind,
+        reason: "VNI outside 1..=16777215",
+    })
 }
 
 fn addr_bytes(addr: IpAddr) -> Vec<u8> {
@@ -252,7 +264,7 @@ fn update_to_pb(action: Action, route: &Route) -> pb::Update {
             Action::Add => pb::Action::Add as i32,
             Action::Remove => pb::Action::Remove as i32,
         },
-        vni: route.vni,
+        vni: route.vni.get(),
         destination: Some(pb::Destination {
             ip_version: match route.destination {
                 IpNet::V4(_) => pb::IpVersion::IPv4 as i32,
@@ -263,7 +275,7 @@ fn update_to_pb(action: Action, route: &Route) -> pb::Update {
         }),
         next_hop: Some(pb::NextHop {
             target_address: addr_bytes(hop.target()),
-            target_vni: hop.target_vni(),
+            target_vni: Vni::to_wire(hop.target_vni()),
             r#type: hop.kind().wire_value(),
             nat_port_range_from: u32::from(from),
             nat_port_range_to: u32::from(to),
@@ -326,8 +338,13 @@ fn update_from_pb(update: pb::Update) -> Result<Message, CodecError> {
     let kind = NextHopType::from_wire(hop.r#type).ok_or_else(|| invalid("unknown next hop type"))?;
     let from = u16::try_from(hop.nat_port_range_from).map_err(|_| invalid("NAT port out of range"))?;
     let to = u16::try_from(hop.nat_port_range_to).map_err(|_| invalid("NAT port out of range"))?;
-    let next_hop = NextHop::from_parts(target, hop.target_vni, kind, from, to);
-    let route = Route::new(update.vni, destination, next_hop);
+    // The VNIs are checked here, after the destination and next hop decoded, so that a frame with several faults
+    // reports the same first one as before the type existed.
+    let vni = Vni::new(update.vni).map_err(|_| RouteFault::VniOutOfRange(update.vni))?;
+    let target_vni =
+        Vni::from_wire(hop.target_vni).map_err(|_| RouteFault::TargetVniOutOfRange(hop.target_vni))?;
+    let next_hop = NextHop::from_parts(target, target_vni, kind, from, to);
+    let route = Route::new(vni, destination, next_hop);
     route.validate()?;
     Ok(Message::Update(action, route))
 }
@@ -418,7 +435,8 @@ impl tokio_util::codec::Encoder<&Message> for MessageCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::MAX_VNI;
+    use crate::route::Vni;
+    use ironnet_vni::vni;
     use tokio_util::codec::Decoder;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -430,7 +448,7 @@ mod tests {
     fn example_update() -> (Message, Vec<u8>) {
         let target: Ipv6Addr = "fc00:1::d0".parse().unwrap();
         let route = Route::new(
-            100,
+            vni!(100),
             "10.0.0.1/32".parse().unwrap(),
             NextHop::standard(IpAddr::V6(target)),
         );
@@ -456,8 +474,8 @@ mod tests {
                 hex("01 00 04 01 08 03 10 01"),
             ),
             (Message::Keepalive, hex("01 00 00 02")),
-            (Message::Subscribe(100), hex("01 00 02 03 08 64")),
-            (Message::Unsubscribe(100), hex("01 00 02 04 08 64")),
+            (Message::Subscribe(vni!(100)), hex("01 00 02 03 08 64")),
+            (Message::Unsubscribe(vni!(100)), hex("01 00 02 04 08 64")),
             example_update(),
         ]
     }
@@ -483,11 +501,11 @@ mod tests {
         let target: IpAddr = "fc00::5".parse().unwrap();
         for hop in [
             NextHop::nat(target, 1024, 2048).unwrap(),
-            NextHop::load_balancer_target(target).with_target_vni(7),
+            NextHop::load_balancer_target(target).with_target_vni(vni!(7)),
             NextHop::standard("192.0.2.1".parse().unwrap()),
         ] {
             for dest in ["10.1.2.0/24", "2001:db8::/64", "0.0.0.0/0", "::/0"] {
-                let msg = Message::Update(Action::Remove, Route::new(MAX_VNI, dest.parse().unwrap(), hop));
+                let msg = Message::Update(Action::Remove, Route::new(Vni::MAX, dest.parse().unwrap(), hop));
                 let frame = msg.to_frame().unwrap();
                 let mut buf = BytesMut::from(frame.as_ref());
                 assert_eq!(MessageCodec.decode(&mut buf).unwrap(), Some(msg));
@@ -501,7 +519,7 @@ mod tests {
         let nat = Message::Update(
             Action::Add,
             Route::new(
-                1,
+                vni!(1),
                 "1.1.1.1/32".parse().unwrap(),
                 NextHop::nat(target, 1, 2).unwrap(),
             ),

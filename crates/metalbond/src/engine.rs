@@ -319,7 +319,7 @@ impl Engine {
         // Upstream returns an error here and leaves its subscriber lock held (deadlock); a duplicate
         // subscription is simply idempotent.
         if !peer.subscribed.insert(vni) {
-            tracing::debug!(peer = %peer.addr, vni, "duplicate SUBSCRIBE ignored");
+            tracing::debug!(peer = %peer.addr, vni = vni.get(), "duplicate SUBSCRIBE ignored");
             return;
         }
         self.subscribers.entry(vni).or_default().insert(id);

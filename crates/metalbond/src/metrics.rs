@@ -59,11 +59,11 @@ impl MetalBondCollector {
         }
         let mut routes = BTreeMap::new();
         for (route, _) in engine.received.routes() {
-            *routes.entry(route.vni).or_default() += 1;
+            *routes.entry(route.vni.get()).or_default() += 1;
         }
         let mut announced = BTreeMap::new();
         for (route, _) in engine.announced.routes() {
-            *announced.entry(route.vni).or_default() += 1;
+            *announced.entry(route.vni.get()).or_default() += 1;
         }
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {

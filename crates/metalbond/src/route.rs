@@ -10,11 +10,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-/// A 24-bit virtual network identifier, carried as `uint32` on the wire.
-pub type Vni = u32;
-
-/// The largest VNI: VXLAN/Geneve carry 24 bits, and ironcore-net allocates network IDs in `1..=16777215`.
-pub const MAX_VNI: Vni = (1 << 24) - 1;
+pub use ironnet_vni::Vni;
 
 /// Why a route (received in an UPDATE or given to [`announce`](crate::MetalBond::announce)) is refused.
 ///
@@ -24,10 +20,10 @@ pub const MAX_VNI: Vni = (1 << 24) - 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteFault {
     /// The route's VNI is 0 or needs more than 24 bits.
-    #[error("VNI {0} is outside 1..={MAX_VNI}")]
+    #[error("VNI {0} is outside 1..={max}", max = Vni::MAX)]
     VniOutOfRange(u32),
     /// The next hop's target VNI needs more than 24 bits (0 means "the route's own VNI").
-    #[error("target VNI {0} exceeds {MAX_VNI}")]
+    #[error("target VNI {0} exceeds {max}", max = Vni::MAX)]
     TargetVniOutOfRange(u32),
     /// The destination prefix has bits set beyond its length.
     #[error("destination {prefix} has host bits set (the network is {network})")]
@@ -150,18 +146,18 @@ pub enum RouteError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NextHop {
     target: IpAddr,
-    target_vni: Vni,
+    target_vni: Option<Vni>,
     kind: NextHopType,
     nat_port_from: u16,
     nat_port_to: u16,
 }
 
 impl NextHop {
-    /// A STANDARD next hop to `target` (target VNI 0, as metalnet always uses).
+    /// A STANDARD next hop to `target` (no target VNI, as metalnet always uses).
     pub fn standard(target: IpAddr) -> Self {
         Self {
             target,
-            target_vni: 0,
+            target_vni: None,
             kind: NextHopType::Standard,
             nat_port_from: 0,
             nat_port_to: 0,
@@ -193,7 +189,14 @@ impl NextHop {
 
     /// A next hop from raw parts as they arrive from a peer. Port fields are kept only for NAT next hops (upstream
     /// only sends them for NAT); for other types they are zeroed so that identity does not depend on garbage.
-    pub fn from_parts(target: IpAddr, target_vni: Vni, kind: NextHopType, from: u16, to: u16) -> Self {
+    /// `target_vni` is `None` where the wire carries 0 ("the route's own VNI").
+    pub fn from_parts(
+        target: IpAddr,
+        target_vni: Option<Vni>,
+        kind: NextHopType,
+        from: u16,
+        to: u16,
+    ) -> Self {
         let (nat_port_from, nat_port_to) = if kind == NextHopType::Nat {
             (from, to)
         } else {
@@ -208,9 +211,9 @@ impl NextHop {
         }
     }
 
-    /// Returns the same next hop with `target_vni` set (the VNI the target address lives in; 0 = same VNI).
+    /// Returns the same next hop with `target_vni` set (the VNI the target address lives in).
     pub fn with_target_vni(mut self, target_vni: Vni) -> Self {
-        self.target_vni = target_vni;
+        self.target_vni = Some(target_vni);
         self
     }
 
@@ -219,8 +222,8 @@ impl NextHop {
         self.target
     }
 
-    /// The VNI of the target (0 in all metalnet usage).
-    pub fn target_vni(&self) -> Vni {
+    /// The VNI of the target; `None` (wire value 0, the route's own VNI) in all metalnet usage.
+    pub fn target_vni(&self) -> Option<Vni> {
         self.target_vni
     }
 
@@ -238,8 +241,8 @@ impl NextHop {
 impl fmt::Display for NextHop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.target)?;
-        if self.target_vni != 0 {
-            write!(f, " (VNI: {})", self.target_vni)?;
+        if let Some(vni) = self.target_vni {
+            write!(f, " (VNI: {vni})")?;
         }
         match self.kind {
             NextHopType::Standard => Ok(()),
@@ -273,15 +276,10 @@ impl Route {
         }
     }
 
-    /// Checks what a route must satisfy to be stored or sent: VNI in `1..=MAX_VNI`, target VNI at most
-    /// `MAX_VNI`, no host bits in the destination, and a NAT range that is not inverted. Returns the first fault.
+    /// Checks what a route must satisfy to be stored or sent beyond what its types guarantee (the VNIs are
+    /// valid by construction): no host bits in the destination and a NAT range that is not inverted. Returns the
+    /// first fault.
     pub fn validate(&self) -> Result<(), RouteFault> {
-        if self.vni == 0 || self.vni > MAX_VNI {
-            return Err(RouteFault::VniOutOfRange(self.vni));
-        }
-        if self.next_hop.target_vni > MAX_VNI {
-            return Err(RouteFault::TargetVniOutOfRange(self.next_hop.target_vni));
-        }
         let network = self.destination.trunc();
         if network != self.destination {
             return Err(RouteFault::HostBitsSet {
@@ -319,7 +317,7 @@ impl FromStr for Route {
         if !(3..=6).contains(&parts.len()) || parts.len() == 5 {
             return Err(invalid("expected VNI#PREFIX#NEXTHOP[#STD|LB|NAT][#FROM#TO]"));
         }
-        let vni: Vni = parts[0]
+        let vni: u32 = parts[0]
             .parse()
             .map_err(|_| invalid("VNI is not an unsigned 32-bit number"))?;
         let destination: IpNet = parts[1]
@@ -348,6 +346,7 @@ impl FromStr for Route {
             (NextHopType::LoadBalancerTarget, _) => NextHop::load_balancer_target(target),
             (NextHopType::Standard, _) => NextHop::standard(target),
         };
+        let vni = Vni::new(vni).map_err(|_| invalid(&RouteFault::VniOutOfRange(vni).to_string()))?;
         let route = Route::new(vni, destination, next_hop);
         route.validate().map_err(|fault| invalid(&fault.to_string()))?;
         Ok(route)
@@ -360,7 +359,7 @@ impl FromStr for Route {
 pub(crate) struct NextHopJson {
     pub target_address: IpAddr,
     #[serde(rename = "TargetVNI")]
-    pub target_vni: Vni,
+    pub target_vni: u32,
     #[serde(rename = "Type")]
     pub kind: i32,
     #[serde(rename = "NATPortRangeFrom")]
@@ -373,7 +372,7 @@ impl From<&NextHop> for NextHopJson {
     fn from(hop: &NextHop) -> Self {
         Self {
             target_address: hop.target,
-            target_vni: hop.target_vni,
+            target_vni: Vni::to_wire(hop.target_vni),
             kind: hop.kind.wire_value(),
             nat_port_range_from: hop.nat_port_from,
             nat_port_range_to: hop.nat_port_to,
@@ -384,11 +383,12 @@ impl From<&NextHop> for NextHopJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironnet_vni::vni;
 
     #[test]
     fn parses_announce_specs() {
         let r: Route = "100#10.0.0.1/32#fc00::1".parse().unwrap();
-        assert_eq!(r.vni, 100);
+        assert_eq!(r.vni, vni!(100));
         assert_eq!(r.destination.to_string(), "10.0.0.1/32");
         assert_eq!(r.next_hop, NextHop::standard("fc00::1".parse().unwrap()));
 
@@ -431,9 +431,9 @@ mod tests {
     #[test]
     fn non_nat_parts_drop_ports() {
         let ip: IpAddr = "fc00::1".parse().unwrap();
-        let hop = NextHop::from_parts(ip, 0, NextHopType::Standard, 5, 6);
+        let hop = NextHop::from_parts(ip, None, NextHopType::Standard, 5, 6);
         assert_eq!(hop, NextHop::standard(ip));
-        let nat = NextHop::from_parts(ip, 0, NextHopType::Nat, 5, 6);
+        let nat = NextHop::from_parts(ip, None, NextHopType::Nat, 5, 6);
         assert_eq!(nat.nat_ports(), (5, 6));
     }
 }

@@ -275,6 +275,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::route::{NextHop, Route};
+    use ironnet_vni::vni;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -378,7 +379,7 @@ mod tests {
         let upd = Message::Update(
             crate::codec::Action::Add,
             Route::new(
-                1,
+                vni!(1),
                 "10.0.0.1/32".parse().unwrap(),
                 NextHop::standard("fc00::1".parse().unwrap()),
             ),
@@ -393,7 +394,7 @@ mod tests {
             Err(SessionError::Unexpected { .. })
         ));
         assert!(matches!(
-            s.on_message(Message::Subscribe(1), t0),
+            s.on_message(Message::Subscribe(vni!(1)), t0),
             Err(SessionError::Unexpected { .. })
         ));
         assert_eq!(
@@ -457,8 +458,8 @@ mod tests {
         )
         .unwrap();
         s.on_message(Message::Keepalive, t0).unwrap();
-        let step = s.on_message(Message::Subscribe(7), t0).unwrap();
-        assert_eq!(step.deliver, Some(Message::Subscribe(7)));
+        let step = s.on_message(Message::Subscribe(vni!(7)), t0).unwrap();
+        assert_eq!(step.deliver, Some(Message::Subscribe(vni!(7))));
         assert_eq!(step.reply, None);
     }
 

@@ -169,6 +169,7 @@ impl<P: Copy + Eq> RouteTable<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironnet_vni::vni;
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -183,7 +184,7 @@ mod tests {
     #[test]
     fn providers_are_counted_per_next_hop() {
         let mut t = RouteTable::new();
-        let r = route(1, "10.0.0.1/32", "fc00::1");
+        let r = route(vni!(1), "10.0.0.1/32", "fc00::1");
         assert_eq!(t.add(&r, 'a'), Ok(0));
         assert_eq!(t.add(&r, 'b'), Ok(1));
         assert_eq!(t.add(&r, 'a'), Err(TableError::NextHopExists));
@@ -200,17 +201,17 @@ mod tests {
     #[test]
     fn removal_errors_name_the_missing_level() {
         let mut t = RouteTable::new();
-        t.add(&route(1, "10.0.0.1/32", "fc00::1"), ()).unwrap();
+        t.add(&route(vni!(1), "10.0.0.1/32", "fc00::1"), ()).unwrap();
         assert_eq!(
-            t.remove(&route(2, "10.0.0.1/32", "fc00::1"), ()),
+            t.remove(&route(vni!(2), "10.0.0.1/32", "fc00::1"), ()),
             Err(TableError::VniNotFound)
         );
         assert_eq!(
-            t.remove(&route(1, "10.0.0.2/32", "fc00::1"), ()),
+            t.remove(&route(vni!(1), "10.0.0.2/32", "fc00::1"), ()),
             Err(TableError::DestinationNotFound)
         );
         assert_eq!(
-            t.remove(&route(1, "10.0.0.1/32", "fc00::2"), ()),
+            t.remove(&route(vni!(1), "10.0.0.1/32", "fc00::2"), ()),
             Err(TableError::NextHopNotFound)
         );
         assert_eq!(TableError::VniNotFound.to_string(), "vni does not exist");
@@ -219,11 +220,11 @@ mod tests {
     proptest! {
         /// The table behaves like a set of (route, provider) pairs.
         #[test]
-        fn matches_a_set_model(ops in prop::collection::vec((any::<bool>(), 0u32..3, 0u8..3, 0u8..3, 0u8..3), 0..200)) {
+        fn matches_a_set_model(ops in prop::collection::vec((any::<bool>(), 1u32..4, 0u8..3, 0u8..3, 0u8..3), 0..200)) {
             let mut t = RouteTable::new();
             let mut model: HashSet<(Route, u8)> = HashSet::new();
             for (add, vni, d, h, p) in ops {
-                let r = route(vni, &format!("10.0.0.{d}/32"), &format!("fc00::{h}"));
+                let r = route(Vni::new(vni).unwrap(), &format!("10.0.0.{d}/32"), &format!("fc00::{h}"));
                 if add {
                     let res = t.add(&r, p);
                     prop_assert_eq!(res.is_ok(), model.insert((r, p)));

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use ironnet_api::metalnet::{LoadBalancer, Network, NetworkInterface};
 use ironnet_metalbond::{MetalBond, Route};
 use ironnet_runtime::cache::{BY_NETWORK, IndexedStore, index_key};
+use ironnet_vni::Vni;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{mpsc, watch};
@@ -37,7 +38,7 @@ pub struct Agent {
     /// This node.
     pub node: String,
     /// The metalbond public VNI.
-    pub public_vni: u32,
+    pub public_vni: Vni,
     /// `--enable-ipv6`.
     pub enable_ipv6: bool,
     /// `--router-address`.
@@ -95,16 +96,11 @@ pub const INTERFACE_FINALIZER: &str = "networking.metalnet.ironcore.dev/networkI
 /// The finalizer of LoadBalancers.
 pub const LOAD_BALANCER_FINALIZER: &str = "networking.metalnet.ironcore.dev/loadBalancer";
 
-/// The peering view of a Network.
-pub fn peering_of(n: &Network) -> NetworkPeering {
-    NetworkPeering {
-        vni: u32::try_from(n.spec.id).unwrap_or_default(),
-        peered_ids: n
-            .spec
-            .peered_ids
-            .iter()
-            .filter_map(|v| u32::try_from(*v).ok())
-            .collect(),
+/// The peering view of a Network; `None` for a Network whose id is not a VNI (it did not pass validation).
+pub fn peering_of(n: &Network) -> Option<NetworkPeering> {
+    Some(NetworkPeering {
+        vni: n.spec.vni().ok()?,
+        peered_ids: n.spec.peered_vnis().collect(),
         peered_prefixes: n
             .spec
             .peered_prefixes
@@ -115,16 +111,16 @@ pub fn peering_of(n: &Network) -> NetworkPeering {
                     .iter()
                     .filter_map(|x| IpNet::new(x.addr(), x.len()).ok())
                     .collect();
-                Some((u32::try_from(p.id).ok()?, prefixes))
+                Some((p.vni().ok()?, prefixes))
             })
             .collect(),
-    }
+    })
 }
 
 /// The VNIs metalnet should subscribe to: the public VNI, and for every Network used on this node (by an
 /// interface or a load balancer) its own VNI and the VNIs it peers with. Pure.
-pub fn desired_subscriptions(public_vni: u32, used: &[NetworkPeering]) -> BTreeSet<u32> {
-    let mut out: BTreeSet<u32> = [public_vni].into();
+pub fn desired_subscriptions(public_vni: Vni, used: &[NetworkPeering]) -> BTreeSet<Vni> {
+    let mut out: BTreeSet<Vni> = [public_vni].into();
     for n in used {
         out.insert(n.vni);
         out.extend(n.peered_ids.iter().copied());
@@ -136,11 +132,11 @@ pub fn desired_subscriptions(public_vni: u32, used: &[NetworkPeering]) -> BTreeS
 /// `vni`, and Networks `vni`'s Network exports into; every Network when `router_changed` (a change in the public
 /// VNI that moved the default router, the one thing every Network takes from the public VNI). Pure.
 pub fn networks_affected(
-    vni: u32,
+    vni: Vni,
     router_changed: bool,
     networks: &[(ObjectRef<Network>, NetworkPeering)],
 ) -> Vec<ObjectRef<Network>> {
-    let exported_into: BTreeSet<u32> = networks
+    let exported_into: BTreeSet<Vni> = networks
         .iter()
         .filter(|(_, p)| p.vni == vni)
         .flat_map(|(_, p)| p.peered_ids.iter().copied())
@@ -172,7 +168,7 @@ impl Agent {
             .state()
             .iter()
             .filter(|n| n.metadata.deletion_timestamp.is_none())
-            .map(|n| peering_of(n))
+            .filter_map(|n| peering_of(n))
             .collect()
     }
 
@@ -182,7 +178,7 @@ impl Agent {
     }
 
     /// Every route received in the given VNIs.
-    pub fn received(&self, vnis: impl IntoIterator<Item = u32>) -> Vec<Route> {
+    pub fn received(&self, vnis: impl IntoIterator<Item = Vni>) -> Vec<Route> {
         vnis.into_iter().flat_map(|v| self.mb.routes_in(v)).collect()
     }
 
@@ -194,20 +190,20 @@ impl Agent {
             .state()
             .iter()
             .filter(|n| n.metadata.deletion_timestamp.is_none() && self.is_used(n))
-            .map(|n| peering_of(n))
+            .filter_map(|n| peering_of(n))
             .collect();
         let desired = desired_subscriptions(self.public_vni, &used);
-        let current: BTreeSet<u32> = self.mb.subscribed_vnis().into_iter().collect();
+        let current: BTreeSet<Vni> = self.mb.subscribed_vnis().into_iter().collect();
         let (remove, add) = routes::plan_set(&desired, &current);
         let mut first_err = None;
         for vni in add {
-            tracing::info!(vni, "subscribing");
+            tracing::info!(vni = vni.get(), "subscribing");
             if let Err(e) = self.mb.subscribe(vni) {
                 first_err.get_or_insert(e);
             }
         }
         for vni in remove {
-            tracing::info!(vni, "unsubscribing");
+            tracing::info!(vni = vni.get(), "unsubscribing");
             if let Err(e) = self.mb.unsubscribe(vni) {
                 first_err.get_or_insert(e);
             }
@@ -220,7 +216,7 @@ impl Agent {
     /// when it moves the default router. Every VirtualIP, NAT IP and load balancer IP of every node is announced
     /// in the public VNI, so re-reconciling every Network on each of them made the work grow with Networks ×
     /// public IPs.
-    pub fn route_changed(&self, vni: u32, last_router: &mut Option<Option<Ipv6Addr>>) {
+    pub fn route_changed(&self, vni: Vni, last_router: &mut Option<Option<Ipv6Addr>>) {
         let router_changed = vni == self.public_vni && {
             let router = self.router();
             last_router.replace(router) != Some(router)
@@ -229,7 +225,7 @@ impl Agent {
             .networks
             .state()
             .iter()
-            .map(|n| (ObjectRef::from_obj(n.as_ref()), peering_of(n)))
+            .filter_map(|n| Some((ObjectRef::from_obj(n.as_ref()), peering_of(n)?)))
             .collect();
         for r in networks_affected(vni, router_changed, &networks) {
             let _ = self.triggers.network.send(r);
@@ -238,7 +234,7 @@ impl Agent {
             let net_vni = lb
                 .namespace()
                 .and_then(|ns| self.network(&ns, &lb.spec.network_ref.name))
-                .and_then(|n| u32::try_from(n.spec.id).ok());
+                .and_then(|n| n.spec.vni().ok());
             if net_vni == Some(vni) {
                 let _ = self.triggers.load_balancer.send(ObjectRef::from_obj(lb.as_ref()));
             }
@@ -259,21 +255,22 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironnet_vni::vni;
 
     fn peering(vni: u32, peers: &[u32]) -> NetworkPeering {
         NetworkPeering {
-            vni,
-            peered_ids: peers.iter().copied().collect(),
-            ..Default::default()
+            vni: Vni::new(vni).unwrap(),
+            peered_ids: peers.iter().map(|p| Vni::new(*p).unwrap()).collect(),
+            peered_prefixes: Default::default(),
         }
     }
 
     #[test]
     fn subscriptions_cover_used_networks_and_their_peers() {
-        assert_eq!(desired_subscriptions(100, &[]), [100].into());
+        assert_eq!(desired_subscriptions(vni!(100), &[]), [vni!(100)].into());
         assert_eq!(
-            desired_subscriptions(100, &[peering(10, &[20, 30]), peering(20, &[10])]),
-            [10, 20, 30, 100].into()
+            desired_subscriptions(vni!(100), &[peering(10, &[20, 30]), peering(20, &[10])]),
+            [10, 20, 30, 100].map(|v| Vni::new(v).unwrap()).into()
         );
     }
 
@@ -290,18 +287,18 @@ mod tests {
         .collect();
         let names = |v: Vec<ObjectRef<Network>>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
         // 10's routes: network a itself, d peers with 10, b receives 10's exports.
-        assert_eq!(names(networks_affected(10, false, &nets)), ["a", "b", "d"]);
-        assert_eq!(names(networks_affected(20, false, &nets)), ["a", "b"]);
-        assert_eq!(names(networks_affected(30, false, &nets)), ["c"]);
+        assert_eq!(names(networks_affected(vni!(10), false, &nets)), ["a", "b", "d"]);
+        assert_eq!(names(networks_affected(vni!(20), false, &nets)), ["a", "b"]);
+        assert_eq!(names(networks_affected(vni!(30), false, &nets)), ["c"]);
         assert_eq!(
-            names(networks_affected(100, true, &nets)).len(),
+            names(networks_affected(vni!(100), true, &nets)).len(),
             4,
             "the default router concerns all"
         );
         assert!(
-            networks_affected(100, false, &nets).is_empty(),
+            networks_affected(vni!(100), false, &nets).is_empty(),
             "another public IP concerns no Network"
         );
-        assert!(networks_affected(99, false, &nets).is_empty());
+        assert!(networks_affected(vni!(99), false, &nets).is_empty());
     }
 }

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use ironnet_metalbond::{EngineError, MetalBond, NextHop, Route, TableError};
+use ironnet_vni::Vni;
 
 use crate::dp::Nat;
 
 /// Called with every VNI whose announcements changed.
-pub type OnChange = Arc<dyn Fn(u32) + Send + Sync>;
+pub type OnChange = Arc<dyn Fn(Vni) + Send + Sync>;
 
 /// The routes each object announces, and the metalbond instance they go to.
 pub struct Announcer {
@@ -152,10 +153,10 @@ impl Announcer {
 }
 
 /// The dpservice objects of one interface that are announced.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceObjects {
     /// The network VNI.
-    pub vni: u32,
+    pub vni: Vni,
     /// Interface IPs with the interface underlay.
     pub ips: Vec<IpAddr>,
     /// The interface underlay.
@@ -178,7 +179,7 @@ fn host(ip: IpAddr) -> IpNet {
 /// interface IPs in the network VNI (an IPv6 also in the public VNI: routable IPv6), alias prefixes in the network
 /// VNI, load balancer targets in the network VNI as LOADBALANCER_TARGET, the VIP in the public VNI, the NAT IP in
 /// the public VNI (STANDARD) and in the network VNI (NAT, with the port range). Pure.
-pub fn interface_routes(o: &InterfaceObjects, public_vni: u32) -> BTreeSet<Route> {
+pub fn interface_routes(o: &InterfaceObjects, public_vni: Vni) -> BTreeSet<Route> {
     let mut out = BTreeSet::new();
     if let Some(underlay) = o.underlay {
         let hop = NextHop::standard(IpAddr::V6(underlay));
@@ -224,6 +225,7 @@ pub fn interface_routes(o: &InterfaceObjects, public_vni: u32) -> BTreeSet<Route
 mod tests {
     use super::*;
     use ironnet_metalbond::NextHopType;
+    use ironnet_vni::vni;
 
     fn u(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
@@ -232,7 +234,7 @@ mod tests {
     #[test]
     fn interface_routes_per_upstream_table() {
         let o = InterfaceObjects {
-            vni: 10,
+            vni: vni!(10),
             ips: vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
             underlay: Some(u("fc00::1")),
             prefixes: vec![("10.1.0.0/24".parse().unwrap(), u("fc00::2"))],
@@ -243,15 +245,15 @@ mod tests {
                 min_port: 1000,
                 max_port: 2000,
                 underlay: u("fc00::5"),
-                vni: 0,
+                vni: None,
             }),
         };
-        let routes = interface_routes(&o, 100);
+        let routes = interface_routes(&o, vni!(100));
         let got: Vec<(u32, String, String, NextHopType)> = routes
             .iter()
             .map(|r| {
                 (
-                    r.vni,
+                    r.vni.get(),
                     r.destination.to_string(),
                     r.next_hop.target().to_string(),
                     r.next_hop.kind(),
@@ -280,20 +282,34 @@ mod tests {
             );
         }
         assert_eq!(got.len(), want.len());
-        assert!(routes.iter().all(|r| r.next_hop.target_vni() == 0));
+        assert!(routes.iter().all(|r| r.next_hop.target_vni().is_none()));
         let nat = routes
             .iter()
             .find(|r| r.next_hop.kind() == NextHopType::Nat)
             .unwrap();
         assert_eq!(nat.next_hop.nat_ports(), (1000, 2000));
-        assert!(interface_routes(&InterfaceObjects::default(), 100).is_empty());
+        assert!(
+            interface_routes(
+                &InterfaceObjects {
+                    vni: vni!(10),
+                    ips: Vec::new(),
+                    underlay: None,
+                    prefixes: Vec::new(),
+                    lb_prefixes: Vec::new(),
+                    vip: None,
+                    nat: None,
+                },
+                vni!(100)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn announcement_plan_respects_other_owners() {
         let r = |d: &str| {
             Route::new(
-                1,
+                vni!(1),
                 d.parse().unwrap(),
                 NextHop::standard("fc00::1".parse().unwrap()),
             )
@@ -315,12 +331,12 @@ mod tests {
         let s = Arc::clone(&seen);
         let a = Announcer::new(mb.clone(), Arc::new(move |v| s.lock().unwrap().push(v)));
         let r1 = Route::new(
-            1,
+            vni!(1),
             "10.0.0.1/32".parse().unwrap(),
             NextHop::standard("fc00::1".parse().unwrap()),
         );
         let r2 = Route::new(
-            2,
+            vni!(2),
             "10.0.0.2/32".parse().unwrap(),
             NextHop::standard("fc00::2".parse().unwrap()),
         );
@@ -334,7 +350,7 @@ mod tests {
         assert_eq!(a.local_routes(), vec![r1]);
         a.sync("a", BTreeSet::new()).unwrap();
         assert!(a.local_routes().is_empty());
-        assert_eq!(*seen.lock().unwrap(), vec![1, 2, 2, 1]);
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 2, 1].map(|v| Vni::new(v).unwrap()));
         // An announcement made behind our back (or surviving a restart of the table) is not an error.
         mb.announce(r1).unwrap();
         a.sync("a", [r1].into()).unwrap();

@@ -5,8 +5,17 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
+use ironnet_vni::{Vni, vni};
 
 use crate::claims::Device;
+
+/// A VNI flag: an unsigned number, as upstream's integer flag parses it (`0100` is VNI 100), that is a VNI.
+fn parse_vni_flag(text: &str) -> Result<Vni, String> {
+    let number: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an unsigned 32-bit number"))?;
+    Vni::new(number).map_err(|e| e.to_string())
+}
 
 /// Upstream's fixed TAP-mode interface names (`dtapvf_0..dtapvf_3`). dpservice's TAP ports `net_tap0`/`net_tap1`
 /// are the uplinks, so `dtapvf_N` is the dpservice device `net_tap<N+2>`.
@@ -31,8 +40,8 @@ pub struct MetalnetArgs {
     pub metalbond_peers: Vec<String>,
     /// The metalbond pseudo-VNI of public addresses (VIPs, NAT IPs, public LBs, routable IPv6; routers announce
     /// the default route there).
-    #[arg(long, default_value_t = 100)]
-    pub public_vni: u32,
+    #[arg(long, default_value = "100", value_parser = parse_vni_flag)]
+    pub public_vni: Vni,
     /// Underlay address of the default router, used until (and unless) a router announces `0.0.0.0/0` in the
     /// public VNI; the announcement wins.
     #[arg(long)]
@@ -90,7 +99,7 @@ impl MetalnetArgs {
             node_name: Some(node_name.into()),
             dp_service_address: "127.0.0.1:1337".into(),
             metalbond_peers: Vec::new(),
-            public_vni: 100,
+            public_vni: vni!(100),
             router_address: None,
             enable_ipv6: false,
             tapdevice_mod: false,
@@ -184,7 +193,7 @@ mod tests {
         assert_eq!(a.node(), "n1");
         assert_eq!(a.dp_service_address, "127.0.0.1:1337");
         assert_eq!(a.dp_service_uri(), "http://127.0.0.1:1337");
-        assert_eq!(a.public_vni, 100);
+        assert_eq!(a.public_vni, vni!(100));
         assert_eq!(a.metalnet_dir, PathBuf::from("/var/lib/metalnet"));
         assert!(!a.enable_ipv6 && !a.tapdevice_mod);
         assert!(a.devices().is_empty());
@@ -218,7 +227,7 @@ mod tests {
         .unwrap()
         .args;
         assert_eq!(a.metalbond_peers, ["[::1]:4711", "[::2]:4711"]);
-        assert_eq!(a.public_vni, 7);
+        assert_eq!(a.public_vni, vni!(7));
         assert_eq!(a.router_address, Some("fc00::1".parse().unwrap()));
         assert_eq!(a.prefer_network, Some("2001:db8::/52".parse().unwrap()));
         let devices = a.devices();

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ironnet_api::metalnet::NetworkInterfaceSpec;
+use ironnet_vni::Vni;
 
 use crate::dp::{DpInterface, Nat, NewInterface};
 
@@ -64,7 +65,7 @@ fn net(p: &ironnet_api::common::IPPrefix) -> Option<IpNet> {
 pub fn wanted_interface(
     spec: &NetworkInterfaceSpec,
     uid: &str,
-    vni: u32,
+    vni: Vni,
     device: &str,
     enable_ipv6: bool,
 ) -> Result<WantedInterface, InvalidInterface> {
@@ -143,7 +144,7 @@ pub fn plan_interface(want: &NewInterface, actual: Option<&DpInterface>) -> Inte
     match actual {
         None => InterfaceAction::Create,
         Some(a)
-            if a.vni == want.vni
+            if a.vni == Some(want.vni)
                 && a.ipv4 == want.ipv4
                 && a.ipv6 == want.ipv6
                 && a.device == want.device
@@ -194,6 +195,7 @@ mod tests {
     use ironnet_api::common::{IPFamily, LocalObjectReference};
     use ironnet_api::metalnet::NATDetails;
     use ironnet_api::metalnet::networkinterface::MeteringParameters;
+    use ironnet_vni::vni;
 
     fn spec(ips: &[&str]) -> NetworkInterfaceSpec {
         NetworkInterfaceSpec {
@@ -216,7 +218,7 @@ mod tests {
     fn dp_iface(w: &NewInterface) -> DpInterface {
         DpInterface {
             id: w.id.clone(),
-            vni: w.vni,
+            vni: Some(w.vni),
             ipv4: w.ipv4,
             ipv6: w.ipv6,
             underlay: "fc00::1".parse().unwrap(),
@@ -241,7 +243,7 @@ mod tests {
             public_rate: Some(10),
         });
         s.hostname = Some("vm".into());
-        let w = wanted_interface(&s, "uid", 7, "net_tap2", true).unwrap();
+        let w = wanted_interface(&s, "uid", vni!(7), "net_tap2", true).unwrap();
         assert_eq!(w.new.ipv4, Some(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(w.new.ipv6, Some("fd00::1".parse().unwrap()));
         assert_eq!((w.new.total_rate, w.new.public_rate), (100, 10));
@@ -257,15 +259,15 @@ mod tests {
     #[test]
     fn invalid_specs() {
         assert_eq!(
-            wanted_interface(&spec(&["fd00::1"]), "u", 1, "d", false),
+            wanted_interface(&spec(&["fd00::1"]), "u", vni!(1), "d", false),
             Err(InvalidInterface::Ipv6Disabled("fd00::1".parse().unwrap()))
         );
         assert_eq!(
-            wanted_interface(&spec(&["10.0.0.1", "10.0.0.2"]), "u", 1, "d", false),
+            wanted_interface(&spec(&["10.0.0.1", "10.0.0.2"]), "u", vni!(1), "d", false),
             Err(InvalidInterface::DuplicateFamily("IPv4"))
         );
         assert_eq!(
-            wanted_interface(&spec(&[]), "u", 1, "d", false),
+            wanted_interface(&spec(&[]), "u", vni!(1), "d", false),
             Err(InvalidInterface::NoAddress)
         );
         let mut s = spec(&["10.0.0.1"]);
@@ -274,13 +276,13 @@ mod tests {
             public_rate: Some(20),
         });
         assert!(matches!(
-            wanted_interface(&s, "u", 1, "d", false),
+            wanted_interface(&s, "u", vni!(1), "d", false),
             Err(InvalidInterface::Metering { .. })
         ));
         let mut s = spec(&["10.0.0.1"]);
         s.virtual_ip = Some("fd00::9".parse().unwrap());
         assert_eq!(
-            wanted_interface(&s, "u", 1, "d", true),
+            wanted_interface(&s, "u", vni!(1), "d", true),
             Err(InvalidInterface::NotIpv4("virtualIP"))
         );
         let mut s = spec(&["10.0.0.1"]);
@@ -290,14 +292,14 @@ mod tests {
             end_port: 2000,
         });
         assert_eq!(
-            wanted_interface(&s, "u", 1, "d", true),
+            wanted_interface(&s, "u", vni!(1), "d", true),
             Err(InvalidInterface::NatRange(2000, 2000))
         );
     }
 
     #[test]
     fn interface_identity_changes_recreate() {
-        let w = wanted_interface(&spec(&["10.0.0.1"]), "u", 1, "net_tap2", false)
+        let w = wanted_interface(&spec(&["10.0.0.1"]), "u", vni!(1), "net_tap2", false)
             .unwrap()
             .new;
         assert_eq!(plan_interface(&w, None), InterfaceAction::Create);
@@ -305,7 +307,7 @@ mod tests {
         assert_eq!(plan_interface(&w, Some(&same)), InterfaceAction::Keep);
         for change in [
             DpInterface {
-                vni: 2,
+                vni: Some(vni!(2)),
                 ..same.clone()
             },
             DpInterface {
@@ -346,7 +348,7 @@ mod tests {
             min_port: 1000,
             max_port: 2000,
             underlay: "fc00::1".parse().unwrap(),
-            vni: 0,
+            vni: None,
         };
         assert!(same_nat(&("2.2.2.2".parse().unwrap(), 1000, 2000), &nat));
         assert!(

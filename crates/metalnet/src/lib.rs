@@ -35,6 +35,7 @@ use ironnet_api::metalnet::{LoadBalancer, Network, NetworkInterface};
 use ironnet_metalbond::{MetalBond, RouteEvent};
 use ironnet_runtime::cache::{by_network, hash_of};
 use ironnet_runtime::informer::Informer;
+use ironnet_vni::Vni;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{mpsc, watch};
@@ -159,7 +160,7 @@ pub async fn run_with(
     let mb = MetalBond::new(metalbond)?;
     serve_telemetry(&args, &client, &mb).await?;
     // Route changes (received, or of our own announcements) are mapped to reconciles by one task.
-    let (route_tx, mut route_rx) = mpsc::unbounded_channel::<u32>();
+    let (route_tx, mut route_rx) = mpsc::unbounded_channel::<Vni>();
     let on_change = route_tx.clone();
     let announcer = Announcer::new(
         mb.clone(),

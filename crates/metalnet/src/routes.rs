@@ -12,23 +12,24 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ironnet_metalbond::{NextHopType, Route};
+use ironnet_vni::Vni;
 
 use crate::dp::{DpRoute, Nat};
 
 /// The peering configuration of one Network, as far as routes are concerned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkPeering {
     /// The Network's VNI.
-    pub vni: u32,
+    pub vni: Vni,
     /// VNIs it peers with (its routes are exported into them).
-    pub peered_ids: BTreeSet<u32>,
+    pub peered_ids: BTreeSet<Vni>,
     /// Per peer VNI, the prefixes exported to it (no entry: everything).
-    pub peered_prefixes: BTreeMap<u32, Vec<IpNet>>,
+    pub peered_prefixes: BTreeMap<Vni, Vec<IpNet>>,
 }
 
 impl NetworkPeering {
     /// Whether a route of this network to `destination` is exported into `peer`.
-    pub fn exports(&self, peer: u32, destination: &IpNet) -> bool {
+    pub fn exports(&self, peer: Vni, destination: &IpNet) -> bool {
         self.peered_ids.contains(&peer)
             && self
                 .peered_prefixes
@@ -68,7 +69,7 @@ fn key(net: &IpNet) -> IpNet {
 /// Several next hops for one prefix (dpservice holds one): received routes of the VNI itself win over peered
 /// ones, which win over the default route; among equals the smallest next hop, so that every node picks the same.
 pub fn desired_routes(
-    vni: u32,
+    vni: Vni,
     router: Option<Ipv6Addr>,
     ipv6: bool,
     received: &[Route],
@@ -94,7 +95,7 @@ pub fn desired_routes(
             0,
             DpRoute {
                 prefix: r.destination,
-                nexthop_vni: vni,
+                nexthop_vni: Some(vni),
                 nexthop: r.next_hop.target(),
             },
         );
@@ -114,7 +115,7 @@ pub fn desired_routes(
                     1,
                     DpRoute {
                         prefix: r.destination,
-                        nexthop_vni: net.vni,
+                        nexthop_vni: Some(net.vni),
                         nexthop: r.next_hop.target(),
                     },
                 );
@@ -131,7 +132,7 @@ pub fn desired_routes(
                 2,
                 DpRoute {
                     prefix,
-                    nexthop_vni: vni,
+                    nexthop_vni: Some(vni),
                     nexthop: IpAddr::V6(router),
                 },
             );
@@ -180,7 +181,7 @@ pub fn plan_routes(desired: &BTreeMap<IpNet, DpRoute>, actual: &[DpRoute]) -> Ro
 
 /// The neighbour NATs VNI `vni` should have: every NAT route received in it (`nat IP/32 → owner's NAT underlay`
 /// for ports `[from, to)`). Routes with an IPv4 target or an IPv6 NAT IP are not representable and skipped.
-pub fn desired_neighbor_nats(vni: u32, received: &[Route]) -> BTreeSet<Nat> {
+pub fn desired_neighbor_nats(vni: Vni, received: &[Route]) -> BTreeSet<Nat> {
     received
         .iter()
         .filter(|r| r.vni == vni && r.next_hop.kind() == NextHopType::Nat)
@@ -192,7 +193,7 @@ pub fn desired_neighbor_nats(vni: u32, received: &[Route]) -> BTreeSet<Nat> {
                     min_port: u32::from(from),
                     max_port: u32::from(to),
                     underlay,
-                    vni,
+                    vni: Some(vni),
                 }),
                 _ => None,
             }
@@ -204,7 +205,7 @@ pub fn desired_neighbor_nats(vni: u32, received: &[Route]) -> BTreeSet<Nat> {
 /// `ip` in `vni`, received or announced by this node's own interfaces (our own announcements never come back
 /// from metalbond), restricted to `prefer` when set (`--prefer-network`).
 pub fn desired_lb_targets(
-    vni: u32,
+    vni: Vni,
     ip: IpAddr,
     received: &[Route],
     local: &[Route],
@@ -233,8 +234,9 @@ pub fn plan_set<T: Ord + Clone>(desired: &BTreeSet<T>, actual: &BTreeSet<T>) -> 
 mod tests {
     use super::*;
     use ironnet_metalbond::NextHop;
+    use ironnet_vni::vni;
 
-    fn std(vni: u32, dest: &str, target: &str) -> Route {
+    fn std(vni: Vni, dest: &str, target: &str) -> Route {
         Route::new(
             vni,
             dest.parse().unwrap(),
@@ -242,10 +244,10 @@ mod tests {
         )
     }
 
-    fn dp(prefix: &str, vni: u32, nh: &str) -> DpRoute {
+    fn dp(prefix: &str, vni: Vni, nh: &str) -> DpRoute {
         DpRoute {
             prefix: prefix.parse().unwrap(),
-            nexthop_vni: vni,
+            nexthop_vni: Some(vni),
             nexthop: nh.parse().unwrap(),
         }
     }
@@ -256,10 +258,10 @@ mod tests {
         assert_eq!(default_router(&[], fallback), fallback);
         assert_eq!(default_router(&[], None), None);
         let public = [
-            std(100, "0.0.0.0/0", "fc00::2"),
-            std(100, "0.0.0.0/0", "fc00::1"),
-            std(100, "1.2.3.4/32", "fc00::9"),
-            std(100, "::/0", "fc00::0:7"),
+            std(vni!(100), "0.0.0.0/0", "fc00::2"),
+            std(vni!(100), "0.0.0.0/0", "fc00::1"),
+            std(vni!(100), "1.2.3.4/32", "fc00::9"),
+            std(vni!(100), "::/0", "fc00::0:7"),
         ];
         assert_eq!(
             default_router(&public, fallback),
@@ -270,43 +272,46 @@ mod tests {
             Some("fc00::7".parse().unwrap())
         );
         // An IPv4 next hop cannot be an underlay router.
-        assert_eq!(default_router(&[std(100, "0.0.0.0/0", "10.0.0.1")], None), None);
+        assert_eq!(
+            default_router(&[std(vni!(100), "0.0.0.0/0", "10.0.0.1")], None),
+            None
+        );
     }
 
     #[test]
     fn routes_of_a_vni_with_defaults_and_peering() {
         let received = [
-            std(10, "10.0.0.2/32", "fc00:2::1"),
-            std(10, "10.0.1.0/24", "fc00:2::2"),
-            std(20, "10.2.0.1/32", "fc00:3::1"),
-            std(20, "10.2.9.1/32", "fc00:3::9"),
-            std(30, "10.3.0.1/32", "fc00:4::1"),
+            std(vni!(10), "10.0.0.2/32", "fc00:2::1"),
+            std(vni!(10), "10.0.1.0/24", "fc00:2::2"),
+            std(vni!(20), "10.2.0.1/32", "fc00:3::1"),
+            std(vni!(20), "10.2.9.1/32", "fc00:3::9"),
+            std(vni!(30), "10.3.0.1/32", "fc00:4::1"),
             Route::new(
-                10,
+                vni!(10),
                 "10.0.0.5/32".parse().unwrap(),
                 NextHop::load_balancer_target("fc00:2::5".parse().unwrap()),
             ),
         ];
         // A local interface of network 20 (our own announcements never come back from metalbond).
         let local = [
-            std(20, "10.2.0.7/32", "fc00:1::7"),
-            std(10, "10.0.0.1/32", "fc00:1::1"),
+            std(vni!(20), "10.2.0.7/32", "fc00:1::7"),
+            std(vni!(10), "10.0.0.1/32", "fc00:1::1"),
         ];
         let networks = [
             NetworkPeering {
-                vni: 20,
-                peered_ids: [10].into(),
-                peered_prefixes: [(10, vec!["10.2.0.0/24".parse().unwrap()])].into(),
+                vni: vni!(20),
+                peered_ids: [vni!(10)].into(),
+                peered_prefixes: [(vni!(10), vec!["10.2.0.0/24".parse().unwrap()])].into(),
             },
             // 30 does not export into 10.
             NetworkPeering {
-                vni: 30,
-                peered_ids: [40].into(),
-                ..Default::default()
+                vni: vni!(30),
+                peered_ids: [vni!(40)].into(),
+                peered_prefixes: Default::default(),
             },
         ];
         let want = desired_routes(
-            10,
+            vni!(10),
             Some("fc00::1".parse().unwrap()),
             true,
             &received,
@@ -317,62 +322,77 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                dp("0.0.0.0/0", 10, "fc00::1"),
-                dp("10.0.0.2/32", 10, "fc00:2::1"),
-                dp("10.0.1.0/24", 10, "fc00:2::2"),
-                dp("10.2.0.1/32", 20, "fc00:3::1"),
-                dp("10.2.0.7/32", 20, "fc00:1::7"),
-                dp("::/0", 10, "fc00::1"),
+                dp("0.0.0.0/0", vni!(10), "fc00::1"),
+                dp("10.0.0.2/32", vni!(10), "fc00:2::1"),
+                dp("10.0.1.0/24", vni!(10), "fc00:2::2"),
+                dp("10.2.0.1/32", vni!(20), "fc00:3::1"),
+                dp("10.2.0.7/32", vni!(20), "fc00:1::7"),
+                dp("::/0", vni!(10), "fc00::1"),
             ],
             "10.2.9.1 is outside the exported prefixes; LB targets and own routes are not routes"
         );
         // Without a router and IPv6 there is no default route.
-        let want = desired_routes(10, None, false, &received, &local, &networks);
+        let want = desired_routes(vni!(10), None, false, &received, &local, &networks);
         assert!(!want.keys().any(|k| k.prefix_len() == 0));
         // No peering entry for the peer: everything is exported.
         let all = [NetworkPeering {
-            vni: 20,
-            peered_ids: [10].into(),
-            ..Default::default()
+            vni: vni!(20),
+            peered_ids: [vni!(10)].into(),
+            peered_prefixes: Default::default(),
         }];
-        assert_eq!(desired_routes(10, None, false, &received, &local, &all).len(), 5);
+        assert_eq!(
+            desired_routes(vni!(10), None, false, &received, &local, &all).len(),
+            5
+        );
     }
 
     #[test]
     fn conflicting_next_hops_resolve_deterministically() {
         let received = [
-            std(10, "10.0.0.0/24", "fc00::9"),
-            std(10, "10.0.0.7/24", "fc00::3"),
-            std(10, "0.0.0.0/0", "fc00::8"),
+            std(vni!(10), "10.0.0.0/24", "fc00::9"),
+            std(vni!(10), "10.0.0.7/24", "fc00::3"),
+            std(vni!(10), "0.0.0.0/0", "fc00::8"),
         ];
-        let want = desired_routes(10, Some("fc00::1".parse().unwrap()), false, &received, &[], &[]);
+        let want = desired_routes(
+            vni!(10),
+            Some("fc00::1".parse().unwrap()),
+            false,
+            &received,
+            &[],
+            &[],
+        );
         assert_eq!(want.len(), 2);
         assert_eq!(
             want[&"10.0.0.0/24".parse().unwrap()],
-            dp("10.0.0.0/24", 10, "fc00::3"),
+            dp("10.0.0.0/24", vni!(10), "fc00::3"),
             "host bits cleared, smallest hop"
         );
         assert_eq!(
             want[&"0.0.0.0/0".parse().unwrap()],
-            dp("0.0.0.0/0", 10, "fc00::8"),
+            dp("0.0.0.0/0", vni!(10), "fc00::8"),
             "a received default beats the router"
         );
     }
 
     #[test]
     fn route_plan() {
-        let desired: BTreeMap<IpNet, DpRoute> =
-            [dp("10.0.0.1/32", 1, "fc00::1"), dp("10.0.0.2/32", 1, "fc00::2")]
-                .into_iter()
-                .map(|r| (r.prefix, r))
-                .collect();
+        let desired: BTreeMap<IpNet, DpRoute> = [
+            dp("10.0.0.1/32", vni!(1), "fc00::1"),
+            dp("10.0.0.2/32", vni!(1), "fc00::2"),
+        ]
+        .into_iter()
+        .map(|r| (r.prefix, r))
+        .collect();
         assert_eq!(
             plan_routes(&desired, &desired.values().copied().collect::<Vec<_>>()),
             RoutePlan::default()
         );
         let plan = plan_routes(
             &desired,
-            &[dp("10.0.0.1/32", 1, "fc00::9"), dp("10.0.0.3/32", 1, "fc00::3")],
+            &[
+                dp("10.0.0.1/32", vni!(1), "fc00::9"),
+                dp("10.0.0.3/32", vni!(1), "fc00::3"),
+            ],
         );
         assert_eq!(
             plan.delete,
@@ -383,9 +403,12 @@ mod tests {
         );
         assert_eq!(
             plan.create,
-            vec![dp("10.0.0.1/32", 1, "fc00::1"), dp("10.0.0.2/32", 1, "fc00::2")]
+            vec![
+                dp("10.0.0.1/32", vni!(1), "fc00::1"),
+                dp("10.0.0.2/32", vni!(1), "fc00::2")
+            ]
         );
-        let plan = plan_routes(&BTreeMap::new(), &[dp("10.0.0.3/32", 1, "fc00::3")]);
+        let plan = plan_routes(&BTreeMap::new(), &[dp("10.0.0.3/32", vni!(1), "fc00::3")]);
         assert_eq!(plan.delete.len(), 1);
         assert!(plan.create.is_empty());
     }
@@ -394,38 +417,38 @@ mod tests {
     fn neighbor_nats_and_lb_targets() {
         let received = [
             Route::new(
-                10,
+                vni!(10),
                 "1.2.3.4/32".parse().unwrap(),
                 NextHop::nat("fc00:2::4".parse().unwrap(), 1000, 2000).unwrap(),
             ),
             Route::new(
-                11,
+                vni!(11),
                 "1.2.3.4/32".parse().unwrap(),
                 NextHop::nat("fc00:2::4".parse().unwrap(), 2000, 3000).unwrap(),
             ),
             Route::new(
-                10,
+                vni!(10),
                 "1.2.3.5/32".parse().unwrap(),
                 NextHop::nat("10.0.0.1".parse().unwrap(), 1, 2).unwrap(),
             ),
             Route::new(
-                10,
+                vni!(10),
                 "10.0.0.9/32".parse().unwrap(),
                 NextHop::load_balancer_target("fc00:2::9".parse().unwrap()),
             ),
             Route::new(
-                10,
+                vni!(10),
                 "10.0.0.9/32".parse().unwrap(),
                 NextHop::load_balancer_target("2001:db8::9".parse().unwrap()),
             ),
             Route::new(
-                10,
+                vni!(10),
                 "10.0.0.8/32".parse().unwrap(),
                 NextHop::load_balancer_target("fc00:2::8".parse().unwrap()),
             ),
-            std(10, "10.0.0.9/32", "fc00:2::1"),
+            std(vni!(10), "10.0.0.9/32", "fc00:2::1"),
         ];
-        let nats = desired_neighbor_nats(10, &received);
+        let nats = desired_neighbor_nats(vni!(10), &received);
         assert_eq!(
             nats.into_iter().collect::<Vec<_>>(),
             vec![Nat {
@@ -433,23 +456,29 @@ mod tests {
                 min_port: 1000,
                 max_port: 2000,
                 underlay: "fc00:2::4".parse().unwrap(),
-                vni: 10
+                vni: Some(vni!(10))
             }]
         );
         let local = [Route::new(
-            10,
+            vni!(10),
             "10.0.0.9/32".parse().unwrap(),
             NextHop::load_balancer_target("fc00:1::1".parse().unwrap()),
         )];
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
-        let t = desired_lb_targets(10, ip, &received, &local, None);
+        let t = desired_lb_targets(vni!(10), ip, &received, &local, None);
         assert_eq!(t.len(), 3);
-        let t = desired_lb_targets(10, ip, &received, &local, Some("2001:db8::/52".parse().unwrap()));
+        let t = desired_lb_targets(
+            vni!(10),
+            ip,
+            &received,
+            &local,
+            Some("2001:db8::/52".parse().unwrap()),
+        );
         assert_eq!(
             t.into_iter().collect::<Vec<_>>(),
             vec!["2001:db8::9".parse::<IpAddr>().unwrap()]
         );
-        assert!(desired_lb_targets(11, ip, &received, &local, None).is_empty());
+        assert!(desired_lb_targets(vni!(11), ip, &received, &local, None).is_empty());
     }
 
     #[test]
@@ -466,9 +495,10 @@ mod tests {
 
         fn route() -> impl Strategy<Value = DpRoute> {
             (0u8..8, prop_oneof![Just(24u8), Just(32u8)], 1u32..3, 1u16..4).prop_map(|(a, len, vni, hop)| {
+                let vni = Vni::new(vni).unwrap();
                 DpRoute {
                     prefix: IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, 1)), len).unwrap(),
-                    nexthop_vni: vni,
+                    nexthop_vni: Some(vni),
                     nexthop: IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, hop)),
                 }
             })

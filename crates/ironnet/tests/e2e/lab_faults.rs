@@ -238,7 +238,7 @@ ironnet vm create {b} --node hv-2 --nic b
     ping_within(&b, "10.0.0.3", 5);
 
     // Deleting every tenant object leaves every dataplane empty and no route in metalbond.
-    let vni: u32 = sh(
+    let vni: ironnet_metalbond::Vni = sh(
         &up,
         "kubectl get networks.core.apinet.ironcore.dev -n apinet-system \
          \"$(kubectl get network tenant -o jsonpath='{.metadata.uid}')\" -o jsonpath='{.spec.id}'",

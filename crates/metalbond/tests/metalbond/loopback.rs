@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use ironnet_metalbond::{Action, ConnectionState, Message, MetalBond, NextHop, Route, RouteEvent};
+use ironnet_vni::{Vni, vni};
 
-fn std_route(vni: u32, dest: &str, hop: &str) -> Route {
+fn std_route(vni: Vni, dest: &str, hop: &str) -> Route {
     Route::new(
         vni,
         dest.parse().unwrap(),
@@ -21,23 +22,23 @@ async fn subscribe_and_unsubscribe() {
     let (srv, addr) = server().await;
     let c = client(&[&addr]).await;
     assert_eq!(c.peer_state(&addr), Some(ConnectionState::Established));
-    c.subscribe(200).unwrap();
-    assert_eq!(c.subscribed_vnis(), vec![200]);
+    c.subscribe(vni!(200)).unwrap();
+    assert_eq!(c.subscribed_vnis(), vec![vni!(200)]);
     assert_eq!(
-        c.subscribe(200).unwrap_err().to_string(),
+        c.subscribe(vni!(200)).unwrap_err().to_string(),
         "already subscribed to VNI 200"
     );
     eventually("server sees the subscription", || {
         established_peers(&srv)
             .first()
             .and_then(|p| srv.peer_subscriptions(p))
-            == Some(vec![200])
+            == Some(vec![vni!(200)])
     })
     .await;
-    c.unsubscribe(200).unwrap();
+    c.unsubscribe(vni!(200)).unwrap();
     assert!(c.subscribed_vnis().is_empty());
     assert_eq!(
-        c.unsubscribe(200).unwrap_err().to_string(),
+        c.unsubscribe(vni!(200)).unwrap_err().to_string(),
         "already unsubscribed from VNI 200"
     );
     eventually("server drops the subscription", || {
@@ -59,13 +60,13 @@ async fn routes_flow_to_subscribers_only_and_never_back() {
     let a = client(&[&addr]).await;
     let b = client(&[&addr]).await;
     let other = client(&[&addr]).await;
-    a.subscribe(100).unwrap();
-    b.subscribe(100).unwrap();
-    other.subscribe(101).unwrap();
+    a.subscribe(vni!(100)).unwrap();
+    b.subscribe(vni!(100)).unwrap();
+    other.subscribe(vni!(101)).unwrap();
     let mut b_events = b.route_events();
-    let r = std_route(100, "10.0.0.1/32", "fc00::a");
+    let r = std_route(vni!(100), "10.0.0.1/32", "fc00::a");
     let nat = Route::new(
-        100,
+        vni!(100),
         "192.0.2.1/32".parse().unwrap(),
         NextHop::nat("fc00::a".parse().unwrap(), 1024, 2048).unwrap(),
     );
@@ -81,13 +82,17 @@ async fn routes_flow_to_subscribers_only_and_never_back() {
     consistently(
         "announcer and other VNI see nothing",
         Duration::from_millis(300),
-        || a.routes_in(100).is_empty() && other.routes_in(100).is_empty() && other.routes_in(101).is_empty(),
+        || {
+            a.routes_in(vni!(100)).is_empty()
+                && other.routes_in(vni!(100)).is_empty()
+                && other.routes_in(vni!(101)).is_empty()
+        },
     )
     .await;
     let late = client(&[&addr]).await;
-    late.subscribe(100).unwrap();
+    late.subscribe(vni!(100)).unwrap();
     eventually("late subscriber gets the table", || {
-        late.routes_in(100) == b.routes_in(100)
+        late.routes_in(vni!(100)) == b.routes_in(vni!(100))
     })
     .await;
     a.withdraw(r).unwrap();
@@ -105,9 +110,9 @@ async fn server_reset_reconnects_and_replays() {
     let (srv, addr) = server().await;
     let a = client(&[&addr]).await;
     let b = client(&[&addr]).await;
-    b.subscribe(7).unwrap();
-    a.subscribe(7).unwrap();
-    let r = std_route(7, "10.7.0.1/32", "fc00::7");
+    b.subscribe(vni!(7)).unwrap();
+    a.subscribe(vni!(7)).unwrap();
+    let r = std_route(vni!(7), "10.7.0.1/32", "fc00::7");
     a.announce(r).unwrap();
     eventually("b learns the route", || b.has_route(&r)).await;
     let a_peer = |srv: &MetalBond| {
@@ -202,7 +207,7 @@ async fn fifty_clients_receive_only_their_vnis() {
         tasks.push(tokio::spawn(async move {
             let c = client(&[&addr]).await;
             // Upstream's test uses VNIs 0..9; VNI 0 is refused here, so 1..10.
-            let vni = i % 10 + 1;
+            let vni = Vni::new(i % 10 + 1).unwrap();
             c.subscribe(vni).unwrap();
             let hop: IpAddr = format!("b198:5b10:3880:fd32:fb80:80dd:46f7:{i:x}")
                 .parse()
@@ -220,16 +225,20 @@ async fn fifty_clients_receive_only_their_vnis() {
         clients.push(t.await.unwrap());
     }
     for (i, (c, _)) in clients.iter().enumerate() {
-        let vni = i as u32 % 10 + 1;
+        let vni = Vni::new(i as u32 % 10 + 1).unwrap();
         let mut want: Vec<Route> = clients
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i && *j as u32 % 10 + 1 == vni)
+            .filter(|(j, _)| *j != i && *j as u32 % 10 + 1 == vni.get())
             .map(|(_, (_, r))| *r)
             .collect();
         want.sort();
         eventually(&format!("client {i} has exactly its VNI's routes"), || {
-            c.routes_in(vni) == want && (0..10).filter(|v| *v != vni).all(|v| c.routes_in(v).is_empty())
+            c.routes_in(vni) == want
+                && (1..=10)
+                    .map(|v| Vni::new(v).unwrap())
+                    .filter(|v| *v != vni)
+                    .all(|v| c.routes_in(v).is_empty())
         })
         .await;
     }
@@ -253,20 +262,20 @@ async fn two_default_routers_do_not_install_each_other() {
     let r2 = client(&[&addr]).await;
     let watcher = client(&[&addr]).await;
     for c in [&r1, &r2, &watcher] {
-        c.subscribe(100).unwrap();
+        c.subscribe(vni!(100)).unwrap();
     }
-    let d1 = std_route(100, "0.0.0.0/0", "fd00::1");
-    let d2 = std_route(100, "0.0.0.0/0", "fd00::2");
+    let d1 = std_route(vni!(100), "0.0.0.0/0", "fd00::1");
+    let d2 = std_route(vni!(100), "0.0.0.0/0", "fd00::2");
     r1.announce(d1).unwrap();
     r2.announce(d2).unwrap();
     eventually("a third client sees both defaults", || {
-        watcher.routes_in(100) == vec![d1, d2]
+        watcher.routes_in(vni!(100)) == vec![d1, d2]
     })
     .await;
     consistently(
         "routers ignore each other's default",
         Duration::from_millis(500),
-        || r1.routes_in(100).is_empty() && r2.routes_in(100).is_empty(),
+        || r1.routes_in(vni!(100)).is_empty() && r2.routes_in(vni!(100)).is_empty(),
     )
     .await;
     srv.shutdown();
@@ -282,18 +291,18 @@ async fn hosts_learn_each_others_nat_and_lb_target_routes_for_a_shared_destinati
     let a = client(&[&addr]).await;
     let b = client(&[&addr]).await;
     for c in [&a, &b] {
-        c.subscribe(7).unwrap();
+        c.subscribe(vni!(7)).unwrap();
     }
     let nat = |hop: &str, from: u16, to: u16| {
         Route::new(
-            7,
+            vni!(7),
             "192.0.2.9/32".parse().unwrap(),
             NextHop::nat(hop.parse().unwrap(), from, to).unwrap(),
         )
     };
     let lb = |hop: &str| {
         Route::new(
-            7,
+            vni!(7),
             "192.0.2.10/32".parse().unwrap(),
             NextHop::load_balancer_target(hop.parse().unwrap()),
         )
@@ -327,9 +336,9 @@ async fn ha_route_survives_one_server_and_goes_with_the_other() {
     let (s2, a2) = server().await;
     let announcer = client(&[&a1, &a2]).await;
     let receiver = client(&[&a1, &a2]).await;
-    receiver.subscribe(300).unwrap();
+    receiver.subscribe(vni!(300)).unwrap();
     let mut events = receiver.route_events();
-    let r = std_route(300, "10.30.0.0/24", "fc00::30");
+    let r = std_route(vni!(300), "10.30.0.0/24", "fc00::30");
     announcer.announce(r).unwrap();
     assert_eq!(events.recv().await, Some(RouteEvent::Added(r)));
     // Both servers reflect it (the receiver holds it once per server); one event only.
@@ -366,8 +375,8 @@ async fn unsubscribe_drops_routes_with_events() {
     let (srv, addr) = server().await;
     let a = client(&[&addr]).await;
     let b = client(&[&addr]).await;
-    b.subscribe(5).unwrap();
-    let r = std_route(5, "10.5.0.1/32", "fc00::5");
+    b.subscribe(vni!(5)).unwrap();
+    let r = std_route(vni!(5), "10.5.0.1/32", "fc00::5");
     a.announce(r).unwrap();
     let (snapshot, mut events) = loop {
         let (s, e) = b.route_events_with_snapshot();
@@ -377,10 +386,10 @@ async fn unsubscribe_drops_routes_with_events() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(snapshot, vec![r]);
-    b.unsubscribe(5).unwrap();
+    b.unsubscribe(vni!(5)).unwrap();
     assert_eq!(events.recv().await, Some(RouteEvent::Removed(r)));
     // The announcer's route stays at the server; a new subscriber still gets it.
-    b.subscribe(5).unwrap();
+    b.subscribe(vni!(5)).unwrap();
     assert_eq!(events.recv().await, Some(RouteEvent::Added(r)));
     srv.shutdown();
 }
@@ -389,18 +398,18 @@ async fn unsubscribe_drops_routes_with_events() {
 async fn duplicate_subscribe_does_not_wedge_the_server() {
     let (srv, addr) = server_with_keepalive(50).await;
     let a = client(&[&addr]).await;
-    let r = std_route(9, "10.9.0.1/32", "fc00::9");
+    let r = std_route(vni!(9), "10.9.0.1/32", "fc00::9");
     a.announce(r).unwrap();
     let mut raw = RawPeer::connect(&addr).await;
     raw.handshake_as_client(50).await;
-    raw.send(&Message::Subscribe(9)).await;
-    raw.send(&Message::Subscribe(9)).await;
+    raw.send(&Message::Subscribe(vni!(9))).await;
+    raw.send(&Message::Subscribe(vni!(9))).await;
     assert_eq!(raw.recv(SOON).await, Some(Message::Update(Action::Add, r)));
     // Not sent twice, and the server still serves everyone else.
     raw.send(&Message::Keepalive).await;
     assert_eq!(raw.recv(SOON).await, Some(Message::Keepalive));
     let b = client(&[&addr]).await;
-    b.subscribe(9).unwrap();
+    b.subscribe(vni!(9)).unwrap();
     eventually("another client subscribes fine", || b.has_route(&r)).await;
     srv.shutdown();
 }
@@ -411,18 +420,18 @@ async fn nat_route_is_not_reflected_to_its_originator() {
     let mut raw = RawPeer::connect(&addr).await;
     raw.handshake_as_client(50).await;
     let nat = Route::new(
-        4,
+        vni!(4),
         "192.0.2.9/32".parse().unwrap(),
         NextHop::nat("fc00::4".parse().unwrap(), 0, 1024).unwrap(),
     );
     raw.send(&Message::Update(Action::Add, nat)).await;
-    raw.send(&Message::Subscribe(4)).await;
+    raw.send(&Message::Subscribe(vni!(4))).await;
     raw.send(&Message::Keepalive).await;
     // Only the echo: the NAT route (and any own route) is not reflected back.
     assert_eq!(raw.recv(SOON).await, Some(Message::Keepalive));
     assert_eq!(raw.recv(Duration::from_millis(200)).await, None);
     let b = client(&[&addr]).await;
-    b.subscribe(4).unwrap();
+    b.subscribe(vni!(4)).unwrap();
     eventually("others do get it", || b.has_route(&nat)).await;
     srv.shutdown();
 }
@@ -441,12 +450,12 @@ async fn a_subscriber_that_stops_reading_is_reset() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut raw = RawPeer::from_stream(socket.connect(addr).await.unwrap());
     raw.handshake_as_client(50).await;
-    raw.send(&Message::Subscribe(1)).await;
+    raw.send(&Message::Subscribe(vni!(1))).await;
     let announcer = client(&[&addr.to_string()]).await;
     eventually("the subscription is in place", || {
         established_peers(&srv)
             .iter()
-            .any(|p| srv.peer_subscriptions(p) == Some(vec![1]))
+            .any(|p| srv.peer_subscriptions(p) == Some(vec![vni!(1)]))
     })
     .await;
     let mut i = 0u32;
@@ -456,7 +465,11 @@ async fn a_subscriber_that_stops_reading_is_reset() {
             let dest =
                 ipnet::IpNet::new(IpAddr::from(0x0a00_0000u32.wrapping_add(i).to_be_bytes()), 32).unwrap();
             announcer
-                .announce(Route::new(1, dest, NextHop::standard("fc00::1".parse().unwrap())))
+                .announce(Route::new(
+                    vni!(1),
+                    dest,
+                    NextHop::standard("fc00::1".parse().unwrap()),
+                ))
                 .unwrap();
             i += 1;
         }

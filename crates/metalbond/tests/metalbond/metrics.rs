@@ -9,6 +9,7 @@ use common::*;
 use ironnet_metalbond::cli::MetalbondCommand;
 use ironnet_metalbond::{MetalBond, NextHop, Route};
 use ironnet_telemetry::scrape::{get, promtool_check};
+use ironnet_vni::{Vni, vni};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -23,7 +24,7 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-fn route(vni: u32, dest: &str, hop: &str) -> Route {
+fn route(vni: Vni, dest: &str, hop: &str) -> Route {
     Route::new(
         vni,
         dest.parse().unwrap(),
@@ -56,13 +57,13 @@ async fn server_metrics_count_peers_routes_and_updates() {
     }));
     let addr = listen.to_string();
     let subscriber = MetalBond::new(fast_config()).unwrap();
-    subscriber.subscribe(100).unwrap();
+    subscriber.subscribe(vni!(100)).unwrap();
     subscriber.add_peer(&addr).unwrap();
     let announcer = MetalBond::new(fast_config()).unwrap();
     for r in [
-        route(100, "10.0.0.1/32", "fc00::1"),
-        route(100, "10.0.0.2/32", "fc00::1"),
-        route(200, "10.0.0.3/32", "fc00::1"),
+        route(vni!(100), "10.0.0.1/32", "fc00::1"),
+        route(vni!(100), "10.0.0.2/32", "fc00::1"),
+        route(vni!(200), "10.0.0.3/32", "fc00::1"),
     ] {
         announcer.announce(r).unwrap();
     }
@@ -70,12 +71,14 @@ async fn server_metrics_count_peers_routes_and_updates() {
     announcer.wait_established(SOON).await.unwrap();
     subscriber.wait_established(SOON).await.unwrap();
     eventually("both VNI 100 routes reach the subscriber", || {
-        subscriber.routes_in(100).len() == 2
+        subscriber.routes_in(vni!(100)).len() == 2
     })
     .await;
-    announcer.withdraw(route(100, "10.0.0.2/32", "fc00::1")).unwrap();
+    announcer
+        .withdraw(route(vni!(100), "10.0.0.2/32", "fc00::1"))
+        .unwrap();
     eventually("the withdrawal reaches the subscriber", || {
-        subscriber.routes_in(100).len() == 1
+        subscriber.routes_in(vni!(100)).len() == 1
     })
     .await;
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
 use ironnet_metalbond::{Error, NextHop, Route, RouteFault};
+use ironnet_vni::{Vni, vni};
 
 /// Log lines written by the tracing subscriber of one test.
 #[derive(Clone, Default)]
@@ -96,14 +97,13 @@ async fn each_faulty_update_closes_the_session_and_stores_nothing() {
     let (srv, addr) = server_with_keepalive(50).await;
     // A subscriber to every VNI a faulty route names: anything that got through would reach it.
     let watcher = client(&[&addr]).await;
-    for vni in [0, 100, 16_777_216] {
-        watcher.subscribe(vni).unwrap();
-    }
+    // VNI 0 and 16777216 (named by two of the frames) cannot be subscribed to: they are not VNIs.
+    watcher.subscribe(vni!(100)).unwrap();
     let mut events = watcher.route_events();
     eventually("the watcher's subscriptions are in place", || {
         established_peers(&srv)
             .iter()
-            .any(|p| srv.peer_subscriptions(p) == Some(vec![0, 100, 16_777_216]))
+            .any(|p| srv.peer_subscriptions(p) == Some(vec![vni!(100)]))
     })
     .await;
 
@@ -135,7 +135,7 @@ async fn each_faulty_update_closes_the_session_and_stores_nothing() {
     )))
     .await;
     let good = Route::new(
-        100,
+        vni!(100),
         "10.0.0.1/32".parse().unwrap(),
         NextHop::standard("fc00:1::d0".parse().unwrap()),
     );
@@ -149,19 +149,22 @@ async fn each_faulty_update_closes_the_session_and_stores_nothing() {
 async fn announcing_an_invalid_route_is_refused_before_anything_is_sent() {
     let mb = ironnet_metalbond::MetalBond::new(fast_config()).unwrap();
     let hop = NextHop::standard("fc00::1".parse().unwrap());
-    let cases = [
-        (
-            Route::new(0, "10.0.0.1/32".parse().unwrap(), hop),
-            RouteFault::VniOutOfRange(0),
-        ),
-        (
-            Route::new(7, "10.0.0.1/8".parse().unwrap(), hop),
-            RouteFault::HostBitsSet {
-                prefix: "10.0.0.1/8".parse().unwrap(),
-                network: "10.0.0.0/8".parse().unwrap(),
-            },
-        ),
-    ];
+    // A route in VNI 0 or beyond 24 bits cannot be built: the type refuses the number with the fault's wording.
+    assert_eq!(
+        Vni::new(0).unwrap_err().to_string(),
+        RouteFault::VniOutOfRange(0).to_string()
+    );
+    assert_eq!(
+        Vni::new(16_777_216).unwrap_err().to_string(),
+        "VNI 16777216 is outside 1..=16777215"
+    );
+    let cases = [(
+        Route::new(vni!(7), "10.0.0.1/8".parse().unwrap(), hop),
+        RouteFault::HostBitsSet {
+            prefix: "10.0.0.1/8".parse().unwrap(),
+            network: "10.0.0.0/8".parse().unwrap(),
+        },
+    )];
     for (route, want) in cases {
         match mb.announce(route) {
             Err(Error::InvalidRoute { fault, .. }) => assert_eq!(fault, want),
@@ -170,11 +173,11 @@ async fn announcing_an_invalid_route_is_refused_before_anything_is_sent() {
         assert!(!mb.is_announced(&route));
     }
     let err = mb
-        .announce(Route::new(16_777_216, "10.0.0.0/8".parse().unwrap(), hop))
+        .announce(Route::new(vni!(7), "10.0.0.1/8".parse().unwrap(), hop))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid route VNI 16777216: 10.0.0.0/8 via fc00::1: VNI 16777216 is outside 1..=16777215"
+        "invalid route VNI 7: 10.0.0.1/8 via fc00::1: destination 10.0.0.1/8 has host bits set (the network is 10.0.0.0/8)"
     );
     mb.shutdown();
 }

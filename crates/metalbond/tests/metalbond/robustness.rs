@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use ironnet_metalbond::{
-    Action, CodecError, MAX_VNI, Message, MessageCodec, NextHop, NextHopType, Route, pb,
-};
+use ironnet_metalbond::{Action, CodecError, Message, MessageCodec, NextHop, NextHopType, Route, pb};
+use ironnet_vni::{Vni, vni};
 use proptest::prelude::*;
 use prost::Message as _;
 use tokio_util::codec::Decoder;
@@ -36,6 +35,8 @@ fn decode_stream(bytes: &[u8], chunks: &[usize]) -> (Vec<Message>, bool) {
     (out, false)
 }
 
+const MAX_VNI: u32 = Vni::MAX.get();
+
 /// Routes that pass [`Route::validate`]: the ones a correct peer sends.
 fn arb_route() -> impl Strategy<Value = Route> {
     (
@@ -55,7 +56,7 @@ fn arb_route() -> impl Strategy<Value = Route> {
                 1 => NextHop::load_balancer_target(target),
                 _ => NextHop::nat(target, a.min(b), a.max(b).max(1)).unwrap_or(NextHop::standard(target)),
             };
-            Route::new(vni, dest, next_hop)
+            Route::new(Vni::new(vni).unwrap(), dest, next_hop)
         })
 }
 
@@ -66,8 +67,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
             is_server: s
         }),
         Just(Message::Keepalive),
-        any::<u32>().prop_map(Message::Subscribe),
-        any::<u32>().prop_map(Message::Unsubscribe),
+        (1..=MAX_VNI).prop_map(|v| Message::Subscribe(Vni::new(v).unwrap())),
+        (1..=MAX_VNI).prop_map(|v| Message::Unsubscribe(Vni::new(v).unwrap())),
         (any::<bool>(), arb_route())
             .prop_map(|(add, r)| Message::Update(if add { Action::Add } else { Action::Remove }, r)),
     ]
@@ -179,12 +180,12 @@ proptest! {
         match decoded {
             Ok(Some(Message::Update(action, route))) => {
                 prop_assert_eq!(action == Action::Remove, u.action == 1);
-                prop_assert_eq!(route.vni, u.vni);
+                prop_assert_eq!(route.vni.get(), u.vni);
                 prop_assert_eq!(route.validate(), Ok(()));
                 let dest = u.destination.as_ref().unwrap();
                 prop_assert_eq!(u32::from(route.destination.prefix_len()), dest.prefix_length);
                 let hop = u.next_hop.as_ref().unwrap();
-                prop_assert_eq!(route.next_hop.target_vni(), hop.target_vni);
+                prop_assert_eq!(Vni::to_wire(route.next_hop.target_vni()), hop.target_vni);
                 prop_assert_eq!(route.next_hop.kind().wire_value(), hop.r#type);
                 if route.next_hop.kind() == NextHopType::Nat {
                     let (from, to) = route.next_hop.nat_ports();
@@ -245,7 +246,7 @@ proptest! {
 async fn a_bad_frame_closes_only_that_session() {
     let (srv, addr) = server_with_keepalive(50).await;
     let good = client(&[&addr]).await;
-    good.subscribe(1).unwrap();
+    good.subscribe(vni!(1)).unwrap();
     let announcer = client(&[&addr]).await;
     let bad_frames: [&[u8]; 7] = [
         &[2, 0, 0, 2],                         // version 2
@@ -265,7 +266,7 @@ async fn a_bad_frame_closes_only_that_session() {
             "bad frame {i} did not close the session"
         );
         let r = Route::new(
-            1,
+            vni!(1),
             format!("10.1.0.{i}/32").parse().unwrap(),
             NextHop::standard("fc00::1".parse().unwrap()),
         );

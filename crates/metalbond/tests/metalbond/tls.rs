@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use ironnet_metalbond::cli::{ClientArgs, MetalbondCommand, ServerArgs, TlsArgs};
 use ironnet_metalbond::{Config, ConnectionState, Message, MetalBond, NextHop, Route, TlsConfig};
+use ironnet_vni::vni;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
 /// A certificate authority that issues peer certificates.
@@ -62,7 +63,7 @@ async fn tls_server(tls: TlsConfig) -> (MetalBond, String) {
 
 fn route() -> Route {
     Route::new(
-        100,
+        vni!(100),
         "10.0.0.1/32".parse().unwrap(),
         NextHop::standard("fc00:1::d0".parse().unwrap()),
     )
@@ -76,7 +77,7 @@ async fn mutual_tls_peers_exchange_routes() {
     announcer.announce(route()).unwrap();
     announcer.add_peer(&addr).unwrap();
     let subscriber = MetalBond::new(tls_config(ca.credentials("hv-2", &ca))).unwrap();
-    subscriber.subscribe(100).unwrap();
+    subscriber.subscribe(vni!(100)).unwrap();
     subscriber.add_peer(&addr).unwrap();
     announcer.wait_established(SOON).await.unwrap();
     subscriber.wait_established(SOON).await.unwrap();
@@ -102,7 +103,7 @@ async fn a_certificate_of_another_ca_is_refused_both_ways() {
 
     // A client whose certificate another CA signed (it trusts our CA, so only the server can refuse it).
     let intruder = MetalBond::new(tls_config(other.credentials("intruder", &ca))).unwrap();
-    intruder.subscribe(100).unwrap();
+    intruder.subscribe(vni!(100)).unwrap();
     intruder.add_peer(&addr).unwrap();
     // A server whose certificate another CA signed: our client must refuse it.
     let (rogue, rogue_addr) = tls_server(other.credentials("rogue", &other)).await;
@@ -209,7 +210,7 @@ async fn the_cli_flags_enable_mutual_tls() {
     let plain = ironnet_metalbond::cli::run(
         MetalbondCommand::Client(ClientArgs {
             servers: vec![addr.clone()],
-            subscribe: vec![100],
+            subscribe: vec![vni!(100)],
             announce: vec![],
             keepalive: 0,
             http: None,

@@ -8,8 +8,9 @@ use tonic::transport::Channel;
 
 use super::{
     DpError, DpInterface, DpLoadBalancer, DpResult, DpRoute, Nat, NewInterface, absent_on, check, code,
-    interface, ip_msg, parse_ip, parse_prefix, parse_underlay, prefix_msg, text,
+    interface, ip_msg, parse_ip, parse_prefix, parse_underlay, prefix_msg, text, wire_vni,
 };
+use ironnet_vni::Vni;
 
 /// A dpservice connection. Cheap to clone (tonic channels multiplex).
 #[derive(Debug, Clone)]
@@ -105,7 +106,7 @@ impl Dp {
             proto::CreateInterfaceRequest {
                 interface_type: proto::InterfaceType::Virtual as i32,
                 interface_id: n.id.clone().into_bytes(),
-                vni: n.vni,
+                vni: n.vni.get(),
                 ipv4_config: Some(proto::IpConfig {
                     primary_address: text(n.ipv4.map_or(zero4, IpAddr::V4)),
                 }),
@@ -289,7 +290,7 @@ impl Dp {
                 min_port: r.min_port,
                 max_port: r.max_port,
                 underlay: parse_underlay(op, &r.underlay_route)?,
-                vni: 0,
+                vni: None,
             })
         }
         .await;
@@ -345,7 +346,7 @@ impl Dp {
                     min_port: e.min_port,
                     max_port: e.max_port,
                     underlay: parse_underlay(op, &e.underlay_route)?,
-                    vni: e.vni,
+                    vni: wire_vni(op, e.vni)?,
                 })
             })
             .collect()
@@ -358,7 +359,7 @@ impl Dp {
             create_neighbor_nat,
             proto::CreateNeighborNatRequest {
                 nat_ip: Some(ip_msg(n.ip)),
-                vni: n.vni,
+                vni: Vni::to_wire(n.vni),
                 min_port: n.min_port,
                 max_port: n.max_port,
                 underlay_route: text(IpAddr::V6(n.underlay)),
@@ -374,7 +375,7 @@ impl Dp {
             delete_neighbor_nat,
             proto::DeleteNeighborNatRequest {
                 nat_ip: Some(ip_msg(n.ip)),
-                vni: n.vni,
+                vni: Vni::to_wire(n.vni),
                 min_port: n.min_port,
                 max_port: n.max_port,
             }
@@ -399,7 +400,7 @@ impl Dp {
                 .collect();
             ports.sort_unstable();
             Ok(DpLoadBalancer {
-                vni: r.vni,
+                vni: wire_vni(op, r.vni)?,
                 ip: parse_ip(op, r.loadbalanced_ip.as_ref())?,
                 ports,
                 underlay: parse_underlay(op, &r.underlay_route)?,
@@ -413,7 +414,7 @@ impl Dp {
     pub async fn create_load_balancer(
         &self,
         id: &str,
-        vni: u32,
+        vni: Vni,
         ip: IpAddr,
         ports: &[(i32, u32)],
     ) -> DpResult<Ipv6Addr> {
@@ -423,7 +424,7 @@ impl Dp {
             proto::CreateLoadBalancerRequest {
                 loadbalancer_id: id.into(),
                 loadbalanced_ip: Some(ip_msg(ip)),
-                vni,
+                vni: vni.get(),
                 loadbalanced_ports: ports
                     .iter()
                     .map(|&(protocol, port)| proto::LbPort { port, protocol })
@@ -498,14 +499,14 @@ impl Dp {
     }
 
     /// ListRoutes of one VNI (external routes only).
-    pub async fn list_routes(&self, vni: u32) -> DpResult<Vec<DpRoute>> {
-        let (op, r) = call!(self, list_routes, proto::ListRoutesRequest { vni });
+    pub async fn list_routes(&self, vni: Vni) -> DpResult<Vec<DpRoute>> {
+        let (op, r) = call!(self, list_routes, proto::ListRoutesRequest { vni: vni.get() });
         r.routes
             .into_iter()
             .map(|r| {
                 Ok(DpRoute {
                     prefix: parse_prefix(op, r.prefix.as_ref())?,
-                    nexthop_vni: r.nexthop_vni,
+                    nexthop_vni: wire_vni(op, r.nexthop_vni)?,
                     nexthop: parse_ip(op, r.nexthop_address.as_ref())?,
                 })
             })
@@ -513,15 +514,15 @@ impl Dp {
     }
 
     /// CreateRoute in `vni`.
-    pub async fn create_route(&self, vni: u32, route: &DpRoute) -> DpResult<()> {
+    pub async fn create_route(&self, vni: Vni, route: &DpRoute) -> DpResult<()> {
         call!(
             self,
             create_route,
             proto::CreateRouteRequest {
-                vni,
+                vni: vni.get(),
                 route: Some(proto::Route {
                     prefix: Some(prefix_msg(route.prefix)),
-                    nexthop_vni: route.nexthop_vni,
+                    nexthop_vni: Vni::to_wire(route.nexthop_vni),
                     nexthop_address: Some(ip_msg(route.nexthop)),
                     weight: 100,
                 }),
@@ -531,12 +532,12 @@ impl Dp {
     }
 
     /// DeleteRoute of `prefix` in `vni`.
-    pub async fn delete_route(&self, vni: u32, prefix: IpNet) -> DpResult<()> {
+    pub async fn delete_route(&self, vni: Vni, prefix: IpNet) -> DpResult<()> {
         call!(
             self,
             delete_route,
             proto::DeleteRouteRequest {
-                vni,
+                vni: vni.get(),
                 route: Some(proto::Route {
                     prefix: Some(prefix_msg(prefix)),
                     ..Default::default()
@@ -547,12 +548,12 @@ impl Dp {
     }
 
     /// CheckVniInUse (IPv4 tables, which exist exactly when the IPv6 ones do).
-    pub async fn vni_in_use(&self, vni: u32) -> DpResult<bool> {
+    pub async fn vni_in_use(&self, vni: Vni) -> DpResult<bool> {
         let (_, r) = call!(
             self,
             check_vni_in_use,
             proto::CheckVniInUseRequest {
-                vni,
+                vni: vni.get(),
                 r#type: proto::VniType::VniIpv4 as i32,
             }
         );

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ironnet_dpservice::proto;
+use ironnet_vni::Vni;
 
 /// dpservice status codes metalnet reacts to (dpservice `grpc/dp_grpc_status.h`).
 pub mod code {
@@ -145,6 +146,14 @@ pub(crate) fn parse_text(op: &'static str, bytes: &[u8]) -> DpResult<IpAddr> {
         })
 }
 
+/// A VNI field of a dpservice reply, where 0 means none.
+pub(crate) fn wire_vni(op: &'static str, value: u32) -> DpResult<Option<Vni>> {
+    Vni::from_wire(value).map_err(|e| DpError::Malformed {
+        op,
+        what: e.to_string(),
+    })
+}
+
 pub(crate) fn parse_underlay(op: &'static str, bytes: &[u8]) -> DpResult<Ipv6Addr> {
     match parse_text(op, bytes)? {
         IpAddr::V6(a) => Ok(a),
@@ -177,8 +186,8 @@ pub(crate) fn parse_prefix(op: &'static str, p: Option<&proto::Prefix>) -> DpRes
 pub struct DpInterface {
     /// Interface ID (the NetworkInterface UID).
     pub id: String,
-    /// VNI.
-    pub vni: u32,
+    /// VNI (`None`: dpservice reports 0).
+    pub vni: Option<Vni>,
     /// IPv4 address (`None` for `0.0.0.0`).
     pub ipv4: Option<Ipv4Addr>,
     /// IPv6 address (`None` for `::`).
@@ -202,7 +211,7 @@ pub(crate) fn interface(op: &'static str, i: proto::Interface) -> DpResult<DpInt
     };
     Ok(DpInterface {
         id: String::from_utf8_lossy(&i.id).into_owned(),
-        vni: i.vni,
+        vni: wire_vni(op, i.vni)?,
         ipv4: v4,
         ipv6: v6,
         underlay: parse_underlay(op, &i.underlay_route)?,
@@ -217,7 +226,7 @@ pub struct NewInterface {
     /// Interface ID.
     pub id: String,
     /// VNI.
-    pub vni: u32,
+    pub vni: Vni,
     /// IPv4 address.
     pub ipv4: Option<Ipv4Addr>,
     /// IPv6 address.
@@ -243,15 +252,15 @@ pub struct Nat {
     pub max_port: u32,
     /// Underlay: the local NAT's own, or the neighbour's to relay to.
     pub underlay: Ipv6Addr,
-    /// VNI (neighbour NATs).
-    pub vni: u32,
+    /// VNI of a neighbour NAT; `None` for a local NAT (0 on the wire).
+    pub vni: Option<Vni>,
 }
 
 /// A load balancer as dpservice has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpLoadBalancer {
-    /// VNI.
-    pub vni: u32,
+    /// VNI (`None`: dpservice reports 0).
+    pub vni: Option<Vni>,
     /// The VIP.
     pub ip: IpAddr,
     /// `(protocol number, port)`, sorted.
@@ -265,8 +274,8 @@ pub struct DpLoadBalancer {
 pub struct DpRoute {
     /// Destination.
     pub prefix: IpNet,
-    /// VNI of the next hop.
-    pub nexthop_vni: u32,
+    /// VNI of the next hop (`None`: 0 on the wire).
+    pub nexthop_vni: Option<Vni>,
     /// Underlay next hop.
     pub nexthop: IpAddr,
 }

@@ -82,7 +82,7 @@ async fn reconcile(lb: Arc<LoadBalancer>, agent: Arc<Agent>) -> Result<Action, E
         write_status(&lbs, lb.as_ref(), current, state("Pending")).await?;
         return Ok(Action::await_change());
     };
-    let vni = u32::try_from(net.spec.id).unwrap_or_default();
+    let vni = net.spec.vni()?;
     let (Some(ip), Some(ports)) = (lb.spec.ip.as_ref().map(|i| i.addr()), dp_ports(&lb)) else {
         warn_event(
             &agent,
@@ -109,14 +109,14 @@ async fn reconcile(lb: Arc<LoadBalancer>, agent: Arc<Agent>) -> Result<Action, E
 
     let actual = agent.dp.get_load_balancer(&uid).await?;
     let underlay = match actual {
-        Some(a) if a.vni == vni && a.ip == ip && a.ports == ports => a.underlay,
+        Some(a) if a.vni == Some(vni) && a.ip == ip && a.ports == ports => a.underlay,
         other => {
             if other.is_some() {
                 tracing::info!(load_balancer = %lb.name_any(), "load balancer changed; re-creating it");
                 agent.dp.delete_load_balancer(&uid).await?;
             }
             let u = agent.dp.create_load_balancer(&uid, vni, ip, &ports).await?;
-            tracing::info!(load_balancer = %lb.name_any(), %uid, vni, %ip, underlay = %u, "load balancer created");
+            tracing::info!(load_balancer = %lb.name_any(), %uid, vni = vni.get(), %ip, underlay = %u, "load balancer created");
             agent.network_changed(&namespace, &network_name);
             u
         }

@@ -36,6 +36,9 @@ pub enum Error {
     /// The object has no UID or namespace.
     #[error("object without {0}")]
     MissingMetadata(&'static str),
+    /// The Network's id is not a VNI (only an object that bypassed validation has one).
+    #[error("network id: {0}")]
+    NetworkId(#[from] ironnet_vni::VniError),
     /// Several independent steps failed.
     #[error("{}", .0.join("; "))]
     Steps(Vec<String>),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::metalnet::{LoadBalancer, Network, NetworkInterface};
 use ironnet_runtime::controller::{Action, Controller};
+use ironnet_vni::Vni;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
@@ -24,9 +25,9 @@ use crate::routes::{desired_neighbor_nats, desired_routes, plan_routes, plan_set
 
 /// Brings the external routes and neighbour NATs of `vni` to what the received and local routes say.
 /// Deletions wait until the received routes have settled (see [`Agent::settled`]).
-pub async fn sync_vni(agent: &Agent, vni: u32) -> Result<(), Error> {
+pub async fn sync_vni(agent: &Agent, vni: Vni) -> Result<(), Error> {
     let peerings = agent.peerings();
-    let mut vnis: BTreeSet<u32> = [vni].into();
+    let mut vnis: BTreeSet<Vni> = [vni].into();
     // Networks exporting into this VNI contribute their received routes.
     vnis.extend(
         peerings
@@ -62,13 +63,13 @@ pub async fn sync_vni(agent: &Agent, vni: u32) -> Result<(), Error> {
             Err(e) if !matches!(e.code(), Some(code::ROUTE_NOT_FOUND | code::NO_VNI)) => {
                 errors.push(e.to_string())
             }
-            _ => tracing::debug!(vni, %prefix, "route deleted"),
+            _ => tracing::debug!(vni = vni.get(), %prefix, "route deleted"),
         }
     }
     for r in &plan.create {
         match agent.dp.create_route(vni, r).await {
             Err(e) if e.code() != Some(code::ROUTE_EXISTS) => errors.push(e.to_string()),
-            _ => tracing::debug!(vni, prefix = %r.prefix, nexthop = %r.nexthop, "route created"),
+            _ => tracing::debug!(vni = vni.get(), prefix = %r.prefix, nexthop = %r.nexthop, "route created"),
         }
     }
 
@@ -78,7 +79,7 @@ pub async fn sync_vni(agent: &Agent, vni: u32) -> Result<(), Error> {
         .list_neighbor_nats()
         .await?
         .into_iter()
-        .filter(|n| n.vni == vni)
+        .filter(|n| n.vni == Some(vni))
         .collect();
     let (delete, create) = plan_set(&want_nats, &have_nats);
     for n in delete.iter().filter(|_| settled) {
@@ -104,7 +105,7 @@ pub async fn sync_vni(agent: &Agent, vni: u32) -> Result<(), Error> {
 
 /// Deletes the default routes of `vni` (the VNI disappears with its last interface; until then traffic must not
 /// leave through a router of a Network that is gone).
-async fn delete_default_routes(agent: &Agent, vni: u32) -> Result<(), Error> {
+async fn delete_default_routes(agent: &Agent, vni: Vni) -> Result<(), Error> {
     let routes: Vec<DpRoute> = match agent.dp.list_routes(vni).await {
         Ok(r) => r,
         Err(e) if e.code() == Some(code::NO_VNI) => return Ok(()),
@@ -112,7 +113,7 @@ async fn delete_default_routes(agent: &Agent, vni: u32) -> Result<(), Error> {
     };
     for r in routes
         .iter()
-        .filter(|r| r.prefix.prefix_len() == 0 && r.nexthop_vni == vni)
+        .filter(|r| r.prefix.prefix_len() == 0 && r.nexthop_vni == Some(vni))
     {
         match agent.dp.delete_route(vni, r.prefix).await {
             Err(e) if !matches!(e.code(), Some(code::ROUTE_NOT_FOUND | code::NO_VNI)) => return Err(e.into()),
@@ -133,14 +134,14 @@ async fn reconcile(net: Arc<Network>, agent: Arc<Agent>) -> Result<Action, Error
     let (_, namespace) = identity(net.as_ref())?;
     let networks = api::<Network>(&agent, &namespace);
     let finalizer = network_finalizer(&agent.node);
-    let vni = u32::try_from(net.spec.id).unwrap_or_default();
+    let vni = net.spec.vni()?;
     let used = agent.is_used(&net);
     if net.metadata.deletion_timestamp.is_some() || !used {
         if net.finalizers().iter().any(|f| f == &finalizer) {
             delete_default_routes(&agent, vni).await?;
             agent.sync_subscriptions().await?;
             remove_finalizer(&networks, &net, &finalizer).await?;
-            tracing::info!(network = %net.name_any(), vni, "network released on this node");
+            tracing::info!(network = %net.name_any(), vni = vni.get(), "network released on this node");
         }
         return Ok(Action::await_change());
     }

@@ -103,7 +103,7 @@ async fn sync_nat(agent: &Agent, uid: &str, want: Option<(IpAddr, u32, u32)>) ->
             min_port: min,
             max_port: max,
             underlay,
-            vni: 0,
+            vni: None,
         }))
     };
     match plan_single(want, actual.as_ref(), same_nat) {
@@ -236,7 +236,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Acti
         write_status(&nics, nic.as_ref(), current, pending_status()).await?;
         return Ok(Action::await_change());
     };
-    let vni = u32::try_from(net.spec.id).unwrap_or_default();
+    let vni = net.spec.vni()?;
     let actual = agent.dp.get_interface(&uid).await?;
     // The device dpservice has the interface on wins over the claim (a restart may have lost the claim file).
     let device = match actual.as_ref().and_then(|a| agent.claims.by_device(&a.device)) {
@@ -274,7 +274,7 @@ async fn reconcile(nic: Arc<NetworkInterface>, agent: Arc<Agent>) -> Result<Acti
                 teardown(&agent, &uid).await?;
             }
             let u = agent.dp.create_interface(&want.new).await?;
-            tracing::info!(interface = %nic.name_any(), %uid, vni, device = %device.name, underlay = %u, "interface created");
+            tracing::info!(interface = %nic.name_any(), %uid, vni = vni.get(), device = %device.name, underlay = %u, "interface created");
             agent.network_changed(&namespace, &network_name);
             u
         }

@@ -18,6 +18,7 @@ use ironnet_metalnet::MetalnetArgs;
 use ironnet_metalnet::dp::Dp;
 use ironnet_registry::{AllocationConfig, IroncoreApiServer};
 use ironnet_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use ironnet_vni::{Vni, vni};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ pub const HOST_UNDERLAY: &str = "fc00:1::1";
 /// Underlay of the router announcing the default route.
 pub const ROUTER: &str = "fc00:ff::1";
 /// The public VNI.
-pub const PUBLIC_VNI: u32 = 100;
+pub const PUBLIC_VNI: Vni = vni!(100);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 

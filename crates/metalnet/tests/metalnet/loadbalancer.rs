@@ -4,11 +4,12 @@ use ironnet_metalbond::{NextHop, NextHopType, Route};
 use serde_json::json;
 
 use crate::common::*;
+use ironnet_vni::vni;
 
 #[tokio::test]
 async fn internal_load_balancer_lifecycle_with_local_target() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.network("net", 10, &[]).await;
     let lb = env
         .load_balancer(
@@ -29,11 +30,11 @@ async fn internal_load_balancer_lifecycle_with_local_target() {
     let l = env.dp.get_load_balancer(&uid).await.unwrap().unwrap();
     assert_eq!(
         (l.vni, l.ip, l.ports.clone()),
-        (10, ip("10.0.0.100"), vec![(6, 80)])
+        (Some(vni!(10)), ip("10.0.0.100"), vec![(6, 80)])
     );
     poll("announced in the network VNI", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| {
                 r.destination.to_string() == "10.0.0.100/32"
@@ -76,7 +77,7 @@ async fn internal_load_balancer_lifecycle_with_local_target() {
     // Another host's interface serves the VIP too: both targets (metalbond no longer drops targets of a
     // destination this node announces itself).
     let remote = Route::new(
-        10,
+        vni!(10),
         "10.0.0.100/32".parse().unwrap(),
         NextHop::load_balancer_target("fc00:2::100".parse().unwrap()),
     );
@@ -107,7 +108,7 @@ async fn internal_load_balancer_lifecycle_with_local_target() {
     poll("withdrawn", || async {
         (!env
             .other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.destination.to_string() == "10.0.0.100/32"))
         .then_some(())
@@ -142,7 +143,7 @@ async fn public_load_balancer_gets_remote_targets() {
     .await;
     // Another hypervisor's interface serves the VIP.
     let target = Route::new(
-        10,
+        vni!(10),
         "203.0.113.10/32".parse().unwrap(),
         NextHop::load_balancer_target("fc00:2::10".parse().unwrap()),
     );

@@ -1,6 +1,7 @@
 //! Network: create, peering update and status, delete.
 
 use ironnet_api::metalnet::ObjectState;
+use ironnet_vni::{Vni, vni};
 use serde_json::json;
 
 use crate::common::*;
@@ -29,20 +30,25 @@ async fn network_create_peering_status_and_delete() {
     .await;
     poll("subscribed to own VNI, peer and public VNI", || async {
         (env.args.public_vni == PUBLIC_VNI && env.mb_server.peers().len() == 2).then_some(())?;
-        let subs: Vec<Vec<u32>> = env
+        let subs: Vec<Vec<Vni>> = env
             .mb_server
             .peers()
             .iter()
             .filter_map(|(a, _)| env.mb_server.peer_subscriptions(a))
             .collect();
-        subs.contains(&vec![10, 20, 100]).then_some(())
+        subs.contains(&[10, 20, 100].map(|v| Vni::new(v).unwrap()).to_vec())
+            .then_some(())
     })
     .await;
     poll("default route to the router in the VNI", || async {
-        let routes = env.dp.list_routes(10).await.ok()?;
+        let routes = env.dp.list_routes(vni!(10)).await.ok()?;
         routes
             .iter()
-            .any(|r| r.prefix.to_string() == "0.0.0.0/0" && r.nexthop == ip(ROUTER) && r.nexthop_vni == 10)
+            .any(|r| {
+                r.prefix.to_string() == "0.0.0.0/0"
+                    && r.nexthop == ip(ROUTER)
+                    && r.nexthop_vni == Some(vni!(10))
+            })
             .then_some(())
     })
     .await;
@@ -67,7 +73,7 @@ async fn network_create_peering_status_and_delete() {
             .peers()
             .iter()
             .filter_map(|(a, _)| env.mb_server.peer_subscriptions(a))
-            .any(|s| s.contains(&30))
+            .any(|s| s.contains(&vni!(30)))
             .then_some(())
     })
     .await;
@@ -84,7 +90,7 @@ async fn network_create_peering_status_and_delete() {
             .peers()
             .iter()
             .filter_map(|(a, _)| env.mb_server.peer_subscriptions(a))
-            .any(|s| s == [100])
+            .any(|s| s == [vni!(100)])
             .then_some(())
     })
     .await;

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use ironnet_api::metalnet::ObjectState;
 use ironnet_dpservice::proto::{self, protocol_filter::Filter};
 use ironnet_metalbond::{NextHopType, Route};
+use ironnet_vni::{Vni, vni};
 use serde_json::json;
 
 use crate::common::*;
 
 /// The routes `other` receives in `vni` as `(destination, type)`.
-fn received(env: &Env, vni: u32) -> BTreeSet<(String, NextHopType)> {
+fn received(env: &Env, vni: Vni) -> BTreeSet<(String, NextHopType)> {
     env.other
         .routes_in(vni)
         .iter()
@@ -21,7 +22,7 @@ fn received(env: &Env, vni: u32) -> BTreeSet<(String, NextHopType)> {
 
 async fn wait_received(
     env: &Env,
-    vni: u32,
+    vni: Vni,
     what: &str,
     f: impl Fn(&BTreeSet<(String, NextHopType)>) -> bool,
 ) {
@@ -35,7 +36,7 @@ fn has(set: &BTreeSet<(String, NextHopType)>, dest: &str, kind: NextHopType) -> 
 #[tokio::test]
 async fn interface_create_and_delete() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.network("net", 10, &[]).await;
     let elsewhere = env
         .interface_on(
@@ -62,20 +63,25 @@ async fn interface_create_and_delete() {
         .expect("interface in dpservice");
     assert_eq!(
         (i.vni, i.ipv4, i.device.as_str(), i.hostname.as_str()),
-        (10, Some("10.0.0.1".parse().unwrap()), "net_tap2", "vm1")
+        (
+            Some(vni!(10)),
+            Some("10.0.0.1".parse().unwrap()),
+            "net_tap2",
+            "vm1"
+        )
     );
     // Another node's interface is not this node's business (and not even watched).
     assert_eq!(env.dp.get_interface(&Env::uid(&elsewhere)).await.unwrap(), None);
     assert!(env.interfaces().get("elsewhere").await.unwrap().status.is_none());
     let claim = env.args.metalnet_dir.join("netfns/claims").join(&uid);
     assert_eq!(std::fs::read_to_string(&claim).unwrap(), taps[0]);
-    wait_received(&env, 10, "interface IP announced", |r| {
+    wait_received(&env, vni!(10), "interface IP announced", |r| {
         has(r, "10.0.0.1/32", NextHopType::Standard)
     })
     .await;
     assert!(
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.next_hop.target() == std::net::IpAddr::V6(i.underlay))
     );
@@ -92,7 +98,7 @@ async fn interface_create_and_delete() {
     env.delete(&env.interfaces(), "nic").await;
     assert_eq!(env.dp.get_interface(&uid).await.unwrap(), None);
     assert!(!claim.exists(), "claim released");
-    wait_received(&env, 10, "interface IP withdrawn", |r| {
+    wait_received(&env, vni!(10), "interface IP withdrawn", |r| {
         !has(r, "10.0.0.1/32", NextHopType::Standard)
     })
     .await;
@@ -157,7 +163,7 @@ async fn interface_waits_for_its_network_and_rejects_what_it_cannot_do() {
 #[tokio::test]
 async fn interface_ip_update_recreates_it() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.network("net", 10, &[]).await;
     env.network("other-net", 11, &[]).await;
     let nic = env
@@ -165,7 +171,7 @@ async fn interface_ip_update_recreates_it() {
         .await;
     let uid = Env::uid(&nic);
     env.ready_interface("nic", |_| true).await;
-    wait_received(&env, 10, "10.0.0.1 announced", |r| {
+    wait_received(&env, vni!(10), "10.0.0.1 announced", |r| {
         has(r, "10.0.0.1/32", NextHopType::Standard)
     })
     .await;
@@ -181,7 +187,7 @@ async fn interface_ip_update_recreates_it() {
             .then_some(())
     })
     .await;
-    wait_received(&env, 10, "announcements follow", |r| {
+    wait_received(&env, vni!(10), "announcements follow", |r| {
         has(r, "10.0.0.9/32", NextHopType::Standard)
             && has(r, "fd00::9/128", NextHopType::Standard)
             && !has(r, "10.0.0.1/32", NextHopType::Standard)
@@ -193,7 +199,7 @@ async fn interface_ip_update_recreates_it() {
 #[tokio::test]
 async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.other.subscribe(PUBLIC_VNI).unwrap();
     env.network("net", 10, &[]).await;
     let nic = env
@@ -261,7 +267,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
         (nat.ip, nat.min_port, nat.max_port),
         (ip("198.51.100.1"), 1000, 2000)
     );
-    wait_received(&env, 10, "NAT route in the network VNI", |r| {
+    wait_received(&env, vni!(10), "NAT route in the network VNI", |r| {
         has(r, "198.51.100.1/32", NextHopType::Nat)
     })
     .await;
@@ -281,7 +287,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
     .await;
     poll("announced NAT range follows", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.next_hop.kind() == NextHopType::Nat && r.next_hop.nat_ports() == (2000, 3000))
             .then_some(())
@@ -306,7 +312,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
         .map(|(p, _)| p.to_string())
         .collect();
     assert_eq!(listed, ["10.1.0.0/24".to_string(), "fd00:1::/64".into()].into());
-    wait_received(&env, 10, "prefixes announced", |r| {
+    wait_received(&env, vni!(10), "prefixes announced", |r| {
         has(r, "10.1.0.0/24", NextHopType::Standard) && has(r, "fd00:1::/64", NextHopType::Standard)
     })
     .await;
@@ -332,7 +338,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
         .map(|(p, _)| p.to_string())
         .collect();
     assert_eq!(listed, ["10.2.0.0/24"]);
-    wait_received(&env, 10, "old prefixes withdrawn", |r| {
+    wait_received(&env, vni!(10), "old prefixes withdrawn", |r| {
         has(r, "10.2.0.0/24", NextHopType::Standard) && !has(r, "10.1.0.0/24", NextHopType::Standard)
     })
     .await;
@@ -348,7 +354,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
         n.status.as_ref().unwrap().load_balancer_targets.len() == 1
     })
     .await;
-    wait_received(&env, 10, "LB target announced", |r| {
+    wait_received(&env, vni!(10), "LB target announced", |r| {
         has(r, "10.9.0.1/32", NextHopType::LoadBalancerTarget)
     })
     .await;
@@ -366,7 +372,7 @@ async fn vip_nat_prefixes_and_lb_targets_are_added_changed_and_removed() {
     })
     .await;
     assert!(env.dp.list_prefixes(&uid, true).await.unwrap().is_empty());
-    wait_received(&env, 10, "LB targets withdrawn", |r| {
+    wait_received(&env, vni!(10), "LB targets withdrawn", |r| {
         !r.iter().any(|(_, k)| *k == NextHopType::LoadBalancerTarget)
     })
     .await;
@@ -440,16 +446,19 @@ async fn firewall_rules_added_changed_removed_and_deny_is_not_swallowed() {
 #[tokio::test]
 async fn interface_vni_change_recreates_it() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
-    env.other.subscribe(11).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
+    env.other.subscribe(vni!(11)).unwrap();
     env.network("net", 10, &[]).await;
     let nic = env
         .interface("nic", json!({"networkRef": {"name": "net"}, "ips": ["10.0.0.1"]}))
         .await;
     let uid = Env::uid(&nic);
     env.ready_interface("nic", |_| true).await;
-    assert_eq!(env.dp.get_interface(&uid).await.unwrap().unwrap().vni, 10);
-    wait_received(&env, 10, "announced in 10", |r| {
+    assert_eq!(
+        env.dp.get_interface(&uid).await.unwrap().unwrap().vni,
+        Some(vni!(10))
+    );
+    wait_received(&env, vni!(10), "announced in 10", |r| {
         has(r, "10.0.0.1/32", NextHopType::Standard)
     })
     .await;
@@ -465,14 +474,14 @@ async fn interface_vni_change_recreates_it() {
     .await;
     env.network("net", 11, &[]).await;
     poll("interface re-created in VNI 11", || async {
-        (env.dp.get_interface(&uid).await.ok()??.vni == 11).then_some(())
+        (env.dp.get_interface(&uid).await.ok()??.vni == Some(vni!(11))).then_some(())
     })
     .await;
-    wait_received(&env, 11, "announced in 11", |r| {
+    wait_received(&env, vni!(11), "announced in 11", |r| {
         has(r, "10.0.0.1/32", NextHopType::Standard)
     })
     .await;
-    wait_received(&env, 10, "withdrawn from 10", |r| r.is_empty()).await;
+    wait_received(&env, vni!(10), "withdrawn from 10", |r| r.is_empty()).await;
     env.ready_interface("nic", |_| true).await;
 }
 
@@ -543,7 +552,7 @@ async fn an_interface_without_a_free_device_gets_one_when_another_is_deleted() {
 #[tokio::test]
 async fn ipv6_only_interface() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.other.subscribe(PUBLIC_VNI).unwrap();
     env.network("net", 10, &[]).await;
     let nic = env
@@ -552,7 +561,7 @@ async fn ipv6_only_interface() {
     env.ready_interface("v6", |_| true).await;
     let i = env.dp.get_interface(&Env::uid(&nic)).await.unwrap().unwrap();
     assert_eq!((i.ipv4, i.ipv6), (None, Some("fd00::5".parse().unwrap())));
-    wait_received(&env, 10, "announced in the network VNI", |r| {
+    wait_received(&env, vni!(10), "announced in the network VNI", |r| {
         has(r, "fd00::5/128", NextHopType::Standard)
     })
     .await;

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use ironnet_metalbond::{MetalBond, NextHop, Route};
+use ironnet_vni::{Vni, vni};
 use serde_json::json;
 
 use crate::common::*;
 
-async fn has_route(env: &Env, vni: u32, prefix: &str, nh: &str) -> bool {
+async fn has_route(env: &Env, vni: Vni, prefix: &str, nh: &str) -> bool {
     env.dp
         .list_routes(vni)
         .await
@@ -42,7 +43,7 @@ async fn populated() -> (Env, String, String) {
         .await;
     env.other
         .announce(Route::new(
-            10,
+            vni!(10),
             "10.0.5.0/24".parse().unwrap(),
             NextHop::standard(ip("fc00:2::5")),
         ))
@@ -50,8 +51,8 @@ async fn populated() -> (Env, String, String) {
     env.ready_interface("nic", |n| n.status.as_ref().unwrap().virtual_ip.is_some())
         .await;
     poll("routes programmed", || async {
-        (has_route(&env, 10, "10.0.5.0/24", "fc00:2::5").await
-            && has_route(&env, 10, "0.0.0.0/0", ROUTER).await)
+        (has_route(&env, vni!(10), "10.0.5.0/24", "fc00:2::5").await
+            && has_route(&env, vni!(10), "0.0.0.0/0", ROUTER).await)
             .then_some(())
     })
     .await;
@@ -67,17 +68,17 @@ async fn dpservice_restart_is_reprogrammed() {
         env.dp.get_vip(&nic).await.ok()??;
         env.dp.get_load_balancer(&lb).await.ok()??;
         let prefixes = env.dp.list_prefixes(&nic, false).await.ok()?;
-        let routes = has_route(&env, 10, "10.0.5.0/24", "fc00:2::5").await
-            && has_route(&env, 10, "0.0.0.0/0", ROUTER).await;
-        (i.vni == 10 && prefixes.len() == 1 && routes).then_some(())
+        let routes = has_route(&env, vni!(10), "10.0.5.0/24", "fc00:2::5").await
+            && has_route(&env, vni!(10), "0.0.0.0/0", ROUTER).await;
+        (i.vni == Some(vni!(10)) && prefixes.len() == 1 && routes).then_some(())
     })
     .await;
     // The announcements carry the new underlay.
     let underlay = env.dp.get_interface(&nic).await.unwrap().unwrap().underlay;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     poll("announcement with the new underlay", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| {
                 r.destination.to_string() == "10.0.0.1/32"
@@ -98,13 +99,13 @@ async fn metalnet_restart_adopts_without_recreating() {
     // A route withdrawn while metalnet is down: dpservice keeps it until the restarted metalnet has its full
     // received table, then it must go. Its removal marks the end of the restart window.
     let stale = Route::new(
-        10,
+        vni!(10),
         "10.0.6.0/24".parse().unwrap(),
         NextHop::standard(ip("fc00:2::6")),
     );
     env.other.announce(stale).unwrap();
     poll("stale-to-be route programmed", || async {
-        has_route(&env, 10, "10.0.6.0/24", "fc00:2::6")
+        has_route(&env, vni!(10), "10.0.6.0/24", "fc00:2::6")
             .await
             .then_some(())
     })
@@ -138,7 +139,7 @@ async fn metalnet_restart_adopts_without_recreating() {
     let watcher = tokio::spawn(async move {
         let mut lost = 0;
         while !*done_rx.borrow() {
-            if let Ok(rs) = dp.list_routes(10).await
+            if let Ok(rs) = dp.list_routes(vni!(10)).await
                 && !rs.iter().any(|r| r.prefix.to_string() == "10.0.5.0/24")
             {
                 lost += 1;
@@ -164,7 +165,7 @@ async fn metalnet_restart_adopts_without_recreating() {
     .await;
     poll(
         "the route withdrawn meanwhile is removed once the received routes settled",
-        || async { (!has_route(&env, 10, "10.0.6.0/24", "fc00:2::6").await).then_some(()) },
+        || async { (!has_route(&env, vni!(10), "10.0.6.0/24", "fc00:2::6").await).then_some(()) },
     )
     .await;
     poll("the orphaned interface and its claim removed", || async {
@@ -186,8 +187,8 @@ async fn metalnet_restart_adopts_without_recreating() {
     assert_eq!(env.dp.get_vip(&nic).await.unwrap().unwrap(), vip_before);
     assert_eq!(env.dp.get_load_balancer(&lb).await.unwrap().unwrap(), lb_before);
     assert_eq!(env.dp.list_prefixes(&nic, false).await.unwrap(), prefixes_before);
-    assert!(has_route(&env, 10, "10.0.5.0/24", "fc00:2::5").await);
-    assert!(has_route(&env, 10, "0.0.0.0/0", ROUTER).await);
+    assert!(has_route(&env, vni!(10), "10.0.5.0/24", "fc00:2::5").await);
+    assert!(has_route(&env, vni!(10), "0.0.0.0/0", ROUTER).await);
 }
 
 #[tokio::test]
@@ -216,10 +217,10 @@ async fn metalnet_waits_for_dpservice_and_metalbond_and_survives_a_stale_claim()
     late.start_server(late_addr).await.unwrap();
     let observer = MetalBond::new(mb_config()).unwrap();
     observer.add_peer(&late_addr.to_string()).unwrap();
-    observer.subscribe(10).unwrap();
+    observer.subscribe(vni!(10)).unwrap();
     poll("announced once metalbond is up", || async {
         observer
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.destination.to_string() == "10.0.0.1/32")
             .then_some(())
@@ -236,10 +237,10 @@ async fn metalnet_waits_for_dpservice_and_metalbond_and_survives_a_stale_claim()
 #[tokio::test]
 async fn metalbond_server_restart_is_recovered() {
     let (mut env, nic, _) = populated().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     poll("our interface announced", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.destination.to_string() == "10.0.0.1/32")
             .then_some(())
@@ -248,7 +249,7 @@ async fn metalbond_server_restart_is_recovered() {
     env.mb_server.shutdown();
     // Both clients lose the server: what they received is gone, including in dpservice.
     poll("received route removed while the server is down", || async {
-        (!has_route(&env, 10, "10.0.5.0/24", "fc00:2::5").await).then_some(())
+        (!has_route(&env, vni!(10), "10.0.5.0/24", "fc00:2::5").await).then_some(())
     })
     .await;
     let server = MetalBond::new(mb_config()).unwrap();
@@ -259,7 +260,7 @@ async fn metalbond_server_restart_is_recovered() {
     env.mb_server = server;
     // Both clients redial and replay subscriptions and announcements.
     poll("remote route programmed again", || async {
-        has_route(&env, 10, "10.0.5.0/24", "fc00:2::5")
+        has_route(&env, vni!(10), "10.0.5.0/24", "fc00:2::5")
             .await
             .then_some(())
     })
@@ -267,7 +268,7 @@ async fn metalbond_server_restart_is_recovered() {
     let underlay = env.dp.get_interface(&nic).await.unwrap().unwrap().underlay;
     poll("our announcement reaches the other client again", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| {
                 r.destination.to_string() == "10.0.0.1/32"

@@ -2,17 +2,19 @@
 //! routes, the default router, neighbour NATs and peering.
 
 use ironnet_metalbond::{NextHop, Route};
+use ironnet_vni::{Vni, vni};
 use serde_json::json;
 
 use crate::common::*;
 
-async fn has_route(env: &Env, vni: u32, prefix: &str, nh_vni: u32, nh: &str) -> bool {
+async fn has_route(env: &Env, vni: Vni, prefix: &str, nh_vni: Vni, nh: &str) -> bool {
     env.dp
         .list_routes(vni)
         .await
         .map(|rs| {
-            rs.iter()
-                .any(|r| r.prefix.to_string() == prefix && r.nexthop_vni == nh_vni && r.nexthop == ip(nh))
+            rs.iter().any(|r| {
+                r.prefix.to_string() == prefix && r.nexthop_vni == Some(nh_vni) && r.nexthop == ip(nh)
+            })
         })
         .unwrap_or(false)
 }
@@ -26,13 +28,13 @@ async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
     env.ready_interface("nic", |_| true).await;
 
     let remote = Route::new(
-        10,
+        vni!(10),
         "10.0.5.0/24".parse().unwrap(),
         NextHop::standard(ip("fc00:2::5")),
     );
     env.other.announce(remote).unwrap();
     poll("remote route programmed", || async {
-        has_route(&env, 10, "10.0.5.0/24", 10, "fc00:2::5")
+        has_route(&env, vni!(10), "10.0.5.0/24", vni!(10), "fc00:2::5")
             .await
             .then_some(())
     })
@@ -40,13 +42,14 @@ async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
 
     env.announce_router();
     poll("default routes via the router", || async {
-        (has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await && has_route(&env, 10, "::/0", 10, ROUTER).await)
+        (has_route(&env, vni!(10), "0.0.0.0/0", vni!(10), ROUTER).await
+            && has_route(&env, vni!(10), "::/0", vni!(10), ROUTER).await)
             .then_some(())
     })
     .await;
 
     let nat = Route::new(
-        10,
+        vni!(10),
         "198.51.100.7/32".parse().unwrap(),
         NextHop::nat(ip("fc00:2::7"), 2000, 3000).unwrap(),
     );
@@ -54,7 +57,11 @@ async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
     poll("neighbour NAT programmed", || async {
         let n = env.dp.list_neighbor_nats().await.ok()?;
         n.iter()
-            .any(|n| n.ip == ip("198.51.100.7") && (n.min_port, n.max_port) == (2000, 3000) && n.vni == 10)
+            .any(|n| {
+                n.ip == ip("198.51.100.7")
+                    && (n.min_port, n.max_port) == (2000, 3000)
+                    && n.vni == Some(vni!(10))
+            })
             .then_some(())
     })
     .await;
@@ -62,13 +69,13 @@ async fn received_routes_default_router_and_neighbor_nats_are_programmed() {
     env.other.withdraw(remote).unwrap();
     env.other.withdraw(nat).unwrap();
     poll("withdrawn routes removed", || async {
-        let gone = !has_route(&env, 10, "10.0.5.0/24", 10, "fc00:2::5").await;
+        let gone = !has_route(&env, vni!(10), "10.0.5.0/24", vni!(10), "fc00:2::5").await;
         let nats = env.dp.list_neighbor_nats().await.ok()?;
         (gone && nats.is_empty()).then_some(())
     })
     .await;
     assert!(
-        has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await,
+        has_route(&env, vni!(10), "0.0.0.0/0", vni!(10), ROUTER).await,
         "the default route stays"
     );
 }
@@ -91,7 +98,7 @@ async fn default_routes_follow_the_router_and_ignore_other_public_routes() {
         let env = &env;
         move || async move {
             let mut all = true;
-            for vni in [10, 20] {
+            for vni in [vni!(10), vni!(20)] {
                 all &= has_route(env, vni, "0.0.0.0/0", vni, router).await;
             }
             all.then_some(())
@@ -124,8 +131,8 @@ async fn default_routes_follow_the_router_and_ignore_other_public_routes() {
     poll("default routes back on the first router", defaults_via(ROUTER)).await;
     env.other.withdraw(vip).unwrap();
     assert!(
-        has_route(&env, 10, "0.0.0.0/0", 10, ROUTER).await
-            && has_route(&env, 20, "0.0.0.0/0", 20, ROUTER).await,
+        has_route(&env, vni!(10), "0.0.0.0/0", vni!(10), ROUTER).await
+            && has_route(&env, vni!(20), "0.0.0.0/0", vni!(20), ROUTER).await,
         "withdrawing a public IP keeps the default routes"
     );
 }
@@ -147,25 +154,25 @@ async fn peered_network_routes_are_installed_with_the_peer_vni() {
     env.ready_interface("nic", |_| true).await;
 
     let exported = Route::new(
-        20,
+        vni!(20),
         "10.20.0.5/32".parse().unwrap(),
         NextHop::standard(ip("fc00:3::5")),
     );
     let filtered = Route::new(
-        20,
+        vni!(20),
         "10.21.0.5/32".parse().unwrap(),
         NextHop::standard(ip("fc00:3::6")),
     );
     env.other.announce(exported).unwrap();
     env.other.announce(filtered).unwrap();
     poll("peered route in VNI 10 via VNI 20", || async {
-        has_route(&env, 10, "10.20.0.5/32", 20, "fc00:3::5")
+        has_route(&env, vni!(10), "10.20.0.5/32", vni!(20), "fc00:3::5")
             .await
             .then_some(())
     })
     .await;
     assert!(
-        !has_route(&env, 10, "10.21.0.5/32", 20, "fc00:3::6").await,
+        !has_route(&env, vni!(10), "10.21.0.5/32", vni!(20), "fc00:3::6").await,
         "outside the exported prefixes"
     );
 
@@ -187,7 +194,7 @@ async fn peered_network_routes_are_installed_with_the_peer_vni() {
         .await
         .unwrap();
     poll("peered route removed", || async {
-        (!has_route(&env, 10, "10.20.0.5/32", 20, "fc00:3::5").await).then_some(())
+        (!has_route(&env, vni!(10), "10.20.0.5/32", vni!(20), "fc00:3::5").await).then_some(())
     })
     .await;
 }
@@ -195,7 +202,7 @@ async fn peered_network_routes_are_installed_with_the_peer_vni() {
 #[tokio::test]
 async fn hosts_sharing_a_nat_ip_learn_each_others_ranges() {
     let env = Env::start().await;
-    env.other.subscribe(10).unwrap();
+    env.other.subscribe(vni!(10)).unwrap();
     env.network("net", 10, &[]).await;
     env.interface(
         "nic",
@@ -206,7 +213,7 @@ async fn hosts_sharing_a_nat_ip_learn_each_others_ranges() {
         .await;
     // Another host's interface has the same NAT IP with the next range.
     let neighbour = Route::new(
-        10,
+        vni!(10),
         "198.51.100.1/32".parse().unwrap(),
         NextHop::nat(ip("fc00:2::1"), 2000, 3000).unwrap(),
     );
@@ -226,7 +233,7 @@ async fn hosts_sharing_a_nat_ip_learn_each_others_ranges() {
     // And the other host learns ours.
     poll("our range reaches the other host", || async {
         env.other
-            .routes_in(10)
+            .routes_in(vni!(10))
             .iter()
             .any(|r| r.destination.to_string() == "198.51.100.1/32" && r.next_hop.nat_ports() == (1000, 2000))
             .then_some(())

@@ -8,6 +8,7 @@ use std::process::Command;
 use ironnet_dpservice::config::PortSpec;
 use ironnet_dpservice::tap::format_mac;
 use ironnet_metalnet::dp::Dp;
+use ironnet_vni::{Vni, vni};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -89,7 +90,7 @@ async fn ping(ns: &str, dst: &str) -> bool {
     .unwrap_or(false)
 }
 
-async fn has_route(dp: &Dp, vni: u32, prefix: &str) -> bool {
+async fn has_route(dp: &Dp, vni: Vni, prefix: &str) -> bool {
     dp.list_routes(vni)
         .await
         .map(|rs| rs.iter().any(|r| r.prefix.to_string() == prefix))
@@ -143,7 +144,7 @@ async fn interfaces_on_two_nodes_reach_each_other_over_the_underlay() {
     env.ready_interface("vma", |_| true).await;
     env.ready_interface("vmb", |_| true).await;
     poll("each node has a route to the other's interface", || async {
-        (has_route(&env.dp, 10, "10.0.0.2/32").await && has_route(&b_dp, 10, "10.0.0.1/32").await)
+        (has_route(&env.dp, vni!(10), "10.0.0.2/32").await && has_route(&b_dp, vni!(10), "10.0.0.1/32").await)
             .then_some(())
     })
     .await;
@@ -205,7 +206,7 @@ async fn interfaces_on_two_nodes_reach_each_other_over_the_underlay() {
     // Deleting b's interface withdraws its route from node a: the ping stops working.
     env.delete(&env.interfaces(), "vmb").await;
     poll("route to the deleted interface removed on node a", || async {
-        (!has_route(&env.dp, 10, "10.0.0.2/32").await).then_some(())
+        (!has_route(&env.dp, vni!(10), "10.0.0.2/32").await).then_some(())
     })
     .await;
     assert!(!ping(&a_ns, "10.0.0.2").await);

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+use ironnet_vni::Vni;
 
 use crate::proto;
 
@@ -19,8 +20,6 @@ use crate::proto;
 pub const MAX_ID_LEN: usize = 63;
 /// Most (protocol, port) pairs a load balancer may have (dpservice rejects 16 or more).
 pub const MAX_LB_PORTS: usize = 15;
-/// Largest VNI: VNIs are 24-bit.
-pub const MAX_VNI: u32 = 0x00ff_ffff;
 
 /// A request failed syntactic validation; the message is returned with gRPC `INVALID_ARGUMENT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,12 +68,12 @@ pub fn object_id(field: &str, raw: &[u8]) -> Result<String> {
     Ok(s.to_owned())
 }
 
-/// A VNI: at most 24 bits.
+/// A VNI field: a [`Vni`] or 0, which dpservice accepts as a VNI of its own (the dataplane's tables keep the
+/// wire number); anything needing more than 24 bits is refused.
 pub fn vni(value: u32) -> Result<u32> {
-    if value > MAX_VNI {
-        return Err(InvalidArgument("VNI exceeds 24-bit range".into()));
-    }
-    Ok(value)
+    Vni::from_wire(value)
+        .map(Vni::to_wire)
+        .map_err(|_| InvalidArgument("VNI exceeds 24-bit range".into()))
 }
 
 fn text(raw: &[u8]) -> Option<&str> {

@@ -37,14 +37,6 @@ mod code {
 /// The interface ID of the internet port in the gateway's dpservice.
 const INTERFACE_ID: &str = "internet";
 
-/// A VNI flag: an unsigned number, as metalnet's integer flag parses it (`0100` is VNI 100), that is a VNI.
-fn parse_vni_flag(text: &str) -> Result<Vni, String> {
-    let number: u32 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an unsigned 32-bit number"))?;
-    Vni::new(number).map_err(|e| e.to_string())
-}
-
 /// Arguments of `ironnet internet-gateway`.
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
@@ -55,7 +47,7 @@ pub struct GatewayArgs {
     #[arg(long = "metalbond-peer", required = true)]
     pub metalbond_peers: Vec<String>,
     /// The public VNI (metalbond's pseudo-VNI of public addresses).
-    #[arg(long, default_value = "100", value_parser = parse_vni_flag)]
+    #[arg(long, default_value = "100", value_parser = Vni::parse_flag)]
     pub public_vni: Vni,
     /// dpservice device name of the port that leads to the internet.
     #[arg(long)]

@@ -79,14 +79,6 @@ pub struct ServerArgs {
     pub verbose: bool,
 }
 
-/// A `--subscribe` value: an unsigned number, as upstream's flag parses it (so `0100` is VNI 100), that is a VNI.
-fn parse_subscription(text: &str) -> Result<Vni, String> {
-    let number: u32 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an unsigned 32-bit number"))?;
-    Vni::new(number).map_err(|e| e.to_string())
-}
-
 /// Arguments of `metalbond client`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -94,7 +86,7 @@ pub struct ClientArgs {
     #[arg(long = "server", required = true)]
     pub servers: Vec<String>,
     /// A VNI to subscribe to, 1..=16777215 (repeatable).
-    #[arg(long = "subscribe", value_parser = parse_subscription)]
+    #[arg(long = "subscribe", value_parser = Vni::parse_flag)]
     pub subscribe: Vec<Vni>,
     /// A route to announce: VNI#PREFIX#NEXTHOP[#STD|LB|NAT][#FROM#TO] (repeatable).
     #[arg(long = "announce")]

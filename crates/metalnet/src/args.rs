@@ -9,14 +9,6 @@ use ironnet_vni::{Vni, vni};
 
 use crate::claims::Device;
 
-/// A VNI flag: an unsigned number, as upstream's integer flag parses it (`0100` is VNI 100), that is a VNI.
-fn parse_vni_flag(text: &str) -> Result<Vni, String> {
-    let number: u32 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an unsigned 32-bit number"))?;
-    Vni::new(number).map_err(|e| e.to_string())
-}
-
 /// Upstream's fixed TAP-mode interface names (`dtapvf_0..dtapvf_3`). dpservice's TAP ports `net_tap0`/`net_tap1`
 /// are the uplinks, so `dtapvf_N` is the dpservice device `net_tap<N+2>`.
 pub const UPSTREAM_TAP_DEVICES: [&str; 4] = [
@@ -40,7 +32,7 @@ pub struct MetalnetArgs {
     pub metalbond_peers: Vec<String>,
     /// The metalbond pseudo-VNI of public addresses (VIPs, NAT IPs, public LBs, routable IPv6; routers announce
     /// the default route there).
-    #[arg(long, default_value = "100", value_parser = parse_vni_flag)]
+    #[arg(long, default_value = "100", value_parser = Vni::parse_flag)]
     pub public_vni: Vni,
     /// Underlay address of the default router, used until (and unless) a router announces `0.0.0.0/0` in the
     /// public VNI; the announcement wins.

@@ -37,6 +37,9 @@ pub enum VniError {
     /// The text is not a decimal number written canonically (no sign, no leading zeros, no spaces).
     #[error("{0:?} is not a VNI (a decimal number without sign or leading zeros)")]
     NotCanonical(String),
+    /// A command-line value is not an unsigned 32-bit number.
+    #[error("{0:?} is not an unsigned 32-bit number")]
+    NotANumber(String),
 }
 
 impl Vni {
@@ -80,6 +83,14 @@ impl Vni {
     #[inline]
     pub const fn get(self) -> u32 {
         self.0.get()
+    }
+
+    /// Parses a command-line flag as upstream's integer flags read it (`0100` and `+100` are VNI 100), then checks
+    /// the range: for `--public-vni`, `--subscribe` and the like, where [`FromStr`]'s one canonical spelling would
+    /// refuse values that upstream accepts.
+    pub fn parse_flag(text: &str) -> Result<Vni, VniError> {
+        let number: u32 = text.parse().map_err(|_| VniError::NotANumber(text.to_owned()))?;
+        Vni::new(number)
     }
 
     /// Reads a wire field where 0 means "no VNI": `Ok(None)` for 0, `Ok(Some(vni))` for a valid VNI, and
@@ -283,6 +294,19 @@ mod tests {
             "99999999999999999999".parse::<Vni>(),
             Err(VniError::OutOfRange(i64::MAX))
         );
+    }
+
+    #[test]
+    fn flags_accept_every_spelling_of_a_vni() {
+        assert_eq!(Vni::parse_flag("0100"), Ok(vni!(100)));
+        assert_eq!(Vni::parse_flag("+7"), Ok(vni!(7)));
+        assert_eq!(Vni::parse_flag("0"), Err(VniError::OutOfRange(0)));
+        assert_eq!(
+            Vni::parse_flag("-1").unwrap_err().to_string(),
+            "\"-1\" is not an unsigned 32-bit number"
+        );
+        assert_eq!(Vni::parse_flag("x"), Err(VniError::NotANumber("x".into())));
+        assert_eq!(Vni::parse_flag("16777216"), Err(VniError::OutOfRange(16_777_216)));
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl PendingKeys {
     /// the time it waited is observed into `workqueue_queue_duration_seconds` and returned.
     ///
     /// A key that was not recorded as waiting (which the controller never does) is observed as having waited
-    /// 0 s, so that every item handed out is counted once.
+    /// 0 s, so that every item handed out is timed once, but not counted as an add: it was never seen to enter.
     pub fn take(&self, key: &QueueKey) -> Duration {
         let now = self.clock.now();
         let waited = match self.lock().remove(key) {
@@ -127,10 +127,7 @@ impl PendingKeys {
                 }
                 Duration::try_from(entry.since.duration_until(now)).unwrap_or(Duration::ZERO)
             }
-            None => {
-                self.adds.inc();
-                Duration::ZERO
-            }
+            None => Duration::ZERO,
         };
         self.queue_duration.observe(waited.as_secs_f64());
         waited

@@ -189,3 +189,70 @@ async fn waiting_keys_are_the_depth_and_every_taken_key_is_timed_once() {
         .expect("the controller stops on its graceful shutdown")
         .unwrap();
 }
+
+struct RequeueCtx {
+    /// When each reconcile started.
+    starts: Mutex<Vec<tokio::time::Instant>>,
+}
+
+const REQUEUE_DELAY: Duration = Duration::from_millis(400);
+
+async fn reconcile_requeue_once(_: Arc<Node>, ctx: Arc<RequeueCtx>) -> Result<Action, ReconcileError> {
+    let mut starts = ctx.starts.lock().unwrap();
+    starts.push(tokio::time::Instant::now());
+    Ok(if starts.len() == 1 {
+        Action::requeue(REQUEUE_DELAY)
+    } else {
+        Action::await_change()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeue_enters_the_queue_once_its_delay_has_passed() {
+    const QUEUE: &str = "test-workqueue-requeue";
+    let (client, _stop_server, _dir) = server().await;
+    let ctx = Arc::new(RequeueCtx {
+        starts: Mutex::default(),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let controller = Controller::new(nodes.clone(), watcher::Config::default())
+        .graceful_shutdown_on(async move {
+            let _ = stopped.await;
+        })
+        .run(
+            metrics::instrument(QUEUE, reconcile_requeue_once),
+            ironnet_runtime::error_policy,
+            Arc::clone(&ctx),
+        )
+        .for_each(|_| futures::future::ready(()));
+    let controller = tokio::spawn(controller);
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Node",
+        "metadata": {"name": "requeued"}, "spec": {},
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+
+    let series = |metric: &str| format!("{metric}{{name=\"{QUEUE}\"}}");
+    let done = page_until("the requeued reconcile timed", |p| {
+        value(p, &series("workqueue_queue_duration_seconds_count")) == Some(2.0)
+    })
+    .await;
+    let starts = ctx.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 2);
+    assert!(starts[1] - starts[0] >= REQUEUE_DELAY, "{starts:?}");
+    // The requeue was recorded when the reconcile asked for it, and counted as an add once due: the creation
+    // and the requeue are the two adds.
+    assert_eq!(value(&done, &series("workqueue_adds_total")), Some(2.0), "{done}");
+    // Neither wait includes the requeue delay: the requeued key waited only from when its delay had passed.
+    let waited = value(&done, &series("workqueue_queue_duration_seconds_sum")).unwrap();
+    assert!(waited < REQUEUE_DELAY.as_secs_f64(), "{done}");
+    assert_eq!(value(&done, &series("workqueue_depth")), Some(0.0), "{done}");
+
+    drop(stop);
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .expect("the controller stops on its graceful shutdown")
+        .unwrap();
+}

@@ -5,8 +5,21 @@
 # on the machine hits both alike. Prints, per scenario, the median over the runs of each run's median Mpps
 # (wall clock and per CPU-second) and the difference.
 #
+# With --instructions, counts instead the instructions executed inside `Dataplane::process` per packet under
+# callgrind (valgrind), which does not depend on the load on the machine: RUNS runs per build and scenario
+# (default 3; the flow table's hash seed is random per run, so a run's count moves by a few instructions), the
+# builds alternated, and prints the median, the range and the difference. Packets per scenario include the
+# warm-up: 1,100,736 per established scenario and 999,680 for first packets (PIPELINE_PACKETS=100000,
+# PIPELINE_NEW_FLOWS=100000).
+#
 # Usage: crates/dataplane/benches/metrics_cost.sh [PAIRS (default 5)] [SCENARIO FILTER]
+#        crates/dataplane/benches/metrics_cost.sh --instructions [RUNS (default 3)]
 set -euo pipefail
+mode=time
+if [[ ${1:-} == --instructions ]]; then
+    mode=instructions
+    shift
+fi
 pairs=${1:-5}
 filter=${2:-}
 cd "$(dirname "$0")/../../.."
@@ -23,6 +36,38 @@ print(exes[-1])'
 }
 cp "$(build)" "$work/counted"
 cp "$(build --features uncounted)" "$work/uncounted"
+
+if [[ $mode == instructions ]]; then
+    # Instructions inside `Dataplane::process` per packet of one run of `scenario` with one build.
+    instructions() {
+        local variant=$1 scenario=$2 packets=1100736
+        [[ $scenario == new_flows ]] && packets=999680
+        PIPELINE_PACKETS=100000 PIPELINE_NEW_FLOWS=100000 valgrind --tool=callgrind \
+            --callgrind-out-file="$work/callgrind.out" --toggle-collect='*Dataplane>::process' \
+            "$work/$variant" --bench "$scenario" >/dev/null 2>"$work/valgrind.log"
+        # awk reads to the end: exiting early would fail the pipeline (pipefail) with a broken pipe.
+        callgrind_annotate "$work/callgrind.out" | awk -v n="$packets" \
+            '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); printf "%.1f\n", $1 / n; done = 1 }'
+    }
+    echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $pairs runs per build and scenario"
+    echo "| scenario | uncounted (instr/packet) | counted (instr/packet) | change |"
+    echo "|---|---|---|---|"
+    for scenario in vm_to_vm encap decap nat lb new_flows; do
+        counted=() uncounted=()
+        for _ in $(seq "$pairs"); do
+            counted+=("$(instructions counted "$scenario")")
+            uncounted+=("$(instructions uncounted "$scenario")")
+        done
+        python3 - "$scenario" "${uncounted[*]}" "${counted[*]}" <<'PY'
+import statistics, sys
+name, u, c = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+mu, mc = statistics.median(u), statistics.median(c)
+print(f"| {name} | {mu:.0f} [{min(u):.0f}–{max(u):.0f}] | {mc:.0f} [{min(c):.0f}–{max(c):.0f}] "
+      f"| {mc - mu:+.0f} ({100 * (mc / mu - 1):+.1f} %) |")
+PY
+    done
+    exit 0
+fi
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "load before: $(uptime)"

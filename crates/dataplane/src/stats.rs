@@ -3,13 +3,13 @@
 //!
 //! The pipeline counts with plain additions on state only its own thread touches (no atomics, no locks, no lookups
 //! by label): a frame costs one 128-bit add to its ingress port's receive slot and one to its egress port's
-//! transmit slot (packets and bytes packed in one `u128`), about 14 instructions per forwarded frame in all. The `uncounted` feature
-//! compiles the per-packet and per-flow counting out; it exists only as the baseline of the metrics-cost benchmark
-//! (`crates/dataplane/benches/metrics_cost.sh`).
+//! transmit slot (packets and bytes packed in one `u128`), about 14 instructions per forwarded frame in all. The
+//! `uncounted` feature compiles the per-packet and per-flow counting out; it exists only as the baseline of the
+//! metrics-cost benchmark (`crates/dataplane/benches/metrics_cost.sh`).
 
 use std::net::Ipv4Addr;
 
-use crate::dataplane::{Dataplane, MAX_LBS, MAX_VNIS};
+use crate::dataplane::{Dataplane, MAX_LBS, MAX_VNI_TABLES};
 use crate::flow::FlowClass;
 use crate::port::{PortId, PortKind};
 
@@ -399,7 +399,7 @@ impl Dataplane {
                 TableFill {
                     table: "vni_table",
                     entries: n(self.vnis.len()),
-                    capacity: n(MAX_VNIS),
+                    capacity: n(MAX_VNI_TABLES),
                 },
             ],
             initialized: self.initialized,

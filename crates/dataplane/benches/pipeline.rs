@@ -25,7 +25,7 @@ use ironnet_dataplane::{Batch, Dataplane, DataplaneConfig, MacAddr, PortConfig, 
 
 const BATCH: usize = 32;
 const ROUNDS: usize = 11;
-const VNI: u32 = 100;
+const VNI: Option<ironnet_vni::Vni> = Some(ironnet_vni::vni!(100));
 
 struct Env {
     dp: Dataplane,

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+use ironnet_vni::Vni;
 
 use crate::port::PortId;
 
@@ -23,7 +24,7 @@ pub struct CreateInterface {
     /// Interface id (unique).
     pub id: String,
     /// VNI of the interface.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// Primary IPv4 (`None` for an IPv6-only VM).
     pub ipv4: Option<Ipv4Addr>,
     /// Primary IPv6 (`None` for an IPv4-only VM).
@@ -44,7 +45,7 @@ pub struct InterfaceInfo {
     /// Interface id.
     pub id: String,
     /// VNI.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// Primary IPv4.
     pub ipv4: Option<Ipv4Addr>,
     /// Primary IPv6.
@@ -98,7 +99,7 @@ pub struct LocalNatEntry {
     /// End port (exclusive).
     pub max_port: u16,
     /// VNI of the interface.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// The NAT IP.
     pub nat_ip: Ipv4Addr,
 }
@@ -109,7 +110,7 @@ pub struct NeighborNat {
     /// The shared NAT IP.
     pub nat_ip: Ipv4Addr,
     /// VNI.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// First port.
     pub min_port: u16,
     /// End port (exclusive).
@@ -124,7 +125,7 @@ pub struct Route {
     /// Destination prefix (masked on insertion).
     pub prefix: IpNet,
     /// Next-hop VNI (stored and listed, not carried on the wire).
-    pub nexthop_vni: u32,
+    pub nexthop_vni: Option<Vni>,
     /// Next-hop underlay address.
     pub nexthop: Ipv6Addr,
 }
@@ -133,7 +134,7 @@ pub struct Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteEntry {
     /// The VNI the route belongs to.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// The route.
     pub route: Route,
 }
@@ -172,7 +173,7 @@ pub struct CreateLoadBalancer {
     /// Load balancer id.
     pub id: String,
     /// VNI.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// The load-balanced IP.
     pub ip: IpAddr,
     /// Served ports (≤ 15, validated by the gRPC layer).
@@ -187,7 +188,7 @@ pub struct LoadBalancerInfo {
     /// Id.
     pub id: String,
     /// VNI.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// Load-balanced IP.
     pub ip: IpAddr,
     /// Served ports.

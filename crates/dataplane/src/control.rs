@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ironnet_vni::Vni;
+
 use crate::api::{CreateLoadBalancer, LoadBalancerInfo, LocalNatEntry, NatInfo, NeighborNat, VipInfo};
 use crate::dataplane::{Dataplane, Dnat, LoadBalancer, MAX_LBS};
 use crate::error::DpError;
@@ -30,7 +32,7 @@ impl Dataplane {
     }
 
     /// Removes the DNAT marker of (`ip`, `vni`) unless a NAT or neighbour NAT still needs it.
-    pub(crate) fn release_nat_marker(&mut self, ip: Ipv4Addr, vni: u32) {
+    pub(crate) fn release_nat_marker(&mut self, ip: Ipv4Addr, vni: Option<Vni>) {
         let local = self
             .ports
             .iter()
@@ -201,7 +203,7 @@ impl Dataplane {
     pub fn delete_neighbor_nat(
         &mut self,
         nat_ip: IpAddr,
-        vni: u32,
+        vni: Option<Vni>,
         min_port: u16,
         max_port: u16,
     ) -> Result<(), DpError> {

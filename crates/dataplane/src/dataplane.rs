@@ -4,11 +4,21 @@
 //! thread that owns the dataplane, between batches, so a control change is atomic with respect to packet
 //! processing. Every method either applies its change completely or returns an error and leaves the state
 //! unchanged.
+//!
+//! VNIs: a VNI value is an [`ironnet_vni::Vni`] (1..=16777215), and wherever the wire's 0 can stand in a VNI
+//! field the dataplane holds `Option<Vni>`, with `None` for that 0. dpservice accepts interfaces, routes, NATs and
+//! load balancers in VNI 0 and keeps tables for it like for any other VNI, so `None` is a table key of its own
+//! here too; it is also a next hop without VNI (load-balancer backends), the packets of a port without an
+//! interface (parsed before they are dropped), and, for [`Dataplane::list_routes`], "every VNI". The gRPC server
+//! converts once at its edge (`Vni::from_wire` in, `Vni::to_wire` out), so its answers are those of a `u32`
+//! dataplane. `Option<Vni>` is four bytes (the zero niche), so flow keys and table entries keep their size and
+//! comparing or ordering two of them is one `u32` comparison, ordered as their numbers with `None` as 0.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ironnet_vni::Vni;
 
 use crate::api::{CreateInterface, InterfaceInfo, PrefixInfo, PxeConfig, Route, RouteEntry, VniType};
 use crate::config::{ConfigError, DataplaneConfig};
@@ -24,8 +34,8 @@ use crate::underlay::{UnderlayGenerator, Vnf, VnfKind, VnfTable};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Maximum number of VNIs with routing tables (dpservice: 512).
-pub const MAX_VNIS: usize = 512;
+/// Maximum number of VNIs with routing tables, i.e. the size limit of the VNI table (dpservice: 512).
+pub const MAX_VNI_TABLES: usize = 512;
 /// Maximum rules per VNI routing table and family (dpservice: 1024).
 pub const MAX_ROUTES: usize = 1024;
 /// Maximum number of load balancers (dpservice: 256).
@@ -37,7 +47,10 @@ pub(crate) enum RouteTarget {
     /// A local VM port: the interface's own address (`alias = false`) or an alias prefix.
     Vf { port: PortId, alias: bool },
     /// Another host, via the uplink.
-    External { nexthop_vni: u32, nexthop: Ipv6Addr },
+    External {
+        nexthop_vni: Option<Vni>,
+        nexthop: Ipv6Addr,
+    },
 }
 
 /// The routing tables of one VNI.
@@ -53,7 +66,7 @@ pub(crate) struct VniTables {
 #[derive(Debug, Clone)]
 pub(crate) struct Interface {
     pub(crate) id: String,
-    pub(crate) vni: u32,
+    pub(crate) vni: Option<Vni>,
     pub(crate) ipv4: Option<Ipv4Addr>,
     pub(crate) ipv6: Option<Ipv6Addr>,
     pub(crate) underlay: Ipv6Addr,
@@ -88,7 +101,7 @@ pub(crate) enum Dnat {
 #[derive(Debug, Clone)]
 pub(crate) struct LoadBalancer {
     pub(crate) id: String,
-    pub(crate) vni: u32,
+    pub(crate) vni: Option<Vni>,
     pub(crate) ip: IpAddr,
     pub(crate) ports: Vec<crate::api::LbPort>,
     pub(crate) underlay: Ipv6Addr,
@@ -108,14 +121,14 @@ pub struct Dataplane {
     pub(crate) vnf: VnfTable,
     pub(crate) underlays: UnderlayGenerator,
     /// Routing tables; mutate only through [`Dataplane::routes_mut`], which invalidates the flows' cached routes.
-    pub(crate) vnis: Map<u32, VniTables>,
+    pub(crate) vnis: Map<Option<Vni>, VniTables>,
     /// Number of (possible) routing-table changes, plus one; part of the forwarding epoch.
     pub(crate) route_gen: u64,
-    pub(crate) dnat: Map<(Ipv4Addr, u32), Dnat>,
+    pub(crate) dnat: Map<(Ipv4Addr, Option<Vni>), Dnat>,
     pub(crate) neighbor_nats: Vec<crate::api::NeighborNat>,
     pub(crate) nat_ports: NatPorts,
     pub(crate) lbs: Map<String, LoadBalancer>,
-    pub(crate) lb_by_ip: Map<(u32, IpAddr), String>,
+    pub(crate) lb_by_ip: Map<(Option<Vni>, IpAddr), String>,
     pub(crate) flows: FlowTable,
     pub(crate) stats: Stats,
     pub(crate) wcmp: [u8; 10],
@@ -241,7 +254,7 @@ impl Dataplane {
     /// alias prefixes; external routes are dropped), deletes all neighbour NATs, and marks the dataplane
     /// initialized. May be called again.
     pub fn initialize(&mut self) {
-        let vnis: Vec<u32> = self.vnis.keys().copied().collect();
+        let vnis: Vec<Option<Vni>> = self.vnis.keys().copied().collect();
         for vni in vnis {
             self.rebuild_vni_routes(vni);
         }
@@ -256,7 +269,7 @@ impl Dataplane {
     /// The routing tables for changing. Every call moves the forwarding epoch on, so flows re-run the route
     /// lookup that they cached.
     #[inline]
-    pub(crate) fn routes_mut(&mut self) -> &mut Map<u32, VniTables> {
+    pub(crate) fn routes_mut(&mut self) -> &mut Map<Option<Vni>, VniTables> {
         self.route_gen += 1;
         &mut self.vnis
     }
@@ -269,7 +282,7 @@ impl Dataplane {
     }
 
     /// Recreates `vni`'s tables with only the local interface routes (own IPs and alias prefixes).
-    fn rebuild_vni_routes(&mut self, vni: u32) {
+    fn rebuild_vni_routes(&mut self, vni: Option<Vni>) {
         let Some(t) = self.routes_mut().get_mut(&vni) else {
             return;
         };
@@ -304,12 +317,12 @@ impl Dataplane {
     }
 
     /// Takes a reference on `vni`'s tables, creating them.
-    pub(crate) fn vni_ref(&mut self, vni: u32) -> Result<(), DpError> {
+    pub(crate) fn vni_ref(&mut self, vni: Option<Vni>) -> Result<(), DpError> {
         if let Some(t) = self.routes_mut().get_mut(&vni) {
             t.users += 1;
             return Ok(());
         }
-        if self.vnis.len() >= MAX_VNIS {
+        if self.vnis.len() >= MAX_VNI_TABLES {
             return Err(DpError::VniInit4);
         }
         self.routes_mut().insert(
@@ -326,7 +339,7 @@ impl Dataplane {
     /// it the VNI's neighbour NATs (and their relayed flows) and all its DNAT entries, i.e. the VIP and NAT address
     /// reservations, as dpservice's `src/dp_vni.c` does when it frees a VNI. (Rollbacks of a failed create use
     /// [`Dataplane::vni_unref`], which leaves them alone, so a failed request changes nothing.)
-    pub(crate) fn vni_release(&mut self, vni: u32) {
+    pub(crate) fn vni_release(&mut self, vni: Option<Vni>) {
         self.vni_unref(vni);
         if self.vnis.contains_key(&vni) {
             return;
@@ -339,7 +352,7 @@ impl Dataplane {
     }
 
     /// Drops a reference on `vni`'s tables, freeing them with the last one.
-    pub(crate) fn vni_unref(&mut self, vni: u32) {
+    pub(crate) fn vni_unref(&mut self, vni: Option<Vni>) {
         if let Some(t) = self.routes_mut().get_mut(&vni) {
             t.users = t.users.saturating_sub(1);
             if t.users == 0 {
@@ -351,7 +364,7 @@ impl Dataplane {
     /// Inserts a route; `RouteExists` if the masked prefix is taken, `RouteInsert` if the table is full.
     pub(crate) fn route_insert(
         &mut self,
-        vni: u32,
+        vni: Option<Vni>,
         prefix: IpNet,
         target: RouteTarget,
     ) -> Result<(), DpError> {
@@ -384,7 +397,7 @@ impl Dataplane {
     }
 
     /// Removes a route, returning its target.
-    pub(crate) fn route_remove(&mut self, vni: u32, prefix: IpNet) -> Option<RouteTarget> {
+    pub(crate) fn route_remove(&mut self, vni: Option<Vni>, prefix: IpNet) -> Option<RouteTarget> {
         let t = self.routes_mut().get_mut(&vni)?;
         match prefix {
             IpNet::V4(p) => t.v4.remove(u32::from(p.addr()), p.prefix_len()),
@@ -636,7 +649,7 @@ impl Dataplane {
 
     /// CreateRoute: an external route in `vni` to `route.nexthop` via the uplink. 206 no VNI, 301 exists,
     /// 303 table full.
-    pub fn create_route(&mut self, vni: u32, route: Route) -> Result<(), DpError> {
+    pub fn create_route(&mut self, vni: Option<Vni>, route: Route) -> Result<(), DpError> {
         let target = RouteTarget::External {
             nexthop_vni: route.nexthop_vni,
             nexthop: route.nexthop,
@@ -645,7 +658,7 @@ impl Dataplane {
     }
 
     /// DeleteRoute. 206 no VNI, 302 no such route, 304 the route is an interface/alias route.
-    pub fn delete_route(&mut self, vni: u32, prefix: IpNet) -> Result<(), DpError> {
+    pub fn delete_route(&mut self, vni: Option<Vni>, prefix: IpNet) -> Result<(), DpError> {
         let prefix = prefix.trunc();
         let t = self.vnis.get(&vni).ok_or(DpError::NoVni)?;
         let existing = match prefix {
@@ -662,14 +675,14 @@ impl Dataplane {
         }
     }
 
-    /// ListRoutes: external routes of `vni` (all VNIs for 0), IPv4 and IPv6, sorted by VNI then prefix.
-    /// 206 for an unknown non-zero VNI.
-    pub fn list_routes(&self, vni: u32) -> Result<Vec<RouteEntry>, DpError> {
-        if vni != 0 && !self.vnis.contains_key(&vni) {
+    /// ListRoutes: external routes of `vni`, or of every VNI (the VNI-0 tables included) for `None`, which is
+    /// the wire's 0 as dpservice reads it here; IPv4 and IPv6, sorted by VNI then prefix. 206 for an unknown VNI.
+    pub fn list_routes(&self, vni: Option<Vni>) -> Result<Vec<RouteEntry>, DpError> {
+        if vni.is_some() && !self.vnis.contains_key(&vni) {
             return Err(DpError::NoVni);
         }
         let mut out = Vec::new();
-        for (&v, t) in self.vnis.iter().filter(|(v, _)| vni == 0 || **v == vni) {
+        for (&v, t) in self.vnis.iter().filter(|(v, _)| vni.is_none() || **v == vni) {
             let ext = |target: &RouteTarget| match *target {
                 RouteTarget::External { nexthop_vni, nexthop } => Some((nexthop_vni, nexthop)),
                 RouteTarget::Vf { .. } => None,
@@ -706,7 +719,7 @@ impl Dataplane {
     }
 
     /// CheckVniInUse: whether `vni` has routing tables. 203 for [`VniType::Both`].
-    pub fn check_vni_in_use(&self, vni: u32, kind: VniType) -> Result<bool, DpError> {
+    pub fn check_vni_in_use(&self, vni: Option<Vni>, kind: VniType) -> Result<bool, DpError> {
         match kind {
             VniType::Both => Err(DpError::WrongType),
             VniType::Ipv4 | VniType::Ipv6 => Ok(self.vnis.contains_key(&vni)),
@@ -715,7 +728,7 @@ impl Dataplane {
 
     /// ResetVni: drops `vni`'s external routes, keeping the local interface and alias-prefix routes. Only
     /// [`VniType::Both`] (else 203); unknown VNI is a no-op.
-    pub fn reset_vni(&mut self, vni: u32, kind: VniType) -> Result<(), DpError> {
+    pub fn reset_vni(&mut self, vni: Option<Vni>, kind: VniType) -> Result<(), DpError> {
         if kind != VniType::Both {
             return Err(DpError::WrongType);
         }

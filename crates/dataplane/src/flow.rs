@@ -9,6 +9,8 @@
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ironnet_vni::Vni;
+
 use crate::dataplane::RouteTarget;
 use crate::flow_index::FlowIndex;
 use crate::port::PortId;
@@ -42,7 +44,7 @@ pub struct FlowKey {
     /// Destination address.
     pub dst: [u8; 16],
     /// VNI.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// Source port, or the ICMP echo identifier.
     pub src_port: u16,
     /// Destination port, or the ICMP echo identifier.
@@ -67,8 +69,11 @@ impl Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(u128::from_ne_bytes(self.src));
         state.write_u128(u128::from_ne_bytes(self.dst));
-        state
-            .write_u64(u64::from(self.vni) | u64::from(self.src_port) << 32 | u64::from(self.dst_port) << 48);
+        state.write_u64(
+            u64::from(Vni::to_wire(self.vni))
+                | u64::from(self.src_port) << 32
+                | u64::from(self.dst_port) << 48,
+        );
         state.write_u32(u32::from(self.proto) | u32::from(self.v6) << 8 | u32::from(self.zone) << 16);
     }
 }
@@ -81,7 +86,14 @@ impl FlowKey {
 
     /// The key of an IPv4 packet.
     #[inline]
-    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, src_port: u16, dst_port: u16, vni: u32) -> Self {
+    pub fn v4(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        vni: Option<Vni>,
+    ) -> Self {
         FlowKey {
             src: u128::from(u32::from(src)).to_be_bytes(),
             dst: u128::from(u32::from(dst)).to_be_bytes(),
@@ -96,7 +108,14 @@ impl FlowKey {
 
     /// The key of an IPv6 packet.
     #[inline]
-    pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, src_port: u16, dst_port: u16, vni: u32) -> Self {
+    pub fn v6(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        vni: Option<Vni>,
+    ) -> Self {
         FlowKey {
             src: src.octets(),
             dst: dst.octets(),
@@ -573,7 +592,7 @@ mod tests {
             6,
             sp,
             80,
-            7,
+            Some(ironnet_vni::vni!(7)),
         )
     }
 

@@ -9,11 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr};
 
+use ironnet_vni::Vni;
+
 /// A VM-side socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SocketKey {
     /// VNI of the interface.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// VM address (IPv6 for NAT64).
     pub vm_ip: IpAddr,
     /// VM port or ICMP identifier.
@@ -126,7 +128,7 @@ impl NatPorts {
 
     /// NAT ports in use, per (VNI, VM address, NAT IP): the number of VM sockets holding a port, which is what
     /// dpservice's telemetry reports as used ports. One pass over the port map, for metrics at scrape time.
-    pub fn usage(&self) -> HashMap<(u32, IpAddr, Ipv4Addr), u64> {
+    pub fn usage(&self) -> HashMap<(Option<Vni>, IpAddr, Ipv4Addr), u64> {
         let mut out = HashMap::new();
         for (socket, e) in &self.portmap {
             *out.entry((socket.vni, socket.vm_ip, e.nat_ip)).or_insert(0) += 1;
@@ -146,7 +148,7 @@ mod tests {
 
     fn sock(port: u16) -> SocketKey {
         SocketKey {
-            vni: 1,
+            vni: Some(ironnet_vni::vni!(1)),
             vm_ip: Ipv4Addr::new(10, 0, 0, 1).into(),
             vm_port: port,
             proto: 17,
@@ -173,6 +175,9 @@ mod tests {
         assert!(n.allocate(sock(1003), nat, 100, 102, d1, 53).is_some());
         assert_eq!(n.used_ports(nat), 3);
         let vm: IpAddr = Ipv4Addr::new(10, 0, 0, 1).into();
-        assert_eq!(n.usage(), HashMap::from([((1, vm, nat), 3)]));
+        assert_eq!(
+            n.usage(),
+            HashMap::from([((Some(ironnet_vni::vni!(1)), vm, nat), 3)])
+        );
     }
 }

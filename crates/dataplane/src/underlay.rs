@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
 use ipnet::IpNet;
+use ironnet_vni::Vni;
 
 use crate::error::DpError;
 use crate::port::PortId;
@@ -32,7 +33,7 @@ pub struct Vnf {
     /// The meaning.
     pub kind: VnfKind,
     /// The VNI the decapsulated packet belongs to.
-    pub vni: u32,
+    pub vni: Option<Vni>,
     /// The VF port (interface kinds) or `None` (load balancers).
     pub port: Option<PortId>,
     /// The alias prefix for [`VnfKind::AliasPrefix`] / [`VnfKind::LbAliasPrefix`].
@@ -173,7 +174,7 @@ mod tests {
         let a: Ipv6Addr = "fc00::1".parse().unwrap();
         let v = Vnf {
             kind: VnfKind::Lb,
-            vni: 1,
+            vni: Some(ironnet_vni::vni!(1)),
             port: None,
             prefix: None,
         };

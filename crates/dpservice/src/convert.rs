@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ironnet_dataplane as dp;
+use ironnet_vni::Vni;
 
 use crate::proto;
 
@@ -57,7 +58,7 @@ pub fn prefix(net: IpNet, underlay: Option<Ipv6Addr>) -> proto::Prefix {
 pub fn interface(i: &dp::InterfaceInfo, device: &str) -> proto::Interface {
     proto::Interface {
         id: i.id.clone().into_bytes(),
-        vni: i.vni,
+        vni: Vni::to_wire(i.vni),
         primary_ipv4: text(i.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
         primary_ipv6: text(i.ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
         underlay_route: text(i.underlay),

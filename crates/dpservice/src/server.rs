@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ironnet_dataplane as dp;
+use ironnet_vni::Vni;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{self, error, ok, text};
@@ -410,7 +411,7 @@ impl DpdKironcore for DpService {
         let r = self.exec(move |s| s.dataplane.get_loadbalancer(&id)).await?;
         reply!(r, GetLoadBalancerResponse, |lb| {
             loadbalanced_ip: Some(convert::ip(lb.ip)),
-            vni: lb.vni,
+            vni: Vni::to_wire(lb.vni),
             loadbalanced_ports: lb.ports.iter().map(convert::lb_port).collect(),
             underlay_route: underlay_text(lb.underlay),
         })
@@ -436,7 +437,7 @@ impl DpdKironcore for DpService {
             .iter()
             .map(|lb| proto::Loadbalancer {
                 id: lb.id.clone().into_bytes(),
-                vni: lb.vni,
+                vni: Vni::to_wire(lb.vni),
                 ip: Some(convert::ip(lb.ip)),
                 ports: lb.ports.iter().map(convert::lb_port).collect(),
                 underlay_route: underlay_text(lb.underlay),
@@ -542,7 +543,7 @@ impl DpdKironcore for DpService {
                     min_port: u32::from(e.min_port),
                     max_port: u32::from(e.max_port),
                     underlay_route: Vec::new(),
-                    vni: e.vni,
+                    vni: Vni::to_wire(e.vni),
                     actual_nat_ip: Some(convert::ip(e.nat_ip)),
                 })
                 .collect(),
@@ -604,7 +605,7 @@ impl DpdKironcore for DpService {
                     min_port: u32::from(n.min_port),
                     max_port: u32::from(n.max_port),
                     underlay_route: underlay_text(n.underlay),
-                    vni: n.vni,
+                    vni: Vni::to_wire(n.vni),
                     actual_nat_ip: Some(convert::ip(n.nat_ip)),
                 })
                 .collect(),
@@ -623,7 +624,7 @@ impl DpdKironcore for DpService {
                 .iter()
                 .map(|e| proto::Route {
                     prefix: Some(convert::prefix(e.route.prefix, None)),
-                    nexthop_vni: e.route.nexthop_vni,
+                    nexthop_vni: Vni::to_wire(e.route.nexthop_vni),
                     nexthop_address: Some(convert::ip(e.route.nexthop)),
                     weight: 0,
                 })

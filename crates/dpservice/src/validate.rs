@@ -68,12 +68,11 @@ pub fn object_id(field: &str, raw: &[u8]) -> Result<String> {
     Ok(s.to_owned())
 }
 
-/// A VNI field: a [`Vni`] or 0, which dpservice accepts as a VNI of its own (the dataplane's tables keep the
-/// wire number); anything needing more than 24 bits is refused.
-pub fn vni(value: u32) -> Result<u32> {
-    Vni::from_wire(value)
-        .map(Vni::to_wire)
-        .map_err(|_| InvalidArgument("VNI exceeds 24-bit range".into()))
+/// A VNI field: `Some` [`Vni`], or `None` for 0, which dpservice accepts as a VNI of its own (the dataplane keeps
+/// tables for it; see the VNI paragraph of `ironnet_dataplane::dataplane`); anything needing more than 24 bits is
+/// refused.
+pub fn vni(value: u32) -> Result<Option<Vni>> {
+    Vni::from_wire(value).map_err(|_| InvalidArgument("VNI exceeds 24-bit range".into()))
 }
 
 fn text(raw: &[u8]) -> Option<&str> {
@@ -430,8 +429,9 @@ mod tests {
 
     #[test]
     fn vnis() {
-        assert_eq!(vni(0), Ok(0));
-        assert_eq!(vni(0xff_ffff), Ok(0xff_ffff));
+        assert_eq!(vni(0), Ok(None));
+        assert_eq!(vni(1), Ok(Some(Vni::MIN)));
+        assert_eq!(vni(0xff_ffff), Ok(Some(Vni::MAX)));
         assert_eq!(vni(0x100_0000), Err(err("VNI exceeds 24-bit range")));
     }
 

@@ -11,7 +11,10 @@ use std::net::Ipv4Addr;
 
 use ironnet_dataplane::api::{CreateInterface, CreateLoadBalancer, L4Proto, LbPort, NeighborNat, Route};
 use ironnet_dataplane::{Batch, Dataplane, DataplaneConfig, MacAddr, PortConfig, PortId, PortKind, Verdict};
+use ironnet_vni::{Vni, vni};
 use libfuzzer_sys::fuzz_target;
+
+const VNI: Option<Vni> = Some(vni!(100));
 
 fn dataplane() -> Dataplane {
     let mut c = DataplaneConfig::new("fc00:1::1".parse().unwrap());
@@ -25,7 +28,7 @@ fn dataplane() -> Dataplane {
     for i in 0..2u8 {
         dp.create_interface(CreateInterface {
             id: format!("vm{i}"),
-            vni: 100,
+            vni: VNI,
             ipv4: Some(Ipv4Addr::new(10, 0, 0, i + 1)),
             ipv6: Some(format!("fd00::{}", i + 1).parse().unwrap()),
             port: PortId(2 + u16::from(i)),
@@ -35,14 +38,14 @@ fn dataplane() -> Dataplane {
         })
         .unwrap();
     }
-    dp.create_route(100, Route { prefix: "0.0.0.0/0".parse().unwrap(), nexthop_vni: 100, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
-    dp.create_route(100, Route { prefix: "::/0".parse().unwrap(), nexthop_vni: 100, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
+    dp.create_route(VNI, Route { prefix: "0.0.0.0/0".parse().unwrap(), nexthop_vni: VNI, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
+    dp.create_route(VNI, Route { prefix: "::/0".parse().unwrap(), nexthop_vni: VNI, nexthop: "fc00:2::1".parse().unwrap() }).unwrap();
     dp.create_nat("vm0", "45.0.0.1".parse().unwrap(), 100, 110, Some("fc00:1::d000:8000:0:11".parse().unwrap())).unwrap();
     dp.create_vip("vm1", "45.0.0.2".parse().unwrap(), Some("fc00:1::d000:8000:0:12".parse().unwrap())).unwrap();
-    dp.create_neighbor_nat(NeighborNat { nat_ip: "45.0.0.1".parse().unwrap(), vni: 100, min_port: 200, max_port: 300, underlay: "fc00:3::1".parse().unwrap() }).unwrap();
+    dp.create_neighbor_nat(NeighborNat { nat_ip: "45.0.0.1".parse().unwrap(), vni: VNI, min_port: 200, max_port: 300, underlay: "fc00:3::1".parse().unwrap() }).unwrap();
     dp.create_loadbalancer(CreateLoadBalancer {
         id: "lb".into(),
-        vni: 100,
+        vni: VNI,
         ip: "45.0.0.3".parse().unwrap(),
         ports: vec![LbPort { protocol: L4Proto::Tcp, port: 80 }],
         preferred_underlay: Some("fc00:1::d000:8000:0:13".parse().unwrap()),

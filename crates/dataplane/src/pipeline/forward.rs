@@ -3,6 +3,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use ironnet_vni::Vni;
+
 use super::parse::{IcmpKind, Parsed};
 use super::rewrite::apply_v4;
 use super::{Ingress, Outcome};
@@ -183,7 +185,7 @@ impl Dataplane {
                 v.port.map(|port| RouteTarget::Vf { port, alias: true })
             }
             _ => Some(RouteTarget::External {
-                nexthop_vni: 0,
+                nexthop_vni: None,
                 nexthop: backend,
             }),
         }
@@ -224,7 +226,12 @@ impl Dataplane {
 
     /// Longest-prefix match of `dst` in `vni`: the target and the matched prefix length.
     #[inline]
-    pub(crate) fn lookup_route(&self, vni: u32, v6: bool, dst: [u8; 16]) -> Option<(RouteTarget, u8)> {
+    pub(crate) fn lookup_route(
+        &self,
+        vni: Option<Vni>,
+        v6: bool,
+        dst: [u8; 16],
+    ) -> Option<(RouteTarget, u8)> {
         let t = self.vnis.get(&vni)?;
         if v6 {
             t.v6.lookup(u128::from_be_bytes(dst)).map(|(r, l)| (*r, l))

@@ -9,6 +9,8 @@ mod rewrite;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use ironnet_vni::Vni;
+
 use crate::batch::{Batch, Packet, Verdict};
 use crate::dataplane::Dataplane;
 use crate::flow::{Flow, FlowKey, NatTag, TcpState};
@@ -31,7 +33,7 @@ pub(crate) struct Ingress {
     /// For uplink packets: outer source and destination and the destination's VNF.
     pub(crate) tunnel: Option<(Ipv6Addr, Ipv6Addr, Vnf)>,
     /// VNI of the packet.
-    pub(crate) vni: u32,
+    pub(crate) vni: Option<Vni>,
 }
 
 pub(crate) type Outcome = Result<PortId, DropReason>;
@@ -74,7 +76,7 @@ impl Dataplane {
             (PortKind::Vf, ETHERTYPE_IPV4) | (PortKind::Vf, ETHERTYPE_IPV6) => {
                 let v6 = ethertype == ETHERTYPE_IPV6;
                 let vni = self.ports[in_port.index()].iface.as_ref().map(|i| i.vni);
-                let parsed = parse::parse(pkt, ether::HEADER_LEN, v6, vni.unwrap_or(0), true)?;
+                let parsed = parse::parse(pkt, ether::HEADER_LEN, v6, vni.flatten(), true)?;
                 if let Some(service) = parsed.service {
                     return self.handle_service(pkt, service);
                 }

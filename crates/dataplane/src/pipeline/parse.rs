@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use ironnet_vni::Vni;
+
 use crate::batch::Packet;
 use crate::flow::FlowKey;
 use crate::packet::icmp::{self, IcmpPacket};
@@ -69,7 +71,7 @@ pub(crate) fn parse(
     pkt: &mut Packet,
     l3: usize,
     v6: bool,
-    vni: u32,
+    vni: Option<Vni>,
     services: bool,
 ) -> Result<Parsed, DropReason> {
     let data = pkt.data().get(l3..).ok_or(DropReason::Malformed)?;
@@ -178,7 +180,7 @@ pub(crate) fn parse(
 
 /// The key, in the ICMP error's direction, of the flow an embedded (truncated) IPv4 packet belongs to: the
 /// embedded packet travelled the opposite way, so its addresses and ports are swapped.
-fn embedded_key_v4(b: &[u8], vni: u32) -> Result<FlowKey, DropReason> {
+fn embedded_key_v4(b: &[u8], vni: Option<Vni>) -> Result<FlowKey, DropReason> {
     // The embedded packet is cut after 8 bytes of L4 header, so its total length exceeds the buffer and the
     // checked view would refuse it: check what is read here instead.
     if b.len() < ipv4::MIN_HEADER_LEN {

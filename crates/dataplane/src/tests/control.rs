@@ -63,7 +63,7 @@ fn route_errors_and_listing() {
     let mut env = Env::new();
     let r = |p: &str| Route {
         prefix: p.parse().unwrap(),
-        nexthop_vni: 200,
+        nexthop_vni: Some(ironnet_vni::vni!(200)),
         nexthop: router6(),
     };
     assert_eq!(env.dp.create_route(VNI, r("192.168.0.0/16")), Ok(()));
@@ -71,13 +71,20 @@ fn route_errors_and_listing() {
         env.dp.create_route(VNI, r("192.168.255.255/16")),
         Err(DpError::RouteExists)
     );
-    assert_eq!(env.dp.create_route(7, r("192.168.0.0/16")), Err(DpError::NoVni));
+    assert_eq!(
+        env.dp
+            .create_route(Some(ironnet_vni::vni!(7)), r("192.168.0.0/16")),
+        Err(DpError::NoVni)
+    );
     assert_eq!(env.dp.create_route(VNI, r("fd99::/64")), Ok(()));
     let listed = env.dp.list_routes(VNI).unwrap();
     assert_eq!(listed.len(), 2, "external routes only, IPv4 and IPv6");
     assert_eq!(listed[0].route, r("192.168.0.0/16"));
-    assert_eq!(env.dp.list_routes(0).unwrap().len(), 2);
-    assert_eq!(env.dp.list_routes(5), Err(DpError::NoVni));
+    assert_eq!(env.dp.list_routes(None).unwrap().len(), 2);
+    assert_eq!(
+        env.dp.list_routes(Some(ironnet_vni::vni!(5))),
+        Err(DpError::NoVni)
+    );
     assert_eq!(
         env.dp.delete_route(VNI, "10.0.0.1/32".parse().unwrap()),
         Err(DpError::RouteBadPort)
@@ -91,7 +98,10 @@ fn route_errors_and_listing() {
         Ok(())
     );
     assert_eq!(env.dp.check_vni_in_use(VNI, VniType::Ipv4), Ok(true));
-    assert_eq!(env.dp.check_vni_in_use(5, VniType::Ipv6), Ok(false));
+    assert_eq!(
+        env.dp.check_vni_in_use(Some(ironnet_vni::vni!(5)), VniType::Ipv6),
+        Ok(false)
+    );
     assert_eq!(
         env.dp.check_vni_in_use(VNI, VniType::Both),
         Err(DpError::WrongType)
@@ -131,7 +141,10 @@ fn initialize_and_reset_keep_interface_and_alias_routes() {
         env.run(env.vf[0], &frame(VF_MACS[0], VM_MACS[0], &ip)).0,
         Verdict::Tx(env.vf[1])
     );
-    assert_eq!(env.dp.reset_vni(999, VniType::Both), Ok(()));
+    assert_eq!(
+        env.dp.reset_vni(Some(ironnet_vni::vni!(999)), VniType::Both),
+        Ok(())
+    );
 }
 
 #[test]
@@ -230,7 +243,7 @@ fn load_balancer_errors() {
     let mut env = Env::new();
     let lb = |id: &str, ip: &str| CreateLoadBalancer {
         id: id.into(),
-        vni: 300,
+        vni: Some(ironnet_vni::vni!(300)),
         ip: ip.parse().unwrap(),
         ports: vec![LbPort {
             protocol: L4Proto::Udp,
@@ -240,7 +253,8 @@ fn load_balancer_errors() {
     };
     env.dp.create_loadbalancer(lb("a", "45.3.3.3")).unwrap();
     assert_eq!(
-        env.dp.check_vni_in_use(300, VniType::Ipv4),
+        env.dp
+            .check_vni_in_use(Some(ironnet_vni::vni!(300)), VniType::Ipv4),
         Ok(true),
         "an LB keeps its VNI in use"
     );
@@ -291,7 +305,11 @@ fn load_balancer_errors() {
     assert_eq!(env.dp.list_loadbalancers().len(), 1);
     env.dp.delete_loadbalancer("a").unwrap();
     assert_eq!(env.dp.get_loadbalancer("a"), Err(DpError::NotFound));
-    assert_eq!(env.dp.check_vni_in_use(300, VniType::Ipv4), Ok(false));
+    assert_eq!(
+        env.dp
+            .check_vni_in_use(Some(ironnet_vni::vni!(300)), VniType::Ipv4),
+        Ok(false)
+    );
 }
 
 #[test]
@@ -324,7 +342,7 @@ fn dataplane_is_send() {
 /// NOT_FOUND and the former NAT IP can be a VIP again, which then translates traffic.
 #[test]
 fn the_last_user_of_a_vni_takes_its_neighbor_nats_and_reservations_along() {
-    const OTHER_VNI: u32 = 7;
+    const OTHER_VNI: Option<Vni> = Some(ironnet_vni::vni!(7));
     let mut env = Env::new();
     let nat_ip = Ipv4Addr::new(45, 86, 9, 1);
     let neighbor = |vni| NeighborNat {

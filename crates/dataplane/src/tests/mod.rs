@@ -12,6 +12,7 @@ mod nat_lb;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{IpNumber, Ipv6Header, PacketBuilder};
+use ironnet_vni::Vni;
 
 use crate::api::CreateInterface;
 use crate::batch::{Batch, Verdict};
@@ -32,7 +33,7 @@ pub(crate) const VM_MACS: [MacAddr; 3] = [
     MacAddr([0x52, 0x54, 0, 0, 0, 2]),
     MacAddr([0x52, 0x54, 0, 0, 0, 3]),
 ];
-pub(crate) const VNI: u32 = 100;
+pub(crate) const VNI: Option<Vni> = Some(ironnet_vni::vni!(100));
 pub(crate) const SEC: u64 = 1_000_000_000;
 
 pub(crate) fn host() -> Ipv6Addr {

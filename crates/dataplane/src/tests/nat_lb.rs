@@ -222,7 +222,7 @@ fn nat_ip_answers_echo_and_relays_neighbor_ranges() {
     assert_eq!(
         env.dp.create_neighbor_nat(NeighborNat {
             nat_ip: nat,
-            vni: 7,
+            vni: Some(ironnet_vni::vni!(7)),
             min_port: 250,
             max_port: 260,
             underlay: neighbor

@@ -446,7 +446,7 @@ async fn run(percent: usize) {
         .map(|(c, s)| format!("{c} {s} s"))
         .collect();
     eprintln!("  CPU used since the lab started: {}", cpu.join(", "));
-    eprintln!("  API requests served: {}", request_breakdown(&client).await);
+    eprintln!("  {}", load_summary(&client).await);
     let per = |e: Extra| (0..networks).filter(|n| extra(*n) == e).count();
     println!(
         "{percent:>3} %: {networks} Networks, {} NetworkInterfaces, {networks} VirtualIPs, {} NATGateways, {} \
@@ -461,37 +461,47 @@ async fn run(percent: usize) {
     );
 }
 
-/// The API server's requests so far from its `apiserver_request_total`, summed by verb and resource, largest first
-/// (the twelve largest, then the total).
-async fn request_breakdown(client: &kube::Client) -> String {
+/// Sums of `metric`'s samples on a Prometheus text `page`, grouped by the values of `labels`, largest first (the
+/// twelve largest, then the total).
+fn breakdown(page: &str, metric: &str, labels: &[&str]) -> String {
+    let mut by: HashMap<Vec<String>, f64> = HashMap::new();
+    for line in page.lines().filter(|l| l.starts_with(&format!("{metric}{{"))) {
+        let (set, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+        let label = |name: &str| {
+            set.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_owned()
+        };
+        *by.entry(labels.iter().map(|l| label(l)).collect()).or_default() +=
+            value.parse::<f64>().unwrap_or(0.0);
+    }
+    let total: f64 = by.values().sum();
+    let mut rows: Vec<(Vec<String>, f64)> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top: Vec<String> = rows
+        .iter()
+        .take(12)
+        .map(|(key, n)| format!("{} {n}", key.join(" ")))
+        .collect();
+    format!("{} (total {total})", top.join(", "))
+}
+
+/// What the API server's `/metrics` says about the run: requests by verb and resource, and reconciles by
+/// controller (`ironnet up` serves its controllers' metrics on the same page).
+async fn load_summary(client: &kube::Client) -> String {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .expect("static request");
     let Ok(page) = client.request_text(request).await else {
         return "(metrics not readable)".to_owned();
     };
-    let mut by: HashMap<(String, String), f64> = HashMap::new();
-    for line in page.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let (labels, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
-        let label = |name: &str| {
-            labels
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-                .to_owned()
-        };
-        *by.entry((label("verb"), label("resource"))).or_default() += value.parse::<f64>().unwrap_or(0.0);
-    }
-    let total: f64 = by.values().sum();
-    let mut rows: Vec<((String, String), f64)> = by.into_iter().collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let top: Vec<String> = rows
-        .iter()
-        .take(12)
-        .map(|((verb, resource), n)| format!("{verb} {resource} {n}"))
-        .collect();
-    format!("{} (total {total})", top.join(", "))
+    format!(
+        "API requests served: {}\n  reconciles: {}",
+        breakdown(&page, "apiserver_request_total", &["verb", "resource"]),
+        breakdown(&page, "controller_runtime_reconcile_total", &["controller"]),
+    )
 }
 
 fn main() {

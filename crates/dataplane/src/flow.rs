@@ -37,7 +37,7 @@ pub enum FlowDir {
 
 /// One direction's identity. Addresses are big-endian bytes; IPv4 addresses occupy the last 4 bytes with
 /// `v6 = false`. Byte arrays (not `u128`) keep the key 4-byte aligned: 44 bytes, which matters at a million flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Eq, Default)]
 pub struct FlowKey {
     /// Source address.
     pub src: [u8; 16],
@@ -60,6 +60,23 @@ pub struct FlowKey {
     /// de-NATed; a local VM sending the reverse 5-tuple starts its own flow). dpservice uses its `vnf_type` key
     /// field for the same purpose.
     pub zone: u8,
+}
+
+impl PartialEq for FlowKey {
+    /// Field by field as the derived impl, but the VNI compared as its wire number: with `Option<Vni>`'s own `==`
+    /// (a match on both options; the standard library specialises it only for its own non-zero integer types) the
+    /// flow-table probe `FlowIndex::find` was no longer inlined, and a first packet cost 4.5 % more instructions.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.src == other.src
+            && self.dst == other.dst
+            && Vni::to_wire(self.vni) == Vni::to_wire(other.vni)
+            && self.src_port == other.src_port
+            && self.dst_port == other.dst_port
+            && self.proto == other.proto
+            && self.v6 == other.v6
+            && self.zone == other.zone
+    }
 }
 
 impl Hash for FlowKey {
@@ -594,6 +611,31 @@ mod tests {
             80,
             Some(ironnet_vni::vni!(7)),
         )
+    }
+
+    #[test]
+    fn keys_are_equal_exactly_when_every_field_is() {
+        let base = key(1000);
+        assert_eq!(base, key(1000));
+        let changed: [fn(&mut FlowKey); 9] = [
+            |k| k.src[15] ^= 1,
+            |k| k.dst[0] ^= 1,
+            |k| k.vni = None,
+            |k| k.vni = Some(ironnet_vni::vni!(8)),
+            |k| k.src_port ^= 1,
+            |k| k.dst_port ^= 1,
+            |k| k.proto ^= 1,
+            |k| k.v6 = !k.v6,
+            |k| k.zone = FlowKey::ZONE_LB,
+        ];
+        for (i, change) in changed.iter().enumerate() {
+            let mut other = base;
+            change(&mut other);
+            assert_ne!(base, other, "change {i}");
+            assert_ne!(other, base, "change {i}");
+        }
+        let none = FlowKey { vni: None, ..base };
+        assert_eq!(none, FlowKey { vni: None, ..base });
     }
 
     #[test]

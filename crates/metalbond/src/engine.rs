@@ -493,8 +493,32 @@ impl Engine {
     /// Local announcement: stored and sent as UPDATE ADD to every established peer (subscription not required).
     pub fn announce(&mut self, route: Route) -> Result<(), EngineError> {
         self.announced.add(&route, ())?;
+        if route.next_hop.kind() == NextHopType::Standard {
+            self.drop_received_to_own_destination(&route);
+        }
         self.broadcast(&Message::Update(Action::Add, route));
         Ok(())
+    }
+
+    /// Loop prevention for standard routes received *before* we announced their destination ourselves: they
+    /// are dropped (reported as [`RouteEvent::Removed`], withdrawn from our subscribers), so what is installed
+    /// does not depend on whether a peer's route or our own announcement came first. Routes arriving after
+    /// the announcement are never stored (see `add_received`).
+    fn drop_received_to_own_destination(&mut self, own: &Route) {
+        let shadowed: Vec<(Route, Vec<PeerId>)> = self
+            .received
+            .routes_in(own.vni)
+            .filter(|(r, _)| r.destination == own.destination && r.next_hop.kind() == NextHopType::Standard)
+            .map(|(r, providers)| (r, providers.to_vec()))
+            .collect();
+        for (route, providers) in shadowed {
+            for id in providers {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.received.remove(&route);
+                }
+                self.remove_received(id, &route);
+            }
+        }
     }
 
     /// Local withdrawal: removed and sent as UPDATE REMOVE to every established peer.

@@ -281,6 +281,38 @@ async fn two_default_routers_do_not_install_each_other() {
     srv.shutdown();
 }
 
+/// A router that installed another router's default before announcing its own drops it when it announces:
+/// what is installed must not depend on which of the two came first (the test above sends both at once, so
+/// either order can happen there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_drops_a_received_default_when_it_announces_its_own() {
+    let (srv, addr) = server().await;
+    let r1 = client(&[&addr]).await;
+    let r2 = client(&[&addr]).await;
+    for c in [&r1, &r2] {
+        c.subscribe(vni!(100)).unwrap();
+    }
+    let d1 = std_route(vni!(100), "0.0.0.0/0", "fd00::1");
+    let d2 = std_route(vni!(100), "0.0.0.0/0", "fd00::2");
+    r1.announce(d1).unwrap();
+    eventually("r2 installs r1's default before announcing its own", || {
+        r2.routes_in(vni!(100)) == vec![d1]
+    })
+    .await;
+    r2.announce(d2).unwrap();
+    eventually("r2 drops r1's default once it announces its own", || {
+        r2.routes_in(vni!(100)).is_empty()
+    })
+    .await;
+    consistently(
+        "neither router installs the other's default",
+        Duration::from_millis(300),
+        || r1.routes_in(vni!(100)).is_empty() && r2.routes_in(vni!(100)).is_empty(),
+    )
+    .await;
+    srv.shutdown();
+}
+
 /// Two hosts sharing a NAT IP (each with its own port range) and serving one load balancer IP each learn the
 /// other's NAT and load-balancer-target routes for that destination, although they announce the destination
 /// themselves: loop prevention is for standard routes only (upstream drops these too, so neighbour NAT and remote

@@ -34,7 +34,8 @@ pub(crate) const DELETE_RECHECK: Duration = Duration::from_millis(500);
 
 /// Index of objects by the apinet Node they are on (`node:/<node name>`).
 pub const BY_NODE: &str = "node";
-/// Index of objects by an IP they have or target (`ip:<namespace>/<ip>`).
+/// Index of objects by an IP they have or target on a Network (`ip:<namespace>/<network>/<ip>`). Every
+/// Network is its own address space, so the same IP on two Networks names two unrelated interfaces.
 pub const BY_IP: &str = "ip";
 /// Index of metalnet objects by the UID of their source (`origin:/<uid>`).
 pub const BY_ORIGIN: &str = "origin";
@@ -84,12 +85,17 @@ fn unindexed<K>(_: &K) -> Vec<String> {
     Vec::new()
 }
 
+/// The [`BY_IP`] key of `ip` on `network` (an apinet Network name) in `namespace`.
+pub fn ip_key(namespace: Option<&str>, network: &str, ip: &ironnet_api::common::IP) -> String {
+    index_key(BY_IP, namespace, &format!("{network}/{ip}"))
+}
+
 fn ip_keys<'a>(
     namespace: Option<&str>,
+    network: &str,
     ips: impl Iterator<Item = &'a ironnet_api::common::IP>,
 ) -> Vec<String> {
-    ips.map(|ip| index_key(BY_IP, namespace, &ip.to_string()))
-        .collect()
+    ips.map(|ip| ip_key(namespace, network, ip)).collect()
 }
 
 impl Caches {
@@ -111,7 +117,7 @@ impl Caches {
             networks: informer(Api::all(apinet.clone()), wc(), unindexed),
             nics: informer(Api::all(apinet.clone()), wc(), |n: &apinet::NetworkInterface| {
                 let ns = n.metadata.namespace.as_deref();
-                let mut keys = ip_keys(ns, n.spec.ips.iter());
+                let mut keys = ip_keys(ns, &n.spec.network_ref.name, n.spec.ips.iter());
                 keys.push(index_key(BY_NODE, None, &n.spec.node_ref.name));
                 keys.push(index_key(BY_NETWORK, ns, &n.spec.network_ref.name));
                 keys
@@ -143,6 +149,7 @@ impl Caches {
             policy_rules: informer(Api::all(apinet.clone()), wc(), |r: &apinet::NetworkPolicyRule| {
                 ip_keys(
                     r.metadata.namespace.as_deref(),
+                    &r.spec.network_ref.name,
                     r.spec.targets.iter().filter_map(|t| t.ip.as_ref()),
                 )
             }),

@@ -20,8 +20,8 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::{
-    BY_IP, BY_NODE, Ctx, Stop, apply_metalnet, delete_gone, ensure_finalizer, patch_status, remove_finalizer,
-    stopped,
+    BY_NODE, Ctx, Stop, apply_metalnet, delete_gone, ensure_finalizer, ip_key, patch_status,
+    remove_finalizer, stopped,
 };
 use crate::firewall::firewall_rules;
 use crate::names::{NETWORK_INTERFACE_ORIGIN, parse_node_name, partition_finalizer, partition_node_name};
@@ -79,8 +79,9 @@ fn nat_details(ctx: &Ctx, nic: &apinet::NetworkInterface, namespace: &str, uid: 
     out
 }
 
-/// The NetworkPolicyRules of the namespace targeting any of the interface's IPs, by name (so the derived
-/// firewall rules come in a stable order).
+/// The NetworkPolicyRules of the interface's Network targeting any of its IPs, by name (so the derived
+/// firewall rules come in a stable order). A rule of another Network targeting the same address is about
+/// another interface.
 fn policy_rules(
     ctx: &Ctx,
     nic: &apinet::NetworkInterface,
@@ -89,7 +90,7 @@ fn policy_rules(
     let store = ctx.caches.policy_rules.store();
     let mut rules: Vec<Arc<apinet::NetworkPolicyRule>> = Vec::new();
     for ip in &nic.spec.ips {
-        for r in store.indexed(&index_key(BY_IP, Some(namespace), &ip.to_string())) {
+        for r in store.indexed(&ip_key(Some(namespace), &nic.spec.network_ref.name, ip)) {
             if !rules.iter().any(|e| e.metadata.uid == r.metadata.uid) {
                 rules.push(r);
             }
@@ -168,7 +169,14 @@ async fn reconcile(nic: Arc<apinet::NetworkInterface>, ctx: Arc<Ctx>) -> Result<
     // metalnet object by anyone else triggers this reconcile again.
     let current = match cached {
         Some(m) if m.spec == spec && NETWORK_INTERFACE_ORIGIN.stems_from(m.labels(), &uid) => m,
-        _ => {
+        stale => {
+            if let Some(m) = &stale {
+                tracing::debug!(
+                    interface = %nic.name_any(),
+                    changed = ?changed_fields(&m.spec, &spec),
+                    "re-applying metalnet interface"
+                );
+            }
             let data = ironnet_runtime::origin::OriginData {
                 namespace: namespace.clone(),
                 name: nic.name_any(),
@@ -194,15 +202,29 @@ async fn reconcile(nic: Arc<apinet::NetworkInterface>, ctx: Arc<Ctx>) -> Result<
     Ok(Action::await_change())
 }
 
-/// The interfaces of `namespace` with any of `ips`.
+/// The top-level spec fields that differ between `old` and `new` (for the re-apply log line).
+fn changed_fields(old: &metalnet::NetworkInterfaceSpec, new: &metalnet::NetworkInterfaceSpec) -> Vec<String> {
+    let (serde_json::Value::Object(o), serde_json::Value::Object(n)) = (json!(old), json!(new)) else {
+        return Vec::new();
+    };
+    let mut keys: BTreeSet<&String> = o.keys().collect();
+    keys.extend(n.keys());
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// The interfaces on `network` of `namespace` with any of `ips`.
 fn nics_with_ips<'a>(
     nics: &IndexedStore<apinet::NetworkInterface>,
     namespace: Option<&str>,
+    network: &str,
     ips: impl Iterator<Item = &'a IP>,
 ) -> Vec<ObjectRef<apinet::NetworkInterface>> {
     let mut refs: Vec<ObjectRef<apinet::NetworkInterface>> = Vec::new();
     for ip in ips {
-        for n in nics.indexed(&index_key(BY_IP, namespace, &ip.to_string())) {
+        for n in nics.indexed(&ip_key(namespace, network, ip)) {
             let r = ObjectRef::from_obj(n.as_ref());
             if !refs.contains(&r) {
                 refs.push(r);
@@ -225,6 +247,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     );
     let routings = c.routings.store();
     let routings_seen = c.routings.store();
+    let lbs = c.load_balancers.store();
     let rules_seen = c.policy_rules.store();
     let tables_seen = c.nat_tables.store();
     let (by_routing, by_rule, by_table) = (
@@ -275,6 +298,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
                     nics_with_ips(
                         &n3,
                         ns.as_deref(),
+                        &lb.spec.network_ref.name,
                         r.spec.destinations.iter().filter_map(|d| d.ip.as_ref()),
                     )
                 })
@@ -284,9 +308,15 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         // dropped from them loses what it derived (LB targets, firewall rules, NAT), the ones they related to
         // before. An object no longer in its cache was deleted.
         .watches_stream(c.routings.subscribe(), move |r: apinet::LoadBalancerRouting| {
+            // A routing is on its LoadBalancer's Network (same name); one without a LoadBalancer targets nothing.
+            let network = lbs
+                .get(r.metadata.namespace.as_deref(), &r.name_any())
+                .map(|lb| lb.spec.network_ref.name.clone())
+                .unwrap_or_default();
             let now = nics_with_ips(
                 &n4,
                 r.metadata.namespace.as_deref(),
+                &network,
                 r.spec.destinations.iter().filter_map(|d| d.ip.as_ref()),
             );
             let deleted = routings_seen
@@ -298,6 +328,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
             let now = nics_with_ips(
                 &n5,
                 r.metadata.namespace.as_deref(),
+                &r.spec.network_ref.name,
                 r.spec.targets.iter().filter_map(|t| t.ip.as_ref()),
             );
             let deleted = rules_seen

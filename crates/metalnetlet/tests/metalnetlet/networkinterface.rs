@@ -209,6 +209,31 @@ async fn load_balancers_of_other_networks_are_no_targets() {
     );
 }
 
+/// A NetworkPolicyRule of another Network targeting the same address is about another interface: every
+/// Network is its own address space. (The rules were once looked up by address alone, so a policy of one
+/// Network filtered the traffic of every interface with a target's address on any other Network.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_rules_of_other_networks_are_not_applied() {
+    let env = env().await;
+    env.metalnet_node("node-1").await;
+    let network = env.network("my-network", json!([])).await;
+    let other = env.network("other-network", json!([])).await;
+    let nic = nic(&env, "my-nic", json!({})).await;
+    let _: apinet::NetworkPolicyRule = env
+        .create(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkPolicyRule",
+            "metadata": {"name": "other-policy"},
+            "networkRef": {"name": "other-network", "uid": other.uid().unwrap()},
+            "targets": [{"ip": "10.0.0.1", "targetRef": {"uid": "uid-of-an-interface-on-other-network", "name": "other-nic"}}],
+            "priority": 100,
+            "ingressRule": [{"networkPolicyPorts": [{"protocol": "UDP", "port": 53}], "ipBlock": [{"cidr": "172.16.0.0/12"}]}],
+        }))
+        .await;
+    policy_rule(&env, &nic, &network.uid().unwrap()).await;
+    let m = metalnet_nic(&env, &nic.uid().unwrap(), |m| !m.spec.firewall_rules.is_empty()).await;
+    assert_eq!(rules_without_ids(&m), expected_rules());
+}
+
 /// An interface dropped from a routing's destinations and from a policy rule's targets loses the load balancer
 /// target and the firewall rules it derived from them (upstream maps such events to the current destinations
 /// and targets only, so a dropped interface kept serving the load balancer and kept its rules).

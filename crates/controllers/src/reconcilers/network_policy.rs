@@ -157,27 +157,28 @@ pub fn desired_rule(policy: &NetworkPolicy, network: (&str, &str), resolved: &Re
 }
 
 /// Whether the stored rule already carries `body`'s content and controller.
+///
+/// Compared as typed values: the stored rule omits empty lists the body spells out (an ingress rule without IP
+/// blocks is `"ipBlock": []` in the body and absent once stored), so a JSON comparison never matched a rule with
+/// such a list and every reconcile re-applied it.
 fn up_to_date(existing: &NetworkPolicyRule, body: &Value) -> bool {
-    let cur = serde_json::to_value(existing).unwrap_or(Value::Null);
-    let owned = existing.owner_references().iter().any(|o| {
-        o.controller == Some(true)
-            && Some(o.uid.as_str())
-                == body
-                    .pointer("/metadata/ownerReferences/0/uid")
-                    .and_then(Value::as_str)
-    });
-    let same = |k: &str| {
-        let empty = |v: Option<&Value>| {
-            v.cloned()
-                .filter(|x| !x.is_null() && x != &json!([]))
-                .unwrap_or(Value::Null)
-        };
-        empty(cur.get(k)) == empty(body.get(k))
+    let Ok(desired) = serde_json::from_value::<NetworkPolicyRule>(body.clone()) else {
+        return false;
     };
-    owned
-        && ["networkRef", "priority", "targets", "ingressRule", "egressRule"]
-            .into_iter()
-            .all(same)
+    let controller = |r: &NetworkPolicyRule| {
+        r.owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone())
+    };
+    let (have, want) = (&existing.spec, &desired.spec);
+    controller(existing).is_some()
+        && controller(existing) == controller(&desired)
+        && have.network_ref == want.network_ref
+        && have.priority == want.priority
+        && have.targets == want.targets
+        && have.ingress_rules == want.ingress_rules
+        && have.egress_rules == want.egress_rules
 }
 
 struct Ctx {
@@ -326,4 +327,62 @@ pub async fn run(
         )
         .for_each(|_| futures::future::ready(()));
     futures::join!(controller, trigger);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Family;
+    use crate::network_policy::{ObjectIp, PolicyTarget};
+
+    fn policy() -> NetworkPolicy {
+        serde_json::from_value(json!({
+            "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "NetworkPolicy",
+            "metadata": {"name": "np", "namespace": "default", "uid": "policy-uid"},
+            "spec": {"networkRef": {"name": "net"}, "networkInterfaceSelector": {}},
+        }))
+        .unwrap()
+    }
+
+    fn resolved(target: &str) -> ResolvedPolicy {
+        ResolvedPolicy {
+            targets: vec![PolicyTarget {
+                ip: target.parse().unwrap(),
+                name: "web".into(),
+                uid: "web-uid".into(),
+            }],
+            // No IP blocks and no ports: the lists the stored rule omits.
+            ingress: vec![ResolvedRule {
+                ports: vec![],
+                ip_blocks: vec![],
+                ips: vec![ObjectIp {
+                    family: Family::V4,
+                    prefix: "10.0.0.2/32".into(),
+                }],
+            }],
+            egress: vec![],
+        }
+    }
+
+    /// The rule as the API server stores it after applying `body`.
+    fn stored(body: &Value) -> NetworkPolicyRule {
+        let typed: NetworkPolicyRule = serde_json::from_value(body.clone()).unwrap();
+        serde_json::from_value(serde_json::to_value(typed).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_stored_rule_with_empty_lists_is_up_to_date_with_its_body() {
+        let body = desired_rule(&policy(), ("net", "net-uid"), &resolved("10.0.0.1"));
+        assert!(up_to_date(&stored(&body), &body));
+    }
+
+    #[test]
+    fn a_changed_target_or_controller_is_not_up_to_date() {
+        let body = desired_rule(&policy(), ("net", "net-uid"), &resolved("10.0.0.1"));
+        let moved = desired_rule(&policy(), ("net", "net-uid"), &resolved("10.0.0.3"));
+        assert!(!up_to_date(&stored(&body), &moved));
+        let mut orphan = stored(&body);
+        orphan.metadata.owner_references = None;
+        assert!(!up_to_date(&orphan, &body));
+    }
 }

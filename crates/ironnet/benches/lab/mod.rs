@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Lab {
     child: Child,
     dir: tempfile::TempDir,
+    /// Where `ironnet up`'s output goes: `LAB_LOG`, or `up.log` in the temporary directory.
+    log_path: PathBuf,
 }
 
 impl Lab {
@@ -18,7 +20,10 @@ impl Lab {
     /// lab is up.
     pub fn start(hypervisors: usize, ports: usize, prefix: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        // `LAB_LOG=PATH` keeps the output after the run, `LAB_RUST_LOG=FILTER` sets its levels (both to see what
+        // the controllers did, at a cost the figures then include).
+        let log_path = std::env::var_os("LAB_LOG").map_or_else(|| dir.path().join("up.log"), PathBuf::from);
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ironnet"))
             .args([
                 "up",
@@ -38,13 +43,16 @@ impl Lab {
                     .map(|path| vec!["--audit-log-path".to_owned(), path])
                     .unwrap_or_default(),
             )
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("LAB_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        let lab = Lab { child, dir };
+        let lab = Lab { child, dir, log_path };
         let deadline = Instant::now() + Duration::from_secs(180);
         while !lab.log().contains("Press Ctrl-C to stop.") {
             assert!(
@@ -59,7 +67,7 @@ impl Lab {
 
     /// What `ironnet up` printed so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The admin kubeconfig.

@@ -84,13 +84,18 @@ pub async fn run(
     });
     let ctx = Arc::new(Ctx {
         ironcore: ironcore.clone(),
-        apinet,
+        apinet: apinet.clone(),
         namespace: config.apinet_namespace.clone(),
         node_affinity_aware: config.node_affinity_aware,
         network_peering_disabled: config.network_peering_disabled,
         concurrency: config.concurrency.max(1),
         watch_filter: config.watch_filter.clone(),
         ironcore_informers: ironnet_runtime::informer::Informers::new(ironcore.clone()),
+        apinet_informers: ironnet_runtime::informer::Informers::namespaced(
+            apinet.clone(),
+            &config.apinet_namespace,
+        ),
+        applied: ironnet_runtime::applied::AppliedBodies::new(crate::meta::FIELD_MANAGER),
         events: ironnet_runtime::events::EventRecorder::new(ironcore.clone(), reconcilers::EVENT_REPORTER),
     });
     let Some(le) = config.leader_election else {

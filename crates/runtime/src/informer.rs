@@ -250,9 +250,16 @@ impl<K> Debug for Subscription<K> {
 
 /// The kinds an [`Informers`] registry can share, with the index their cache keeps.
 ///
-/// One index per kind, because every controller of the process reads the same cache.
+/// One index per kind, because every controller of the process reads the same cache. Every shared kind is
+/// namespaced (a registry may watch one namespace).
 pub trait Informed:
-    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
     /// The index keys of this object (see [`crate::cache::index_key`]); empty for kinds looked up by name
     /// only.
@@ -268,6 +275,8 @@ pub trait Informed:
 #[derive(Clone)]
 pub struct Informers {
     client: Client,
+    /// The namespace watched, or every namespace.
+    namespace: Option<String>,
     by_kind: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
 }
 
@@ -276,6 +285,17 @@ impl Informers {
     pub fn new(client: Client) -> Self {
         Informers {
             client,
+            namespace: None,
+            by_kind: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// An empty registry whose informers watch only `namespace` through `client` (for a component whose
+    /// objects all live in one namespace, like apinetlet's apinet objects).
+    pub fn namespaced(client: Client, namespace: &str) -> Self {
+        Informers {
+            client,
+            namespace: Some(namespace.to_owned()),
             by_kind: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -285,7 +305,7 @@ impl Informers {
         &self.client
     }
 
-    /// The informer of kind `K` across all namespaces, started by the first call.
+    /// The informer of kind `K` across all namespaces (or the registry's one), started by the first call.
     pub fn get<K: Informed>(&self) -> Informer<K> {
         let mut by_kind = self.by_kind.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(informer) = by_kind
@@ -294,8 +314,11 @@ impl Informers {
         {
             return informer.clone();
         }
-        let events = watcher::watcher(Api::<K>::all(self.client.clone()), watcher::Config::default())
-            .default_backoff();
+        let api = match &self.namespace {
+            Some(ns) => Api::<K>::namespaced(self.client.clone(), ns),
+            None => Api::<K>::all(self.client.clone()),
+        };
+        let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
         let informer = Informer::new(K::index_keys, events);
         by_kind.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         informer
@@ -349,7 +372,15 @@ informed_by_network!(
     ironnet_api::apinet::LoadBalancer,
 );
 
-informed_unindexed!(ironnet_api::networking::Network, ironnet_api::apinet::Network);
+informed_unindexed!(
+    ironnet_api::networking::Network,
+    ironnet_api::apinet::Network,
+    ironnet_api::apinet::IP,
+    ironnet_api::apinet::LoadBalancerRouting,
+    ironnet_api::apinet::NATGatewayAutoscaler,
+    ironnet_api::apinet::NetworkPolicy,
+    ironnet_api::apinet::NetworkPolicyRule,
+);
 
 /// The name of the index of VirtualIPs by the UID of the object they are bound to (`spec.targetRef.uid`).
 pub const BY_TARGET_UID: &str = "target";

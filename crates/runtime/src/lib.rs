@@ -3,6 +3,7 @@
 //!
 //! - [`informer`]: one watch and one indexed cache per kind per process ([`informer::Informers`]), fanned out to
 //!   any number of controllers, as client-go's shared informers do;
+//! - [`applied`]: skipping server-side applies that cannot change anything;
 //! - [`cache`]: the indexed cache itself and its consistency contract;
 //! - [`controller`]: kube-runtime's controller with its work queue observable (depth, queue time);
 //! - [`health`]: the telemetry (controller metrics, API server readiness) every reconciling component serves;
@@ -22,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod applied;
 pub mod cache;
 pub mod controller;
 pub mod events;

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::natgateway::{spec_ips, status_ips};
 use super::{
-    Ctx, ReconcileError, Stop, allocated_prefix, apinet_network_name, apply, by_origin, ensure_finalizer,
-    finalize, patch_status, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, allocated_prefix, apinet_network_name, by_origin, ensure_finalizer, finalize,
+    patch_status, source_of, stopped, to_value,
 };
 use crate::loadbalancer::{
     Destination, InternalIp, LoadBalancerView, desired_load_balancer, desired_routing, destination,
@@ -145,7 +145,7 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
     let current = lbs.get_opt(&source.uid).await?.map(|l| to_value(&l));
     keep_allocated_ips(&mut body, current.as_ref());
-    let applied = match apply(&lbs, &source.uid, &body).await {
+    let applied = match super::apply_changed::<apinet::LoadBalancer>(&ctx, &source.uid, &body).await {
         Ok(applied) => applied,
         Err(e) => {
             let family = view.ip_families.first().map_or("IPv4", String::as_str);
@@ -153,9 +153,8 @@ async fn reconcile(lb: Arc<LoadBalancer>, ctx: Arc<Ctx>) -> Result<Action, Recon
         }
     };
     let apinet_uid = applied.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
-    let routings: Api<apinet::LoadBalancerRouting> = ctx.apinet_api();
-    apply(
-        &routings,
+    super::apply_changed::<apinet::LoadBalancerRouting>(
+        &ctx,
         &source.uid,
         &desired_routing(&ctx.namespace, &source, &apinet_uid, &dests),
     )
@@ -191,14 +190,12 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         |r| Some(ObjectRef::<LoadBalancer>::new(&r.name_any()).within(&r.namespace()?)),
     )
     .watches_stream(super::network_uid_changes(&ctx), move |n| lbs_of(&store, &n))
-    .watches(
-        ctx.apinet_api::<apinet::LoadBalancer>(),
-        wc.clone(),
+    .watches_stream(
+        super::apinet_events::<apinet::LoadBalancer>(&ctx),
         by_origin::<apinet::LoadBalancer, LoadBalancer>(origin::LOAD_BALANCER),
     )
-    .watches(
-        ctx.apinet_api::<apinet::LoadBalancerRouting>(),
-        wc,
+    .watches_stream(
+        super::apinet_events::<apinet::LoadBalancerRouting>(&ctx),
         by_origin::<apinet::LoadBalancerRouting, LoadBalancer>(origin::LOAD_BALANCER),
     )
     .graceful_shutdown_on(stopped(stop))

@@ -56,6 +56,11 @@ pub struct Ctx {
     /// One watch per ironcore kind for all of apinetlet's controllers (Networks and VirtualIPs are read by
     /// several), through `ironcore`.
     pub ironcore_informers: ironnet_runtime::informer::Informers,
+    /// One watch per apinet kind apinetlet derives, in [`Ctx::namespace`], through `apinet`: the triggers of
+    /// the controllers and the cache [`apply_changed`] checks.
+    pub apinet_informers: ironnet_runtime::informer::Informers,
+    /// The apinet applies made, to skip those that cannot change anything ([`apply_changed`]).
+    pub applied: ironnet_runtime::applied::AppliedBodies,
     /// Records Events on the ironcore objects, as [`EVENT_REPORTER`], through `ironcore`.
     pub events: EventRecorder,
 }
@@ -203,6 +208,33 @@ where
         .await?)
 }
 
+/// Server-side applies `body` to the apinet object `name` of [`Ctx::namespace`] unless the cached object
+/// shows that the apply would change nothing (see [`ironnet_runtime::applied`]); returns the object either way.
+pub(crate) async fn apply_changed<K>(ctx: &Ctx, name: &str, body: &Value) -> Result<K, ReconcileError>
+where
+    K: ironnet_runtime::informer::Informed + Serialize,
+{
+    let cached = ctx
+        .apinet_informers
+        .get::<K>()
+        .store()
+        .get(Some(&ctx.namespace), name);
+    if let Some(live) = cached.filter(|live| ctx.applied.unchanged(live.as_ref(), body)) {
+        return Ok(live.as_ref().clone());
+    }
+    let applied = apply(&ctx.apinet_api::<K>(), name, body).await?;
+    ctx.applied.record(&applied, body);
+    Ok(applied)
+}
+
+/// The apinet objects of kind `K` as a trigger stream (from [`Ctx::apinet_informers`]).
+pub(crate) fn apinet_events<K>(ctx: &Ctx) -> ironnet_runtime::informer::Subscription<K>
+where
+    K: ironnet_runtime::informer::Informed,
+{
+    ctx.apinet_informers.get::<K>().subscribe()
+}
+
 /// Merge-patches the status subresource of `obj`.
 pub(crate) async fn patch_status<K>(api: &Api<K>, obj: &K, patch: &Value) -> Result<(), ReconcileError>
 where
@@ -250,8 +282,15 @@ pub(crate) async fn apinet_network_name(
     namespace: &str,
     network: &str,
 ) -> Result<Option<String>, ReconcileError> {
-    let api: Api<ironnet_api::networking::Network> = Api::namespaced(ctx.ironcore.clone(), namespace);
-    Ok(api.get_opt(network).await?.and_then(|n| n.metadata.uid))
+    // From the shared cache: every caller also watches [`network_uid_changes`], so a Network the cache does not
+    // show yet brings the caller back once it does.
+    let networks = ctx
+        .ironcore_informers
+        .get::<ironnet_api::networking::Network>()
+        .store();
+    Ok(networks
+        .get(Some(namespace), network)
+        .and_then(|n| n.metadata.uid.clone()))
 }
 
 /// The ipam `Prefix` kind (`ipam.ironcore.dev/v1alpha1`), read dynamically: `ironnet` may not serve it.

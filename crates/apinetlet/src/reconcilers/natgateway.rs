@@ -14,8 +14,8 @@ use kube::runtime::watcher;
 use serde_json::Value;
 
 use super::{
-    Ctx, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer, finalize,
-    patch_status, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, apinet_network_name, by_origin, ensure_finalizer, finalize, patch_status,
+    source_of, stopped, to_value,
 };
 use crate::meta::finalizers;
 use crate::natgateway::{desired_autoscaler, desired_nat_gateway, status_patch};
@@ -76,14 +76,13 @@ async fn reconcile(nat: Arc<NATGateway>, ctx: Arc<Ctx>) -> Result<Action, Reconc
         &network,
         nat.spec.ports_per_network_interface,
     );
-    let gw = match apply(&gateways, &source.uid, &body).await {
+    let gw = match super::apply_changed::<apinet::NATGateway>(&ctx, &source.uid, &body).await {
         Ok(gw) => gw,
         Err(e) => return Err(super::note_exhaustion(&ctx, nat.as_ref(), e, family).await),
     };
-    let autoscalers: Api<apinet::NATGatewayAutoscaler> = ctx.apinet_api();
     let gw_uid = gw.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
-    apply(
-        &autoscalers,
+    super::apply_changed::<apinet::NATGatewayAutoscaler>(
+        &ctx,
         &source.uid,
         &desired_autoscaler(&ctx.namespace, &source, &gw_uid),
     )
@@ -112,14 +111,12 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency));
     let store = ctrl.store();
     ctrl.watches_stream(super::network_uid_changes(&ctx), move |n| gateways_of(&store, &n))
-        .watches(
-            ctx.apinet_api::<apinet::NATGateway>(),
-            wc.clone(),
+        .watches_stream(
+            super::apinet_events::<apinet::NATGateway>(&ctx),
             by_origin::<apinet::NATGateway, NATGateway>(origin::NAT_GATEWAY),
         )
-        .watches(
-            ctx.apinet_api::<apinet::NATGatewayAutoscaler>(),
-            wc,
+        .watches_stream(
+            super::apinet_events::<apinet::NATGatewayAutoscaler>(&ctx),
             by_origin::<apinet::NATGatewayAutoscaler, NATGateway>(origin::NAT_GATEWAY),
         )
         .graceful_shutdown_on(stopped(stop))

@@ -10,11 +10,10 @@ use ironnet_api::networking::Network;
 use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::{
-    CONFLICT_RETRY, Ctx, RETRY_AFTER, ReconcileError, Stop, apply, by_origin, ensure_finalizer, finalize,
+    CONFLICT_RETRY, Ctx, RETRY_AFTER, ReconcileError, Stop, by_origin, ensure_finalizer, finalize,
     is_conflict, patch_status, source_of, stopped, to_value,
 };
 use crate::meta::finalizers;
@@ -128,7 +127,7 @@ async fn reconcile(net: Arc<Network>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         |n| prefixes.get(n).cloned(),
     );
     let body = desired_network(&ctx.namespace, &view, &peerings);
-    let applied = match apply(&apinet_api, &view.source.uid, &body).await {
+    let applied = match super::apply_changed::<apinet::Network>(&ctx, &view.source.uid, &body).await {
         Ok(a) => a,
         Err(e) => {
             let available = net.status.as_ref().and_then(|s| s.state.as_ref())
@@ -176,9 +175,8 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let networks = ctx.ironcore_informers.get::<Network>();
     Controller::for_stream(networks.subscribe(), networks.store().reader())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
-        .watches(
-            ctx.apinet_api::<apinet::Network>(),
-            watcher::Config::default(),
+        .watches_stream(
+            super::apinet_events::<apinet::Network>(&ctx),
             by_origin::<apinet::Network, Network>(origin::NETWORK),
         )
         .graceful_shutdown_on(stopped(stop))

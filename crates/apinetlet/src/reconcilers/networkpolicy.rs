@@ -19,8 +19,8 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::{
-    Ctx, ReconcileError, Stop, apinet_network_name, apply, by_origin, ensure_finalizer, finalize,
-    is_conflict, is_not_found, source_of, stopped, to_value,
+    Ctx, ReconcileError, Stop, apinet_network_name, by_origin, ensure_finalizer, finalize, is_conflict,
+    is_not_found, source_of, stopped, to_value,
 };
 use crate::meta::{APINET_API_VERSION, POLICY_RULE_FIELD_MANAGER, Source, derived_metadata, finalizers};
 use crate::networkpolicy::desired_network_policy;
@@ -46,7 +46,7 @@ async fn reconcile(np: Arc<NetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let spec = to_value(&np.spec);
     let body = desired_network_policy(&ctx.namespace, &source, &spec, &network)
         .map_err(|e| ReconcileError::Mapping(e.to_string()))?;
-    apply(&policies, &source.uid, &body).await?;
+    super::apply_changed::<apinet::NetworkPolicy>(&ctx, &source.uid, &body).await?;
     if let Some(targets) = label_rule(&ctx, &source).await? {
         // The rule follows interfaces as they come and go; the Event marks each change of its reach.
         let note = match targets {
@@ -87,11 +87,17 @@ pub(crate) fn target_interfaces(rule: &serde_json::Value) -> usize {
 /// created by the controller-manager; applying only metadata here never creates an empty rule). Returns the
 /// number of interfaces the rule targets, if the rule exists.
 async fn label_rule(ctx: &Ctx, source: &Source) -> Result<Option<usize>, ReconcileError> {
-    let rules: Api<apinet::NetworkPolicyRule> = ctx.apinet_api();
-    let Some(rule) = rules.get_opt(&source.uid).await? else {
+    // From the cache: a rule it does not show yet, or shows with stale labels (the patch below then conflicts),
+    // comes back with the rule's next watch event.
+    let cached = ctx
+        .apinet_informers
+        .get::<apinet::NetworkPolicyRule>()
+        .store()
+        .get(Some(&ctx.namespace), &source.uid);
+    let Some(rule) = cached else {
         return Ok(None);
     };
-    let targets = Some(target_interfaces(&to_value(&rule)));
+    let targets = Some(target_interfaces(&to_value(rule.as_ref())));
     let o = origin::NETWORK_POLICY;
     if o.data_of(rule.labels(), rule.annotations()) == Some(source.origin_data()) {
         return Ok(targets);
@@ -100,6 +106,7 @@ async fn label_rule(ctx: &Ctx, source: &Source) -> Result<Option<usize>, Reconci
     // Guarded by the observed version: a rule deleted and recreated meanwhile is labelled on its next event.
     metadata["resourceVersion"] = json!(rule.resource_version());
     let body = json!({ "apiVersion": APINET_API_VERSION, "kind": "NetworkPolicyRule", "metadata": metadata });
+    let rules: Api<apinet::NetworkPolicyRule> = ctx.apinet_api();
     match rules
         .patch(
             &source.uid,
@@ -131,21 +138,23 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let store = ctrl.store();
     let rule_store = ctrl.store();
     ctrl.watches_stream(super::network_uid_changes(&ctx), move |n| policies_of(&store, &n))
-        .watches(
-            ctx.apinet_api::<apinet::NetworkPolicy>(),
-            wc.clone(),
+        .watches_stream(
+            super::apinet_events::<apinet::NetworkPolicy>(&ctx),
             by_origin::<apinet::NetworkPolicy, NetworkPolicy>(origin::NETWORK_POLICY),
         )
         // A rule is named by the policy's UID: map it back through the cache until it carries the origin.
-        .watches(ctx.apinet_api::<apinet::NetworkPolicyRule>(), wc, move |rule| {
-            let name = rule.name_any();
-            rule_store
-                .state()
-                .iter()
-                .filter(|p| p.uid().as_deref() == Some(name.as_str()))
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(
+            super::apinet_events::<apinet::NetworkPolicyRule>(&ctx),
+            move |rule| {
+                let name = rule.name_any();
+                rule_store
+                    .state()
+                    .iter()
+                    .filter(|p| p.uid().as_deref() == Some(name.as_str()))
+                    .map(|p| ObjectRef::from_obj(p.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(stopped(stop))
         .run(
             ironnet_runtime::metrics::instrument("apinetlet-networkpolicy", reconcile),

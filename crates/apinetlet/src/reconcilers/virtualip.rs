@@ -8,12 +8,11 @@ use ironnet_api::apinet;
 use ironnet_api::networking::VirtualIP;
 use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::api::Api;
-use kube::runtime::watcher;
 use serde_json::Value;
 
 use super::{
-    Ctx, ReconcileError, Stop, apply, by_origin, ensure_finalizer, finalize, patch_status, source_of,
-    stopped, to_value,
+    Ctx, ReconcileError, Stop, by_origin, ensure_finalizer, finalize, patch_status, source_of, stopped,
+    to_value,
 };
 use crate::meta::finalizers;
 use crate::origin;
@@ -40,8 +39,8 @@ async fn reconcile(vip: Arc<VirtualIP>, ctx: Arc<Ctx>) -> Result<Action, Reconci
         .unwrap_or("IPv4");
     // A failed apply returns the error and leaves a previously reported address alone: a transient failure
     // must not withdraw an address the workload already uses.
-    let applied = match apply(
-        &apinet_api,
+    let applied = match super::apply_changed::<apinet::IP>(
+        &ctx,
         &source.uid,
         &desired_ip(&ctx.namespace, &source, family),
     )
@@ -65,9 +64,8 @@ pub async fn run(ctx: Arc<Ctx>, stop: Stop) {
     let vips = ctx.ironcore_informers.get::<VirtualIP>();
     Controller::for_stream(vips.subscribe(), vips.store().reader())
         .with_config(ControllerConfig::default().concurrency(ctx.concurrency))
-        .watches(
-            ctx.apinet_api::<apinet::IP>(),
-            watcher::Config::default(),
+        .watches_stream(
+            super::apinet_events::<apinet::IP>(&ctx),
             by_origin::<apinet::IP, VirtualIP>(origin::VIRTUAL_IP),
         )
         .graceful_shutdown_on(stopped(stop))

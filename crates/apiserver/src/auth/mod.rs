@@ -257,15 +257,18 @@ pub(crate) async fn start_node_rbac(
     .await?;
     let graph = Arc::new(node::NodeGraph::new());
     let sink = graph.clone();
-    let (_, graph_task) = mirror::start(
-        store,
+    let (graph_mirror, graph_task) = mirror::start(
+        store.clone(),
         node::KEY_PREFIX.to_owned(),
         Arc::new(move |reset, changes| sink.apply(reset, changes)),
     )
     .await?;
     rbac.enable();
     let mut chain: Vec<Arc<dyn Authorizer>> = first.into_iter().collect();
-    chain.push(Arc::new(node::NodeAuthorizer(graph)));
+    chain.push(Arc::new(node::NodeAuthorizer::new(
+        graph,
+        Some((graph_mirror, store)),
+    )));
     chain.push(Arc::new(rbac::RbacAuthorizer(rbac)));
     Ok(NodeRbac {
         authorizer: Arc::new(Chain(chain)),

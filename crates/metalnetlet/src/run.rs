@@ -130,18 +130,21 @@ async fn run_controllers(
         gc::run::<metalnet::Network, apinet::Network>(
             c(),
             caches.metalnet_networks.clone(),
+            caches.networks.store(),
             NETWORK_ORIGIN,
             s()
         ),
         gc::run::<metalnet::NetworkInterface, apinet::NetworkInterface>(
             c(),
             caches.metalnet_nics.clone(),
+            caches.nics.store(),
             NETWORK_INTERFACE_ORIGIN,
             s()
         ),
         gc::run::<metalnet::LoadBalancer, apinet::Instance>(
             c(),
             caches.metalnet_lbs.clone(),
+            caches.instances.store(),
             INSTANCE_ORIGIN,
             s()
         ),

@@ -104,6 +104,26 @@ where
         .is_some_and(|src| src.meta().uid.as_deref() == Some(data.uid.as_str())))
 }
 
+/// Like [`source_exists`], but answers `true` without a request when `cached` (the source as a cache shows it)
+/// is the incarnation `data` names.
+///
+/// Only a negative answer needs the fresh read: a cache lagging behind a just-created source would say it is
+/// gone. A cache lagging behind a deletion delays nothing that matters, since a deleted source's derived objects
+/// go through its finalizer, and the collector sees every derived object again at its next list.
+pub async fn source_exists_cached<S>(
+    cached: Option<&S>,
+    client: Client,
+    data: &OriginData,
+) -> Result<bool, kube::Error>
+where
+    S: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    if cached.is_some_and(|src| src.meta().uid.as_deref() == Some(data.uid.as_str())) {
+        return Ok(true);
+    }
+    source_exists::<S>(client, data).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +134,38 @@ mod tests {
     const VIRTUAL_IP: Origin = Origin {
         name: "apinetlet.ironcore.dev/virtualip",
     };
+
+    /// A source the cache shows as the named incarnation is answered without a request; any other is read
+    /// fresh (here from a server that is not there, so the read fails).
+    #[tokio::test]
+    async fn a_cached_source_needs_no_read_and_any_other_is_read_fresh() {
+        let nowhere = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(nowhere).expect("client");
+        let source = |uid: &str| -> ironnet_api::apinet::Network {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "core.apinet.ironcore.dev/v1alpha1", "kind": "Network",
+                "metadata": {"name": "n", "namespace": "ns", "uid": uid}, "spec": {},
+            }))
+            .expect("network")
+        };
+        let same = source("u");
+        assert!(
+            source_exists_cached(Some(&same), client.clone(), &data())
+                .await
+                .expect("no request")
+        );
+        let other = source("another incarnation");
+        assert!(
+            source_exists_cached(Some(&other), client.clone(), &data())
+                .await
+                .is_err()
+        );
+        assert!(
+            source_exists_cached::<ironnet_api::apinet::Network>(None, client, &data())
+                .await
+                .is_err()
+        );
+    }
 
     fn data() -> OriginData {
         OriginData {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ironnet_runtime::ReconcileError;
+use ironnet_runtime::cache::IndexedStore;
 use ironnet_runtime::controller::{Action, Config as ControllerConfig, Controller};
 use ironnet_runtime::informer::Informer;
 use ironnet_runtime::origin::{self, Origin};
@@ -19,12 +20,14 @@ use serde::de::DeserializeOwned;
 
 use super::{Ctx, Stop, delete_gone, stopped};
 
-struct GcCtx {
+struct GcCtx<A: Resource<DynamicType = ()> + 'static> {
     ctx: Arc<Ctx>,
     origin: Origin,
+    /// The sources as metalnetlet's cache shows them: a source found there needs no fresh read.
+    sources: IndexedStore<A>,
 }
 
-async fn reconcile<M, A>(obj: Arc<M>, gc: Arc<GcCtx>) -> Result<Action, ReconcileError>
+async fn reconcile<M, A>(obj: Arc<M>, gc: Arc<GcCtx<A>>) -> Result<Action, ReconcileError>
 where
     M: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     A: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
@@ -35,7 +38,8 @@ where
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if origin::source_exists::<A>(gc.ctx.apinet.clone(), &data).await? {
+    let cached = gc.sources.get(Some(&data.namespace), &data.name);
+    if origin::source_exists_cached::<A>(cached.as_deref(), gc.ctx.apinet.clone(), &data).await? {
         return Ok(Action::await_change());
     }
     tracing::info!(kind = %M::kind(&()), name = %obj.name_any(), source = %data.name, "deleting metalnet object of a vanished source");
@@ -44,12 +48,17 @@ where
 }
 
 /// Runs the orphan collector for metalnet kind `M` derived from apinet kind `A` by `origin`, over the
-/// informer `objects`, until `stop` fires.
+/// informer `objects` (with `sources`, the cache of `A`), until `stop` fires.
 ///
 /// Only the origin of an object matters, so updates that keep it are not reconciled (the status updates of a
 /// live object would each cost a fresh read of its source); creations, deletions and re-lists are.
-pub async fn run<M, A>(ctx: Arc<Ctx>, objects: Informer<M>, origin: Origin, stop: Stop)
-where
+pub async fn run<M, A>(
+    ctx: Arc<Ctx>,
+    objects: Informer<M>,
+    sources: IndexedStore<A>,
+    origin: Origin,
+    stop: Stop,
+) where
     M: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
@@ -77,7 +86,7 @@ where
                 reconcile::<M, A>,
             ),
             ironnet_runtime::error_policy,
-            Arc::new(GcCtx { ctx, origin }),
+            Arc::new(GcCtx { ctx, origin, sources }),
         )
         .for_each(|_| futures::future::ready(()))
         .await;

@@ -417,8 +417,8 @@ impl Strategy for NodeRestriction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use ironnet_store::StoreExt;
+    use serde_json::json;
     use std::sync::{Condvar, Mutex};
 
     fn patch_of(node: &str, name: &str) -> Attributes {

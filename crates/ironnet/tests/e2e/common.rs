@@ -79,6 +79,19 @@ impl ServingProcess {
         paths.sort();
         for path in paths {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // A process that failed prints its error and then (RUST_BACKTRACE is set) a backtrace longer than
+            // the tail: its first error lines come first.
+            let lines: Vec<&str> = text.lines().collect();
+            if let Some(first) = lines
+                .iter()
+                .position(|l| l.starts_with("Error:") || l.contains("panicked at"))
+            {
+                out.push_str(&format!("--- {} (first error)\n", path.display()));
+                for line in lines.iter().skip(first).take(12) {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
             // The tail is what explains a failure; whole logs of every process would drown it.
             let tail: Vec<&str> = text.lines().rev().take(60).collect();
             out.push_str(&format!("--- {}\n", path.display()));

@@ -308,7 +308,7 @@ impl Lab {
                 &args,
                 Some((dp.clone(), k + 1)),
             )?;
-            netns::wait_for_link(&dp.uplink.tap, Duration::from_secs(20)).await?;
+            lab.wait_for_dataplane(dp).await?;
             wait_for_port(dp.grpc_port, Duration::from_secs(20)).await?;
             lab.join_underlay(dp, k + 1).await?;
         }
@@ -412,6 +412,40 @@ impl Lab {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {name}"))
+    }
+
+    /// Waits until the dataplane just started for `dp` has created its uplink (at most 20 s); fails at once,
+    /// with the first error it logged, if the process exits first.
+    async fn wait_for_dataplane(&mut self, dp: &Dataplane) -> anyhow::Result<()> {
+        let name = format!("dpservice-{}", dp.name);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !netns::link_exists(&dp.uplink.tap) {
+            let exited = self
+                .children
+                .iter_mut()
+                .find(|p| p.name == name)
+                .and_then(|p| p.child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let log = self.config.data_dir.join("logs").join(format!("{name}.log"));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                // The error and its causes, without the backtrace that follows them.
+                let error: Vec<&str> = text
+                    .lines()
+                    .skip_while(|l| !l.starts_with("Error:"))
+                    .take_while(|l| !l.trim_start().starts_with("Stack backtrace:"))
+                    .take(8)
+                    .collect();
+                bail!(
+                    "{name} exited ({status}) before creating its ports: {}",
+                    error.join(" ")
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("link {} did not appear within 20s", dp.uplink.tap);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Starts a process of the lab; `dataplane` says which dataplane it is, if it is one.

@@ -72,10 +72,15 @@ pub async fn delete(ns: &str) {
     }
 }
 
+/// Whether the link `name` exists in the current namespace.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
 /// Waits until the link `name` exists in the current namespace (a TAP device its dataplane creates at start).
 pub async fn wait_for_link(name: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    while !Path::new("/sys/class/net").join(name).exists() {
+    while !link_exists(name) {
         if tokio::time::Instant::now() > deadline {
             bail!("link {name} did not appear within {timeout:?}");
         }

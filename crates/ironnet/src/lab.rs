@@ -184,8 +184,36 @@ pub struct Lab {
     pub telemetry: Vec<(String, String)>,
 }
 
-/// A free TCP port on loopback (bound and released: the child that gets it binds it a moment later).
+/// How many ports below the kernel's ephemeral range [`free_port`] picks from.
+const LAB_PORTS: u16 = 12_000;
+
+/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), 32768 if unreadable.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A free TCP port on loopback for a child to listen on, bound and released here: the child binds it a moment
+/// later.
+///
+/// Picked at random below the kernel's ephemeral range. A port the kernel hands out for `bind(…:0)` could be
+/// handed to any other process in the moment between its release here and the child's bind (on a busy machine,
+/// such as a test run, that made a dataplane fail to start now and then); ports below the range are only ever
+/// taken by someone asking for them.
 fn free_port() -> anyhow::Result<u16> {
+    let top = ephemeral_start();
+    let bottom = top.saturating_sub(LAB_PORTS).max(1024);
+    let span = u64::from(top.max(bottom + 1) - bottom);
+    for attempt in 0..256u64 {
+        // RandomState's keys are random per process and differ per instance: random enough to spread labs.
+        let draw = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), attempt);
+        let port = bottom + u16::try_from(draw % span).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
@@ -613,5 +641,25 @@ async fn register_node(nodes: &Api<Node>, name: &str) -> anyhow::Result<()> {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e).with_context(|| format!("registering Node {name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_lie_below_the_ephemeral_range_and_can_be_bound() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let top: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(ephemeral_start(), top);
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            assert!(
+                (top.saturating_sub(LAB_PORTS).max(1024)..top).contains(&port),
+                "{port} outside the lab's ports below {top}"
+            );
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
     }
 }

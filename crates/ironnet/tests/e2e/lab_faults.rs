@@ -69,6 +69,16 @@ fn pid_of(parts: &[&str]) -> String {
         .to_owned()
 }
 
+/// The metalbond server addresses `ironnet up` printed.
+fn metalbond_servers(up: &ServingProcess) -> Vec<String> {
+    let log = up.log();
+    let line = log
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("metalbond servers: "))
+        .unwrap_or_else(|| panic!("metalbond servers in the lab summary:\n{log}"));
+    line.split(", ").map(str::to_owned).collect()
+}
+
 /// The dpservice gRPC address of hypervisor `name` as `ironnet up` printed it.
 fn dataplane_of(up: &ServingProcess, name: &str) -> String {
     let log = up.log();
@@ -226,7 +236,9 @@ ironnet vm create {b} --node hv-2 --nic b
     );
 
     // kill -9 of one metalbond server: no route is lost, and new routes still flow through the other.
-    let metalbond = pid_of(&["metalbond server --listen", "--keepalive 3"]);
+    // This lab's first server (by its address: the tests run in parallel, and another lab's must live on).
+    let listen = format!("metalbond server --listen {}", metalbond_servers(&up)[0]);
+    let metalbond = pid_of(&[&listen, "--keepalive 3"]);
     assert!(
         Command::new("kill")
             .args(["-9", &metalbond])
@@ -254,12 +266,7 @@ kubectl delete networkinterface a b c
 kubectl delete network tenant --wait"
         ),
     );
-    let log = up.log();
-    let servers: Vec<String> = log
-        .lines()
-        .find_map(|l| l.split_once("metalbond servers:"))
-        .map(|(_, list)| list.split(',').map(|s| s.trim().to_owned()).collect())
-        .expect("the lab summary names the metalbond servers");
+    let servers = metalbond_servers(&up);
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -278,6 +278,14 @@ pub async fn run_with(
         reconcilers::network::run(
             Arc::clone(&agent),
             networks.subscribe(),
+            // What a Network exports into its peers.
+            networks.subscribe_filtered(|n: &Network| {
+                hash_of(&(
+                    &n.spec.peered_ids,
+                    serde_json::to_string(&n.spec.peered_prefixes).unwrap_or_default(),
+                    n.metadata.deletion_timestamp.is_some(),
+                ))
+            }),
             // A Network cares whether interfaces and load balancers use it, not about their other changes (their
             // reconcilers request a Network reconcile when they create something in dpservice).
             interfaces.subscribe_filtered(|n: &NetworkInterface| hash_of(&n.spec.network_ref.name)),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ironnet_api::metalnet::{LoadBalancer, Network, NetworkInterface};
 use ironnet_runtime::controller::{Action, Controller};
+use ironnet_runtime::related::RelatedObjects;
 use ironnet_vni::Vni;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -175,18 +176,47 @@ fn network_of(namespace: Option<String>, network: &str) -> Option<ObjectRef<Netw
     Some(ObjectRef::new(network).within(&namespace?))
 }
 
+/// The Networks that take routes from `exporter`: those whose VNI it lists among its peers (see [`sync_vni`]).
+/// None while it is being deleted (a deleting Network exports nothing).
+fn importers_of(agent: &Agent, exporter: &Network) -> Vec<ObjectRef<Network>> {
+    if exporter.metadata.deletion_timestamp.is_some() {
+        return Vec::new();
+    }
+    let peers: BTreeSet<Vni> = exporter.spec.peered_vnis().collect();
+    agent
+        .networks
+        .state()
+        .iter()
+        .filter(|n| n.namespace() == exporter.namespace() && n.name_any() != exporter.name_any())
+        .filter(|n| n.spec.vni().is_ok_and(|v| peers.contains(&v)))
+        .map(|n| ObjectRef::from_obj(n.as_ref()))
+        .collect()
+}
+
 /// Runs the Network controller until `stop` fires. `triggers` are reconcile requests from route changes and the
-/// interface and load balancer reconcilers; `all` re-reconciles every Network.
+/// interface and load balancer reconcilers; `all` re-reconciles every Network. `exporters` are Network events
+/// that may change what a Network exports into its peers (its peered IDs and prefixes, its deletion): the
+/// Networks importing from it before and after are reconciled, since a table takes routes from every Network
+/// that exports into it and nothing else would bring it up to date.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     agent: Arc<Agent>,
     networks: ironnet_runtime::informer::Subscription<Network>,
+    exporters: ironnet_runtime::informer::Subscription<Network>,
     interfaces: ironnet_runtime::informer::Subscription<NetworkInterface>,
     load_balancers: ironnet_runtime::informer::Subscription<LoadBalancer>,
     triggers: mpsc::UnboundedReceiver<ObjectRef<Network>>,
     all: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) {
+    let (store, importers) = (Arc::clone(&agent), RelatedObjects::new());
     Controller::for_stream(networks, agent.networks.reader())
+        .watches_stream(exporters, move |n: Network| {
+            let deleted = store
+                .network(&n.namespace().unwrap_or_default(), &n.name_any())
+                .is_none();
+            importers.update(&n, deleted, importers_of(&store, &n))
+        })
         .watches_stream(interfaces, |n: NetworkInterface| {
             network_of(n.namespace(), &n.spec.network_ref.name)
         })

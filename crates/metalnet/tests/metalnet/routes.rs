@@ -199,6 +199,70 @@ async fn peered_network_routes_are_installed_with_the_peer_vni() {
     .await;
 }
 
+/// The peer's Network changing is enough: once `b` exports into `a` (and once it stops), `a`'s table follows,
+/// though `a` itself did not change and no route arrived. Both Networks are in use on this node, so nothing is
+/// subscribed anew (as on a hypervisor with VMs of both Networks, where the README walkthrough's peering failed
+/// whenever `a`'s side was applied before `b`'s).
+#[tokio::test]
+async fn a_peer_starting_or_stopping_to_export_updates_the_importing_network() {
+    let env = Env::start().await;
+    env.network("a", 10, &[]).await;
+    env.network("b", 20, &[]).await;
+    env.interface("nic-a", json!({"networkRef": {"name": "a"}, "ips": ["10.0.0.1"]}))
+        .await;
+    env.interface("nic-b", json!({"networkRef": {"name": "b"}, "ips": ["10.1.0.1"]}))
+        .await;
+    env.ready_interface("nic-a", |_| true).await;
+    env.ready_interface("nic-b", |_| true).await;
+    let remote = Route::new(
+        vni!(20),
+        "10.1.0.5/32".parse().unwrap(),
+        NextHop::standard(ip("fc00:3::5")),
+    );
+    env.other.announce(remote).unwrap();
+    poll("b's route in VNI 20", || async {
+        has_route(&env, vni!(20), "10.1.0.5/32", vni!(20), "fc00:3::5")
+            .await
+            .then_some(())
+    })
+    .await;
+
+    // a peers first, and is reconciled while b does not export into it yet.
+    let peer = |name: &'static str, ids: serde_json::Value| {
+        let networks = env.networks();
+        async move {
+            networks
+                .patch(
+                    name,
+                    &Default::default(),
+                    &kube::api::Patch::Merge(&json!({"spec": {"peeredIDs": ids}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    peer("a", json!([20])).await;
+    poll("a reconciled with its peering", || async {
+        let a = env.networks().get("a").await.unwrap();
+        let status = serde_json::to_value(&a.status).unwrap();
+        (status.pointer("/peerings/0/id") == Some(&json!(20))).then_some(())
+    })
+    .await;
+    assert!(!has_route(&env, vni!(10), "10.1.0.5/32", vni!(20), "fc00:3::5").await);
+    peer("b", json!([10])).await;
+    poll("b's route in VNI 10 once b exports into a", || async {
+        has_route(&env, vni!(10), "10.1.0.5/32", vni!(20), "fc00:3::5")
+            .await
+            .then_some(())
+    })
+    .await;
+    peer("b", serde_json::Value::Null).await;
+    poll("b's route gone from VNI 10 once b stops exporting", || async {
+        (!has_route(&env, vni!(10), "10.1.0.5/32", vni!(20), "fc00:3::5").await).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn hosts_sharing_a_nat_ip_learn_each_others_ranges() {
     let env = Env::start().await;
